@@ -1,0 +1,427 @@
+"""The operator console: the dashboard of six panes over one factory base.
+
+The app owns the backends and every worker. Data travels one way: a worker
+reads or writes the log, posts a message, and the app hands the result to a
+widget. Widgets post intents (``TaskCommand``) and never touch SQLite.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from array import array
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from factory_tui.actors import actor_name
+from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.feed import LogFeed
+from factory_tui.backends.log import ExecutionLog, LogReader
+from factory_tui.commands import FactoryCommands
+from factory_tui.errors import FactoryError
+from factory_tui.filters import LogFilter
+from factory_tui.messages import (
+    LogChanged,
+    NewTaskWanted,
+    PlanLoaded,
+    TaskCommand,
+    TaskDetail,
+    TaskDetailLoaded,
+)
+from factory_tui.model import Action, Event, NewTask, State, Task, next_state
+from factory_tui.text import literal, one_line
+from factory_tui.widgets.dialogs import ConfirmDialog, NewTaskDialog, NoteDialog
+from factory_tui.widgets.event_log import EventLog
+from factory_tui.widgets.header import FactoryHeader
+from factory_tui.widgets.help_screen import HelpScreen
+from factory_tui.widgets.pane import ComingPane, Pane
+from factory_tui.widgets.plan_table import PlanTable
+from factory_tui.widgets.task_screen import TaskScreen
+
+POLL_SECONDS = 0.1
+
+
+class EventsFetched(Message):
+    def __init__(self, events: list[Event]) -> None:
+        super().__init__()
+        self.events = events
+
+
+class FilterResult(Message):
+    def __init__(self, log_filter: LogFilter, ids: array) -> None:
+        super().__init__()
+        self.log_filter = log_filter
+        self.ids = ids
+
+
+class TaskCreated(Message):
+    def __init__(self, dialog: NewTaskDialog, task: Task) -> None:
+        super().__init__()
+        self.dialog = dialog
+        self.task = task
+
+
+class FactoryApp(App[None]):
+    """The console over one base."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "factory"
+    COMMANDS = App.COMMANDS | {FactoryCommands}
+
+    PANE_NAMES = {1: "Plan", 2: "Worktrees", 3: "Artifacts", 4: "QA", 5: "Mail", 6: "Log"}
+
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Keys for the focused pane"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit"),
+        Binding("z", "zoom", "Zoom pane", show=False, id="app.zoom", tooltip="Fill the screen with the focused pane, or back"),
+        *(
+            Binding(str(n), f"focus_pane({n})", f"Go to {name}", show=False, id=f"app.pane-{n}")
+            for n, name in PANE_NAMES.items()
+        ),
+    ]
+
+    def __init__(
+        self,
+        base: FactoryBase,
+        *,
+        bench_first_frame: bool = False,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.base = base
+        self.bench_first_frame = bench_first_frame
+        self.poll_seconds = poll_seconds
+        self.actor = actor_name("console")
+        self._execution_log: ExecutionLog | None = None
+        self._reader: LogReader | None = None
+        self._config = None
+        self.plan_ready = False
+
+    # --- layout ----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield FactoryHeader(id="header")
+        with Horizontal(id="dashboard"):
+            yield Pane(1, "Plan", PlanTable(id="plan"), filterable=True, id="pane-1")
+            with Vertical(id="right"):
+                yield Pane(2, "Worktrees", ComingPane("No agents are running.\nTheir worktrees, branches and live output appear here once the engine runs tasks.", id="worktrees"), id="pane-2")
+                with Horizontal(id="right-middle"):
+                    yield Pane(3, "Artifacts", ComingPane("Living documents from .factory/artifacts/ appear here.", id="artifacts"), id="pane-3")
+                    yield Pane(4, "QA", ComingPane("QA scenarios from .factory/qa/ appear here.", id="qa"), id="pane-4")
+                yield Pane(5, "Mail", ComingPane("Messages from other factories appear here.", id="mail"), id="pane-5")
+        yield Pane(6, "Log", EventLog(id="log"), filterable=True, id="pane-6")
+        yield Footer()
+
+    @property
+    def plan(self) -> PlanTable:
+        return self.query_one("#plan", PlanTable)
+
+    @property
+    def event_log(self) -> EventLog:
+        return self.query_one("#log", EventLog)
+
+    def on_mount(self) -> None:
+        self.plan.focus()
+        self.follow_log()
+
+    def on_unmount(self) -> None:
+        for backend in (self._execution_log, self._reader):
+            if backend is not None:
+                backend.close()
+
+    # --- following the log -------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="feed", exit_on_error=False)
+    def follow_log(self) -> None:
+        """Open the log, send the first snapshot, then every change (from
+        any process) within ``poll_seconds``."""
+        worker = get_current_worker()
+        self._config = self.base.config()
+        feed = LogFeed(self.base.log_path)
+        try:
+            self._execution_log = ExecutionLog.open(self.base.log_path)
+            self._reader = LogReader(self.base.log_path)
+            self.post_message(PlanLoaded(feed.snapshot()))
+            failing = False
+            while not worker.is_cancelled:
+                time.sleep(self.poll_seconds)
+                try:
+                    changes = feed.poll()
+                except FactoryError as error:
+                    # Say so once, keep trying: the file may come back.
+                    if not failing:
+                        self.notify(str(error), severity="error", markup=False)
+                    failing = True
+                    time.sleep(1)
+                    continue
+                failing = False
+                if changes:
+                    self.post_message(LogChanged(changes))
+        finally:
+            feed.close()
+
+    @on(PlanLoaded)
+    def _plan_loaded(self, message: PlanLoaded) -> None:
+        snapshot = message.snapshot
+        header = self.query_one(FactoryHeader)
+        if self._config is not None:
+            header.factory_name = self._config.name
+            header.base_branch = self._config.base_branch
+        self.plan.load(snapshot.tasks)
+        self.event_log.load(snapshot.event_ids, snapshot.recent_events)
+        self._update_counts()
+        self.plan_ready = True
+        if self.bench_first_frame:
+            self.call_after_refresh(self._report_first_frame)
+
+    def _report_first_frame(self) -> None:
+        import resource
+
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"first-frame {time.time():.6f} maxrss-kb {rss_kb}", file=sys.__stderr__, flush=True)
+        self.exit()
+
+    @on(LogChanged)
+    def _log_changed(self, message: LogChanged) -> None:
+        changes = message.changes
+        if changes.tasks:
+            self.plan.update_tasks(changes.tasks)
+            self._update_counts()
+        if changes.events:
+            self.event_log.append_events(changes.events)
+        screen = self.screen
+        if isinstance(screen, TaskScreen) and any(e.task_id == screen.task_id for e in changes.events):
+            self.load_task_detail(screen)
+
+    def _update_counts(self) -> None:
+        counts = {state: 0 for state in State}
+        for task in self.plan.tasks.values():
+            counts[task.state] += 1
+        self.query_one(FactoryHeader).counts = counts
+
+    # --- the Log pane's data ---------------------------------------------------
+
+    @on(EventLog.PagesWanted)
+    def _pages_wanted(self, message: EventLog.PagesWanted) -> None:
+        self.fetch_events(message.ids)
+
+    @work(thread=True, group="pages", exit_on_error=False)
+    def fetch_events(self, ids: list[int]) -> None:
+        if self._reader is not None:
+            self.post_message(EventsFetched(self._reader.events_by_id(ids)))
+
+    @on(EventsFetched)
+    def _events_fetched(self, message: EventsFetched) -> None:
+        self.event_log.add_events(message.events)
+
+    @on(EventLog.FilterWanted)
+    def _filter_wanted(self, message: EventLog.FilterWanted) -> None:
+        self.filter_events(message.log_filter)
+
+    @work(thread=True, exclusive=True, group="log-filter", exit_on_error=False)
+    def filter_events(self, log_filter: LogFilter) -> None:
+        if self._reader is not None:
+            ids = self._reader.event_ids(**log_filter.query_args())
+            self.post_message(FilterResult(log_filter, ids))
+
+    @on(FilterResult)
+    def _filter_result(self, message: FilterResult) -> None:
+        self.event_log.set_filter_result(message.log_filter, message.ids)
+
+    # --- operator commands -------------------------------------------------------
+
+    def current_task(self) -> Task | None:
+        """The task the operator is looking at: the open task screen's, the
+        Log's selected event's, or the Plan's cursor row."""
+        screen = self.screen
+        if isinstance(screen, TaskScreen):
+            return self.plan.task_by_id(screen.task_id)
+        if self.focused is self.event_log:
+            event = self.event_log.selected_event
+            if event is not None and event.task_id:
+                return self.plan.task_by_id(event.task_id)
+        return self.plan.selected_task
+
+    def all_tasks(self) -> list[Task]:
+        return list(self.plan.tasks.values())
+
+    @on(TaskCommand)
+    def _task_command(self, message: TaskCommand) -> None:
+        task = self.plan.task_by_id(message.task_id)
+        if task is None:
+            self.notify(f"no such task: {message.task_id}", severity="error", markup=False)
+            return
+        command = message.command
+        if command == "open":
+            self.open_task(task.id)
+            return
+        if command in ("priority_up", "priority_down"):
+            step = 1 if command == "priority_up" else -1
+            self.run_priority(task.id, task.priority + step)
+            return
+        if command == "hold":
+            action = Action.RELEASE if task.state is State.HELD else Action.HOLD
+        else:
+            action = Action(command)
+        try:
+            next_state(task.id, task.state, action)
+        except FactoryError as error:
+            self.notify(str(error), severity="warning", markup=False)
+            return
+        title = one_line(task.title, 70)
+        if action is Action.REQUEUE:
+            self.push_screen(
+                NoteDialog(
+                    f"Re-queue {task.id}: {title}",
+                    "Feedback for the agent's next attempt (optional; it goes into the prompt).",
+                    placeholder="What to do differently…",
+                    submit="Re-queue",
+                ),
+                lambda note: note is not None and self.apply_action(task.id, action, note.strip() or None),
+            )
+        elif action is Action.CANCEL:
+            detail = "Its branch is kept; `r` re-queues it later."
+            if task.state is State.RUNNING:
+                detail = "Its agent will be stopped. " + detail
+            self.push_screen(
+                ConfirmDialog(f"Cancel {task.id}: {title}?", detail, yes="Cancel task"),
+                lambda yes: yes and self.apply_action(task.id, action, None),
+            )
+        else:
+            self.apply_action(task.id, action, None)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def apply_action(self, task_id: str, action: Action, note: str | None) -> None:
+        log = self._require_log()
+        before = log.get_task(task_id).state
+        task = log.apply(task_id, action, actor=self.actor, note=note)
+        self.notify(f"{task_id}: {before} → {task.state}", timeout=3, markup=False)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def run_priority(self, task_id: str, priority: int) -> None:
+        self._require_log().set_priority(task_id, priority, actor=self.actor)
+
+    def _require_log(self) -> ExecutionLog:
+        if self._execution_log is None:
+            raise FactoryError("the log is still opening; try again in a moment")
+        return self._execution_log
+
+    # --- the task screen ------------------------------------------------------------
+
+    def open_task(self, task_id: str) -> None:
+        screen = TaskScreen(task_id)
+        self.push_screen(screen)
+        self.load_task_detail(screen)
+
+    @work(thread=True, group="detail", exit_on_error=False)
+    def load_task_detail(self, screen: TaskScreen) -> None:
+        log = self._require_log()
+        task = log.get_task(screen.task_id)
+        by_id = {t.id: t for t in log.get_tasks(task.depends_on)}
+        detail = TaskDetail(
+            task=task,
+            dependencies=[by_id[d] for d in task.depends_on if d in by_id],
+            dependents=log.dependents(task.id),
+            events=log.events(task_id=task.id),
+        )
+        screen.post_message(TaskDetailLoaded(detail))
+
+    # --- new task --------------------------------------------------------------------
+
+    @on(NewTaskWanted)
+    def action_new_task(self) -> None:
+        self.push_screen(NewTaskDialog(known_ids=set(self.plan.tasks)))
+
+    @on(NewTaskDialog.Submitted)
+    def _new_task_submitted(self, message: NewTaskDialog.Submitted) -> None:
+        self.create_task(message.dialog, message.new_task)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def create_task(self, dialog: NewTaskDialog, new_task: NewTask) -> None:
+        try:
+            task = self._require_log().add_task(new_task, actor=self.actor)
+        except FactoryError as error:
+            # The form stays open with everything typed in it.
+            self.call_from_thread(dialog.show_error, str(error))
+            raise
+        self.post_message(TaskCreated(dialog, task))
+
+    @on(TaskCreated)
+    def _task_created(self, message: TaskCreated) -> None:
+        if message.dialog.is_attached:
+            message.dialog.dismiss(None)
+        self.notify(f"{message.task.id} created: {one_line(message.task.title, 60)}", timeout=3, markup=False)
+        self.plan.update_tasks([message.task])
+        self._update_counts()
+        self.plan.select_task(message.task.id)
+
+    # --- errors ---------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, FactoryError):
+            self.notify(literal(str(error)), severity="error", markup=False)
+        else:
+            self.notify(
+                literal(f"{type(error).__name__}: {error}"),
+                title="Unexpected error",
+                severity="error",
+                markup=False,
+            )
+        if isinstance(self.screen, TaskScreen) and event.worker.group == "detail":
+            self.pop_screen()
+
+    # --- navigation -----------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("quit", "zoom", "focus_pane", "help") and isinstance(self.screen, ModalScreen):
+            return False
+        if action in ("zoom", "focus_pane") and isinstance(self.screen, TaskScreen):
+            return False
+        return True
+
+    def _pane(self, number: int) -> Pane:
+        return self.query_one(f"#pane-{number}", Pane)
+
+    def action_focus_pane(self, number: int) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        self._pane(number).body.focus()
+
+    def action_filter_pane(self, number: int) -> None:
+        self.action_focus_pane(number)
+        self._pane(number).action_filter()
+
+    def action_follow_log(self) -> None:
+        self.action_focus_pane(6)
+        self.event_log.action_last()
+
+    def action_zoom(self) -> None:
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        focused = self.focused
+        pane = next((node for node in (focused.ancestors_with_self if focused else []) if isinstance(node, Pane)), None)
+        if pane is not None:
+            screen.maximize(pane, container=False)
+
+    def action_help(self) -> None:
+        focused = self.focused
+        pane = next((node for node in (focused.ancestors_with_self if focused else []) if isinstance(node, Pane)), None)
+        if isinstance(self.screen, TaskScreen):
+            title = f"task {self.screen.task_id}"
+        elif pane is not None:
+            title = f"{pane.number} {pane.title}"
+        else:
+            title = "console"
+        self.push_screen(HelpScreen(title, self.screen.active_bindings))

@@ -1,0 +1,148 @@
+"""Where a factory base lives on disk: finding ``.factory/`` from a directory,
+and creating it with ``factory init``.
+
+``init`` writes only inside ``.factory/`` (its own ``.gitignore`` keeps the
+log, the runs and the worktrees out of git), so the user's files are never
+touched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from factory_tui.config import FactoryConfig, load_config, render_initial_config
+from factory_tui.errors import BaseNotFound, FactoryError, NotAGitRepository
+
+FACTORY_DIR = ".factory"
+CONFIG_NAME = "factory.toml"
+LOG_NAME = "log.db"
+
+# Tracked folders get a .gitkeep so that git carries them to a fresh clone.
+TRACKED_DIRS = ("artifacts", "qa", "mailbox/inbox", "mailbox/outbox")
+IGNORED_DIRS = ("runs", "worktrees")
+GITIGNORE = """\
+# Written by `factory init`: the execution log and per-run files stay local.
+log.db
+log.db-wal
+log.db-shm
+log.db-journal
+*.lock
+runs/
+worktrees/
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FactoryBase:
+    """A repository with a ``.factory/`` folder."""
+
+    root: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.root / FACTORY_DIR
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / CONFIG_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / LOG_NAME
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.dir / "artifacts"
+
+    @property
+    def qa_dir(self) -> Path:
+        return self.dir / "qa"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.dir / "mailbox" / "inbox"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.dir / "mailbox" / "outbox"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.dir / "runs"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.dir / "worktrees"
+
+    def config(self) -> FactoryConfig:
+        return load_config(self.config_path)
+
+    @classmethod
+    def find(cls, start: Path | str | None = None) -> FactoryBase:
+        """The base at ``start`` or the nearest directory above it."""
+        here = Path(start if start is not None else os.getcwd()).expanduser()
+        if not here.exists():
+            raise BaseNotFound(f"no such directory: {here}")
+        here = here.resolve()
+        if here.name == FACTORY_DIR and (here / CONFIG_NAME).exists():
+            return cls(here.parent)
+        for folder in (here, *here.parents):
+            if (folder / FACTORY_DIR / CONFIG_NAME).is_file():
+                return cls(folder)
+        raise BaseNotFound(
+            f"no factory base at {here} or above it (run `factory init` in a git repository)"
+        )
+
+    @classmethod
+    def init(cls, path: Path | str | None = None, *, name: str | None = None) -> tuple[FactoryBase, bool]:
+        """Create ``.factory/`` at the top of the git repository holding
+        ``path``. Returns the base and whether anything was created; running
+        it again only fills in what is missing."""
+        import git  # GitPython costs ~0.1 s to import: only init needs it here
+
+        start = Path(path if path is not None else os.getcwd()).expanduser()
+        if not start.is_dir():
+            raise NotAGitRepository(f"no such directory: {start}")
+        try:
+            repo = git.Repo(start, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise NotAGitRepository(
+                f"not a git repository: {start.resolve()} (run `git init` first)"
+            ) from None
+        if repo.bare or repo.working_tree_dir is None:
+            raise NotAGitRepository(f"{start.resolve()} is a bare repository; a base needs a work tree")
+        base = cls(Path(repo.working_tree_dir).resolve())
+        try:
+            branch = repo.active_branch.name
+        except TypeError:  # detached HEAD
+            branch = "main"
+        created = False
+        try:
+            base.dir.mkdir(exist_ok=True)
+            for sub in (*TRACKED_DIRS, *IGNORED_DIRS):
+                folder = base.dir / sub
+                if not folder.is_dir():
+                    folder.mkdir(parents=True)
+                    created = True
+                if sub in TRACKED_DIRS and not any(folder.iterdir()):
+                    (folder / ".gitkeep").touch()
+            gitignore = base.dir / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text(GITIGNORE, encoding="utf-8")
+                created = True
+            if not base.config_path.exists():
+                base.config_path.write_text(
+                    render_initial_config(name or base.root.name, branch),
+                    encoding="utf-8",
+                )
+                created = True
+        except OSError as error:
+            raise FactoryError(f"cannot create {base.dir}: {error.strerror}") from None
+        if not base.log_path.exists():
+            from factory_tui.backends.log import ExecutionLog
+
+            ExecutionLog.open(base.log_path, create=True).close()
+            created = True
+        return base, created

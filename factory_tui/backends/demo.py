@@ -1,0 +1,163 @@
+"""A throwaway demo base: a small git repository with a factory base whose
+plan holds tasks in every state, with dependencies and a believable history.
+
+``factory demo``, the screenshots and the snapshot tests all start from here.
+With a fixed ``start`` time everything (ids, times, text) is the same on every
+machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.log import ExecutionLog, NewTask
+from factory_tui.model import Action, State
+
+DEMO_AUTHOR = ("Demo Operator", "operator@demo.invalid")
+
+_FILES = {
+    "README.md": "# shopfront\n\nA small web shop API, built by a software factory.\n",
+    "shopfront/__init__.py": '"""The shopfront API."""\n',
+    "shopfront/server.py": (
+        '"""HTTP routes."""\n\n\ndef health():\n    return {"ok": True}\n'
+    ),
+    "tests/test_server.py": (
+        "from shopfront.server import health\n\n\n"
+        "def test_health():\n    assert health() == {\"ok\": True}\n"
+    ),
+}
+
+_BODIES = {
+    "login": (
+        "Add `POST /login` taking an email and a password.\n\n"
+        "- Passwords are checked with **argon2**.\n"
+        "- A good login returns a session cookie; a bad one returns 401 and "
+        "says nothing about which half was wrong.\n"
+        "- Log every failed attempt.\n"
+    ),
+    "reset": "Send a one-time link by email; links expire after 30 minutes.",
+    "ratelimit": "Token bucket per client IP: 60 requests a minute, 429 above.",
+    "audit": "Every admin action writes who, what and when to the audit table.",
+}
+
+
+class _DemoClock:
+    """Advances a few minutes per event so the history reads like a morning."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, minutes: float) -> None:
+        self.now += minutes * 60
+
+
+def _git_env(when: float) -> dict[str, str]:
+    stamp = f"@{int(when)} +0000"
+    name, email = DEMO_AUTHOR
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+        "GIT_AUTHOR_DATE": stamp,
+        "GIT_COMMITTER_DATE": stamp,
+    }
+
+
+def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront") -> FactoryBase:
+    """Create the demo repository and base in ``path`` (which must be empty
+    or absent). ``start`` fixes the time of the first event."""
+    import git
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if any(path.iterdir()):
+        from factory_tui.errors import FactoryError
+
+        raise FactoryError(f"{path} is not empty; the demo needs an empty folder")
+    if start is None:
+        start = time.time() - 3 * 3600
+    repo = git.Repo.init(path, initial_branch="main")
+    for rel, text in _FILES.items():
+        target = path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    with repo.git.custom_environment(**_git_env(start)):
+        repo.git.add(A=True)
+        repo.git.commit(m="Start the shopfront API", no_verify=True)
+    base, _ = FactoryBase.init(path, name=name)
+    with repo.git.custom_environment(**_git_env(start + 60)):
+        repo.git.add(".factory")
+        repo.git.commit(m="Add the factory base", no_verify=True)
+    clock = _DemoClock(start + 120)
+    with ExecutionLog.open(base.log_path, clock=clock) as log:
+        _write_history(log, clock)
+    return base
+
+
+def _write_history(log: ExecutionLog, clock: _DemoClock) -> None:
+    op = "console:operator"
+    eng = "engine:demo"
+    add = lambda title, **kw: log.add_task(NewTask(title=title, **kw), actor=op).id  # noqa: E731
+
+    skeleton = add("Set up the project skeleton", priority=3)
+    schema = add("Add the SQLite schema for users", priority=2, after=(skeleton,))
+    login = add("Write the login endpoint", priority=2, body=_BODIES["login"], after=(schema,))
+    reset = add("Password reset by email", body=_BODIES["reset"], after=(login,))
+    ratelimit = add("Rate-limit the API", priority=1, body=_BODIES["ratelimit"])
+    docs = add("Add OpenAPI docs for every route")
+    ci = add("Move CI to a matrix of Python versions", state=State.HELD)
+    flaky = add("Fix the flaky test_session_expiry", priority=1)
+    clock.tick(3)
+    dark = add("Dark mode for the admin pages", state=State.PROPOSED, source="planner")
+    csv = add("Export users as CSV", state=State.PROPOSED, priority=-1, source="planner")
+    py39 = add("Drop Python 3.9 support", state=State.PROPOSED)
+    audit = add("Audit logging for admin actions", body=_BODIES["audit"], after=(login, ratelimit))
+    guide = add("Write the deployment guide", priority=-1, after=(docs,))
+    health = add("Add a health-check endpoint", priority=1)
+
+    def run(expected: str, outcome: State, note: str, minutes: float = 9) -> None:
+        claim = log.claim_next(eng, lease_seconds=600)
+        assert claim is not None and claim.task.id == expected, claim
+        clock.tick(minutes)
+        log.finish(claim.token, outcome, note=note)
+        clock.tick(1)
+
+    clock.tick(4)
+    # The engine takes ready tasks by priority, then by id.
+    run(skeleton, State.REVIEW, "agent finished: 6 files changed")
+    log.apply(skeleton, Action.APPROVE, actor=op)
+    clock.tick(2)
+    run(schema, State.REVIEW, "agent finished: 3 files changed", minutes=7)
+    log.apply(schema, Action.REQUEUE, actor=op, note="Add an index on users.email; logins look it up.")
+    clock.tick(3)
+    run(schema, State.REVIEW, "agent finished: 2 files changed", minutes=5)
+    log.apply(schema, Action.APPROVE, actor=op)
+    clock.tick(2)
+    run(login, State.REVIEW, "agent finished: 4 files changed", minutes=14)
+    log.add_note(login, "The argon2 parameters follow OWASP's 2025 advice.", actor=f"agent:{login}")
+    clock.tick(1)
+    claim = log.claim_next(eng, lease_seconds=3600 * 24 * 365)
+    assert claim is not None and claim.task.id == ratelimit
+    clock.tick(1)
+    run(flaky, State.FAILED, "agent exited 1: test_session_expiry still fails 1 run in 5", minutes=12)
+    run(health, State.REVIEW, "agent finished: 2 files changed", minutes=4)
+    log.apply(health, Action.APPROVE, actor=op)
+    clock.tick(2)
+    log.apply(py39, Action.CANCEL, actor=op, note="Still needed by two customers.")
+    log.set_priority(docs, 1, actor=op)
+    clock.tick(1)
+    log.add_note(ratelimit, "Using a token bucket kept in process memory.", actor=f"agent:{ratelimit}")
+    del reset, ci, dark, csv, audit, guide
+
+
+def demo_root_default() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="factory-demo-", dir=os.environ.get("TMPDIR")))

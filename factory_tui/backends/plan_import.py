@@ -1,0 +1,49 @@
+"""Importing a markdown checklist into the log: ``plan_file`` reads it, this
+module writes it, all tasks in one transaction."""
+
+from __future__ import annotations
+
+from factory_tui.backends.log import ExecutionLog, NewTask
+from factory_tui.errors import PlanSyntaxError, UnknownTask
+from factory_tui.model import State, Task
+from factory_tui.plan_file import parse_plan
+
+
+def import_plan(
+    log: ExecutionLog,
+    text: str,
+    *,
+    source: str,
+    actor: str,
+    state: State = State.PROPOSED,
+) -> list[Task]:
+    """Create a task per checklist item, in file order. Unticked items start
+    in ``state``; ticked ones are done. Nothing is written if any line is
+    wrong."""
+    items = parse_plan(text, source)
+    if not items:
+        raise PlanSyntaxError(source, 1, "no checklist items (lines like `- [ ] title`) found")
+    new = [
+        NewTask(
+            title=item.title,
+            body=item.body,
+            priority=item.priority,
+            state=state,
+            after=tuple(item.after),
+            profile=item.profile,
+            source=f"import:{source}",
+        )
+        for item in items
+    ]
+    try:
+        return log.add_tasks(
+            new,
+            actor=actor,
+            labels=[item.label for item in items],
+            done=[item.done for item in items],
+        )
+    except UnknownTask as error:
+        line = next(
+            (item.line for item in items if error.task_id in item.after), 1
+        )
+        raise PlanSyntaxError(source, line, f"after={error.task_id}: no such task in the log") from None

@@ -1,0 +1,549 @@
+"""The ``factory`` command: every console action has a twin here.
+
+Only ``factory console`` and ``factory demo`` import Textual, and only when
+they run; ``factory --help`` and every other command stay light. Errors a user
+can cause print one line, ``factory: <problem>``, on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from factory_tui.actors import actor_name
+from factory_tui.errors import FactoryError, InvalidInput
+from factory_tui.model import (
+    CREATABLE_STATES,
+    STATE_ORDER,
+    Action,
+    Event,
+    State,
+    Task,
+    normalize_task_id,
+)
+from factory_tui.text import dumps_json, literal, one_line
+
+
+class FactoryGroup(click.Group):
+    """A click group that turns our errors into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FactoryError as error:
+            click.echo(f"factory: {literal(str(error))}", err=True)
+            ctx.exit(1)
+        except BrokenPipeError:
+            # `factory log | head`: the reader left; that is not an error.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
+
+
+def _busy_timeout() -> int | None:
+    value = os.environ.get("FACTORY_BUSY_TIMEOUT_MS")
+    return int(value) if value and value.isdigit() else None
+
+
+class Context:
+    """What every command shares: where the base is, opened on first use."""
+
+    def __init__(self, base_path: str | None) -> None:
+        self.base_path = base_path
+        self._base = None
+        self._log = None
+
+    @property
+    def base(self):
+        from factory_tui.backends.base import FactoryBase
+
+        if self._base is None:
+            self._base = FactoryBase.find(self.base_path)
+        return self._base
+
+    @property
+    def log(self):
+        from factory_tui.backends.log import ExecutionLog
+
+        if self._log is None:
+            self._log = ExecutionLog.open(
+                self.base.log_path, busy_timeout_ms=_busy_timeout()
+            )
+        return self._log
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def task_id_arg(_ctx, _param, value: str) -> str:
+    try:
+        return normalize_task_id(value)
+    except InvalidInput as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.group(cls=FactoryGroup, invoke_without_command=True)
+@click.option(
+    "--base",
+    "base_path",
+    envvar="FACTORY_BASE",
+    metavar="PATH",
+    help="The factory base to use (default: found from the current directory upward).",
+)
+@click.version_option(package_name="factory-tui", prog_name="factory")
+@click.pass_context
+def main(ctx: click.Context, base_path: str | None) -> None:
+    """factory-tui: the base a software factory stands on, and its console.
+
+    Run without a command to open the console on the base here.
+    """
+    state = Context(base_path)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(console)
+
+
+# --- init ---------------------------------------------------------------
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--name", help="The factory's name (default: the repository's folder name).")
+@json_option
+def init(path: str | None, name: str | None, as_json: bool) -> None:
+    """Make the git repository at PATH (default: here) a factory base."""
+    from factory_tui.backends.base import FactoryBase
+
+    base, created = FactoryBase.init(path, name=name)
+    if as_json:
+        click.echo(dumps_json({"base": str(base.root), "created": created}))
+    elif created:
+        click.echo(f"Initialised a factory base in {literal(str(base.dir))}")
+    else:
+        click.echo(f"{literal(str(base.dir))} is already a factory base; nothing to do")
+
+
+# --- plan ---------------------------------------------------------------
+
+
+@main.group(cls=FactoryGroup)
+def plan() -> None:
+    """Add, list, show and import tasks."""
+
+
+@plan.command("add")
+@click.argument("title")
+@click.option("--body", default="", help="The task's description (markdown).")
+@click.option(
+    "--body-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the description from a file ('-' for standard input).",
+)
+@click.option("--priority", "-p", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option("--after", "-a", multiple=True, metavar="ID", help="A task this one depends on (repeatable).")
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in CREATABLE_STATES]),
+    default=None,
+    help="Start state (default: queued; proposed when an agent adds it).",
+)
+@click.option("--profile", help="The agent profile to run it with.")
+@json_option
+@pass_ctx
+def plan_add(
+    ctx: Context,
+    title: str,
+    body: str,
+    body_file,
+    priority: int,
+    after: tuple[str, ...],
+    state: str | None,
+    profile: str | None,
+    as_json: bool,
+) -> None:
+    """Add a task; prints its id."""
+    from factory_tui.backends.log import NewTask
+
+    if body_file is not None:
+        body = body_file.read()
+    if state is None:
+        # An agent's suggestion waits for the operator's go-ahead.
+        state = State.PROPOSED if os.environ.get("FACTORY_TASK") else State.QUEUED
+    deps = tuple(normalize_task_id(ref) for ref in after)
+    task = ctx.log.add_task(
+        NewTask(
+            title=title,
+            body=body,
+            priority=priority,
+            state=State(state),
+            after=deps,
+            profile=profile,
+            source=os.environ.get("FACTORY_TASK") and f"agent:{os.environ['FACTORY_TASK']}" or "cli",
+        ),
+        actor=actor_name("cli"),
+    )
+    if as_json:
+        click.echo(dumps_json(task.to_json()))
+    else:
+        click.echo(task.id)
+
+
+@plan.command("list")
+@click.option(
+    "--state",
+    "-s",
+    "states",
+    multiple=True,
+    type=click.Choice([s.value for s in State]),
+    help="Only tasks in this state (repeatable).",
+)
+@json_option
+@pass_ctx
+def plan_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
+    """List the plan, grouped by state."""
+    tasks = ctx.log.list_tasks([State(s) for s in states] if states else None)
+    if as_json:
+        click.echo(dumps_json([task.to_json() for task in tasks]))
+        return
+    if not tasks:
+        click.echo("The plan is empty. Add a task with `factory plan add TITLE`.")
+        return
+    rank = {state: n for n, state in enumerate(STATE_ORDER)}
+    tasks.sort(key=lambda t: (rank[t.state], -t.priority, t.seq))
+    width = max(len(t.id) for t in tasks)
+    click.echo(
+        click.style(
+            f"{'ID':<{width}}  {'STATE':<9}  {'PRI':>3}  {'TRIES':>5}  {'BLOCKED BY':<14}  TITLE",
+            bold=True,
+        )
+    )
+    for task in tasks:
+        blocked = ",".join(task.blocked_by) if task.state in (State.QUEUED, State.HELD, State.PROPOSED) else ""
+        click.echo(
+            f"{task.id:<{width}}  {_styled_state(task.state):<9}  {task.priority:>3}  "
+            f"{task.attempts:>5}  {one_line(blocked, 14):<14}  {one_line(task.title, 200)}"
+        )
+
+
+STATE_COLOURS = {
+    State.PROPOSED: "magenta",
+    State.QUEUED: "blue",
+    State.HELD: "yellow",
+    State.RUNNING: "cyan",
+    State.REVIEW: "bright_yellow",
+    State.FAILED: "red",
+    State.DONE: "green",
+    State.CANCELLED: "bright_black",
+}
+
+
+def _styled_state(state: State) -> str:
+    # Pad before styling so that the colour codes do not break the columns.
+    return click.style(f"{state.value:<9}", fg=STATE_COLOURS[state])
+
+
+@plan.command("show")
+@click.argument("task_id", callback=task_id_arg, metavar="ID")
+@json_option
+@pass_ctx
+def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
+    """Show one task: its body, dependencies both ways and its events."""
+    task = ctx.log.get_task(task_id)
+    dependents = ctx.log.dependents(task_id)
+    events = ctx.log.events(task_id=task_id)
+    if as_json:
+        data = task.to_json()
+        data["dependents"] = [t.id for t in dependents]
+        data["events"] = [e.to_json() for e in events]
+        click.echo(dumps_json(data))
+        return
+    click.echo(click.style(f"{task.id}  {literal(task.title)}", bold=True))
+    click.echo(
+        f"state {_styled_state(task.state).rstrip()}   priority {task.priority}   "
+        f"attempts {task.attempts}" + (f"   profile {literal(task.profile)}" if task.profile else "")
+    )
+    if task.depends_on:
+        deps = ", ".join(
+            f"{d}{' (blocking)' if d in task.blocked_by else ''}" for d in task.depends_on
+        )
+        click.echo(f"depends on: {deps}")
+    if dependents:
+        click.echo("needed by:  " + ", ".join(f"{t.id} ({t.state})" for t in dependents))
+    if task.feedback:
+        click.echo(f"feedback:   {literal(task.feedback)}")
+    if task.body:
+        click.echo()
+        click.echo(literal(task.body, multiline=True))
+    click.echo()
+    for event in events:
+        click.echo(format_event(event, with_task=False))
+
+
+@plan.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--state",
+    type=click.Choice([State.PROPOSED.value, State.QUEUED.value, State.HELD.value]),
+    default=State.PROPOSED.value,
+    show_default=True,
+    help="The state unticked items start in.",
+)
+@json_option
+@pass_ctx
+def plan_import(ctx: Context, file: str, state: str, as_json: bool) -> None:
+    """Turn a markdown checklist into tasks, in file order.
+
+    `- [ ] Title {#label after=other,T-3 priority=2}` makes a task; `- [x]`
+    makes a done one; indented lines under an item are its body. See the
+    README for the whole format.
+    """
+    from factory_tui.backends.plan_import import import_plan
+
+    if file == "-":
+        text, source = sys.stdin.read(), "stdin"
+    else:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FactoryError(f"no such file: {file}") from None
+        except UnicodeDecodeError:
+            raise FactoryError(f"{file} is not UTF-8 text") from None
+        except OSError as error:
+            raise FactoryError(f"cannot read {file}: {error.strerror}") from None
+        source = Path(file).name
+    tasks = import_plan(ctx.log, text, source=source, actor=actor_name("cli"), state=State(state))
+    if as_json:
+        click.echo(dumps_json([task.to_json() for task in tasks]))
+        return
+    done = sum(task.state is State.DONE for task in tasks)
+    click.echo(
+        f"Imported {len(tasks)} tasks ({tasks[0].id}…{tasks[-1].id}), {done} of them done."
+    )
+
+
+# --- task ---------------------------------------------------------------
+
+
+@main.group(cls=FactoryGroup)
+def task() -> None:
+    """Approve, re-queue, cancel, hold, release or re-prioritise a task."""
+
+
+def _operator_command(action: Action, doc: str):
+    @click.argument("task_id", callback=task_id_arg, metavar="ID")
+    @click.option("--note", "-n", help="Why; kept in the event (the feedback, for requeue).")
+    @json_option
+    @pass_ctx
+    def command(ctx: Context, task_id: str, note: str | None, as_json: bool) -> None:
+        before = ctx.log.get_task(task_id).state
+        after = ctx.log.apply(task_id, action, actor=actor_name("cli"), note=note)
+        if as_json:
+            click.echo(dumps_json(after.to_json()))
+        else:
+            click.echo(f"{after.id}: {before} → {after.state}")
+
+    command.__doc__ = doc
+    return task.command(action.value)(command)
+
+
+_operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done.")
+_operator_command(Action.REQUEUE, "Re-queue ID (from review, failed or cancelled) with --note as feedback.")
+_operator_command(Action.CANCEL, "Cancel ID (its branch is kept).")
+_operator_command(Action.HOLD, "Hold queued ID so that it does not run.")
+_operator_command(Action.RELEASE, "Release held ID back to the queue.")
+
+
+@task.command("priority")
+@click.argument("task_id", callback=task_id_arg, metavar="ID")
+@click.argument("priority")
+@json_option
+@pass_ctx
+def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> None:
+    """Set ID's priority to N, or change it by +N / -N."""
+    from factory_tui.model import parse_priority
+
+    current = ctx.log.get_task(task_id)
+    text = priority.strip()
+    if text[:1] in "+-" and len(text) > 1 and not text.startswith("--"):
+        value = current.priority + parse_priority(text)
+    else:
+        value = parse_priority(text)
+    updated = ctx.log.set_priority(task_id, value, actor=actor_name("cli"))
+    if as_json:
+        click.echo(dumps_json(updated.to_json()))
+    else:
+        click.echo(f"{updated.id}: priority {current.priority} → {updated.priority}")
+
+
+@task.command("depend")
+@click.argument("task_id", callback=task_id_arg, metavar="ID")
+@click.argument("other", callback=task_id_arg, metavar="OTHER")
+@json_option
+@pass_ctx
+def task_depend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
+    """Make ID depend on OTHER (a cycle is refused)."""
+    updated = ctx.log.add_dependency(task_id, other, actor=actor_name("cli"))
+    if as_json:
+        click.echo(dumps_json(updated.to_json()))
+    else:
+        click.echo(f"{updated.id} depends on {', '.join(updated.depends_on)}")
+
+
+# --- log and status -----------------------------------------------------
+
+
+def format_event(event: Event, *, with_task: bool = True) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.at))
+    parts = [when]
+    if with_task:
+        parts.append(f"{event.task_id or '-':<6}")
+    parts.append(f"{event.kind:<9}")
+    if event.from_state or event.to_state:
+        parts.append(f"{event.from_state or '∅'} → {event.to_state}")
+    parts.append(f"by {literal(event.actor)}")
+    line = "  ".join(parts)
+    if event.note:
+        line += f"  {one_line(event.note, 300)}"
+    return line
+
+
+@main.command("log")
+@click.option("--task", "task_id", callback=lambda c, p, v: v and task_id_arg(c, p, v), metavar="ID", help="Only this task's events.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND", help="Only events of this kind (repeatable).")
+@click.option("--last", "-n", type=click.IntRange(min=1), default=None, help="Only the newest N events.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they are written.")
+@json_option
+@pass_ctx
+def log_command(
+    ctx: Context,
+    task_id: str | None,
+    kinds: tuple[str, ...],
+    last: int | None,
+    follow: bool,
+    as_json: bool,
+) -> None:
+    """Print the event history, oldest first."""
+    from factory_tui.model import EVENT_KINDS
+
+    unknown = [k for k in kinds if k not in EVENT_KINDS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown event kind {unknown[0]!r} (kinds: {', '.join(sorted(EVENT_KINDS))})"
+        )
+    if task_id is not None:
+        ctx.log.get_task(task_id)
+    events = ctx.log.events(task_id=task_id, kinds=kinds or None, last=last)
+    if as_json and not follow:
+        click.echo(dumps_json([e.to_json() for e in events]))
+        return
+    cursor = events[-1].id if events else ctx.log.last_event_id()
+    if not events and not follow:
+        return
+    _print_events(events, as_json)
+    while follow:
+        try:
+            time.sleep(0.25)
+        except KeyboardInterrupt:
+            return
+        new = ctx.log.events(task_id=task_id, kinds=kinds or None, after_id=cursor)
+        if new:
+            cursor = new[-1].id
+            _print_events(new, as_json)
+
+
+def _print_events(events: list[Event], as_json: bool) -> None:
+    import json
+
+    for event in events:
+        if as_json:
+            # One JSON object a line, so that a follower can parse as it reads.
+            click.echo(json.dumps(event.to_json(), ensure_ascii=True))
+        else:
+            click.echo(format_event(event))
+    sys.stdout.flush()
+
+
+@main.command()
+@json_option
+@pass_ctx
+def status(ctx: Context, as_json: bool) -> None:
+    """Counts of tasks by state, and the newest event."""
+    config = ctx.base.config()
+    counts = ctx.log.counts()
+    latest = ctx.log.events(last=1)
+    if as_json:
+        click.echo(
+            dumps_json(
+                {
+                    "name": config.name,
+                    "base": str(ctx.base.root),
+                    "base_branch": config.base_branch,
+                    "counts": {state.value: counts[state] for state in STATE_ORDER},
+                    "total": sum(counts.values()),
+                    "last_event": latest[0].to_json() if latest else None,
+                }
+            )
+        )
+        return
+    click.echo(click.style(f"{literal(config.name)}", bold=True) + f"  {literal(str(ctx.base.root))}  (base branch {literal(config.base_branch)})")
+    click.echo(
+        "  ".join(f"{_styled_state(state).rstrip()} {counts[state]}" for state in STATE_ORDER)
+    )
+    if latest:
+        click.echo("last event: " + format_event(latest[0]))
+
+
+# --- console and demo ---------------------------------------------------
+
+
+@main.command()
+@click.option("--bench-first-frame", is_flag=True, hidden=True)
+@pass_ctx
+def console(ctx: Context, bench_first_frame: bool) -> None:
+    """Open the operator console."""
+    base = ctx.base
+    ctx.log  # fail here, with one line, if the log cannot be opened
+    from factory_tui.app import FactoryApp
+
+    app = FactoryApp(base, bench_first_frame=bench_first_frame)
+    app.run(headless=bench_first_frame)
+    if app.return_code:
+        sys.exit(app.return_code)
+
+
+@main.command()
+@click.option("--path", type=click.Path(file_okay=False), help="Build the demo here (an empty or new folder) and keep it.")
+@click.option("--no-console", is_flag=True, help="Only build the demo base and print its path.")
+@click.pass_context
+def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
+    """Open the console on a throwaway demo base (a git repo with a plan)."""
+    import shutil
+
+    from factory_tui.backends.demo import build_demo, demo_root_default
+
+    if path is not None:
+        root, keep = Path(path), True
+    else:
+        root, keep = demo_root_default() / "shopfront", no_console
+    base = build_demo(root)
+    if no_console:
+        click.echo(str(base.root))
+        return
+    state: Context = click_ctx.obj
+    state.base_path = str(base.root)
+    try:
+        click_ctx.invoke(console)
+    finally:
+        state.close()
+        if not keep:
+            shutil.rmtree(root.parent, ignore_errors=True)

@@ -1,0 +1,118 @@
+"""The command palette (``ctrl+p``): every console action by name, as
+"noun: verb" commands, and the task under the cursor first.
+
+Titles are shown literally: Textual's own ``Matcher.highlight`` reads markup,
+so hits are highlighted here from the match offsets instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
+
+from factory_tui.messages import NewTaskWanted, TaskCommand
+from factory_tui.model import Action, State, Task, allowed_actions
+from factory_tui.text import one_line
+
+if TYPE_CHECKING:
+    from factory_tui.app import FactoryApp
+
+_VERBS = {
+    Action.APPROVE: "approve",
+    Action.REQUEUE: "re-queue with feedback",
+    Action.CANCEL: "cancel",
+    Action.HOLD: "hold",
+    Action.RELEASE: "release",
+}
+MAX_TASK_HITS = 30
+
+
+def highlight_literal(matcher: Matcher, text: str) -> Content:
+    content = Content(text)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    if not score:
+        return content
+    for offset in offsets:
+        if not text[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
+
+
+class FactoryCommands(Provider):
+    """Commands for the task under the cursor, the panes, and every task by
+    id or title."""
+
+    @property
+    def factory(self) -> FactoryApp:
+        return self.app  # type: ignore[return-value]
+
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app = self.factory
+        commands: list[tuple[str, Callable[[], object], str]] = []
+        task = app.current_task()
+        if task is not None:
+            label = f"{task.id} {one_line(task.title, 60)}"
+            commands.append((f"task: open {label}", lambda t=task: app.post_message(TaskCommand(t.id, "open")), "Its body, dependencies and history"))
+            for action in allowed_actions(task.state):
+                command = "hold" if action in (Action.HOLD, Action.RELEASE) else action.value
+                commands.append(
+                    (f"task: {_VERBS[action]} {label}", lambda t=task, c=command: app.post_message(TaskCommand(t.id, c)), f"{task.state.value} → {_target(task.state, action)}")
+                )
+            commands.append((f"task: raise priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, "priority_up")), f"now {task.priority}"))
+            commands.append((f"task: lower priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, "priority_down")), f"now {task.priority}"))
+        commands.append(("task: new", lambda: app.post_message(NewTaskWanted()), "Add a task with a form"))
+        for number, name in app.PANE_NAMES.items():
+            commands.append((f"pane: {name.lower()}", lambda n=number: app.action_focus_pane(n), f"Key {number}"))
+        commands.append(("plan: filter", lambda: app.action_filter_pane(1), "Show only matching tasks"))
+        commands.append(("log: filter", lambda: app.action_filter_pane(6), "By task (T-3), event kind (approved) or words"))
+        commands.append(("log: follow newest", app.action_follow_log, "Jump to the newest event"))
+        commands.append(("console: keys", app.action_help, "Every key for the focused pane"))
+        commands.append(("console: quit", app.action_quit, "Leave the console"))
+        return commands
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self._commands():
+            yield DiscoveryHit(Content(text), callback, text=text, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, highlight_literal(matcher, text), callback, text=text, help=help_text)
+        # Fuzzy scoring is costly; over 10,000 tasks, score only those that
+        # hold every typed word.
+        words = query.lower().split()
+        hits: list[tuple[float, Task]] = []
+        candidates = 0
+        for task in self.factory.all_tasks():
+            text = f"task: open {task.id} {one_line(task.title, 60)}"
+            lowered = text.lower()
+            if not all(word in lowered for word in words):
+                continue
+            candidates += 1
+            if candidates > 10 * MAX_TASK_HITS:
+                break
+            score = matcher.match(text)
+            if score > 0:
+                hits.append((score, task))
+        hits.sort(key=lambda hit: -hit[0])
+        for score, task in hits[:MAX_TASK_HITS]:
+            text = f"task: open {task.id} {one_line(task.title, 60)}"
+            yield Hit(
+                score * 0.9,
+                highlight_literal(matcher, text),
+                lambda t=task: self.factory.post_message(TaskCommand(t.id, "open")),
+                text=text,
+                help=f"{task.state.value}, priority {task.priority}",
+            )
+
+
+def _target(state: State, action: Action) -> str:
+    from factory_tui.model import TRANSITIONS
+
+    return TRANSITIONS[(state, action)].value

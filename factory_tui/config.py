@@ -1,0 +1,112 @@
+"""``factory.toml``: reading it into a ``FactoryConfig``, and writing the first
+one for ``factory init``.
+
+TOML is read with the standard library's ``tomllib``; the first file is
+written from a commented template so that a user who opens it sees what each
+key does.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from factory_tui.errors import ConfigError
+
+MERGE_MODES = ("ff", "merge")
+
+
+@dataclass(slots=True)
+class FactoryConfig:
+    name: str
+    base_branch: str = "main"
+    max_parallel: int = 2
+    merge: str = "ff"
+    default_agent: str | None = None
+    agents: dict[str, dict] = field(default_factory=dict)
+    peers: dict[str, str] = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+
+def load_config(path: Path) -> FactoryConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing (run `factory init`)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} cannot be read: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConfig:
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"{source}: {message}")
+
+    name = data.get("name", "factory")
+    if not isinstance(name, str) or not name.strip():
+        raise fail("name must be a non-empty string")
+    base_branch = data.get("base_branch", "main")
+    if not isinstance(base_branch, str) or not base_branch.strip():
+        raise fail("base_branch must be a non-empty string")
+    max_parallel = data.get("max_parallel", 2)
+    if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+        raise fail(f"max_parallel must be a whole number of at least 1, not {max_parallel!r}")
+    merge = data.get("merge", "ff")
+    if merge not in MERGE_MODES:
+        raise fail(f"merge must be one of {', '.join(MERGE_MODES)}, not {merge!r}")
+    agents = data.get("agents", {})
+    if not isinstance(agents, dict):
+        raise fail("[agents] must be a table of profiles")
+    default_agent = data.get("default_agent")
+    if default_agent is not None and not isinstance(default_agent, str):
+        raise fail("default_agent must be a profile name")
+    peers = data.get("peers", {})
+    if not isinstance(peers, dict) or not all(
+        isinstance(v, str) for v in peers.values()
+    ):
+        raise fail("[peers] must map names to paths")
+    return FactoryConfig(
+        name=name.strip(),
+        base_branch=base_branch.strip(),
+        max_parallel=max_parallel,
+        merge=merge,
+        default_agent=default_agent,
+        agents=agents,
+        peers=dict(peers),
+        raw=data,
+    )
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a valid TOML basic string for everything we write.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_initial_config(name: str, base_branch: str) -> str:
+    return f"""\
+# factory-tui configuration (tracked in git). The README's "factory.toml"
+# section lists every key.
+
+# Shown in the console's header and in messages to other factories.
+name = {_toml_string(name)}
+
+# Task branches start from this branch, and approved work merges into it.
+base_branch = {_toml_string(base_branch)}
+
+# How many agents may run at once.
+max_parallel = 2
+
+# How an approved task branch lands: "ff" fast-forwards when it can and
+# otherwise makes a merge commit; "merge" always makes a merge commit.
+merge = "ff"
+
+# Other factories this one exchanges messages with, by path:
+[peers]
+# backend = "../backend-repo"
+"""

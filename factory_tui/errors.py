@@ -1,0 +1,86 @@
+"""The errors a user can cause, each carrying the one line they are shown.
+
+Every layer raises these; the CLI prints ``factory: <message>`` and exits 1,
+the console turns them into a notification. Anything that is *not* a
+``FactoryError`` is a bug and may show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class FactoryError(Exception):
+    """An error the user can act on; ``str(error)`` is the whole message."""
+
+
+class BaseNotFound(FactoryError):
+    """No ``.factory/`` was found where the user pointed."""
+
+
+class NotAGitRepository(FactoryError):
+    """``factory init`` was run outside a git repository."""
+
+
+class ConfigError(FactoryError):
+    """``factory.toml`` is missing, unreadable or holds a bad value."""
+
+
+class UnknownTask(FactoryError):
+    """A task id that the log does not hold."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no such task: {task_id}")
+        self.task_id = task_id
+
+
+class IllegalTransition(FactoryError):
+    """An action the task's current state does not allow."""
+
+    def __init__(self, task_id: str, state: str, action: str, reason: str) -> None:
+        super().__init__(f"cannot {action} {task_id}: {reason}")
+        self.task_id = task_id
+        self.state = state
+        self.action = action
+        self.reason = reason
+
+
+class DependencyCycle(FactoryError):
+    """A dependency that would close a loop in the plan."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        super().__init__("dependency cycle refused: " + " → ".join(cycle))
+        self.cycle = cycle
+
+
+class InvalidInput(FactoryError):
+    """A value the user typed that cannot be used (empty title, bad priority)."""
+
+
+class PlanSyntaxError(FactoryError):
+    """A line of a plan file that cannot be read as a task."""
+
+    def __init__(self, source: str, line: int, problem: str) -> None:
+        super().__init__(f"{source}:{line}: {problem}")
+        self.source = source
+        self.line = line
+        self.problem = problem
+
+
+class LeaseLost(FactoryError):
+    """A worker's lease is no longer live (expired and reaped, or the task was
+    cancelled); the worker must stop working on the task."""
+
+
+class LogError(FactoryError):
+    """The execution log cannot be used as it is."""
+
+
+class LogBusy(LogError):
+    """Another writer held the log's write lock for longer than the busy timeout."""
+
+
+class LogCorrupt(LogError):
+    """``log.db`` is not a readable SQLite database."""
+
+
+class LogTooNew(LogError):
+    """``log.db`` was written by a newer factory-tui; it is never altered."""

@@ -1,0 +1,196 @@
+"""Reading a markdown checklist as a plan (``factory plan import FILE.md``).
+
+The format, in file order::
+
+    - [ ] Set up the schema {#schema priority=2}
+      Indented lines under an item are its body (markdown).
+    - [ ] Write the API {#api after=schema}
+    - [x] Pick a licence
+    - [ ] Ship it {after=api,T-4 profile=claude}
+
+* ``- [ ]`` (or ``*``/``+`` bullets, or ``1.``) starts a task; ``[x]`` makes
+  it a done task.
+* An optional ``{…}`` at the end of the line holds attributes: ``#label``
+  names the item, ``after=a,b`` lists what it depends on (labels of items in
+  the file, before or after it, or ids of tasks already in the log),
+  ``priority=N`` (a whole number, higher runs first), ``profile=NAME``.
+* Every other line (headings, prose, plain bullets) is passed over.
+
+Pure: returns ``PlanItem``s or raises ``PlanSyntaxError`` naming the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from factory_tui.errors import FactoryError, PlanSyntaxError
+from factory_tui.model import check_priority, normalize_task_id
+
+_ITEM = re.compile(r"^(?P<indent>\s*)(?:[-*+]|\d+[.)])\s+\[(?P<box>[^\]]*)\](?P<rest>.*)$")
+_ATTRS = re.compile(r"\{(?P<attrs>[^{}]*)\}\s*$")
+_LABEL = re.compile(r"^[A-Za-z][\w.-]*$")
+_TASK_ID = re.compile(r"^[Tt]-?\d+$")
+
+
+@dataclass(slots=True)
+class PlanItem:
+    line: int
+    title: str
+    done: bool = False
+    label: str | None = None
+    after: list[str] = field(default_factory=list)
+    priority: int = 0
+    profile: str | None = None
+    body_lines: list[str] = field(default_factory=list)
+
+    @property
+    def body(self) -> str:
+        lines = list(self.body_lines)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return _dedent(lines)
+
+
+def _dedent(lines: list[str]) -> str:
+    indents = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
+    cut = min(indents, default=0)
+    return "\n".join(line[cut:] for line in lines)
+
+
+def parse_plan(text: str, source: str = "plan") -> list[PlanItem]:
+    items: list[PlanItem] = []
+    current: PlanItem | None = None
+    current_indent = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        match = _ITEM.match(line)
+        if match:
+            current = _parse_item(match, number, source)
+            current_indent = len(match.group("indent"))
+            items.append(current)
+            continue
+        if current is not None:
+            indent = len(line) - len(line.lstrip())
+            if not line.strip():
+                current.body_lines.append("")
+                continue
+            if indent > current_indent:
+                current.body_lines.append(line)
+                continue
+            current = None
+        if re.match(r"^\s*(?:[-*+]|\d+[.)])\s+\[", line):
+            raise PlanSyntaxError(
+                source, number, "a checklist item needs a box like [ ] or [x] and a title"
+            )
+    _check_references(items, source)
+    return items
+
+
+def _parse_item(match: re.Match, number: int, source: str) -> PlanItem:
+    box = match.group("box")
+    if box not in (" ", "x", "X"):
+        raise PlanSyntaxError(
+            source, number, f"unknown box [{box}]: write [ ] for a task or [x] for a done one"
+        )
+    rest = match.group("rest")
+    if rest and not rest[0].isspace():
+        raise PlanSyntaxError(source, number, "put a space between the box and the title")
+    item = PlanItem(line=number, title="", done=box in "xX")
+    attrs = _ATTRS.search(rest)
+    if attrs:
+        _parse_attrs(item, attrs.group("attrs"), number, source)
+        rest = rest[: attrs.start()]
+    elif "{" in rest and "}" not in rest[rest.index("{"):]:
+        raise PlanSyntaxError(source, number, "an attribute block opened with { is not closed with }")
+    item.title = rest.strip()
+    if not item.title:
+        raise PlanSyntaxError(source, number, "the item has no title")
+    return item
+
+
+def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> None:
+    def fail(problem: str) -> PlanSyntaxError:
+        return PlanSyntaxError(source, number, problem)
+
+    for word in text.split():
+        if word.startswith("#"):
+            label = word[1:]
+            if not _LABEL.match(label) or _TASK_ID.match(label):
+                raise fail(
+                    f"bad label {word!r}: a label starts with a letter, is not a task id, "
+                    "and holds letters, digits, '.', '_' or '-'"
+                )
+            item.label = label
+            continue
+        key, eq, value = word.partition("=")
+        if not eq or not value:
+            raise fail(f"bad attribute {word!r}: write #label, after=…, priority=N or profile=NAME")
+        if key == "after":
+            item.after.extend(ref for ref in value.split(",") if ref)
+        elif key == "priority":
+            try:
+                item.priority = check_priority(int(value))
+            except ValueError:
+                raise fail(f"priority must be a whole number, not {value!r}") from None
+            except FactoryError as error:
+                raise fail(str(error)) from None
+        elif key == "profile":
+            item.profile = value
+        else:
+            raise fail(f"unknown attribute {key!r}: write #label, after=…, priority=N or profile=NAME")
+
+
+def _check_references(items: list[PlanItem], source: str) -> None:
+    labels: dict[str, PlanItem] = {}
+    for item in items:
+        if item.label is None:
+            continue
+        if item.label in labels:
+            raise PlanSyntaxError(
+                source, item.line,
+                f"label #{item.label} is already used on line {labels[item.label].line}",
+            )
+        labels[item.label] = item
+    for item in items:
+        resolved = []
+        for ref in item.after:
+            if ref.startswith("#"):
+                ref = ref[1:]
+            if ref in labels:
+                if labels[ref] is item:
+                    raise PlanSyntaxError(source, item.line, f"#{ref} cannot depend on itself")
+                resolved.append(ref)
+            elif _TASK_ID.match(ref):
+                resolved.append(normalize_task_id(ref))
+            else:
+                raise PlanSyntaxError(
+                    source, item.line,
+                    f"after={ref}: no item in this file is labelled #{ref}, and it is not a task id",
+                )
+        item.after = resolved
+    _check_cycles(items, labels, source)
+
+
+def _check_cycles(items: list[PlanItem], labels: dict[str, PlanItem], source: str) -> None:
+    """Refuse a loop among the file's own labels (tasks already in the log
+    cannot depend on items not yet imported, so no loop can pass through them)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: known to be loop-free
+
+    def visit(label: str, path: list[str]) -> None:
+        if state.get(label) == 2:
+            return
+        if state.get(label) == 1:
+            loop = path[path.index(label):] + [label]
+            raise PlanSyntaxError(
+                source, labels[label].line,
+                "dependency cycle: " + " → ".join("#" + name for name in loop),
+            )
+        state[label] = 1
+        for ref in labels[label].after:
+            if ref in labels:
+                visit(ref, path + [label])
+        state[label] = 2
+
+    for label in labels:
+        visit(label, [])

@@ -1,0 +1,59 @@
+"""Showing text from outside (titles, notes, agent output, file names)
+literally.
+
+Terminal control characters become visible symbols (ESC shows as ␛), so a
+title can neither colour nor move the operator's terminal, and bidirectional
+overrides are shown as escapes so that text cannot disguise itself. Rich
+markup needs no treatment here: every widget builds ``Text``/``Content`` from
+these strings without parsing markup.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+# C0 controls and DEL map to the Unicode "control pictures" block.
+_C0 = {code: chr(0x2400 + code) for code in range(0x20)}
+_C0[0x7F] = "\u2421"
+_C0.pop(0x09)  # tab is handled by expand
+_C1_AND_BIDI = re.compile("[\x80-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+_NEEDS_WORK = re.compile("[\x00-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+
+
+def _escape(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def literal(text: str, *, multiline: bool = False, tab: int = 4) -> str:
+    """``text`` with every control character made visible.
+
+    One-line text shows a newline as ⏎ (U+23CE); with ``multiline`` newlines
+    stay. Tabs become spaces.
+    """
+    if not _NEEDS_WORK.search(text):
+        return text
+    if "\t" in text:
+        text = text.expandtabs(tab)
+    table = dict(_C0)
+    if multiline:
+        text = text.replace("\r\n", "\n")
+        del table[0x0A]
+    else:
+        table[0x0A] = "\u23ce"
+    text = text.translate(table)
+    return _C1_AND_BIDI.sub(_escape, text)
+
+
+def one_line(text: str, width: int) -> str:
+    """``literal`` text cut to ``width`` characters with an ellipsis."""
+    text = literal(text)
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…"
+
+
+def dumps_json(data: object) -> str:
+    """JSON for the terminal: readable Unicode, but no C1 control or bidi
+    override left raw (json already escapes C0)."""
+    return _C1_AND_BIDI.sub(_escape, json.dumps(data, indent=2, ensure_ascii=False))

@@ -1,0 +1,178 @@
+"""The console's small modal screens: confirm, ask for a note, and the
+new-task form.
+
+Text from outside (task titles) is shown through ``Content``/``Static``
+with markup off, so a title cannot style or break the dialog.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
+
+from factory_tui.errors import FactoryError
+from factory_tui.model import CREATABLE_STATES, NewTask, State, normalize_task_id, parse_priority
+from factory_tui.text import literal
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes or no to something that cannot be undone."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str, detail: str = "", *, yes: str = "Yes") -> None:
+        super().__init__(classes="dialog-screen")
+        self.question = question
+        self.detail = detail
+        self.yes_label = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(literal(self.question), classes="dialog-title", markup=False)
+            if self.detail:
+                yield Static(literal(self.detail), classes="dialog-detail", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
+                yield Button("No (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class NoteDialog(ModalScreen[str | None]):
+    """One line of text, such as the feedback that goes with a re-queue."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
+
+    def __init__(self, title: str, detail: str = "", *, placeholder: str = "", submit: str = "OK") -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.detail = detail
+        self.placeholder = placeholder
+        self.submit_label = submit
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(literal(self.title_text), classes="dialog-title", markup=False)
+            if self.detail:
+                yield Static(literal(self.detail), classes="dialog-detail", markup=False)
+            yield Input(placeholder=self.placeholder, id="note")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.submit_label} (enter)", id="ok", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#note", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted, "#note")
+    @on(Button.Pressed, "#ok")
+    def _submit(self) -> None:
+        self.dismiss(self.query_one("#note", Input).value)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NewTaskDialog(ModalScreen[None]):
+    """The new-task form. It stays open until the task is really written, so
+    that nothing typed is lost when the log refuses it."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="new.cancel"),
+        Binding("ctrl+s", "submit", "Create", id="new.create"),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, dialog: NewTaskDialog, new_task: NewTask) -> None:
+            super().__init__()
+            self.dialog = dialog
+            self.new_task = new_task
+
+    def __init__(self, known_ids: set[str] | None = None) -> None:
+        super().__init__(classes="dialog-screen")
+        self.known_ids = known_ids
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog new-task"):
+            yield Static("New task", classes="dialog-title")
+            yield Label("Title")
+            yield Input(id="title", placeholder="What should be built")
+            with Horizontal(classes="form-row"):
+                with Vertical():
+                    yield Label("Priority (higher runs first)")
+                    yield Input("0", id="priority")
+                with Vertical():
+                    yield Label("Depends on (ids)")
+                    yield Input(id="after", placeholder="T-3, T-7")
+                with Vertical():
+                    yield Label("Starts as")
+                    yield Select(
+                        [(state.value, state.value) for state in CREATABLE_STATES],
+                        value=State.QUEUED.value,
+                        allow_blank=False,
+                        id="state",
+                    )
+            yield Label("Description (markdown)")
+            yield TextArea(id="body", soft_wrap=True)
+            yield Static("", id="form-error", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create (ctrl+s)", id="create", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#title", Input).focus()
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(literal(message))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted, "#title")
+    @on(Button.Pressed, "#create")
+    def action_submit(self) -> None:
+        try:
+            new_task = self._read_form()
+        except FactoryError as error:
+            self.show_error(str(error))
+            return
+        self.show_error("")
+        self.post_message(self.Submitted(self, new_task))
+
+    def _read_form(self) -> NewTask:
+        from factory_tui.model import check_title
+
+        title = check_title(self.query_one("#title", Input).value)
+        priority = parse_priority(self.query_one("#priority", Input).value or "0")
+        after_text = self.query_one("#after", Input).value.replace(",", " ")
+        after = tuple(normalize_task_id(word) for word in after_text.split())
+        if self.known_ids is not None:
+            unknown = [ref for ref in after if ref not in self.known_ids]
+            if unknown:
+                raise FactoryError(f"no such task: {unknown[0]}")
+        state = State(self.query_one("#state", Select).value)
+        body = self.query_one("#body", TextArea).text
+        return NewTask(title=title, body=body, priority=priority, state=state, after=after, source="console")

@@ -1,0 +1,201 @@
+"""The Log pane: the event stream, newest last, following live.
+
+It keeps only an array of event ids (8 bytes an event) and an LRU cache of
+the events it has seen; rows it has not got yet draw as a dim placeholder
+while it asks the app for their page. So 100,000 events cost under a
+megabyte, and a page costs the 40 rows on screen.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections import deque
+
+from rich.segment import Segment
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.message import Message
+
+from factory_tui.filters import LogFilter
+from factory_tui.messages import TaskCommand
+from factory_tui.model import Event
+from factory_tui.text import literal
+from factory_tui.widgets.styles import DIM, ID_STYLE, KIND_STYLE
+from factory_tui.widgets.virtual_list import VirtualList, fit
+
+PAGE = 200
+_TIME_W, _TASK_W, _KIND_W, _CHANGE_W, _ACTOR_W = 13, 7, 10, 21, 17
+
+
+class EventLog(VirtualList):
+    """Events oldest first; while the cursor is on the last row it follows
+    new events."""
+
+    BINDINGS = [
+        Binding("enter", "open_task", "Open task", id="log.open",
+                tooltip="Open the task this event belongs to"),
+        Binding("end,G", "last", "Follow", id="log.follow",
+                tooltip="Jump to the newest event and follow new ones"),
+    ]
+
+    class PagesWanted(Message):
+        """The log needs these events to draw its rows."""
+
+        def __init__(self, ids: list[int]) -> None:
+            super().__init__()
+            self.ids = ids
+
+    class FilterWanted(Message):
+        """The ids of the events matching ``log_filter`` are needed."""
+
+        def __init__(self, log_filter: LogFilter) -> None:
+            super().__init__()
+            self.log_filter = log_filter
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._ids = array("q")
+        self._events: LRUCache[int, Event] = LRUCache(4 * PAGE * 5)
+        self._requested: set[int] = set()
+        self._recent: deque[Event] = deque(maxlen=2000)
+        self.log_filter = LogFilter()
+        self.loaded = False
+        self._today = time.strftime("%Y-%m-%d")
+
+    # --- data in -----------------------------------------------------------
+
+    def load(self, event_ids: array, recent: list[Event]) -> None:
+        """Start from the whole log's event ids and its newest events."""
+        self._ids = event_ids
+        for event in recent:
+            self._events[event.id] = event
+            self._recent.append(event)
+        self.loaded = True
+        self.rows_changed()
+        self.action_last()
+
+    def set_filter_result(self, log_filter: LogFilter, ids: array) -> None:
+        if log_filter != self.log_filter:
+            return  # an older query finished after a newer one was typed
+        last = ids[-1] if ids else 0
+        for event in self._recent:
+            # Events written while the query ran.
+            if event.id > last and log_filter.matches(event):
+                ids.append(event.id)
+        self._ids = ids
+        self._requested.clear()
+        self.rows_changed()
+        self.action_last()
+
+    def apply_filter(self, text: str) -> None:
+        self.set_filter(LogFilter.parse(text))
+
+    def set_filter(self, log_filter: LogFilter) -> None:
+        if log_filter == self.log_filter:
+            return
+        self.log_filter = log_filter
+        # Built in our own turn: a message made while the Pane's handler runs
+        # counts the Pane as its sender and would stop bubbling there.
+        self.call_later(lambda: self.post_message(self.FilterWanted(log_filter)))
+
+    def add_events(self, events: list[Event]) -> None:
+        """Events fetched for rows that were waiting for them."""
+        for event in events:
+            self._events[event.id] = event
+            self._requested.discard(event.id)
+        self.rows_changed()
+
+    def append_events(self, events: list[Event]) -> None:
+        """Events just written to the log."""
+        following = not self._ids or self.cursor >= len(self._ids) - 1
+        added = False
+        for event in events:
+            self._recent.append(event)
+            self._events[event.id] = event
+            if self.log_filter.matches(event) and (not self._ids or event.id > self._ids[-1]):
+                self._ids.append(event.id)
+                added = True
+        if added:
+            self.rows_changed()
+            if following:
+                self.action_last()
+
+    @property
+    def event_count(self) -> int:
+        return len(self._ids)
+
+    @property
+    def selected_event(self) -> Event | None:
+        if not self._ids:
+            return None
+        return self._events.get(self._ids[self.cursor])
+
+    def rows_missing(self) -> int:
+        """How many rows on screen still wait for their events."""
+        return sum(1 for i in self.visible_rows() if self._ids[i] not in self._events)
+
+    # --- rendering -----------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self._ids)
+
+    def row_cache_key(self, index: int):
+        event_id = self._ids[index]
+        return event_id if event_id in self._events else None
+
+    def render_header(self, width: int) -> str:
+        note_w = max(0, width - (_TIME_W + _TASK_W + _KIND_W + _CHANGE_W + _ACTOR_W))
+        return (
+            fit(" TIME", _TIME_W) + fit("TASK", _TASK_W) + fit("EVENT", _KIND_W)
+            + fit("CHANGE", _CHANGE_W) + fit("BY", _ACTOR_W) + fit("NOTE", note_w)
+        )
+
+    def render_row(self, index: int, width: int) -> list[Segment]:
+        event_id = self._ids[index]
+        event = self._events.get(event_id)
+        if event is None:
+            self._want(index)
+            return [Segment(fit(f" #{event_id} …", width), DIM)]
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.at))
+        day, clock = stamp.split(" ")
+        when = f" {clock}" if day == self._today else f" {day[5:]} {clock[:5]}"
+        change = ""
+        if event.to_state:
+            change = f"{event.from_state or '∅'} → {event.to_state}"
+        note_w = max(0, width - (_TIME_W + _TASK_W + _KIND_W + _CHANGE_W + _ACTOR_W))
+        return [
+            Segment(fit(when, _TIME_W), DIM),
+            Segment(fit(event.task_id or "—", _TASK_W), ID_STYLE),
+            Segment(fit(event.kind, _KIND_W), KIND_STYLE.get(event.kind)),
+            Segment(fit(change, _CHANGE_W)),
+            Segment(fit(literal(event.actor), _ACTOR_W), DIM),
+            Segment(fit(literal(event.note or ""), note_w)),
+        ]
+
+    def _want(self, index: int) -> None:
+        """Ask for the page holding ``index`` and its neighbours, once."""
+        page = index // PAGE
+        wanted: list[int] = []
+        for p in (page, page - 1, page + 1):
+            lo, hi = max(0, p * PAGE), min(len(self._ids), (p + 1) * PAGE)
+            for i in range(lo, hi):
+                event_id = self._ids[i]
+                if event_id not in self._events and event_id not in self._requested:
+                    wanted.append(event_id)
+        if wanted:
+            self._requested.update(wanted)
+            self.post_message(self.PagesWanted(wanted))
+
+    # --- keys ----------------------------------------------------------------
+
+    def action_open_task(self) -> None:
+        event = self.selected_event
+        if event is None or event.task_id is None:
+            self.notify("This event belongs to no task.", severity="warning", timeout=3)
+            return
+        self.post_message(TaskCommand(event.task_id, "open"))
+
+    def on_double_click(self) -> None:
+        self.action_open_task()

@@ -1,0 +1,211 @@
+"""The Plan pane's table: every task, grouped by state (what needs the
+operator first), sorted by priority within a group.
+
+It holds the tasks it was given and updates them by id; it never reads the
+log. Keys post ``TaskCommand`` for the app to confirm and carry out.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.reactive import reactive
+
+from factory_tui.filters import plan_matches
+from factory_tui.messages import NewTaskWanted, TaskCommand
+from factory_tui.model import STATE_ORDER, State, Task
+from factory_tui.text import literal
+from factory_tui.widgets.styles import (
+    BLOCKED_STYLE,
+    DIM,
+    ID_STYLE,
+    STATE_HEADING_STYLE,
+    STATE_STYLE,
+    STATE_SYMBOL,
+)
+from factory_tui.widgets.virtual_list import VirtualList, fit
+
+# Blocked-by is shown only where it explains why a task is not running.
+_WAITING = (State.QUEUED, State.HELD, State.PROPOSED)
+_ID_W, _STATE_W, _PRI_W, _BLOCKED_W, _TRIES_W = 7, 12, 4, 13, 6
+
+
+class PlanTable(VirtualList):
+    """Tasks grouped by state under a heading each."""
+
+    BINDINGS = [
+        Binding("a", "command('approve')", "Approve", id="plan.approve",
+                tooltip="Approve: proposed → queued, review → done"),
+        Binding("r", "command('requeue')", "Re-queue", id="plan.requeue",
+                tooltip="Re-queue with a feedback note (review, failed, cancelled)"),
+        Binding("x", "command('cancel')", "Cancel", id="plan.cancel",
+                tooltip="Cancel the task (asks first)"),
+        Binding("n", "new_task", "New", id="plan.new", tooltip="Add a task with a form"),
+        Binding("h", "command('hold')", "Hold/release", show=False, id="plan.hold",
+                tooltip="Hold a queued task, or release a held one"),
+        Binding("plus,equals_sign", "command('priority_up')", "Priority +", show=False,
+                id="plan.priority-up", tooltip="Raise the priority by one"),
+        Binding("minus,underscore", "command('priority_down')", "Priority −", show=False,
+                id="plan.priority-down", tooltip="Lower the priority by one"),
+        Binding("enter", "open", "Open", show=False, id="plan.open",
+                tooltip="Open the task: body, dependencies, history"),
+    ]
+
+    filter_text: reactive[str] = reactive("")
+    """Only tasks whose id, state or title hold every word are shown."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._tasks: dict[str, Task] = {}
+        self._rows: list[str | State] = []
+        self._group_sizes: dict[State, int] = {}
+        self.loaded = False
+
+    # --- data in -------------------------------------------------------------
+
+    def load(self, tasks: list[Task]) -> None:
+        self._tasks = {task.id: task for task in tasks}
+        self.loaded = True
+        self._rebuild()
+
+    def update_tasks(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            self._tasks[task.id] = task
+        self._rebuild()
+
+    def task_by_id(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        return self._tasks
+
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text
+
+    def watch_filter_text(self) -> None:
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        kept = self._rows[self.cursor] if self._rows and self.cursor < len(self._rows) else None
+        groups: dict[State, list[Task]] = {state: [] for state in STATE_ORDER}
+        text = self.filter_text
+        for task in self._tasks.values():
+            if not text or plan_matches(task, text):
+                groups[task.state].append(task)
+        rows: list[str | State] = []
+        self._group_sizes = {}
+        for state in STATE_ORDER:
+            members = groups[state]
+            if not members:
+                continue
+            self._group_sizes[state] = len(members)
+            rows.append(state)
+            members.sort(key=lambda t: (-t.priority, t.seq))
+            rows.extend(task.id for task in members)
+        self._rows = rows
+        index = self.cursor
+        if kept is not None:
+            index = next((n for n, row in enumerate(rows) if row == kept), index)
+        self.rows_changed()
+        target = self.nearest_selectable(index, +1)
+        if target is not None:
+            self.cursor = target
+
+    # --- what the cursor is on ----------------------------------------------
+
+    @property
+    def selected_task(self) -> Task | None:
+        if not self._rows or self.cursor >= len(self._rows):
+            return None
+        row = self._rows[self.cursor]
+        return None if isinstance(row, State) else self._tasks.get(row)
+
+    def select_task(self, task_id: str) -> bool:
+        task = self._tasks.get(task_id)
+        if task is None:
+            return False
+        try:
+            self.cursor = self._rows.index(task_id)
+        except ValueError:  # hidden by the filter
+            return False
+        return True
+
+    def blocked_by(self, task: Task) -> list[str]:
+        return [
+            dep for dep in task.depends_on
+            if (other := self._tasks.get(dep)) is None or other.state is not State.DONE
+        ]
+
+    # --- rendering ----------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self._rows)
+
+    def _title_width(self, width: int) -> int:
+        return max(8, width - (2 + _ID_W + _STATE_W + _PRI_W + _BLOCKED_W + _TRIES_W + 2))
+
+    def render_header(self, width: int) -> str:
+        title_w = self._title_width(width)
+        return (
+            "  " + fit("ID", _ID_W) + fit("STATE", _STATE_W) + fit("TITLE", title_w)
+            + "  " + fit("PRI", _PRI_W - 1, right=True) + " " + fit("BLOCKED BY", _BLOCKED_W)
+            + fit("TRIES", _TRIES_W, right=True)
+        )
+
+    def render_row(self, index: int, width: int) -> list[Segment]:
+        row = self._rows[index]
+        if isinstance(row, State):
+            return self._render_heading(row, width)
+        task = self._tasks[row]
+        title_w = self._title_width(width)
+        blocked = ",".join(self.blocked_by(task)) if task.state in _WAITING else ""
+        return [
+            Segment("  "),
+            Segment(fit(task.id, _ID_W), ID_STYLE),
+            Segment(fit(f"{STATE_SYMBOL[task.state]} {task.state.value}", _STATE_W), STATE_STYLE[task.state]),
+            Segment(fit(literal(task.title), title_w)),
+            Segment("  "),
+            Segment(fit(str(task.priority) if task.priority else "·", _PRI_W - 1, right=True),
+                    None if task.priority else DIM),
+            Segment(" "),
+            Segment(fit(blocked, _BLOCKED_W), BLOCKED_STYLE),
+            Segment(fit(str(task.attempts) if task.attempts else "·", _TRIES_W, right=True),
+                    None if task.attempts else DIM),
+        ]
+
+    def is_selectable(self, index: int) -> bool:
+        return not isinstance(self._rows[index], State)
+
+    def _render_heading(self, state: State, width: int) -> list[Segment]:
+        label = f"{STATE_SYMBOL[state]} {state.value.upper()} · {self._group_sizes.get(state, 0)} "
+        style: Style = STATE_HEADING_STYLE[state]
+        return [Segment(fit(label, min(width, len(label))), style),
+                Segment("─" * max(0, width - len(label)), DIM)]
+
+    def row_cache_key(self, index: int):
+        row = self._rows[index]
+        if isinstance(row, State):
+            return ("heading", row, self._group_sizes.get(row))
+        task = self._tasks[row]
+        return (row, task.state, task.priority, task.attempts, task.title, tuple(self.blocked_by(task)))
+
+    # --- keys ------------------------------------------------------------------
+
+    def action_command(self, command: str) -> None:
+        task = self.selected_task
+        if task is None:
+            self.notify("Move the cursor to a task first.", severity="warning", timeout=3)
+            return
+        self.post_message(TaskCommand(task.id, command))
+
+    def action_open(self) -> None:
+        self.action_command("open")
+
+    def on_double_click(self) -> None:
+        self.action_open()
+
+    def action_new_task(self) -> None:
+        self.post_message(NewTaskWanted())

@@ -1,0 +1,258 @@
+"""A list that renders only the rows on screen: the base of the Plan and Log
+panes.
+
+Subclasses say how many rows there are and how one row looks; this class
+keeps the cursor, scrolls, draws a fixed column-header line, and caches
+rendered rows (as Toolong does) so that paging through 100,000 rows costs the
+rows on screen, not the rows in the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+def fit(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` in exactly ``width`` cells: padded, or cut with an ellipsis."""
+    if width <= 0:
+        return ""
+    length = cell_len(text)
+    if length > width:
+        return set_cell_size(text, width - 1) + "…"
+    if right:
+        return " " * (width - length) + text
+    return text + " " * (width - length)
+
+
+class VirtualList(ScrollView, can_focus=True):
+    """Rows rendered on demand, a cursor, and the list keys (j/k, arrows,
+    page up/down, g/G)."""
+
+    COMPONENT_CLASSES = {
+        "virtual-list--cursor",
+        "virtual-list--cursor-blurred",
+        "virtual-list--header",
+    }
+
+    DEFAULT_CSS = """
+    VirtualList {
+        overflow-x: hidden;
+        overflow-y: auto;
+        scrollbar-size-vertical: 1;
+    }
+    VirtualList > .virtual-list--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: bold;
+    }
+    VirtualList > .virtual-list--cursor-blurred {
+        background: $block-cursor-blurred-background;
+    }
+    VirtualList > .virtual-list--header {
+        color: $text-muted;
+        text-style: bold;
+    }
+    """
+
+    BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False, id="list.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="list.down"),
+        Binding("pageup,ctrl+b", "page_up", "Page up", show=False, id="list.page-up"),
+        Binding("pagedown,ctrl+f", "page_down", "Page down", show=False, id="list.page-down"),
+        Binding("home,g", "first", "First row", show=False, id="list.first"),
+        Binding("end,G", "last", "Last row", show=False, id="list.last"),
+    ]
+
+    cursor: reactive[int] = reactive(0, always_update=True)
+    """The row under the cursor (rows count from 0, below the header line)."""
+
+    header_lines = 1
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._cache: LRUCache[Hashable, Strip] = LRUCache(2048)
+        self._generation = 0
+
+    # --- what subclasses provide -------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        raise NotImplementedError
+
+    def render_row(self, index: int, width: int) -> list[Segment]:
+        raise NotImplementedError
+
+    def render_header(self, width: int) -> str:
+        return ""
+
+    def is_selectable(self, index: int) -> bool:
+        """Whether the cursor may rest on row ``index`` (headings may not)."""
+        return True
+
+    def row_cache_key(self, index: int) -> Hashable | None:
+        """A key that changes when the row's look changes; None: do not cache."""
+        return index
+
+    # --- what subclasses call ------------------------------------------------
+
+    def rows_changed(self) -> None:
+        """Rows were added, removed or changed: forget cached rows and resize."""
+        self._generation += 1
+        self._cache.clear()
+        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        if self.row_count and self.cursor >= self.row_count:
+            self.cursor = self.row_count - 1
+        self.refresh()
+
+    @property
+    def page_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - self.header_lines)
+
+    def visible_rows(self) -> range:
+        top = round(self.scroll_offset.y)
+        return range(top, min(self.row_count, top + self.page_height))
+
+    # --- rendering -----------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y < self.header_lines:
+            header_style = self.get_component_rich_style("virtual-list--header")
+            return Strip([Segment(fit(self.render_header(width), width), base + header_style)], width)
+        index = round(self.scroll_offset.y) + y - self.header_lines
+        if index >= self.row_count:
+            return Strip.blank(width, base)
+        selected = index == self.cursor
+        row_key = self.row_cache_key(index)
+        key = (row_key, width, selected, self.has_focus, self._generation)
+        strip = self._cache.get(key) if row_key is not None else None
+        if strip is None:
+            strip = Strip(self.render_row(index, width)).crop_extend(0, width, None)
+            if selected:
+                cursor_style = self.get_component_rich_style(
+                    "virtual-list--cursor" if self.has_focus else "virtual-list--cursor-blurred"
+                )
+                strip = strip.apply_style(cursor_style)
+            strip = strip.apply_style(base)
+            if row_key is not None:
+                self._cache[key] = strip
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, self.row_count + self.header_lines)
+        self._cache.clear()
+        self.scroll_to_cursor()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    # --- the cursor ----------------------------------------------------------
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.scroll_to_cursor()
+        # The size may not be known yet (first load): try again once it is.
+        self.call_after_refresh(self.scroll_to_cursor)
+        self.refresh()
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, self.row_count - 1)) if self.row_count else 0
+
+    def scroll_to_cursor(self) -> None:
+        top = round(self.scroll_offset.y)
+        height = self.page_height
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def nearest_selectable(self, index: int, direction: int) -> int | None:
+        """The first selectable row from ``index`` on in ``direction`` (±1),
+        else the first one the other way, else None."""
+        count = self.row_count
+        index = max(0, min(index, count - 1))
+        for step in (direction, -direction):
+            probe = index
+            while 0 <= probe < count:
+                if self.is_selectable(probe):
+                    return probe
+                probe += step
+        return None
+
+    def move_cursor(self, index: int, direction: int) -> None:
+        target = self.nearest_selectable(index, direction)
+        if target is not None:
+            self.cursor = target
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self.cursor - 1, -1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor + 1, +1)
+
+    def action_page_up(self) -> None:
+        step = self.page_height
+        self.scroll_to(y=max(0, round(self.scroll_offset.y) - step), animate=False, immediate=True)
+        self.move_cursor(self.cursor - step, -1)
+
+    def action_page_down(self) -> None:
+        step = self.page_height
+        self.scroll_to(y=round(self.scroll_offset.y) + step, animate=False, immediate=True)
+        self.move_cursor(self.cursor + step, +1)
+
+    def action_first(self) -> None:
+        self.move_cursor(0, +1)
+        # Show the heading above the first row too.
+        self.scroll_to(y=0, animate=False, immediate=True)
+
+    def action_last(self) -> None:
+        self.move_cursor(self.row_count - 1, -1)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < self.header_lines:
+            return
+        index = round(self.scroll_offset.y) + offset.y - self.header_lines
+        if 0 <= index < self.row_count and self.is_selectable(index):
+            self.cursor = index
+            if event.chain == 2:
+                self.on_double_click()
+
+    def on_double_click(self) -> None:
+        """A row was double-clicked (the cursor is on it)."""
+
+
+def pad_segments(parts: list[tuple[str, Style | None]], width: int) -> list[Segment]:
+    """Segments for (text, style) parts, padded or cut to ``width`` cells."""
+    segments: list[Segment] = []
+    used = 0
+    for text, style in parts:
+        if used >= width:
+            break
+        length = cell_len(text)
+        if used + length > width:
+            text = set_cell_size(text, width - used)
+            length = width - used
+        segments.append(Segment(text, style))
+        used += length
+    if used < width:
+        segments.append(Segment(" " * (width - used)))
+    return segments
