@@ -7,6 +7,7 @@ widget. Widgets post intents (``TaskCommand``) and never touch SQLite.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from array import array
@@ -103,29 +104,40 @@ class FactoryApp(App[None]):
         self._reader: LogReader | None = None
         self._config = None
         self.plan_ready = False
+        # Kept by reference: query_one looks only at the screen on top, and
+        # the dashboard's widgets are needed under dialogs and task screens.
+        self.plan = PlanTable(id="plan")
+        self.event_log = EventLog(id="log")
+        self.header = FactoryHeader(id="header")
 
     # --- layout ----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield FactoryHeader(id="header")
+        coming = {
+            2: "No agents are running.\nTheir worktrees, branches and live output appear here once the engine runs tasks.",
+            3: "Living documents from .factory/artifacts/ appear here.",
+            4: "QA scenarios from .factory/qa/ appear here.",
+            5: "Messages from other factories appear here.",
+        }
+        self.panes = {
+            1: Pane(1, "Plan", self.plan, filterable=True, id="pane-1"),
+            **{
+                n: Pane(n, self.PANE_NAMES[n], ComingPane(text, id=self.PANE_NAMES[n].lower()), id=f"pane-{n}")
+                for n, text in coming.items()
+            },
+            6: Pane(6, "Log", self.event_log, filterable=True, id="pane-6"),
+        }
+        yield self.header
         with Horizontal(id="dashboard"):
-            yield Pane(1, "Plan", PlanTable(id="plan"), filterable=True, id="pane-1")
+            yield self.panes[1]
             with Vertical(id="right"):
-                yield Pane(2, "Worktrees", ComingPane("No agents are running.\nTheir worktrees, branches and live output appear here once the engine runs tasks.", id="worktrees"), id="pane-2")
+                yield self.panes[2]
                 with Horizontal(id="right-middle"):
-                    yield Pane(3, "Artifacts", ComingPane("Living documents from .factory/artifacts/ appear here.", id="artifacts"), id="pane-3")
-                    yield Pane(4, "QA", ComingPane("QA scenarios from .factory/qa/ appear here.", id="qa"), id="pane-4")
-                yield Pane(5, "Mail", ComingPane("Messages from other factories appear here.", id="mail"), id="pane-5")
-        yield Pane(6, "Log", EventLog(id="log"), filterable=True, id="pane-6")
+                    yield self.panes[3]
+                    yield self.panes[4]
+                yield self.panes[5]
+        yield self.panes[6]
         yield Footer()
-
-    @property
-    def plan(self) -> PlanTable:
-        return self.query_one("#plan", PlanTable)
-
-    @property
-    def event_log(self) -> EventLog:
-        return self.query_one("#log", EventLog)
 
     def on_mount(self) -> None:
         self.plan.focus()
@@ -170,7 +182,7 @@ class FactoryApp(App[None]):
     @on(PlanLoaded)
     def _plan_loaded(self, message: PlanLoaded) -> None:
         snapshot = message.snapshot
-        header = self.query_one(FactoryHeader)
+        header = self.header
         if self._config is not None:
             header.factory_name = self._config.name
             header.base_branch = self._config.base_branch
@@ -178,6 +190,10 @@ class FactoryApp(App[None]):
         self.event_log.load(snapshot.event_ids, snapshot.recent_events)
         self._update_counts()
         self.plan_ready = True
+        # A big plan is tens of thousands of long-lived objects; a full
+        # garbage collection that walks them all stalls a frame by 30 ms.
+        # Frozen objects are left out of the walk.
+        gc.freeze()
         if self.bench_first_frame:
             self.call_after_refresh(self._report_first_frame)
 
@@ -204,7 +220,7 @@ class FactoryApp(App[None]):
         counts = {state: 0 for state in State}
         for task in self.plan.tasks.values():
             counts[task.state] += 1
-        self.query_one(FactoryHeader).counts = counts
+        self.header.counts = counts
 
     # --- the Log pane's data ---------------------------------------------------
 
@@ -390,7 +406,7 @@ class FactoryApp(App[None]):
         return True
 
     def _pane(self, number: int) -> Pane:
-        return self.query_one(f"#pane-{number}", Pane)
+        return self.panes[number]
 
     def action_focus_pane(self, number: int) -> None:
         if self.screen.maximized is not None:

@@ -2,7 +2,9 @@
 
 Only ``factory console`` and ``factory demo`` import Textual, and only when
 they run; ``factory --help`` and every other command stay light. Errors a user
-can cause print one line, ``factory: <problem>``, on stderr and exit 1.
+can cause print one line, ``factory: <problem>``, on stderr and exit 1; a
+command line that click cannot parse (a missing argument, an unknown option)
+gets one line too, and exits 2.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from factory_tui.actors import actor_name
 from factory_tui.errors import FactoryError, InvalidInput
@@ -22,14 +25,34 @@ from factory_tui.model import (
     Action,
     Event,
     State,
-    Task,
     normalize_task_id,
 )
 from factory_tui.text import dumps_json, literal, one_line
 
 
+def _click_error_line(error: click.ClickException) -> str:
+    """click's own errors (usage, bad values, unreadable files) as one line:
+    click would print the usage, a hint and the error on three or more."""
+    message = f"factory: {literal(error.format_message())}"
+    ctx = getattr(error, "ctx", None)
+    if isinstance(error, click.UsageError) and ctx is not None:
+        message += f" (see `{literal(ctx.command_path)} --help`)"
+    return message
+
+
 class FactoryGroup(click.Group):
-    """A click group that turns our errors into one line and exit status 1."""
+    """A click group that turns our errors into one line and exit status 1,
+    and click's usage errors into one line and exit status 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        # The group's own options are parsed here, before ``invoke``.
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise  # `factory plan` alone prints the group's help
+        except click.ClickException as error:
+            click.echo(_click_error_line(error), err=True)
+            raise click.exceptions.Exit(error.exit_code) from None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -37,6 +60,11 @@ class FactoryGroup(click.Group):
         except FactoryError as error:
             click.echo(f"factory: {literal(str(error))}", err=True)
             ctx.exit(1)
+        except NoArgsIsHelpError:
+            raise
+        except click.ClickException as error:
+            click.echo(_click_error_line(error), err=True)
+            ctx.exit(error.exit_code)
         except BrokenPipeError:
             # `factory log | head`: the reader left; that is not an error.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -85,10 +113,55 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 
 def task_id_arg(_ctx, _param, value: str) -> str:
+    # InvalidInput, not click.BadParameter: a malformed id is reported like an
+    # unknown one, as `factory: not a task id: 'X' (…)` and exit status 1.
+    return normalize_task_id(value)
+
+
+def utf8_text(what: str):
+    """A callback refusing command-line text that is not UTF-8.
+
+    Python decodes undecodable argv bytes to lone surrogates, which SQLite
+    and the UTF-8 files we write cannot hold; without this check they fail
+    half-way through a write with a traceback."""
+
+    def check(_ctx, _param, value):
+        values = value if isinstance(value, tuple) else (value,)
+        for text in values:
+            if isinstance(text, str) and _has_surrogates(text):
+                raise InvalidInput(f"{what} is not valid UTF-8 text")
+        return value
+
+    return check
+
+
+def _has_surrogates(text: str) -> bool:
     try:
-        return normalize_task_id(value)
-    except InvalidInput as error:
-        raise click.BadParameter(str(error)) from None
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _decode_utf8(data: bytes, name: str) -> str:
+    # utf-8-sig: a byte order mark (as some Windows editors write) is not text;
+    # left in, it would hide the first checklist item of a plan.
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FactoryError(f"{name} is not UTF-8 text") from None
+
+
+def _read_stdin_bytes() -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is not None:
+        return stream.read()
+    return sys.stdin.read().encode("utf-8", "surrogateescape")
+
+
+def _display_name(name: str) -> str:
+    """A file name fit to be stored in the log (undecodable bytes become �)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @click.group(cls=FactoryGroup, invoke_without_command=True)
@@ -118,7 +191,11 @@ def main(ctx: click.Context, base_path: str | None) -> None:
 
 @main.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False))
-@click.option("--name", help="The factory's name (default: the repository's folder name).")
+@click.option(
+    "--name",
+    callback=utf8_text("the name"),
+    help="The factory's name (default: the repository's folder name).",
+)
 @json_option
 def init(path: str | None, name: str | None, as_json: bool) -> None:
     """Make the git repository at PATH (default: here) a factory base."""
@@ -142,8 +219,10 @@ def plan() -> None:
 
 
 @plan.command("add")
-@click.argument("title")
-@click.option("--body", default="", help="The task's description (markdown).")
+@click.argument("title", callback=utf8_text("the title"))
+@click.option(
+    "--body", default="", callback=utf8_text("--body"), help="The task's description (markdown)."
+)
 @click.option(
     "--body-file",
     type=click.File("r", encoding="utf-8"),
@@ -157,7 +236,9 @@ def plan() -> None:
     default=None,
     help="Start state (default: queued; proposed when an agent adds it).",
 )
-@click.option("--profile", help="The agent profile to run it with.")
+@click.option(
+    "--profile", callback=utf8_text("--profile"), help="The agent profile to run it with."
+)
 @json_option
 @pass_ctx
 def plan_add(
@@ -175,7 +256,11 @@ def plan_add(
     from factory_tui.backends.log import NewTask
 
     if body_file is not None:
-        body = body_file.read()
+        try:
+            body = body_file.read()
+        except UnicodeDecodeError:
+            name = "standard input" if body_file.name == "<stdin>" else body_file.name
+            raise FactoryError(f"{name} is not UTF-8 text") from None
     if state is None:
         # An agent's suggestion waits for the operator's go-ahead.
         state = State.PROPOSED if os.environ.get("FACTORY_TASK") else State.QUEUED
@@ -216,7 +301,10 @@ def plan_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
         click.echo(dumps_json([task.to_json() for task in tasks]))
         return
     if not tasks:
-        click.echo("The plan is empty. Add a task with `factory plan add TITLE`.")
+        if states:
+            click.echo(f"No tasks are {' or '.join(dict.fromkeys(states))}.")
+        else:
+            click.echo("The plan is empty. Add a task with `factory plan add TITLE`.")
         return
     rank = {state: n for n, state in enumerate(STATE_ORDER)}
     tasks.sort(key=lambda t: (rank[t.state], -t.priority, t.seq))
@@ -310,24 +398,28 @@ def plan_import(ctx: Context, file: str, state: str, as_json: bool) -> None:
     from factory_tui.backends.plan_import import import_plan
 
     if file == "-":
-        text, source = sys.stdin.read(), "stdin"
+        # Bytes, decoded strictly: the text layer of stdin may be lenient
+        # (surrogateescape), and undecodable text cannot be stored.
+        source = "stdin"
+        text = _decode_utf8(_read_stdin_bytes(), "standard input")
     else:
         try:
-            text = Path(file).read_text(encoding="utf-8")
+            data = Path(file).read_bytes()
         except FileNotFoundError:
             raise FactoryError(f"no such file: {file}") from None
-        except UnicodeDecodeError:
-            raise FactoryError(f"{file} is not UTF-8 text") from None
         except OSError as error:
             raise FactoryError(f"cannot read {file}: {error.strerror}") from None
-        source = Path(file).name
+        text = _decode_utf8(data, file)
+        source = _display_name(Path(file).name)
     tasks = import_plan(ctx.log, text, source=source, actor=actor_name("cli"), state=State(state))
     if as_json:
         click.echo(dumps_json([task.to_json() for task in tasks]))
         return
     done = sum(task.state is State.DONE for task in tasks)
+    span = tasks[0].id if len(tasks) == 1 else f"{tasks[0].id}…{tasks[-1].id}"
     click.echo(
-        f"Imported {len(tasks)} tasks ({tasks[0].id}…{tasks[-1].id}), {done} of them done."
+        f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), "
+        f"{done} of them done."
     )
 
 
@@ -341,7 +433,10 @@ def task() -> None:
 
 def _operator_command(action: Action, doc: str):
     @click.argument("task_id", callback=task_id_arg, metavar="ID")
-    @click.option("--note", "-n", help="Why; kept in the event (the feedback, for requeue).")
+    @click.option(
+        "--note", "-n", callback=utf8_text("--note"),
+        help="Why; kept in the event (the feedback, for requeue).",
+    )
     @json_option
     @pass_ctx
     def command(ctx: Context, task_id: str, note: str | None, as_json: bool) -> None:
@@ -363,9 +458,10 @@ _operator_command(Action.HOLD, "Hold queued ID so that it does not run.")
 _operator_command(Action.RELEASE, "Release held ID back to the queue.")
 
 
-@task.command("priority")
+# ignore_unknown_options: `-3` is a priority change, not an unknown option.
+@task.command("priority", context_settings={"ignore_unknown_options": True})
 @click.argument("task_id", callback=task_id_arg, metavar="ID")
-@click.argument("priority")
+@click.argument("priority", metavar="N|+N|-N")
 @json_option
 @pass_ctx
 def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> None:
@@ -512,7 +608,8 @@ def status(ctx: Context, as_json: bool) -> None:
 def console(ctx: Context, bench_first_frame: bool) -> None:
     """Open the operator console."""
     base = ctx.base
-    ctx.log  # fail here, with one line, if the log cannot be opened
+    # Fail here, with one line, if the log cannot be used (corrupt, newer).
+    ctx.log.last_event_id()
     from factory_tui.app import FactoryApp
 
     app = FactoryApp(base, bench_first_frame=bench_first_frame)

@@ -65,7 +65,10 @@ def parse_plan(text: str, source: str = "plan") -> list[PlanItem]:
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip()
         match = _ITEM.match(line)
-        if match:
+        # A bullet that starts with a markdown link, [text](url) or
+        # [text][ref], is a plain bullet: its brackets are not a box.
+        is_link = bool(match) and match.group("rest")[:1] in ("(", "[")
+        if match and not is_link:
             current = _parse_item(match, number, source)
             current_indent = len(match.group("indent"))
             items.append(current)
@@ -79,7 +82,7 @@ def parse_plan(text: str, source: str = "plan") -> list[PlanItem]:
                 current.body_lines.append(line)
                 continue
             current = None
-        if re.match(r"^\s*(?:[-*+]|\d+[.)])\s+\[", line):
+        if not is_link and re.match(r"^\s*(?:[-*+]|\d+[.)])\s+\[", line):
             raise PlanSyntaxError(
                 source, number, "a checklist item needs a box like [ ] or [x] and a title"
             )

@@ -50,7 +50,10 @@ def one_line(text: str, width: int) -> str:
     text = literal(text)
     if len(text) <= width:
         return text
-    return text[: max(0, width - 1)] + "…"
+    if width <= 0:
+        # No room even for the ellipsis: anything shown would overflow.
+        return ""
+    return text[: width - 1] + "…"
 
 
 def dumps_json(data: object) -> str:

@@ -130,19 +130,24 @@ class FactoryBase:
                     (folder / ".gitkeep").touch()
             gitignore = base.dir / ".gitignore"
             if not gitignore.exists():
-                gitignore.write_text(GITIGNORE, encoding="utf-8")
+                _write_atomically(gitignore, GITIGNORE)
                 created = True
             if not base.config_path.exists():
-                base.config_path.write_text(
-                    render_initial_config(name or base.root.name, branch),
-                    encoding="utf-8",
-                )
+                _write_atomically(base.config_path, render_initial_config(name or base.root.name, branch))
                 created = True
-        except OSError as error:
-            raise FactoryError(f"cannot create {base.dir}: {error.strerror}") from None
+        except (OSError, UnicodeError) as error:
+            raise FactoryError(f"cannot create {base.dir}: {getattr(error, 'strerror', None) or error}") from None
         if not base.log_path.exists():
             from factory_tui.backends.log import ExecutionLog
 
             ExecutionLog.open(base.log_path, create=True).close()
             created = True
         return base, created
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a whole file or none of it: a half-written factory.toml would
+    stop every later command."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

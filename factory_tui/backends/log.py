@@ -415,21 +415,34 @@ class ExecutionLog:
     def _dependency_path(
         conn: sqlite3.Connection, start: str, goal: str
     ) -> list[str] | None:
-        """A chain of dependencies from ``start`` down to ``goal``, if any."""
-        rows = conn.execute(
-            """
-            WITH RECURSIVE reach(id, path) AS (
-                SELECT :start, :start
-                UNION
-                SELECT d.depends_on, reach.path || ' ' || d.depends_on
-                FROM deps AS d JOIN reach ON d.task_id = reach.id
-                WHERE instr(' ' || reach.path || ' ', ' ' || d.depends_on || ' ') = 0
-            )
-            SELECT path FROM reach WHERE id = :goal LIMIT 1
-            """,
-            {"start": start, "goal": goal},
-        ).fetchone()
-        return rows[0].split(" ") if rows else None
+        """A chain of dependencies from ``start`` down to ``goal``, if any.
+
+        Breadth first, visiting each task once: a recursive query that follows
+        every path takes exponential time on a plan where each task depends on
+        the two before it (30 such tasks took seconds per added dependency).
+        """
+        parent: dict[str, str | None] = {start: None}
+        frontier = [start]
+        while frontier and goal not in parent:
+            reached: list[str] = []
+            for first in range(0, len(frontier), 500):
+                chunk = frontier[first : first + 500]
+                rows = conn.execute(
+                    "SELECT task_id, depends_on FROM deps WHERE task_id IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY rowid",
+                    chunk,
+                ).fetchall()
+                for task_id, depends_on in rows:
+                    if depends_on not in parent:
+                        parent[depends_on] = task_id
+                        reached.append(depends_on)
+            frontier = reached
+        if goal not in parent:
+            return None
+        path = [goal]
+        while (up := parent[path[-1]]) is not None:
+            path.append(up)
+        return path[::-1]
 
     def set_priority(self, task_id: str, priority: int, *, actor: str) -> Task:
         priority = check_priority(priority)
@@ -662,7 +675,9 @@ def event_filter(
         params.extend(kinds)
     for text in texts:
         # Same rule as LogFilter.matches: the word appears in the note or actor.
-        where.append("instr(lower(coalesce(note, '') || ' ' || actor), ?)")
+        # py_lower (registered by open_connection) is str.lower, so that
+        # non-ASCII text folds as it does in Python.
+        where.append("instr(py_lower(coalesce(note, '') || ' ' || actor), ?)")
         params.append(text.lower())
     if not where:
         where.append("1")

@@ -125,6 +125,10 @@ def describe_sqlite_error(path: Path, error: sqlite3.Error) -> LogError:
     return LogError(f"the log {path} cannot be used: {text}")
 
 
+def _py_lower(text: object) -> object:
+    return text.lower() if isinstance(text, str) else text
+
+
 def open_connection(
     path: Path, *, create: bool = False, busy_timeout_ms: int | None = None
 ) -> sqlite3.Connection:
@@ -144,6 +148,9 @@ def open_connection(
         )
     except sqlite3.Error as error:
         raise describe_sqlite_error(path, error) from None
+    # SQLite's own lower() folds ASCII only; the log filter's SQL side must
+    # fold case exactly as its Python side (str.lower) does.
+    conn.create_function("py_lower", 1, _py_lower, deterministic=True)
     try:
         # Read before writing anything: a corrupt or newer file must be left
         # exactly as it is.

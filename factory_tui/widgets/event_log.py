@@ -39,6 +39,10 @@ class EventLog(VirtualList):
                 tooltip="Jump to the newest event and follow new ones"),
     ]
 
+    # These two go straight to the app, which owns the readers: a message
+    # built while another node is active (a render, the Pane's filter
+    # handler) takes that node as its sender and stops bubbling there.
+
     class PagesWanted(Message):
         """The log needs these events to draw its rows."""
 
@@ -95,16 +99,20 @@ class EventLog(VirtualList):
         if log_filter == self.log_filter:
             return
         self.log_filter = log_filter
-        # Built in our own turn: a message made while the Pane's handler runs
-        # counts the Pane as its sender and would stop bubbling there.
-        self.call_later(lambda: self.post_message(self.FilterWanted(log_filter)))
+        self.app.post_message(self.FilterWanted(log_filter))
 
     def add_events(self, events: list[Event]) -> None:
         """Events fetched for rows that were waiting for them."""
         for event in events:
             self._events[event.id] = event
             self._requested.discard(event.id)
-        self.rows_changed()
+        # Rows drawn without their event were not cached, so the cache stays
+        # valid; redraw only if such a row is on screen now.
+        visible = self.visible_rows()
+        if visible and events:
+            fetched = {event.id for event in events}
+            if any(self._ids[i] in fetched for i in visible):
+                self.refresh()
 
     def append_events(self, events: list[Event]) -> None:
         """Events just written to the log."""
@@ -176,17 +184,32 @@ class EventLog(VirtualList):
 
     def _want(self, index: int) -> None:
         """Ask for the page holding ``index`` and its neighbours, once."""
-        page = index // PAGE
+        self._request_rows(index - PAGE, index + 2 * PAGE)
+
+    def _request_rows(self, start: int, stop: int) -> None:
+        """Fetch the rows in [start, stop) that are neither held nor asked
+        for, widened to whole pages so that fetches come a page at a time."""
+        start = max(0, start) // PAGE * PAGE
+        stop = -(-min(len(self._ids), stop) // PAGE) * PAGE
         wanted: list[int] = []
-        for p in (page, page - 1, page + 1):
-            lo, hi = max(0, p * PAGE), min(len(self._ids), (p + 1) * PAGE)
-            for i in range(lo, hi):
-                event_id = self._ids[i]
-                if event_id not in self._events and event_id not in self._requested:
-                    wanted.append(event_id)
+        events, requested, ids = self._events, self._requested, self._ids
+        for i in range(start, min(len(ids), stop)):
+            event_id = ids[i]
+            if event_id not in events and event_id not in requested:
+                wanted.append(event_id)
         if wanted:
-            self._requested.update(wanted)
-            self.post_message(self.PagesWanted(wanted))
+            requested.update(wanted)
+            self.app.post_message(self.PagesWanted(wanted))
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        # Read ahead in the direction of travel, so that paging finds its
+        # rows already fetched.
+        top = round(new)
+        if new >= old:
+            self._request_rows(top, top + self.page_height + PAGE)
+        else:
+            self._request_rows(top - PAGE, top + self.page_height)
 
     # --- keys ----------------------------------------------------------------
 

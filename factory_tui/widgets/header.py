@@ -39,7 +39,7 @@ class FactoryHeader(Widget):
         text.append(" ")
         text.append(literal(self.factory_name), style="bold")
         if self.base_branch:
-            text.append(f"  ⎇ {literal(self.base_branch)}", style="dim")
+            text.append(f"  on {literal(self.base_branch)}", style="dim")
         text.append(f"  {self.engine}", style="dim")
         if not self.counts:
             text.append("  loading…", style="dim italic")

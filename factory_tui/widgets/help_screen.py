@@ -15,34 +15,42 @@ from textual.widgets import Static
 _ORIGIN = {
     "PlanTable": "Plan",
     "EventLog": "Log",
-    "VirtualList": "Lists",
     "Pane": "Pane",
     "FactoryApp": "Everywhere",
     "TaskScreen": "Task",
-    "DashboardScreen": "Everywhere",
+    "Screen": "Everywhere",
 }
+_RENAMED = {"app.focus_next": "Next pane", "app.focus_previous": "Previous pane"}
+_MOVING = {"cursor_up", "cursor_down", "page_up", "page_down", "first", "last"}
+# The list widgets scroll by rows only; ScrollView's sideways keys do nothing.
+_HIDDEN = {
+    "scroll_left", "scroll_right", "page_left", "page_right", "scroll_home", "scroll_end",
+    "command_palette", "screen.copy_text",
+}
+_ORDER = ["Task", "Plan", "Log", "Moving", "Pane", "Everywhere"]
 
 
 def describe_bindings(app, bindings: dict[str, ActiveBinding]) -> list[tuple[str, list[tuple[str, str, str]]]]:
-    """[(origin, [(keys, description, tooltip), …]), …] in a stable order."""
-    grouped: dict[tuple[str, str], tuple[list[str], Binding]] = {}
-    origin_of: dict[tuple[str, str], str] = {}
+    """[(section, [(keys, description, tooltip), …]), …]: the focused
+    pane's own keys first, then moving about, then keys that work anywhere."""
+    rows: dict[tuple[str, str], tuple[list[str], Binding]] = {}
     for key, active in bindings.items():
         binding = active.binding
-        if binding.system or binding.action in ("command_palette",):
+        action = binding.action
+        if binding.system or action in _HIDDEN:
             continue
-        origin = _ORIGIN.get(type(active.node).__name__, type(active.node).__name__)
-        ident = (origin, binding.action)
-        keys, _ = grouped.setdefault(ident, ([], binding))
+        section = "Moving" if action in _MOVING else _ORIGIN.get(type(active.node).__name__, type(active.node).__name__)
+        if action.startswith("focus_pane("):
+            # One row for the six number keys.
+            action, binding = "focus_pane", Binding(key, "focus_pane", "Go to pane 1–6 (1 Plan … 6 Log)")
+        keys, _ = rows.setdefault((section, action), ([], binding))
         keys.append(app.get_key_display(Binding(key, binding.action)))
-        origin_of[ident] = origin
     sections: dict[str, list[tuple[str, str, str]]] = {}
-    for ident, (keys, binding) in grouped.items():
-        sections.setdefault(origin_of[ident], []).append(
-            (" ".join(dict.fromkeys(keys)), binding.description or binding.action, binding.tooltip)
+    for (section, action), (keys, binding) in rows.items():
+        sections.setdefault(section, []).append(
+            (" ".join(dict.fromkeys(keys)), _RENAMED.get(action, binding.description or action), binding.tooltip)
         )
-    order = ["Task", "Plan", "Log", "Pane", "Lists", "Everywhere"]
-    return sorted(sections.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99)
+    return sorted(sections.items(), key=lambda item: _ORDER.index(item[0]) if item[0] in _ORDER else len(_ORDER))
 
 
 class HelpScreen(ModalScreen[None]):

@@ -43,6 +43,8 @@ class FilterBar(Input):
 class Pane(Vertical):
     """One of the six dashboard panes."""
 
+    ALLOW_MAXIMIZE = True  # `z` zooms the whole pane, border and filter bar included
+
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="pane.filter", tooltip="Filter this pane"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="pane.clear-filter"),

@@ -122,14 +122,18 @@ class PlanTable(VirtualList):
         row = self._rows[self.cursor]
         return None if isinstance(row, State) else self._tasks.get(row)
 
-    def select_task(self, task_id: str) -> bool:
-        task = self._tasks.get(task_id)
-        if task is None:
-            return False
+    def index_of(self, task_id: str) -> int | None:
+        """The row showing ``task_id``, or None if it is filtered out."""
         try:
-            self.cursor = self._rows.index(task_id)
-        except ValueError:  # hidden by the filter
+            return self._rows.index(task_id)
+        except ValueError:
+            return None
+
+    def select_task(self, task_id: str) -> bool:
+        index = self.index_of(task_id)
+        if index is None:
             return False
+        self.cursor = index
         return True
 
     def blocked_by(self, task: Task) -> list[str]:

@@ -125,7 +125,7 @@ class TaskScreen(Screen):
     def _history(detail: TaskDetail) -> Table:
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
-        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True, min_width=10)
         table.add_column()
         for event in detail.events:
             when = time.strftime("%m-%d %H:%M", time.localtime(event.at))

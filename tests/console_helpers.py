@@ -1,0 +1,48 @@
+"""Helpers for driving the console in Pilot tests: wait for real work
+(workers, the log feed) instead of sleeping for fixed times."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from factory_tui.app import FactoryApp
+
+WAIT_LIMIT = 10.0
+
+
+async def wait_until(pilot, condition: Callable[[], bool], what: str, limit: float = WAIT_LIMIT) -> None:
+    """Let the app run until ``condition()`` holds; fail saying ``what``."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def ready(pilot) -> FactoryApp:
+    app: FactoryApp = pilot.app
+    await wait_until(pilot, lambda: app.plan_ready, "the first snapshot")
+    await pilot.pause()
+    return app
+
+
+async def move_to(pilot, task_id: str) -> None:
+    """Walk the Plan's cursor to ``task_id`` with the j/k keys, as a user would."""
+    app: FactoryApp = pilot.app
+    plan = app.plan
+    target = plan.index_of(task_id)
+    assert target is not None, f"{task_id} is not in the plan's rows"
+    key = "j" if target > plan.cursor else "k"
+    for _ in range(200):
+        if plan.selected_task is not None and plan.selected_task.id == task_id:
+            return
+        await pilot.press(key)
+    raise AssertionError(f"could not reach {task_id} with {key}")
+
+
+def row_text(app: FactoryApp, task_id: str) -> str:
+    plan = app.plan
+    index = plan.index_of(task_id)
+    assert index is not None
+    return "".join(segment.text for segment in plan.render_row(index, 200))
