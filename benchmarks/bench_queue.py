@@ -19,8 +19,8 @@ raw sqlite3 running the same statements, in one run: at least 0.7 of raw."
       ``SQL_*`` constants of ``factory_tui.backends.log``) with the same
       parameters (``secrets.token_hex(8)``, ``json.dumps`` of the event data,
       ``time.time()``), in plain inline Python:
-      claim  = BEGIN IMMEDIATE; SQL_CLAIM; SQL_LEASE_INSERT; SQL_EVENT_INSERT; COMMIT
-      finish = BEGIN IMMEDIATE; SQL_LEASE_RELEASE; SQL_FINISH; SQL_EVENT_INSERT; COMMIT
+      claim  = BEGIN IMMEDIATE; SQL_CLAIM; SQL_EVENT_INSERT; COMMIT
+      finish = BEGIN IMMEDIATE; SQL_FINISH; SQL_EVENT_INSERT; COMMIT
 
     One op is one transaction (a claim or a finish), so a task is 2 ops.
     The two sides alternate (ours first in odd rounds, raw first in even
@@ -90,8 +90,6 @@ from factory_tui.backends.log import (
     SQL_CLAIM,
     SQL_EVENT_INSERT,
     SQL_FINISH,
-    SQL_LEASE_INSERT,
-    SQL_LEASE_RELEASE,
     ExecutionLog,
 )
 from factory_tui.backends.schema import DEFAULT_BUSY_TIMEOUT_MS
@@ -197,12 +195,16 @@ def run_raw(path: Path, n: int) -> float:
         for _ in range(n):
             # claim
             now = time.time()
-            token = secrets.token_hex(8)
-            expires = now + DEFAULT_LEASE_SECONDS
+            params = {
+                "now": now,
+                "secret": secrets.token_hex(8),
+                "worker": WORKER,
+                "expires": now + DEFAULT_LEASE_SECONDS,
+            }
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(SQL_CLAIM, {"now": now}).fetchone()
-            task_id = row[0]
-            conn.execute(SQL_LEASE_INSERT, (token, task_id, WORKER, now, expires))
+            row = conn.execute(SQL_CLAIM, params).fetchone()
+            seq, token = row[0], row[10]
+            task_id = f"T-{seq}"
             conn.execute(
                 SQL_EVENT_INSERT,
                 (now, task_id, "claimed", WORKER, "queued", "running",
@@ -212,13 +214,10 @@ def run_raw(path: Path, n: int) -> float:
             # finish
             now = time.time()
             conn.execute("BEGIN IMMEDIATE")
-            task_id, worker = conn.execute(
-                SQL_LEASE_RELEASE, (now, "finished", token)
-            ).fetchone()
-            row = conn.execute(SQL_FINISH, ("review", now, task_id)).fetchone()
+            row = conn.execute(SQL_FINISH, ("review", now, seq, token)).fetchone()
             conn.execute(
                 SQL_EVENT_INSERT,
-                (now, task_id, "finished", worker, "running", "review",
+                (now, task_id, "finished", row[10], "running", "review",
                  None, json.dumps({"lease": token})),
             )
             conn.execute("COMMIT")
@@ -232,15 +231,14 @@ def log_contents(path: Path) -> tuple[list, list, list]:
     conn = sqlite3.connect(path)
     try:
         tasks = conn.execute(
-            "SELECT id, state, attempts FROM tasks ORDER BY seq"
+            "SELECT seq, state, attempts FROM tasks ORDER BY seq"
         ).fetchall()
         events = conn.execute(
             "SELECT task_id, kind, actor, from_state, to_state, note, "
             "json_extract(data, '$.lease') IS NOT NULL FROM events ORDER BY id"
         ).fetchall()
         leases = conn.execute(
-            "SELECT task_id, worker, outcome, released_at IS NOT NULL "
-            "FROM leases ORDER BY claimed_at, task_id"
+            "SELECT seq, lease_worker, lease_token IS NULL FROM tasks ORDER BY seq"
         ).fetchall()
         return tasks, events, leases
     finally:

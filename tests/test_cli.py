@@ -86,7 +86,7 @@ def snapshot(base: FactoryBase) -> dict:
     try:
         return {
             table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in ("tasks", "deps", "events", "leases", "meta")
+            for table in ("tasks", "task_bodies", "deps", "events", "meta")
         }
     finally:
         conn.close()

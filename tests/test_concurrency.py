@@ -56,7 +56,7 @@ WORKER = textwrap.dedent(
         elif mode == "hold-write-lock":
             conn = log._conn
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("UPDATE tasks SET title = 'half-written' WHERE id = 'T-1'")
+            conn.execute("UPDATE tasks SET title = 'half-written' WHERE seq = 1")
             say(locked=True)
             time.sleep(3600)
     except BaseException as error:

@@ -137,7 +137,7 @@ def test_a_held_write_lock_gives_log_busy_and_loses_nothing(tmp_path: Path) -> N
         log.add_tasks([NewTask(title="a"), NewTask(title="b")], actor="t")
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    holder.execute("UPDATE tasks SET title = 'renamed' WHERE id = 'T-1'")
+    holder.execute("UPDATE tasks SET title = 'renamed' WHERE seq = 1")
     try:
         with ExecutionLog.open(path, busy_timeout_ms=200) as log:
             for write in (
@@ -219,7 +219,7 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
         log.add_task(NewTask(title="a"), actor="t")
     schema = _schema(path)
     assert {name for kind, name, *_ in schema if kind == "table"} >= {
-        "tasks", "deps", "leases", "events", "meta"}
+        "tasks", "task_bodies", "deps", "events", "meta"}
     assert {name for kind, name, *_ in schema if kind == "trigger"} == {
         "events_append_only_update", "events_append_only_delete"}
     for _ in range(2):

@@ -93,7 +93,7 @@ class ExecutionLogMachine(RuleBasedStateMachine):
         """Everything in the file, to prove a refused operation changed nothing."""
         return tuple(
             tuple(self.raw.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall())
-            for table in ("tasks", "deps", "leases", "events")
+            for table in ("tasks", "task_bodies", "deps", "events")
         )
 
     def refused(self, errors: type[Exception] | tuple, operation) -> Exception:
@@ -314,7 +314,7 @@ class ExecutionLogMachine(RuleBasedStateMachine):
 
     @invariant()
     def states_match_the_model_and_the_history(self) -> None:
-        rows = self.raw.execute("SELECT id, state, priority, feedback FROM tasks").fetchall()
+        rows = self.raw.execute("SELECT 'T-' || seq, state, priority, feedback FROM tasks").fetchall()
         assert {row[0]: row[1] for row in rows} == {t: s.value for t, s in self.state.items()}
         assert {row[1] for row in rows} <= STATE_VALUES
         assert {row[0]: row[2] for row in rows} == self.priority
@@ -333,18 +333,20 @@ class ExecutionLogMachine(RuleBasedStateMachine):
 
     @invariant()
     def running_means_exactly_one_live_lease(self) -> None:
+        # A lease is live while its token is on the task's row.
         live = self.raw.execute(
-            "SELECT task_id, count(*) FROM leases WHERE released_at IS NULL GROUP BY task_id"
+            "SELECT 'T-' || seq, state FROM tasks WHERE lease_token IS NOT NULL"
         ).fetchall()
         running = {t for t, s in self.state.items() if s is State.RUNNING}
-        assert dict(live) == {task: 1 for task in running}
+        assert {task for task, _ in live} == running
+        assert all(state == "running" for _, state in live)
         tokens = {row[0] for row in self.raw.execute(
-            "SELECT token FROM leases WHERE released_at IS NULL")}
+            "SELECT lease_token FROM tasks WHERE lease_token IS NOT NULL")}
         assert tokens == set(self.live_tokens())
 
     @invariant()
     def dependencies_match_the_model(self) -> None:
-        rows = self.raw.execute("SELECT task_id, depends_on FROM deps").fetchall()
+        rows = self.raw.execute("SELECT 'T-' || task, 'T-' || depends_on FROM deps").fetchall()
         assert set(rows) == {(t, d) for t, ds in self.deps.items() for d in ds}
 
 

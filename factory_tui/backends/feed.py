@@ -68,7 +68,7 @@ class LogFeed:
                 # One read transaction, so the tasks and the cursor agree.
                 self._conn.execute("BEGIN")
                 try:
-                    tasks = self._tasks.list_tasks()
+                    tasks = self._tasks.list_tasks(bodies=False)
                     ids = array("q")
                     cursor = self._conn.execute("SELECT id FROM events ORDER BY id")
                     while batch := cursor.fetchmany(20_000):

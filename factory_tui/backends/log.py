@@ -1,4 +1,4 @@
-"""The execution log: the plan, every task's state, leases and the event
+"""The execution log: the plan, every task's state, its lease and the event
 history, in one SQLite file that is also the queue.
 
 ``ExecutionLog`` owns every write to ``log.db``. Each transition runs in one
@@ -6,6 +6,11 @@ history, in one SQLite file that is also the queue.
 reader never sees a state change without its event. The claim is a single
 conditional ``UPDATE … RETURNING``: there is no read-then-write window in which
 two workers could take the same task.
+
+A task's lease (token, worker, expiry) sits on its own row, so claiming and
+finishing write as little as a queue can: the lease is live while its token
+is set, and ending it clears the token. Its history is in the events
+(``claimed``, ``finished``, ``failed``, ``expired``, ``cancelled``).
 """
 
 from __future__ import annotations
@@ -44,70 +49,69 @@ from factory_tui.model import (
     check_priority,
     check_title,
     next_state,
+    normalize_task_id,
+    task_seq,
 )
 
 # --- The queue's statements, shared with benchmarks/bench_queue.py so that its
 # raw-sqlite3 baseline runs exactly what we run. -------------------------------
 
 TASK_COLUMNS = (
-    "id, title, state, priority, attempts, body, profile, source, feedback, "
+    "seq, title, state, priority, attempts, profile, source, feedback, "
     "created_at, updated_at"
 )
 
 SQL_CLAIM = f"""
-UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now
+UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now,
+       lease_token = 'T-' || seq || ':' || :secret, lease_worker = :worker,
+       lease_expires = :expires
 WHERE seq = (
     SELECT t.seq FROM tasks AS t
     WHERE t.state = 'queued'
       AND NOT EXISTS (
-          SELECT 1 FROM deps AS d JOIN tasks AS u ON u.id = d.depends_on
-          WHERE d.task_id = t.id AND u.state != 'done')
+          SELECT 1 FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on
+          WHERE d.task = t.seq AND u.state != 'done')
     ORDER BY t.priority DESC, t.seq
     LIMIT 1)
   AND state = 'queued'
-RETURNING {TASK_COLUMNS}
+RETURNING {TASK_COLUMNS}, lease_token,
+          (SELECT body FROM task_bodies AS b WHERE b.seq = tasks.seq)
 """
-SQL_LEASE_INSERT = (
-    "INSERT INTO leases (token, task_id, worker, claimed_at, expires_at) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
 SQL_EVENT_INSERT = (
     "INSERT INTO events (at, task_id, kind, actor, from_state, to_state, note, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SQL_HEARTBEAT = (
-    "UPDATE leases SET expires_at = ? WHERE token = ? AND released_at IS NULL "
-    "RETURNING task_id"
-)
-SQL_LEASE_RELEASE = (
-    "UPDATE leases SET released_at = ?, outcome = ? "
-    "WHERE token = ? AND released_at IS NULL RETURNING task_id, worker"
+    "UPDATE tasks SET lease_expires = ? "
+    "WHERE seq = ? AND lease_token = ? AND state = 'running' RETURNING seq"
 )
 SQL_FINISH = (
-    "UPDATE tasks SET state = ?, updated_at = ? WHERE id = ? AND state = 'running' "
-    f"RETURNING {TASK_COLUMNS}"
+    "UPDATE tasks SET state = ?, updated_at = ?, lease_token = NULL "
+    "WHERE seq = ? AND lease_token = ? AND state = 'running' "
+    f"RETURNING {TASK_COLUMNS}, lease_worker"
 )
 SQL_TASK_INSERT = (
-    "INSERT INTO tasks (seq, id, title, body, state, priority, attempts, profile, "
-    "source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+    "INSERT INTO tasks (title, state, priority, attempts, profile, source, "
+    "created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?) RETURNING seq"
 )
+SQL_BODY_INSERT = "INSERT INTO task_bodies (seq, body) VALUES (?, ?)"
 
 DEFAULT_LEASE_SECONDS = 30.0
 
 
-def task_from_row(row: Sequence) -> Task:
+def task_from_row(row: Sequence, body: str = "") -> Task:
     return Task(
-        id=row[0],
+        id=f"T-{row[0]}",
         title=row[1],
         state=State(row[2]),
         priority=row[3],
         attempts=row[4],
-        body=row[5],
-        profile=row[6],
-        source=row[7],
-        feedback=row[8],
-        created_at=row[9] or 0.0,
-        updated_at=row[10] or 0.0,
+        body=body,
+        profile=row[5],
+        source=row[6],
+        feedback=row[7],
+        created_at=row[8],
+        updated_at=row[9],
     )
 
 
@@ -126,6 +130,59 @@ def event_from_row(row: Sequence) -> Event:
         note=row[7],
         data=json.loads(row[8]) if row[8] else {},
     )
+
+
+def task_of_token(token: str) -> str:
+    """The task a lease token is for: tokens read ``T-3:9f…`` so that a
+    heartbeat finds its task by the task's key."""
+    task_id, colon, _ = token.partition(":")
+    try:
+        if not colon:
+            raise InvalidInput(token)
+        return normalize_task_id(task_id)
+    except InvalidInput:
+        raise LeaseLost(f"no lease {token!r}: not a lease token") from None
+
+
+class _Transaction:
+    """``with log._write() as conn``: the log's lock, ``BEGIN IMMEDIATE``,
+    and COMMIT or ROLLBACK, with sqlite3 errors told as one line. A class
+    rather than a generator: the queue enters one per operation."""
+
+    __slots__ = ("_log", "_write")
+
+    def __init__(self, log: ExecutionLog, write: bool) -> None:
+        self._log = log
+        self._write = write
+
+    def __enter__(self) -> sqlite3.Connection:
+        log = self._log
+        log._lock.acquire()
+        if self._write:
+            try:
+                log._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                log._lock.release()
+                raise describe_sqlite_error(log.path, error) from None
+        return log._conn
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        log = self._log
+        conn = log._conn
+        try:
+            if self._write:
+                if error is None:
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.Error as failure:
+                        error = failure
+                if error is not None and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise describe_sqlite_error(log.path, error) from None
+        finally:
+            log._lock.release()
+        return False
 
 
 class ExecutionLog:
@@ -169,32 +226,13 @@ class ExecutionLog:
 
     # --- transactions -----------------------------------------------------
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> _Transaction:
         """One write transaction, taken with the write lock up front so that
         a read inside it cannot be invalidated by another writer."""
-        with self._lock, self._sqlite_errors():
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        return _Transaction(self, write=True)
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._sqlite_errors():
-            yield self._conn
-
-    @contextmanager
-    def _sqlite_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as error:
-            raise describe_sqlite_error(self.path, error) from None
+    def _read(self) -> _Transaction:
+        return _Transaction(self, write=False)
 
     def _event(
         self,
@@ -226,41 +264,43 @@ class ExecutionLog:
 
     def _task_row(self, conn: sqlite3.Connection, task_id: str) -> Task:
         row = conn.execute(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+            f"SELECT {TASK_COLUMNS}, coalesce(b.body, '') FROM tasks "
+            "LEFT JOIN task_bodies AS b USING (seq) WHERE seq = ?",
+            (task_seq(task_id),),
         ).fetchone()
         if row is None:
             raise UnknownTask(task_id)
-        return task_from_row(row)
+        return task_from_row(row, row[10])
 
     def _with_dependencies(
         self, conn: sqlite3.Connection, tasks: list[Task]
     ) -> list[Task]:
         if not tasks:
             return tasks
-        by_id = {task.id: task for task in tasks}
+        by_seq = {task.seq: task for task in tasks}
         if len(tasks) == 1:
             rows = conn.execute(
-                "SELECT d.task_id, d.depends_on, u.state FROM deps AS d "
-                "JOIN tasks AS u ON u.id = d.depends_on WHERE d.task_id = ? "
+                "SELECT d.task, d.depends_on, u.state FROM deps AS d "
+                "JOIN tasks AS u ON u.seq = d.depends_on WHERE d.task = ? "
                 "ORDER BY d.rowid",
-                (tasks[0].id,),
+                (tasks[0].seq,),
             ).fetchall()
         else:
             rows = conn.execute(
-                "SELECT d.task_id, d.depends_on, u.state FROM deps AS d "
-                "JOIN tasks AS u ON u.id = d.depends_on ORDER BY d.rowid"
+                "SELECT d.task, d.depends_on, u.state FROM deps AS d "
+                "JOIN tasks AS u ON u.seq = d.depends_on ORDER BY d.rowid"
             ).fetchall()
-        depends: dict[str, list[str]] = {}
-        blocked: dict[str, list[str]] = {}
-        for task_id, depends_on, state in rows:
-            if task_id not in by_id:
+        depends: dict[int, list[str]] = {}
+        blocked: dict[int, list[str]] = {}
+        for seq, depends_on, state in rows:
+            if seq not in by_seq:
                 continue
-            depends.setdefault(task_id, []).append(depends_on)
+            depends.setdefault(seq, []).append(f"T-{depends_on}")
             if state != State.DONE:
-                blocked.setdefault(task_id, []).append(depends_on)
-        for task_id, ids in depends.items():
-            by_id[task_id].depends_on = tuple(ids)
-            by_id[task_id].blocked_by = tuple(blocked.get(task_id, ()))
+                blocked.setdefault(seq, []).append(f"T-{depends_on}")
+        for seq, ids in depends.items():
+            by_seq[seq].depends_on = tuple(ids)
+            by_seq[seq].blocked_by = tuple(blocked.get(seq, ()))
         return tasks
 
     def get_task(self, task_id: str) -> Task:
@@ -268,39 +308,47 @@ class ExecutionLog:
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 
     def get_tasks(self, task_ids: Iterable[str]) -> list[Task]:
-        """The tasks among ``task_ids`` that exist, with their dependencies."""
-        ids = list(dict.fromkeys(task_ids))
-        if not ids:
+        """The tasks among ``task_ids`` that exist (without their bodies),
+        with their dependencies."""
+        seqs = list(dict.fromkeys(task_seq(task_id) for task_id in task_ids))
+        if not seqs:
             return []
         tasks: list[Task] = []
         with self._read() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({marks})", chunk
+                    f"SELECT {TASK_COLUMNS} FROM tasks WHERE seq IN ({marks})", chunk
                 ).fetchall()
                 tasks.extend(task_from_row(row) for row in rows)
-            for task in tasks:
-                self._with_dependencies(conn, [task])
+            if len(tasks) > 50:
+                self._with_dependencies(conn, tasks)
+            else:
+                for task in tasks:
+                    self._with_dependencies(conn, [task])
         return tasks
 
-    def list_tasks(self, states: Iterable[State] | None = None) -> list[Task]:
-        """All tasks (or those in ``states``) in id order, with dependencies."""
+    def list_tasks(
+        self, states: Iterable[State] | None = None, *, bodies: bool = True
+    ) -> list[Task]:
+        """All tasks (or those in ``states``) in id order, with dependencies;
+        ``bodies=False`` leaves the bodies out (a list view needs none)."""
+        body = "coalesce(b.body, '')" if bodies else "''"
+        join = "LEFT JOIN task_bodies AS b USING (seq)" if bodies else ""
+        sql = f"SELECT {TASK_COLUMNS}, {body} FROM tasks {join}"
         with self._read() as conn:
             if states is None:
-                rows = conn.execute(
-                    f"SELECT {TASK_COLUMNS} FROM tasks ORDER BY seq"
-                ).fetchall()
+                rows = conn.execute(f"{sql} ORDER BY seq").fetchall()
             else:
                 wanted = [State(s).value for s in states]
                 marks = ",".join("?" * len(wanted))
                 rows = conn.execute(
-                    f"SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({marks}) "
-                    "ORDER BY seq",
-                    wanted,
+                    f"{sql} WHERE state IN ({marks}) ORDER BY seq", wanted
                 ).fetchall()
-            return self._with_dependencies(conn, [task_from_row(r) for r in rows])
+            return self._with_dependencies(
+                conn, [task_from_row(row, row[10]) for row in rows]
+            )
 
     def dependents(self, task_id: str) -> list[Task]:
         """The tasks that depend on ``task_id``."""
@@ -308,11 +356,14 @@ class ExecutionLog:
             self._task_row(conn, task_id)
             rows = conn.execute(
                 f"SELECT {', '.join('t.' + c for c in TASK_COLUMNS.split(', '))} "
-                "FROM deps AS d JOIN tasks AS t ON t.id = d.task_id "
+                "FROM deps AS d JOIN tasks AS t ON t.seq = d.task "
                 "WHERE d.depends_on = ? ORDER BY t.seq",
-                (task_id,),
+                (task_seq(task_id),),
             ).fetchall()
-            return self._with_dependencies(conn, [task_from_row(r) for r in rows])
+            tasks = [task_from_row(r) for r in rows]
+            for task in tasks:
+                self._with_dependencies(conn, [task])
+            return tasks
 
     def counts(self) -> dict[State, int]:
         """How many tasks are in each state (every state present, maybe 0)."""
@@ -347,13 +398,16 @@ class ExecutionLog:
         now = self._clock()
         created: list[Task] = []
         with self._write() as conn:
-            next_seq = conn.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM tasks"
-            ).fetchone()[0]
             by_label: dict[str, str] = {}
-            for offset, label in enumerate(labels):
-                if label:
-                    by_label[label] = f"T-{next_seq + offset}"
+            if any(labels):
+                # Tasks take the next ids in order (seq is the rowid, and
+                # nothing else writes while we hold the write lock).
+                next_seq = conn.execute(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM tasks"
+                ).fetchone()[0]
+                for offset, label in enumerate(labels):
+                    if label:
+                        by_label[label] = f"T-{next_seq + offset}"
             for offset, new in enumerate(new_tasks):
                 title = check_title(new.title)
                 priority = check_priority(new.priority)
@@ -363,27 +417,33 @@ class ExecutionLog:
                     raise InvalidInput(
                         f"a new task can start as {', '.join(CREATABLE_STATES)}, not {state}"
                     )
-                seq = next_seq + offset
-                task_id = f"T-{seq}"
-                conn.execute(
+                seq = conn.execute(
                     SQL_TASK_INSERT,
-                    (seq, task_id, title, new.body or "", state.value, priority,
-                     new.profile, new.source, now, now),
-                )
+                    (title, state.value, priority, new.profile, new.source, now, now),
+                ).fetchone()[0]
+                task_id = f"T-{seq}"
+                if new.body:
+                    conn.execute(SQL_BODY_INSERT, (seq, new.body))
                 self._event(
                     conn, now, task_id, KIND_CREATED, actor, None, state.value,
                     title if len(title) <= 200 else title[:199] + "…",
                     {"source": new.source} if new.source else None,
                 )
-                created.append(task_id)
-            for offset, new in enumerate(new_tasks):
-                task_id = created[offset]
-                for ref in new.after:
-                    target = by_label.get(ref, ref)
-                    self._add_dependency(conn, now, task_id, target, actor)
-            return self._with_dependencies(
-                conn, [self._task_row(conn, task_id) for task_id in created]
-            )
+                created.append(
+                    Task(
+                        id=task_id, title=title, state=state, priority=priority,
+                        body=new.body or "", profile=new.profile, source=new.source,
+                        created_at=now, updated_at=now,
+                    )
+                )
+            if any(new.after for new in new_tasks):
+                for task, new in zip(created, new_tasks):
+                    for ref in new.after:
+                        target = by_label.get(ref, ref)
+                        self._add_dependency(conn, now, task.id, target, actor)
+                for task in created:
+                    self._with_dependencies(conn, [task])
+            return created
 
     def add_dependency(self, task_id: str, depends_on: str, *, actor: str) -> Task:
         with self._write() as conn:
@@ -398,12 +458,12 @@ class ExecutionLog:
         self._task_row(conn, depends_on)
         if task_id == depends_on:
             raise DependencyCycle([task_id, task_id])
-        path = self._dependency_path(conn, depends_on, task_id)
+        path = self._dependency_path(conn, task_seq(depends_on), task_seq(task_id))
         if path is not None:
-            raise DependencyCycle([task_id, *path])
+            raise DependencyCycle([task_id, *(f"T-{seq}" for seq in path)])
         cursor = conn.execute(
-            "INSERT OR IGNORE INTO deps (task_id, depends_on) VALUES (?, ?)",
-            (task_id, depends_on),
+            "INSERT OR IGNORE INTO deps (task, depends_on) VALUES (?, ?)",
+            (task_seq(task_id), task_seq(depends_on)),
         )
         if cursor.rowcount:
             self._event(
@@ -413,28 +473,28 @@ class ExecutionLog:
 
     @staticmethod
     def _dependency_path(
-        conn: sqlite3.Connection, start: str, goal: str
-    ) -> list[str] | None:
+        conn: sqlite3.Connection, start: int, goal: int
+    ) -> list[int] | None:
         """A chain of dependencies from ``start`` down to ``goal``, if any.
 
         Breadth first, visiting each task once: a recursive query that follows
         every path takes exponential time on a plan where each task depends on
         the two before it (30 such tasks took seconds per added dependency).
         """
-        parent: dict[str, str | None] = {start: None}
+        parent: dict[int, int | None] = {start: None}
         frontier = [start]
         while frontier and goal not in parent:
-            reached: list[str] = []
+            reached: list[int] = []
             for first in range(0, len(frontier), 500):
                 chunk = frontier[first : first + 500]
                 rows = conn.execute(
-                    "SELECT task_id, depends_on FROM deps WHERE task_id IN "
+                    "SELECT task, depends_on FROM deps WHERE task IN "
                     f"({','.join('?' * len(chunk))}) ORDER BY rowid",
                     chunk,
                 ).fetchall()
-                for task_id, depends_on in rows:
+                for seq, depends_on in rows:
                     if depends_on not in parent:
-                        parent[depends_on] = task_id
+                        parent[depends_on] = seq
                         reached.append(depends_on)
             frontier = reached
         if goal not in parent:
@@ -451,8 +511,8 @@ class ExecutionLog:
             task = self._task_row(conn, task_id)
             if task.priority != priority:
                 conn.execute(
-                    "UPDATE tasks SET priority = ?, updated_at = ? WHERE id = ?",
-                    (priority, now, task_id),
+                    "UPDATE tasks SET priority = ?, updated_at = ? WHERE seq = ?",
+                    (priority, now, task.seq),
                 )
                 self._event(
                     conn, now, task_id, KIND_PRIORITY, actor,
@@ -490,24 +550,20 @@ class ExecutionLog:
             target = next_state(task_id, task.state, action)
             data = None
             if task.state is State.RUNNING:
-                # The worker learns at its next heartbeat that the task is gone.
-                released = conn.execute(
-                    "UPDATE leases SET released_at = ?, outcome = ? "
-                    "WHERE task_id = ? AND released_at IS NULL RETURNING token, worker",
-                    (now, EVENT_KIND[action], task_id),
-                ).fetchall()
-                if released:
-                    data = {"lease": released[0][0], "worker": released[0][1]}
-            if action is Action.REQUEUE:
-                conn.execute(
-                    "UPDATE tasks SET state = ?, feedback = ?, updated_at = ? WHERE id = ?",
-                    (target.value, note or None, now, task_id),
-                )
-            else:
-                conn.execute(
-                    "UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?",
-                    (target.value, now, task_id),
-                )
+                # Clearing the lease is how the worker learns, at its next
+                # heartbeat, that the task is gone.
+                token, worker = conn.execute(
+                    "SELECT lease_token, lease_worker FROM tasks WHERE seq = ?",
+                    (task.seq,),
+                ).fetchone()
+                if token:
+                    data = {"lease": token, "worker": worker}
+            feedback = note or None if action is Action.REQUEUE else task.feedback
+            conn.execute(
+                "UPDATE tasks SET state = ?, feedback = ?, updated_at = ?, "
+                "lease_token = NULL WHERE seq = ?",
+                (target.value, feedback, now, task.seq),
+            )
             self._event(
                 conn, now, task_id, EVENT_KIND[action], actor,
                 task.state.value, target.value, note, data,
@@ -525,19 +581,20 @@ class ExecutionLog:
         under a new lease that the worker must renew with ``heartbeat``.
         """
         now = self._clock()
-        token = secrets.token_hex(8)
         expires = now + lease_seconds
+        params = {"now": now, "secret": secrets.token_hex(8), "worker": worker, "expires": expires}
         with self._write() as conn:
-            row = conn.execute(SQL_CLAIM, {"now": now}).fetchone()
+            row = conn.execute(SQL_CLAIM, params).fetchone()
             if row is None:
                 return None
-            task = task_from_row(row)
-            conn.execute(SQL_LEASE_INSERT, (token, task.id, worker, now, expires))
+            task_id = f"T-{row[0]}"
+            token = row[10]
             conn.execute(
                 SQL_EVENT_INSERT,
-                (now, task.id, "claimed", worker, "queued", "running",
-                 f"attempt {task.attempts}", json.dumps({"lease": token})),
+                (now, task_id, "claimed", worker, "queued", "running",
+                 f"attempt {row[4]}", json.dumps({"lease": token})),
             )
+        task = task_from_row(row, row[11] or "")
         return Claim(task=task, token=token, worker=worker, expires_at=expires)
 
     def heartbeat(
@@ -545,11 +602,12 @@ class ExecutionLog:
     ) -> float:
         """Renew a live lease; returns its new expiry. LeaseLost if the lease
         was reaped or its task cancelled meanwhile."""
+        task_id = task_of_token(token)
         expires = self._clock() + lease_seconds
         with self._write() as conn:
-            row = conn.execute(SQL_HEARTBEAT, (expires, token)).fetchone()
+            row = conn.execute(SQL_HEARTBEAT, (expires, task_seq(task_id), token)).fetchone()
             if row is None:
-                raise self._lease_lost(conn, token)
+                raise self._lease_lost(conn, task_id, token)
         return expires
 
     def finish(
@@ -562,32 +620,34 @@ class ExecutionLog:
         action = {State.REVIEW: Action.FINISH, State.FAILED: Action.FAIL}.get(outcome)
         if action is None:
             raise InvalidInput(f"a run finishes in review or failed, not {outcome}")
+        task_id = task_of_token(token)
         now = self._clock()
         with self._write() as conn:
-            released = conn.execute(
-                SQL_LEASE_RELEASE, (now, EVENT_KIND[action], token)
+            row = conn.execute(
+                SQL_FINISH, (outcome.value, now, task_seq(task_id), token)
             ).fetchone()
-            if released is None:
-                raise self._lease_lost(conn, token)
-            task_id, worker = released
-            row = conn.execute(SQL_FINISH, (outcome.value, now, task_id)).fetchone()
-            if row is None:  # pragma: no cover - a live lease implies running
-                raise LeaseLost(f"{task_id} is no longer running")
+            if row is None:
+                raise self._lease_lost(conn, task_id, token)
             conn.execute(
                 SQL_EVENT_INSERT,
-                (now, task_id, EVENT_KIND[action], worker, "running", outcome.value,
+                (now, task_id, EVENT_KIND[action], row[10], "running", outcome.value,
                  note or None, json.dumps({"lease": token, **(data or {})})),
             )
         return task_from_row(row)
 
-    def _lease_lost(self, conn: sqlite3.Connection, token: str) -> LeaseLost:
+    def _lease_lost(self, conn: sqlite3.Connection, task_id: str, token: str) -> LeaseLost:
         row = conn.execute(
-            "SELECT task_id, outcome FROM leases WHERE token = ?", (token,)
+            "SELECT state, lease_token FROM tasks WHERE seq = ?", (task_seq(task_id),)
         ).fetchone()
         if row is None:
-            return LeaseLost(f"no lease {token}")
-        task_id, outcome = row
-        why = "it expired and the task went back to the queue" if outcome == "expired" else f"the task was {outcome}"
+            return LeaseLost(f"no lease {token!r}: no such task {task_id}")
+        state, live_token = row
+        if state == State.RUNNING and live_token and live_token != token:
+            why = "it expired, and the task was claimed again"
+        elif state == State.QUEUED:
+            why = "it expired and the task went back to the queue"
+        else:
+            why = f"the task is {state} now"
         return LeaseLost(f"the lease on {task_id} is gone: {why}")
 
     def reap_expired(self, *, actor: str = "reaper") -> list[str]:
@@ -596,20 +656,19 @@ class ExecutionLog:
         now = self._clock()
         with self._write() as conn:
             expired = conn.execute(
-                "UPDATE leases SET released_at = ?, outcome = 'expired' "
-                "WHERE released_at IS NULL AND expires_at < ? "
-                "RETURNING token, task_id, worker, expires_at",
-                (now, now),
+                "SELECT seq, lease_token, lease_worker, lease_expires FROM tasks "
+                "WHERE state = 'running' AND lease_token IS NOT NULL "
+                "AND lease_expires < ? ORDER BY seq",
+                (now,),
             ).fetchall()
             reaped = []
-            for token, task_id, worker, expires_at in expired:
-                changed = conn.execute(
-                    "UPDATE tasks SET state = 'queued', updated_at = ? "
-                    "WHERE id = ? AND state = 'running'",
-                    (now, task_id),
-                ).rowcount
-                if not changed:
-                    continue
+            for seq, token, worker, expires_at in expired:
+                conn.execute(
+                    "UPDATE tasks SET state = 'queued', updated_at = ?, "
+                    "lease_token = NULL WHERE seq = ?",
+                    (now, seq),
+                )
+                task_id = f"T-{seq}"
                 reaped.append(task_id)
                 self._event(
                     conn, now, task_id, EVENT_KIND[Action.EXPIRE], actor,
@@ -620,12 +679,13 @@ class ExecutionLog:
         return reaped
 
     def live_leases(self) -> list[tuple[str, str, str, float]]:
-        """(token, task_id, worker, expires_at) for every unreleased lease."""
+        """(token, task_id, worker, expires_at) for every running task."""
         with self._read() as conn:
-            return conn.execute(
-                "SELECT token, task_id, worker, expires_at FROM leases "
-                "WHERE released_at IS NULL ORDER BY claimed_at"
+            rows = conn.execute(
+                "SELECT lease_token, seq, lease_worker, lease_expires FROM tasks "
+                "WHERE state = 'running' AND lease_token IS NOT NULL ORDER BY seq"
             ).fetchall()
+        return [(token, f"T-{seq}", worker, expires) for token, seq, worker, expires in rows]
 
     # --- the event history ------------------------------------------------
 

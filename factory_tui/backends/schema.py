@@ -24,12 +24,13 @@ def _v1(conn: sqlite3.Connection) -> None:
     import sqlite_utils
 
     db = sqlite_utils.Database(conn, execute_plugins=False)
+    # A task's id is "T-" and its seq. Its lease lives on its row: live while
+    # lease_token is set (lease_worker and lease_expires describe the latest
+    # lease). The body lives apart, so that state changes rewrite small rows.
     db["tasks"].create(
         {
             "seq": int,
-            "id": str,
             "title": str,
-            "body": str,
             "state": str,
             "priority": int,
             "attempts": int,
@@ -38,43 +39,35 @@ def _v1(conn: sqlite3.Connection) -> None:
             "feedback": str,
             "created_at": float,
             "updated_at": float,
+            "lease_token": str,
+            "lease_worker": str,
+            "lease_expires": float,
         },
         pk="seq",
-        not_null={"id", "title", "body", "state", "priority", "attempts"},
-        defaults={"body": "", "priority": 0, "attempts": 0},
+        not_null={"title", "state", "priority", "attempts", "created_at", "updated_at"},
+        defaults={"priority": 0, "attempts": 0},
         strict=True,
     )
-    db["tasks"].create_index(["id"], unique=True)
-    # The claim statement walks queued tasks in this order.
+    # The claim walks the queued tasks in this order; no other state needs
+    # an index, and a partial one is written only while a task is queued.
     db.execute(
-        "CREATE INDEX idx_tasks_ready ON tasks(state, priority DESC, seq)"
+        "CREATE INDEX idx_tasks_ready ON tasks(priority DESC, seq) WHERE state = 'queued'"
+    )
+    db["task_bodies"].create(
+        {"seq": int, "body": str},
+        pk="seq",
+        not_null={"body"},
+        foreign_keys=[("seq", "tasks", "seq")],
+        strict=True,
     )
     db["deps"].create(
-        {"task_id": str, "depends_on": str},
-        pk=("task_id", "depends_on"),
-        foreign_keys=[("task_id", "tasks", "id"), ("depends_on", "tasks", "id")],
+        {"task": int, "depends_on": int},
+        not_null={"task", "depends_on"},
+        foreign_keys=[("task", "tasks", "seq"), ("depends_on", "tasks", "seq")],
         strict=True,
     )
+    db["deps"].create_index(["task", "depends_on"], unique=True)
     db["deps"].create_index(["depends_on"])
-    db["leases"].create(
-        {
-            "token": str,
-            "task_id": str,
-            "worker": str,
-            "claimed_at": float,
-            "expires_at": float,
-            "released_at": float,
-            "outcome": str,
-        },
-        pk="token",
-        not_null={"task_id", "worker", "claimed_at", "expires_at"},
-        foreign_keys=[("task_id", "tasks", "id")],
-        strict=True,
-    )
-    db["leases"].create_index(["task_id"])
-    db.execute(
-        "CREATE INDEX idx_leases_live ON leases(expires_at) WHERE released_at IS NULL"
-    )
     db["events"].create(
         {
             "id": int,
@@ -91,8 +84,10 @@ def _v1(conn: sqlite3.Connection) -> None:
         not_null={"at", "kind", "actor"},
         strict=True,
     )
-    db["events"].create_index(["task_id", "id"])
-    db["events"].create_index(["kind", "id"])
+    # No secondary index: the history is appended in order and read by id.
+    # One task's history (the task screen, `plan show`) is a scan in a
+    # worker, a few milliseconds per 100,000 events; an index would cost every
+    # transition a page write.
     # The event table is the history: nothing may rewrite it.
     db.execute(
         "CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events "
