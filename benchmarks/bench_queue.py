@@ -426,9 +426,13 @@ def run_contender(
     return float("nan"), float("nan"), end - start
 
 
-def target_two(n: int, rounds: int, base: Path, pattern: str) -> bool:
-    print(f"Target 2: enqueue-claim-ack against other SQLite queues "
-          f"({pattern}, each at its defaults)")
+def target_two(n: int, rounds: int, base: Path, pattern: str, *, reference: bool = False) -> bool:
+    if reference:
+        print(f"For reference, not the target: the same work {pattern} "
+              "(a queue one item deep)")
+    else:
+        print(f"Target 2: enqueue-claim-ack against other SQLite queues "
+              f"({pattern}, each at its defaults)")
     names = list(CONTENDERS)
     times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
     settings: dict[str, str] = {}
@@ -470,10 +474,14 @@ def target_two(n: int, rounds: int, base: Path, pattern: str) -> bool:
         else:
             ahead_ok = ours_total < total
             ok = ok and ahead_ok
-            ahead = f"{total / ours_total:.2f}x {verdict(ahead_ok)}"
+            ahead = f"{total / ours_total:.2f}x" + ("" if reference else f" {verdict(ahead_ok)}")
         print(f"  {name:<14} {phases} {rate(n, total):>10,.0f} {ahead:>11}")
     print("  (ours ahead: ours items/s divided by theirs; > 1 means ours is faster)")
-    print(f"  => ahead of all three: {verdict(ok)}")
+    if reference:
+        print("  (every transition of ours also writes an event: at depth 1 that "
+              "history is most of the cost)")
+    else:
+        print(f"  => ahead of all three: {verdict(ok)}")
     return ok
 
 
@@ -524,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.target in ("2", "all"):
         results.append(target_two(args.tasks, args.rounds, base, args.pattern))
         print()
+        if args.target == "all" and args.pattern == "batch":
+            target_two(args.tasks, args.rounds, base, "interleaved", reference=True)
+            print()
     print(f"load average after: {load_average()}")
     print("all targets met" if all(results) else "a target was missed")
     return 0 if all(results) else 1
