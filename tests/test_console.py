@@ -329,3 +329,14 @@ async def test_log_pane_pages_a_large_log_without_holding_it(big_log_base):
         # Only a bounded cache of events is held, never the whole log.
         assert len(log_view._events) <= log_view._events.maxsize
         assert log_view._events.maxsize < log_view.event_count
+
+
+async def test_an_empty_plan_says_what_to_do(base):
+    app = FactoryApp(base)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        first_row = "".join(segment.text for segment in app.plan.render_line(1))
+        assert "The plan is empty: press n" in first_row
+        await pilot.press("slash", *"nothing")
+        await pilot.pause(0.2)
+        assert "The plan is empty" in "".join(s.text for s in app.plan.render_line(1))

@@ -118,7 +118,7 @@ class NewTaskDialog(ModalScreen[None]):
             yield Input(id="title", placeholder="What should be built")
             with Horizontal(classes="form-row"):
                 with Vertical():
-                    yield Label("Priority (higher runs first)")
+                    yield Label("Priority (higher first)")
                     yield Input("0", id="priority")
                 with Vertical():
                     yield Label("Depends on (ids)")

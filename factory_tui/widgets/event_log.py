@@ -153,6 +153,11 @@ class EventLog(VirtualList):
         event_id = self._ids[index]
         return event_id if event_id in self._events else None
 
+    def empty_text(self) -> str:
+        if not self.loaded:
+            return "Reading the log…"
+        return "No events yet." if self.log_filter.is_empty else "No event matches the filter; esc clears it."
+
     def render_header(self, width: int) -> str:
         note_w = max(0, width - (_TIME_W + _TASK_W + _KIND_W + _CHANGE_W + _ACTOR_W))
         return (

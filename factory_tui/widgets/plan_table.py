@@ -180,6 +180,13 @@ class PlanTable(VirtualList):
                     None if task.attempts else DIM),
         ]
 
+    def empty_text(self) -> str:
+        if not self.loaded:
+            return "Reading the log…"
+        if self._tasks:
+            return "No task matches the filter; esc clears it."
+        return "The plan is empty: press n to add a task, or run `factory plan import FILE.md`."
+
     def is_selectable(self, index: int) -> bool:
         return not isinstance(self._rows[index], State)
 

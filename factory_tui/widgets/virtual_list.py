@@ -100,6 +100,10 @@ class VirtualList(ScrollView, can_focus=True):
         """Whether the cursor may rest on row ``index`` (headings may not)."""
         return True
 
+    def empty_text(self) -> str:
+        """What the list says when it has no rows."""
+        return ""
+
     def row_cache_key(self, index: int) -> Hashable | None:
         """A key that changes when the row's look changes; None: do not cache."""
         return index
@@ -133,6 +137,9 @@ class VirtualList(ScrollView, can_focus=True):
             return Strip([Segment(fit(self.render_header(width), width), base + header_style)], width)
         index = round(self.scroll_offset.y) + y - self.header_lines
         if index >= self.row_count:
+            if index == 0 and self.row_count == 0:
+                muted = self.get_component_rich_style("virtual-list--header")
+                return Strip([Segment(fit(" " + self.empty_text(), width), base + muted)], width)
             return Strip.blank(width, base)
         selected = index == self.cursor
         row_key = self.row_cache_key(index)
