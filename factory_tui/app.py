@@ -345,7 +345,9 @@ class FactoryApp(App[None]):
             task=task,
             dependencies=[by_id[d] for d in task.depends_on if d in by_id],
             dependents=log.dependents(task.id),
-            events=log.events(task_id=task.id),
+            # The history scans the events: on the reader's own connection, so
+            # that operator actions do not wait for it.
+            events=self._reader.task_history(task.id) if self._reader else log.events(task_id=task.id),
         )
         screen.post_message(TaskDetailLoaded(detail))
 

@@ -101,7 +101,6 @@ STATE_ORDER: tuple[State, ...] = (
     State.DONE,
     State.CANCELLED,
 )
-STATE_RANK = {state: rank for rank, state in enumerate(STATE_ORDER)}
 
 # The states a task may be created in (by `plan add`, an import, a form).
 CREATABLE_STATES = (State.QUEUED, State.PROPOSED, State.HELD)

@@ -340,3 +340,24 @@ async def test_an_empty_plan_says_what_to_do(base):
         await pilot.press("slash", *"nothing")
         await pilot.pause(0.2)
         assert "The plan is empty" in "".join(s.text for s in app.plan.render_line(1))
+
+
+def footer_keys(app) -> set[str]:
+    """The keys the footer shows: bindings marked to show, and the palette."""
+    shown = {active.binding.action for active in app.screen.active_bindings.values() if active.binding.show}
+    return shown | {"command_palette"}
+
+
+async def test_the_footer_shows_at_most_six_keys(demo_base):
+    app = FactoryApp(demo_base)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        seen = []
+        for key in ("1", "6", "2"):
+            await pilot.press(key)
+            seen.append(footer_keys(app))
+        await pilot.press("1", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskScreen), "the task screen")
+        seen.append(footer_keys(app))
+    assert all(len(keys) <= 6 for keys in seen), seen
+    assert {"command('approve')", "filter", "help"} <= seen[0]

@@ -8,7 +8,7 @@ filtered.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -99,7 +99,7 @@ class Pane(Vertical):
         event.stop()
         text = event.value
         try:
-            self.body.apply_filter(text)  # type: ignore[attr-defined]
+            cast(Filterable, self.body).apply_filter(text)
         except FactoryError as error:
             self.border_subtitle = Content(literal(str(error)))
             event.input.add_class("-invalid")

@@ -41,7 +41,8 @@ class PlanTable(VirtualList):
                 tooltip="Re-queue with a feedback note (review, failed, cancelled)"),
         Binding("x", "command('cancel')", "Cancel", id="plan.cancel",
                 tooltip="Cancel the task (asks first)"),
-        Binding("n", "new_task", "New", id="plan.new", tooltip="Add a task with a form"),
+        # Shown in the help and the palette: the footer keeps to six keys.
+        Binding("n", "new_task", "New", show=False, id="plan.new", tooltip="Add a task with a form"),
         Binding("h", "command('hold')", "Hold/release", show=False, id="plan.hold",
                 tooltip="Hold a queued task, or release a held one"),
         Binding("plus,equals_sign", "command('priority_up')", "Priority +", show=False,

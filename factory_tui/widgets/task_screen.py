@@ -40,7 +40,7 @@ class TaskScreen(Screen):
         Binding("a", "command('approve')", "Approve", id="task.approve"),
         Binding("r", "command('requeue')", "Re-queue", id="task.requeue"),
         Binding("x", "command('cancel')", "Cancel", id="task.cancel"),
-        Binding("h", "command('hold')", "Hold/release", id="task.hold"),
+        Binding("h", "command('hold')", "Hold/release", show=False, id="task.hold"),
         Binding("plus,equals_sign", "command('priority_up')", "Priority +", show=False, id="task.priority-up"),
         Binding("minus,underscore", "command('priority_down')", "Priority −", show=False, id="task.priority-down"),
     ]
