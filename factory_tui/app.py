@@ -77,6 +77,8 @@ class FactoryApp(App[None]):
     COMMANDS = App.COMMANDS | {FactoryCommands}
 
     PANE_NAMES = {1: "Plan", 2: "Worktrees", 3: "Artifacts", 4: "QA", 5: "Mail", 6: "Log"}
+    # Below 120 columns the Plan takes more of the width (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Keys for the focused pane"),

@@ -53,3 +53,12 @@ def test_hostile_titles_render_literally(snap_compare, base):
         await ready(pilot)
 
     assert snap_compare(FactoryApp(base), terminal_size=(120, 30), run_before=run_before)
+
+
+def test_dashboard_in_80_columns(snap_compare, demo_base):
+    """A narrow terminal: the Plan widens and drops columns before titles."""
+
+    async def run_before(pilot):
+        await ready(pilot)
+
+    assert snap_compare(FactoryApp(demo_base), terminal_size=(80, 24), run_before=run_before)

@@ -22,10 +22,25 @@ from factory_tui.messages import TaskCommand
 from factory_tui.model import Event
 from factory_tui.text import literal
 from factory_tui.widgets.styles import DIM, ID_STYLE, KIND_STYLE
-from factory_tui.widgets.virtual_list import VirtualList, fit
+from factory_tui.widgets.virtual_list import (
+    Column,
+    VirtualList,
+    fit,
+    header_text,
+    layout_columns,
+    render_cells,
+)
 
 PAGE = 200
-_TIME_W, _TASK_W, _KIND_W, _CHANGE_W, _ACTOR_W = 13, 7, 10, 21, 17
+COLUMNS = (
+    Column("time", " TIME", 12),
+    Column("task", "TASK", 6),
+    Column("kind", "EVENT", 9),
+    Column("change", "CHANGE", 20, drop=1),
+    Column("actor", "BY", 16, drop=2),
+    Column("note", "NOTE"),
+)
+MIN_NOTE = 24
 
 
 class EventLog(VirtualList):
@@ -159,11 +174,7 @@ class EventLog(VirtualList):
         return "No events yet." if self.log_filter.is_empty else "No event matches the filter; esc clears it."
 
     def render_header(self, width: int) -> str:
-        note_w = max(0, width - (_TIME_W + _TASK_W + _KIND_W + _CHANGE_W + _ACTOR_W))
-        return (
-            fit(" TIME", _TIME_W) + fit("TASK", _TASK_W) + fit("EVENT", _KIND_W)
-            + fit("CHANGE", _CHANGE_W) + fit("BY", _ACTOR_W) + fit("NOTE", note_w)
-        )
+        return header_text(layout_columns(COLUMNS, width, MIN_NOTE))
 
     def render_row(self, index: int, width: int) -> list[Segment]:
         event_id = self._ids[index]
@@ -174,18 +185,18 @@ class EventLog(VirtualList):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.at))
         day, clock = stamp.split(" ")
         when = f" {clock}" if day == self._today else f" {day[5:]} {clock[:5]}"
-        change = ""
-        if event.to_state:
-            change = f"{event.from_state or '∅'} → {event.to_state}"
-        note_w = max(0, width - (_TIME_W + _TASK_W + _KIND_W + _CHANGE_W + _ACTOR_W))
-        return [
-            Segment(fit(when, _TIME_W), DIM),
-            Segment(fit(event.task_id or "—", _TASK_W), ID_STYLE),
-            Segment(fit(event.kind, _KIND_W), KIND_STYLE.get(event.kind)),
-            Segment(fit(change, _CHANGE_W)),
-            Segment(fit(literal(event.actor), _ACTOR_W), DIM),
-            Segment(fit(literal(event.note or ""), note_w)),
-        ]
+        change = f"{event.from_state or '∅'} → {event.to_state}" if event.to_state else ""
+        return render_cells(
+            layout_columns(COLUMNS, width, MIN_NOTE),
+            {
+                "time": (when, DIM),
+                "task": (event.task_id or "—", ID_STYLE),
+                "kind": (event.kind, KIND_STYLE.get(event.kind)),
+                "change": (change, None),
+                "actor": (literal(event.actor), DIM),
+                "note": (literal(event.note or ""), None),
+            },
+        )
 
     def _want(self, index: int) -> None:
         """Ask for the page holding ``index`` and its neighbours, once."""

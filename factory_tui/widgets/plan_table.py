@@ -24,11 +24,27 @@ from factory_tui.widgets.styles import (
     STATE_STYLE,
     STATE_SYMBOL,
 )
-from factory_tui.widgets.virtual_list import VirtualList, fit
+from factory_tui.widgets.virtual_list import (
+    Column,
+    VirtualList,
+    fit,
+    header_text,
+    layout_columns,
+    render_cells,
+)
 
 # Blocked-by is shown only where it explains why a task is not running.
 _WAITING = (State.QUEUED, State.HELD, State.PROPOSED)
-_ID_W, _STATE_W, _PRI_W, _BLOCKED_W, _TRIES_W = 7, 12, 4, 13, 6
+COLUMNS = (
+    Column("indent", "", 1),
+    Column("id", "ID", 6),
+    Column("state", "STATE", 11),
+    Column("title", "TITLE"),
+    Column("priority", "PRI", 3, right=True, drop=1),
+    Column("blocked", "BLOCKED BY", 12, drop=2),
+    Column("attempts", "TRIES", 5, right=True, drop=3),
+)
+MIN_TITLE = 24
 
 
 class PlanTable(VirtualList):
@@ -149,37 +165,26 @@ class PlanTable(VirtualList):
     def row_count(self) -> int:
         return len(self._rows)
 
-    def _title_width(self, width: int) -> int:
-        return max(8, width - (2 + _ID_W + _STATE_W + _PRI_W + _BLOCKED_W + _TRIES_W + 2))
-
     def render_header(self, width: int) -> str:
-        title_w = self._title_width(width)
-        return (
-            "  " + fit("ID", _ID_W) + fit("STATE", _STATE_W) + fit("TITLE", title_w)
-            + "  " + fit("PRI", _PRI_W - 1, right=True) + " " + fit("BLOCKED BY", _BLOCKED_W)
-            + fit("TRIES", _TRIES_W, right=True)
-        )
+        return header_text(layout_columns(COLUMNS, width, MIN_TITLE))
 
     def render_row(self, index: int, width: int) -> list[Segment]:
         row = self._rows[index]
         if isinstance(row, State):
             return self._render_heading(row, width)
         task = self._tasks[row]
-        title_w = self._title_width(width)
         blocked = ",".join(self.blocked_by(task)) if task.state in _WAITING else ""
-        return [
-            Segment("  "),
-            Segment(fit(task.id, _ID_W), ID_STYLE),
-            Segment(fit(f"{STATE_SYMBOL[task.state]} {task.state.value}", _STATE_W), STATE_STYLE[task.state]),
-            Segment(fit(literal(task.title), title_w)),
-            Segment("  "),
-            Segment(fit(str(task.priority) if task.priority else "·", _PRI_W - 1, right=True),
-                    None if task.priority else DIM),
-            Segment(" "),
-            Segment(fit(blocked, _BLOCKED_W), BLOCKED_STYLE),
-            Segment(fit(str(task.attempts) if task.attempts else "·", _TRIES_W, right=True),
-                    None if task.attempts else DIM),
-        ]
+        return render_cells(
+            layout_columns(COLUMNS, width, MIN_TITLE),
+            {
+                "id": (task.id, ID_STYLE),
+                "state": (f"{STATE_SYMBOL[task.state]} {task.state.value}", STATE_STYLE[task.state]),
+                "title": (literal(task.title), None),
+                "priority": (str(task.priority), None) if task.priority else ("·", DIM),
+                "blocked": (blocked, BLOCKED_STYLE),
+                "attempts": (str(task.attempts), None) if task.attempts else ("·", DIM),
+            },
+        )
 
     def empty_text(self) -> str:
         if not self.loaded:

@@ -9,7 +9,9 @@ rows on screen, not the rows in the list.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -33,6 +35,52 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
     if right:
         return " " * (width - length) + text
     return text + " " * (width - length)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of a list: a fixed ``width``, or 0 for the one that takes
+    what is left. When the list is narrow, columns with the highest ``drop``
+    go first (0: never dropped)."""
+
+    name: str
+    title: str
+    width: int = 0
+    right: bool = False
+    drop: int = 0
+
+
+@lru_cache(maxsize=64)
+def layout_columns(columns: tuple[Column, ...], width: int, min_flex: int) -> tuple[tuple[Column, int], ...]:
+    """The columns that fit in ``width`` with their widths (a space between
+    each), dropping optional ones until the flexible column has ``min_flex``."""
+    shown = list(columns)
+    while True:
+        fixed = sum(c.width for c in shown) + len(shown) - 1
+        flex = width - fixed
+        droppable = [c for c in shown if c.drop]
+        if flex >= min_flex or not droppable:
+            break
+        shown.remove(max(droppable, key=lambda c: c.drop))
+    return tuple((c, c.width or max(1, flex)) for c in shown)
+
+
+def render_cells(
+    layout: Sequence[tuple[Column, int]],
+    cells: Mapping[str, tuple[str, Style | None]],
+) -> list[Segment]:
+    """A row's segments: each column's (text, style), fitted to the layout."""
+    segments: list[Segment] = []
+    for n, (column, width) in enumerate(layout):
+        if n:
+            segments.append(Segment(" "))
+        text, style = cells.get(column.name, ("", None))
+        segments.append(Segment(fit(text, width, right=column.right), style))
+    return segments
+
+
+def header_text(layout: Sequence[tuple[Column, int]]) -> str:
+    return " ".join(fit(column.title, width, right=column.right) for column, width in layout)
 
 
 class VirtualList(ScrollView, can_focus=True):
@@ -245,21 +293,3 @@ class VirtualList(ScrollView, can_focus=True):
 
     def on_double_click(self) -> None:
         """A row was double-clicked (the cursor is on it)."""
-
-
-def pad_segments(parts: list[tuple[str, Style | None]], width: int) -> list[Segment]:
-    """Segments for (text, style) parts, padded or cut to ``width`` cells."""
-    segments: list[Segment] = []
-    used = 0
-    for text, style in parts:
-        if used >= width:
-            break
-        length = cell_len(text)
-        if used + length > width:
-            text = set_cell_size(text, width - used)
-            length = width - used
-        segments.append(Segment(text, style))
-        used += length
-    if used < width:
-        segments.append(Segment(" " * (width - used)))
-    return segments
