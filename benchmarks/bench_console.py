@@ -119,7 +119,7 @@ async def measure_paging(base: FactoryBase, pages: int) -> tuple[list[float], in
 
     from factory_tui.app import FactoryApp
 
-    app = FactoryApp(base)
+    app = FactoryApp(base, engine=False)
     timings: list[float] = []
     loop = asyncio.get_running_loop()
     async with app.run_test(size=(160, 48)) as pilot:
@@ -154,7 +154,7 @@ async def measure_live_follow(base: FactoryBase, writes: int) -> list[float]:
     console's plan holding it (the issue asks for half a second at most)."""
     from factory_tui.app import FactoryApp
 
-    app = FactoryApp(base)
+    app = FactoryApp(base, engine=False)
     timings: list[float] = []
     async with app.run_test(size=(160, 48)) as pilot:
         while not app.plan_ready:

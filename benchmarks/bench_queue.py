@@ -203,7 +203,7 @@ def run_raw(path: Path, n: int) -> float:
             }
             conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(SQL_CLAIM, params).fetchone()
-            seq, token = row[0], row[10]
+            seq, token = row[0], row[12]
             task_id = f"T-{seq}"
             conn.execute(
                 SQL_EVENT_INSERT,
@@ -217,7 +217,7 @@ def run_raw(path: Path, n: int) -> float:
             row = conn.execute(SQL_FINISH, ("review", now, seq, token)).fetchone()
             conn.execute(
                 SQL_EVENT_INSERT,
-                (now, task_id, "finished", row[10], "running", "review",
+                (now, task_id, "finished", row[12], "running", "review",
                  None, json.dumps({"lease": token})),
             )
             conn.execute("COMMIT")

@@ -1,16 +1,22 @@
 """The operator console: the dashboard of six panes over one factory base.
 
-The app owns the backends and every worker. Data travels one way: a worker
-reads or writes the log, posts a message, and the app hands the result to a
-widget. Widgets post intents (``TaskCommand``) and never touch SQLite.
+The app owns the backends, the embedded engine and every worker. Data
+travels one way: a worker reads or writes the log (or runs git), posts a
+message, and the app hands the result to a widget. Widgets post intents
+(``TaskCommand``, ``WorktreeTable.Wanted``) and never touch SQLite or git.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import shutil
+import subprocess
 import sys
 import time
 from array import array
+from collections.abc import Callable
+from pathlib import Path
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -25,7 +31,10 @@ from factory_tui.actors import actor_name
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.feed import LogFeed
 from factory_tui.backends.log import ExecutionLog, LogReader
+from factory_tui.backends.operator import Operator, worktree_status
 from factory_tui.commands import FactoryCommands
+from factory_tui.engine import EngineStatus
+from factory_tui.engine_host import EngineHost
 from factory_tui.errors import FactoryError
 from factory_tui.filters import LogFilter
 from factory_tui.messages import (
@@ -38,15 +47,38 @@ from factory_tui.messages import (
 )
 from factory_tui.model import Action, Event, NewTask, State, Task, next_state
 from factory_tui.text import literal, one_line
-from factory_tui.widgets.dialogs import ConfirmDialog, NewTaskDialog, NoteDialog
+from factory_tui.widgets.dialogs import ChoiceDialog, ConfirmDialog, NewTaskDialog, NoteDialog
 from factory_tui.widgets.event_log import EventLog
 from factory_tui.widgets.header import FactoryHeader
 from factory_tui.widgets.help_screen import HelpScreen
 from factory_tui.widgets.pane import ComingPane, Pane
 from factory_tui.widgets.plan_table import PlanTable
+from factory_tui.widgets.run_screen import RunScreen
 from factory_tui.widgets.task_screen import TaskScreen
+from factory_tui.widgets.worktree_table import WorktreeRow, WorktreeTable
 
 POLL_SECONDS = 0.1
+# Worktrees and their diff stats are read from git this often.
+SCAN_SECONDS = 3.0
+
+
+class EngineChanged(Message):
+    def __init__(self, status: EngineStatus | None = None) -> None:
+        super().__init__()
+        self.status = status
+
+
+class WorktreesScanned(Message):
+    def __init__(self, rows: list[WorktreeRow]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+class DiffLoaded(Message):
+    def __init__(self, screen: RunScreen, files: list) -> None:
+        super().__init__()
+        self.screen = screen
+        self.files = files
 
 
 class EventsFetched(Message):
@@ -96,9 +128,18 @@ class FactoryApp(App[None]):
         *,
         bench_first_frame: bool = False,
         poll_seconds: float = POLL_SECONDS,
+        engine: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.base = base
+        self.with_engine = engine
+        # What "now" is for elapsed times (pictures and tests fix it).
+        self.clock = clock
+        self.engine = EngineHost(base, on_status=lambda status: self.post_message(EngineChanged(status)))
+        self._quitting = False
+        # What the CLI prints once the console has gone.
+        self.farewell: str | None = None
         self.bench_first_frame = bench_first_frame
         self.poll_seconds = poll_seconds
         self.actor = actor_name("console")
@@ -110,19 +151,20 @@ class FactoryApp(App[None]):
         # the dashboard's widgets are needed under dialogs and task screens.
         self.plan = PlanTable(id="plan")
         self.event_log = EventLog(id="log")
+        self.worktree_table = WorktreeTable(id="worktrees")
         self.header = FactoryHeader(id="header")
 
     # --- layout ----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         coming = {
-            2: "No agents are running.\nTheir worktrees, branches and live output appear here once the engine runs tasks.",
             3: "Living documents from .factory/artifacts/ appear here.",
             4: "QA scenarios from .factory/qa/ appear here.",
             5: "Messages from other factories appear here.",
         }
         self.panes = {
             1: Pane(1, "Plan", self.plan, filterable=True, id="pane-1"),
+            2: Pane(2, "Worktrees", self.worktree_table, id="pane-2"),
             **{
                 n: Pane(n, self.PANE_NAMES[n], ComingPane(text, id=self.PANE_NAMES[n].lower()), id=f"pane-{n}")
                 for n, text in coming.items()
@@ -142,8 +184,16 @@ class FactoryApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.worktree_table.now = self.clock()
         self.plan.focus()
         self.follow_log()
+        if self.with_engine:
+            self.start_engine()
+        else:
+            self.header.engine = "engine: off"
+        self.scan_worktrees()
+        self.set_interval(SCAN_SECONDS, self.scan_worktrees)
+        self.set_interval(1.0, self._tick)
 
     def on_unmount(self) -> None:
         for backend in (self._execution_log, self._reader):
@@ -192,6 +242,7 @@ class FactoryApp(App[None]):
         self.event_log.load(snapshot.event_ids, snapshot.recent_events)
         self._update_counts()
         self.plan_ready = True
+        self.scan_worktrees()
         # A big plan is tens of thousands of long-lived objects; a full
         # garbage collection that walks them all stalls a frame by 30 ms.
         # Frozen objects are left out of the walk.
@@ -212,6 +263,7 @@ class FactoryApp(App[None]):
         if changes.tasks:
             self.plan.update_tasks(changes.tasks)
             self._update_counts()
+            self._refresh_worktree_rows(changes.tasks)
         if changes.events:
             self.event_log.append_events(changes.events)
         screen = self.screen
@@ -317,10 +369,10 @@ class FactoryApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def apply_action(self, task_id: str, action: Action, note: str | None) -> None:
-        log = self._require_log()
-        before = log.get_task(task_id).state
-        task = log.apply(task_id, action, actor=self.actor, note=note)
-        self.notify(f"{task_id}: {before} → {task.state}", timeout=3, markup=False)
+        # Through the Operator: approving a task in review merges its branch.
+        outcome = Operator(self.base, self._require_log()).apply(task_id, action, actor=self.actor, note=note)
+        self.notify(literal(outcome.message), timeout=4, markup=False)
+        self.scan_worktrees()
 
     @work(thread=True, group="actions", exit_on_error=False)
     def run_priority(self, task_id: str, priority: int) -> None:
@@ -381,6 +433,246 @@ class FactoryApp(App[None]):
         self.plan.update_tasks([message.task])
         self._update_counts()
         self.plan.select_task(message.task.id)
+
+    # --- the engine -----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
+    def start_engine(self) -> None:
+        self.engine.start()
+        self.post_message(EngineChanged())
+
+    @on(EngineChanged)
+    def _engine_changed(self, message: EngineChanged) -> None:
+        self.header.engine = self.engine.describe()
+        if message.status is not None:
+            self.header.agent = message.status.agent
+        self.scan_worktrees()
+
+    def _tick(self) -> None:
+        self.worktree_table.now = self.clock()
+        if self.with_engine and self.engine.mode != "embedded" and not self._quitting:
+            self.check_engine()
+
+    @work(thread=True, exclusive=True, group="engine-check", exit_on_error=False)
+    def check_engine(self) -> None:
+        before = self.engine.describe()
+        self.engine.refresh()
+        if self.engine.describe() != before:
+            self.post_message(EngineChanged())
+
+    def action_start_engine(self) -> None:
+        if self.engine.mode == "none":
+            self.start_engine()
+        else:
+            self.notify(self.engine.describe(), timeout=3, markup=False)
+
+    # --- worktrees ---------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="worktrees", exit_on_error=False)
+    def scan_worktrees(self) -> None:
+        """Worktrees and their changes, from git (a worker: git is slow)."""
+        log = self._execution_log
+        if log is None:
+            return
+        worktrees = Operator(self.base, log).worktrees
+        infos = worktrees.list()
+        tasks = {t.id: t for t in log.get_tasks([i.task_id for i in infos if i.task_id])}
+        rows = []
+        for info in infos:
+            task = tasks.get(info.task_id) if info.task_id else None
+            row = WorktreeRow(
+                task_id=info.task_id,
+                status=worktree_status(task.state if task else None),
+                branch=info.branch,
+                path=str(info.path),
+                exists=info.exists,
+                started_at=task.started_at if task else None,
+                progress=task.progress if task else None,
+            )
+            if info.exists and info.task_id:
+                try:
+                    stat = worktrees.diff_stat(info.task_id)
+                    row.added, row.removed = stat.added, stat.removed
+                except FactoryError:
+                    pass
+            rows.append(row)
+        self.post_message(WorktreesScanned(rows))
+
+    @on(WorktreesScanned)
+    def _worktrees_scanned(self, message: WorktreesScanned) -> None:
+        self._merge_progress(message.rows)
+        self.worktree_table.set_rows(message.rows)
+
+    def _merge_progress(self, rows: list[WorktreeRow]) -> None:
+        """The plan holds the newest state and progress: prefer them."""
+        for row in rows:
+            task = self.plan.task_by_id(row.task_id) if row.task_id else None
+            if task is not None:
+                row.status = worktree_status(task.state)
+                row.progress = task.progress or row.progress
+                row.started_at = task.started_at or row.started_at
+
+    def _refresh_worktree_rows(self, changed: list[Task]) -> None:
+        rows = self.worktree_table.rows
+        known = {row.task_id for row in rows}
+        if any(task.id not in known and task.state is State.RUNNING for task in changed):
+            self.scan_worktrees()
+        if any(task.id in known for task in changed):
+            self._merge_progress(rows)
+            self.worktree_table.set_rows(list(rows))
+
+    @on(WorktreeTable.Wanted)
+    def _worktree_wanted(self, message: WorktreeTable.Wanted) -> None:
+        row = message.row
+        if message.command == "clean":
+            self._clean_orphans()
+            return
+        if row is None or row.task_id is None:
+            self.notify("This worktree belongs to no task.", severity="warning", markup=False)
+            return
+        self._worktree_command(row.task_id, message.command)
+
+    @on(RunScreen.CommandWanted)
+    def _run_command(self, message: RunScreen.CommandWanted) -> None:
+        self._worktree_command(message.task_id, message.command)
+
+    def _worktree_command(self, task_id: str, command: str) -> None:
+        task = self.plan.task_by_id(task_id)
+        worktree = self.base.worktrees_dir / task_id
+        if command == "open":
+            self.open_run(task_id)
+        elif command == "stop":
+            if task is None or task.state is not State.RUNNING:
+                self.notify(f"{task_id} has no agent running.", severity="warning", markup=False)
+                return
+            self.push_screen(
+                ConfirmDialog(
+                    f"Stop the agent on {task_id}: {one_line(task.title, 60)}?",
+                    "The task is cancelled and the agent's work is committed to its branch; r re-queues it.",
+                    yes="Stop agent",
+                ),
+                lambda yes: yes and self.apply_action(task_id, Action.CANCEL, "stopped from the console"),
+            )
+        elif command in ("shell", "editor"):
+            if not worktree.is_dir():
+                self.notify(f"{task_id} has no worktree folder.", severity="warning", markup=False)
+                return
+            self._open_in(worktree, command)
+
+    def _open_in(self, worktree: Path, command: str) -> None:
+        """A shell or $EDITOR in the worktree; the console suspends until it
+        exits, then comes back."""
+        if command == "shell":
+            argv = [os.environ.get("SHELL") or shutil.which("bash") or "/bin/sh"]
+        else:
+            editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+            argv = [*editor.split(), "."]
+        if shutil.which(argv[0]) is None:
+            self.notify(f"cannot open {literal(argv[0])}: not found", severity="error", markup=False)
+            return
+        try:
+            with self.suspend():
+                subprocess.run(argv, cwd=worktree)
+        except Exception as error:  # no terminal to hand over (tests, headless)
+            self.notify(literal(f"cannot open {argv[0]} here: {error}"), severity="error", markup=False)
+
+    def _clean_orphans(self) -> None:
+        orphans = [row for row in self.worktree_table.rows if row.status == "orphaned" and row.task_id]
+        if not orphans:
+            self.notify("No orphaned worktrees.", timeout=3)
+            return
+        names = ", ".join(row.task_id for row in orphans)
+        self.push_screen(
+            ConfirmDialog(
+                f"Remove {len(orphans)} orphaned worktree(s)?",
+                f"{names}. Whatever is uncommitted in them is committed to their branches first.",
+                yes="Remove",
+            ),
+            lambda yes: yes and self.remove_worktrees([row.task_id for row in orphans]),
+        )
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def remove_worktrees(self, task_ids: list[str]) -> None:
+        worktrees = Operator(self.base, self._require_log()).worktrees
+        for task_id in task_ids:
+            worktrees.remove(task_id)
+        self.notify(f"Removed {len(task_ids)} worktree(s).", timeout=3)
+        self.scan_worktrees()
+
+    # --- the run screen ---------------------------------------------------------------
+
+    def open_run(self, task_id: str) -> None:
+        task = self.plan.task_by_id(task_id)
+        attempt = task.attempts if task else 0
+        transcript = self.base.runs_dir / task_id / str(attempt) / "transcript.log" if attempt else None
+        self.push_screen(
+            RunScreen(
+                task_id,
+                title=task.title if task else "",
+                transcript=transcript,
+                worktree=self.base.worktrees_dir / task_id,
+                branch=f"factory/{task_id}",
+            )
+        )
+
+    @on(RunScreen.DiffWanted)
+    def _diff_wanted(self, message: RunScreen.DiffWanted) -> None:
+        self.load_diff(message.screen)
+
+    @work(thread=True, group="diff", exit_on_error=False)
+    def load_diff(self, screen: RunScreen) -> None:
+        worktrees = Operator(self.base, self._require_log()).worktrees
+        self.post_message(DiffLoaded(screen, worktrees.diff(screen.task_id)))
+
+    @on(DiffLoaded)
+    def _diff_loaded(self, message: DiffLoaded) -> None:
+        if message.screen.is_attached:
+            message.screen.show_diff(message.files)
+
+    # --- quitting ---------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        running = self.engine.running
+        if self.engine.mode != "embedded":
+            self.exit()
+            return
+        if not running:
+            self._quit_after(stop_agents=True)
+            return
+        names = ", ".join(running)
+        self.push_screen(
+            ChoiceDialog(
+                f"{len(running)} agent(s) are at work ({names}).",
+                "Stop them, and their tasks go back to the queue with their work committed; "
+                "or leave them running, and a headless engine (factory run) takes over.",
+                choices=[("stop", "Stop agents (s)", "s"), ("leave", "Leave them running (l)", "l"), ("cancel", "Don't quit (esc)", "escape")],
+            ),
+            self._quit_choice,
+        )
+
+    def _quit_choice(self, choice: str | None) -> None:
+        if choice == "stop":
+            self._quit_after(stop_agents=True)
+        elif choice == "leave":
+            self._quit_after(stop_agents=False)
+
+    def _quit_after(self, *, stop_agents: bool) -> None:
+        self._quitting = True
+        self.header.engine = "engine: stopping agents…" if stop_agents else "engine: handing over…"
+        self.stop_engine(stop_agents)
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
+    def stop_engine(self, stop_agents: bool) -> None:
+        try:
+            if stop_agents:
+                self.engine.stop(stop_agents=True)
+            else:
+                pid = self.engine.hand_over()
+                self.farewell = f"The agents go on under a headless engine (pid {pid}); its output is in .factory/engine.log."
+        finally:
+            self.call_from_thread(self.exit)
 
     # --- errors ---------------------------------------------------------------
 

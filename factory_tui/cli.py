@@ -440,18 +440,19 @@ def _operator_command(action: Action, doc: str):
     @json_option
     @pass_ctx
     def command(ctx: Context, task_id: str, note: str | None, as_json: bool) -> None:
-        before = ctx.log.get_task(task_id).state
-        after = ctx.log.apply(task_id, action, actor=actor_name("cli"), note=note)
+        from factory_tui.backends.operator import Operator
+
+        outcome = Operator(ctx.base, ctx.log).apply(task_id, action, actor=actor_name("cli"), note=note)
         if as_json:
-            click.echo(dumps_json(after.to_json()))
+            click.echo(dumps_json(outcome.task.to_json()))
         else:
-            click.echo(f"{after.id}: {before} → {after.state}")
+            click.echo(literal(outcome.message))
 
     command.__doc__ = doc
     return task.command(action.value)(command)
 
 
-_operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done.")
+_operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done (merges its branch).")
 _operator_command(Action.REQUEUE, "Re-queue ID (from review, failed or cancelled) with --note as feedback.")
 _operator_command(Action.CANCEL, "Cancel ID (its branch is kept).")
 _operator_command(Action.HOLD, "Hold queued ID so that it does not run.")
@@ -493,6 +494,144 @@ def task_depend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
         click.echo(dumps_json(updated.to_json()))
     else:
         click.echo(f"{updated.id} depends on {', '.join(updated.depends_on)}")
+
+
+@main.command()
+@click.argument("text", callback=utf8_text("the note"))
+@click.option("--task", "task_id", callback=lambda c, p, v: v and task_id_arg(c, p, v), metavar="ID",
+              help="The task it is about (default: $FACTORY_TASK inside an agent's run).")
+@json_option
+@pass_ctx
+def note(ctx: Context, text: str, task_id: str | None, as_json: bool) -> None:
+    """Write a note to the log (an agent tells the operator something)."""
+    if task_id is None and os.environ.get("FACTORY_TASK"):
+        task_id = normalize_task_id(os.environ["FACTORY_TASK"])
+    event = ctx.log.add_note(task_id, text, actor=actor_name("cli"))
+    if as_json:
+        click.echo(dumps_json(event.to_json()))
+    else:
+        click.echo(f"noted{' on ' + task_id if task_id else ''}")
+
+
+# --- the engine ------------------------------------------------------------
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run until nothing is ready or running, then exit (1 if a task failed).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="Agents at once (default: factory.toml).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@pass_ctx
+def run(ctx: Context, once: bool, max_parallel: int | None, quiet: bool) -> None:
+    """Run the engine headless: agents work on the ready tasks."""
+    import asyncio
+    import signal as signals
+
+    from factory_tui.engine import Engine
+
+    base = ctx.base
+    ctx.log.last_event_id()  # a log that cannot be used fails here, in one line
+
+    def report(line: str) -> None:
+        if not quiet:
+            click.echo(f"{time.strftime('%H:%M:%S')} {literal(line)}")
+
+    engine = Engine(base, mode="headless", max_parallel=max_parallel, once=once, report=report)
+
+    async def main_loop() -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signals.SIGINT, signals.SIGTERM):
+            # Stop the agents; their tasks go back to the queue, work committed.
+            loop.add_signal_handler(signum, lambda: engine.request_stop(stop_agents=True))
+        return await engine.run()
+
+    status = asyncio.run(main_loop())
+    sys.exit(status)
+
+
+@main.group(cls=FactoryGroup, invoke_without_command=True)
+@json_option
+@click.pass_context
+def worktrees(click_ctx: click.Context, as_json: bool) -> None:
+    """List the task worktrees (running, awaiting review, orphaned)."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: Context = click_ctx.obj
+    rows = _worktree_rows(ctx)
+    if as_json:
+        click.echo(dumps_json(rows))
+        return
+    if not rows:
+        click.echo("No task worktrees.")
+        return
+    for row in rows:
+        click.echo(
+            f"{row['task'] or '?':<7} {row['status']:<10} {row['branch'] or '-':<16} "
+            f"{literal(row['path'])}{'' if row['exists'] else '  (folder missing)'}"
+        )
+
+
+def _worktree_rows(ctx: Context) -> list[dict]:
+    from factory_tui.backends.operator import Operator, worktree_status
+
+    operator = Operator(ctx.base, ctx.log)
+    infos = operator.worktrees.list()
+    states = {t.id: t.state for t in ctx.log.get_tasks([i.task_id for i in infos if i.task_id])}
+    return [
+        {
+            "task": info.task_id,
+            "status": worktree_status(states.get(info.task_id) if info.task_id else None),
+            "branch": info.branch,
+            "path": str(info.path),
+            "exists": info.exists,
+        }
+        for info in infos
+    ]
+
+
+@worktrees.command("clean")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+@json_option
+@pass_ctx
+def worktrees_clean(ctx: Context, yes: bool, as_json: bool) -> None:
+    """Remove the worktrees no task owns any more (work is committed first)."""
+    from factory_tui.backends.operator import Operator
+
+    orphans = [row for row in _worktree_rows(ctx) if row["status"] == "orphaned"]
+    if not orphans:
+        click.echo(dumps_json([]) if as_json else "No orphaned worktrees.")
+        return
+    if not yes:
+        names = ", ".join(row["task"] or row["path"] for row in orphans)
+        click.confirm(f"Remove {len(orphans)} orphaned worktree(s) ({names})? Their work is committed first", abort=True)
+    operator = Operator(ctx.base, ctx.log)
+    for row in orphans:
+        if row["task"]:
+            operator.worktrees.remove(row["task"])
+    click.echo(dumps_json(orphans) if as_json else f"Removed {len(orphans)} worktree(s).")
+
+
+@main.command()
+@json_option
+@pass_ctx
+def agents(ctx: Context, as_json: bool) -> None:
+    """The agent profiles of this base, and which one tasks run with."""
+    from factory_tui.backends.agents import default_profile_name, load_profiles
+
+    config = ctx.base.config()
+    profiles = load_profiles(config)
+    default = default_profile_name(config, profiles)
+    rows = [
+        {"name": p.name, "argv": list(p.argv), "output": p.output, "timeout": p.timeout,
+         "found": p.available(), "default": p.name == default}
+        for p in profiles.values()
+    ]
+    if as_json:
+        click.echo(dumps_json(rows))
+        return
+    for row in rows:
+        mark = "*" if row["default"] else " "
+        found = "found" if row["found"] else "not on PATH"
+        click.echo(f"{mark} {row['name']:<8} {row['output']:<19} {found:<12} {literal(' '.join(row['argv']))}")
 
 
 # --- log and status -----------------------------------------------------
@@ -603,17 +742,21 @@ def status(ctx: Context, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--no-engine", is_flag=True, help="Do not run an engine inside the console.")
 @click.option("--bench-first-frame", is_flag=True, hidden=True)
 @pass_ctx
-def console(ctx: Context, bench_first_frame: bool) -> None:
-    """Open the operator console."""
+def console(ctx: Context, no_engine: bool, bench_first_frame: bool) -> None:
+    """Open the operator console (it runs the engine too, unless a headless
+    one already does)."""
     base = ctx.base
     # Fail here, with one line, if the log cannot be used (corrupt, newer).
     ctx.log.last_event_id()
     from factory_tui.app import FactoryApp
 
-    app = FactoryApp(base, bench_first_frame=bench_first_frame)
+    app = FactoryApp(base, bench_first_frame=bench_first_frame, engine=not (no_engine or bench_first_frame))
     app.run(headless=bench_first_frame)
+    if app.farewell:
+        click.echo(app.farewell)
     if app.return_code:
         sys.exit(app.return_code)
 

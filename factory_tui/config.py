@@ -27,6 +27,8 @@ class FactoryConfig:
     default_agent: str | None = None
     agents: dict[str, dict] = field(default_factory=dict)
     peers: dict[str, str] = field(default_factory=dict)
+    worktree_copy: list[str] = field(default_factory=list)
+    worktree_setup: list[str] | None = None
     raw: dict = field(default_factory=dict)
 
 
@@ -71,6 +73,17 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         isinstance(v, str) for v in peers.values()
     ):
         raise fail("[peers] must map names to paths")
+    worktree = data.get("worktree", {})
+    if not isinstance(worktree, dict):
+        raise fail("[worktree] must be a table")
+    copy = worktree.get("copy", [])
+    if not isinstance(copy, list) or not all(isinstance(v, str) for v in copy):
+        raise fail("[worktree] copy must be a list of paths")
+    setup = worktree.get("setup")
+    if setup is not None and (
+        not isinstance(setup, list) or not setup or not all(isinstance(v, str) for v in setup)
+    ):
+        raise fail('[worktree] setup must be an argv list such as ["npm", "ci"], not a shell string')
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -79,6 +92,8 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         default_agent=default_agent,
         agents=agents,
         peers=dict(peers),
+        worktree_copy=list(copy),
+        worktree_setup=list(setup) if setup else None,
         raw=data,
     )
 
@@ -88,7 +103,8 @@ def _toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def render_initial_config(name: str, base_branch: str) -> str:
+def render_initial_config(name: str, base_branch: str, agents: str = "") -> str:
+    """The first factory.toml; ``agents`` is the text of its [agents.*] tables."""
     return f"""\
 # factory-tui configuration (tracked in git). The README's "factory.toml"
 # section lists every key.
@@ -106,7 +122,21 @@ max_parallel = 2
 # otherwise makes a merge commit; "merge" always makes a merge commit.
 merge = "ff"
 
+# The agent profile tasks run with, unless a task names its own. When unset,
+# the first of claude, codex and aider found on PATH, else the demo agent.
+# default_agent = "claude"
+
+# New worktrees: files to copy in from this checkout, and a command to run
+# there (an argv list, never a shell string).
+[worktree]
+copy = []
+# setup = ["npm", "ci"]
+
 # Other factories this one exchanges messages with, by path:
 [peers]
 # backend = "../backend-repo"
-"""
+
+# Agent profiles. argv placeholders: {{prompt}} {{prompt_file}} {{task_id}}
+# {{worktree}} {{python}}; output: claude-stream-json, codex-json or text;
+# timeout in seconds; env adds to the agent's environment.
+{agents}"""

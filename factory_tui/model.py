@@ -39,6 +39,7 @@ class Action(StrEnum):
     FINISH = "finish"
     FAIL = "fail"
     EXPIRE = "expire"
+    STOP = "stop"
 
 
 OPERATOR_ACTIONS = frozenset(
@@ -57,6 +58,9 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (State.RUNNING, Action.FINISH): State.REVIEW,
     (State.RUNNING, Action.FAIL): State.FAILED,
     (State.RUNNING, Action.EXPIRE): State.QUEUED,
+    # The engine shut down and stopped the agent: the work is committed and
+    # the task waits for the next engine.
+    (State.RUNNING, Action.STOP): State.QUEUED,
     (State.REVIEW, Action.APPROVE): State.DONE,
     (State.REVIEW, Action.REQUEUE): State.QUEUED,
     (State.REVIEW, Action.CANCEL): State.CANCELLED,
@@ -77,17 +81,20 @@ EVENT_KIND: dict[Action, str] = {
     Action.FINISH: "finished",
     Action.FAIL: "failed",
     Action.EXPIRE: "expired",
+    Action.STOP: "stopped",
 }
 # Events that are not state transitions.
 KIND_CREATED = "created"
 KIND_PRIORITY = "priority"
 KIND_DEPENDS = "depends"
 KIND_NOTE = "note"
+KIND_PROGRESS = "progress"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
     KIND_DEPENDS,
     KIND_NOTE,
+    KIND_PROGRESS,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.
@@ -138,7 +145,7 @@ def why_not(state: State, action: Action) -> str:
     if state is State.DONE:
         return "it is done, and a done task never changes"
     sources = [s.value for (s, a) in TRANSITIONS if a is action]
-    if action in (Action.CLAIM, Action.FINISH, Action.FAIL, Action.EXPIRE):
+    if action in (Action.CLAIM, Action.FINISH, Action.FAIL, Action.EXPIRE, Action.STOP):
         return f"it is {state.value}; only the engine may {action.value}, and only from {_or(sources)}"
     return f"it is {state.value}; {action.value} applies to {_or(sources)} tasks"
 
@@ -198,6 +205,8 @@ class Task:
     feedback: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    started_at: float | None = None
+    progress: str | None = None
     depends_on: tuple[str, ...] = ()
     blocked_by: tuple[str, ...] = ()
 
@@ -218,6 +227,8 @@ class Task:
             "feedback": self.feedback,
             "created": iso_time(self.created_at),
             "updated": iso_time(self.updated_at),
+            "started": iso_time(self.started_at) if self.started_at else None,
+            "progress": self.progress,
             "depends_on": list(self.depends_on),
             "blocked_by": list(self.blocked_by),
         }

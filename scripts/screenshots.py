@@ -35,7 +35,7 @@ async def shoot() -> None:
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = build_demo(Path(tmp) / "shopfront", start=DEMO_START)
-        app = FactoryApp(base)
+        app = FactoryApp(base, engine=False, clock=lambda: DEMO_START + 2 * 3600)
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot)
             app.save_screenshot("dashboard.svg", str(OUT))

@@ -23,6 +23,7 @@ async def wait_until(pilot, condition: Callable[[], bool], what: str, limit: flo
 async def ready(pilot) -> FactoryApp:
     app: FactoryApp = pilot.app
     await wait_until(pilot, lambda: app.plan_ready, "the first snapshot")
+    await wait_until(pilot, lambda: app.worktree_table.loaded, "the worktrees")
     await pilot.pause()
     return app
 

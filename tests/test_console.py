@@ -30,7 +30,7 @@ def last_event(base, task_id: str):
 
 
 async def test_approve_a_proposed_task_with_a(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-9")
@@ -45,7 +45,7 @@ async def test_approve_a_proposed_task_with_a(demo_base):
 
 
 async def test_requeue_asks_for_a_note_and_keeps_it(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-3")
@@ -61,7 +61,7 @@ async def test_requeue_asks_for_a_note_and_keeps_it(demo_base):
 
 
 async def test_requeue_dialog_escape_changes_nothing(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-8")
@@ -74,7 +74,7 @@ async def test_requeue_dialog_escape_changes_nothing(demo_base):
 
 
 async def test_cancel_asks_first_and_n_keeps_the_task(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-6")
@@ -91,7 +91,7 @@ async def test_cancel_asks_first_and_n_keeps_the_task(demo_base):
 
 
 async def test_cancel_of_running_task_ends_its_lease(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-5")
@@ -104,7 +104,7 @@ async def test_cancel_of_running_task_ends_its_lease(demo_base):
 
 
 async def test_illegal_key_is_refused_with_a_notification(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-1")  # done: nothing may change it
@@ -117,7 +117,7 @@ async def test_illegal_key_is_refused_with_a_notification(demo_base):
 
 
 async def test_hold_and_release_with_h(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-13")
@@ -129,7 +129,7 @@ async def test_hold_and_release_with_h(demo_base):
 
 
 async def test_priority_keys(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-4")
@@ -145,7 +145,7 @@ async def test_priority_keys(demo_base):
 
 
 async def test_plan_filter(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("slash", *"login")
@@ -161,7 +161,7 @@ async def test_plan_filter(demo_base):
 
 
 async def test_log_filter_by_task_and_kind(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("6")
@@ -176,7 +176,7 @@ async def test_log_filter_by_task_and_kind(demo_base):
 
 
 async def test_new_task_form_creates_the_task(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("n")
@@ -199,7 +199,7 @@ async def test_new_task_form_creates_the_task(demo_base):
 
 
 async def test_task_screen_shows_body_dependencies_and_history(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-3")
@@ -218,7 +218,7 @@ async def test_task_screen_shows_body_dependencies_and_history(demo_base):
 
 
 async def test_live_change_from_another_process_appears(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         before = app.event_log.event_count
@@ -236,7 +236,7 @@ async def test_outside_text_is_shown_literally(base):
     with ExecutionLog.open(base.log_path) as log:
         log.add_task(NewTask(title="[bold]not bold[/] and [/]"), actor="test")
         log.add_task(NewTask(title="\x1b[31mred\x1b[0m\x07bell"), actor="test")
-    app = FactoryApp(base)
+    app = FactoryApp(base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         assert "[bold]not bold[/] and [/]" in row_text(app, "T-1")
@@ -246,7 +246,7 @@ async def test_outside_text_is_shown_literally(base):
 
 
 async def test_help_shows_the_focused_panes_keys(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("question_mark")
@@ -261,7 +261,7 @@ async def test_help_shows_the_focused_panes_keys(demo_base):
 
 
 async def test_number_keys_and_tab_move_between_panes(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         for number in (2, 3, 4, 5, 6, 1):
@@ -273,7 +273,7 @@ async def test_number_keys_and_tab_move_between_panes(demo_base):
 
 
 async def test_palette_runs_task_commands(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await move_to(pilot, "T-10")
@@ -286,7 +286,7 @@ async def test_palette_runs_task_commands(demo_base):
 
 
 async def test_zoom_fills_the_screen_with_the_pane(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("z")
@@ -296,7 +296,7 @@ async def test_zoom_fills_the_screen_with_the_pane(demo_base):
 
 
 async def test_q_quits(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("q")
@@ -316,7 +316,7 @@ def big_log_base(base):
 
 
 async def test_log_pane_pages_a_large_log_without_holding_it(big_log_base):
-    app = FactoryApp(big_log_base)
+    app = FactoryApp(big_log_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         log_view = app.event_log
@@ -332,7 +332,7 @@ async def test_log_pane_pages_a_large_log_without_holding_it(big_log_base):
 
 
 async def test_an_empty_plan_says_what_to_do(base):
-    app = FactoryApp(base)
+    app = FactoryApp(base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         first_row = "".join(segment.text for segment in app.plan.render_line(1))
@@ -349,7 +349,7 @@ def footer_keys(app) -> set[str]:
 
 
 async def test_the_footer_shows_at_most_six_keys(demo_base):
-    app = FactoryApp(demo_base)
+    app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         seen = []

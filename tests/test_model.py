@@ -36,6 +36,9 @@ LEGAL = {
     (State.RUNNING, Action.FINISH): State.REVIEW,
     (State.RUNNING, Action.FAIL): State.FAILED,
     (State.RUNNING, Action.EXPIRE): State.QUEUED,
+    # Issue 3: an engine that shuts down stops its agents and hands their
+    # tasks back to the queue.
+    (State.RUNNING, Action.STOP): State.QUEUED,
     (State.REVIEW, Action.APPROVE): State.DONE,
     (State.REVIEW, Action.REQUEUE): State.QUEUED,
     (State.REVIEW, Action.CANCEL): State.CANCELLED,
@@ -46,7 +49,7 @@ LEGAL = {
 }
 ALL_MOVES = list(itertools.product(State, Action))
 ILLEGAL = [move for move in ALL_MOVES if move not in LEGAL]
-ENGINE_ACTIONS = {Action.CLAIM, Action.FINISH, Action.FAIL, Action.EXPIRE}
+ENGINE_ACTIONS = {Action.CLAIM, Action.FINISH, Action.FAIL, Action.EXPIRE, Action.STOP}
 
 
 def test_the_table_is_the_briefs_table() -> None:

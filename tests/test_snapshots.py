@@ -12,13 +12,15 @@ from factory_tui.widgets.task_screen import TaskScreen
 from tests.console_helpers import move_to, ready, wait_until
 
 SIZE = (160, 48)
+# Two hours into the demo's morning.
+NOW = 1_790_000_000.0 + 2 * 3600
 
 
 def test_dashboard(snap_compare, demo_base):
     async def run_before(pilot):
         await ready(pilot)
 
-    assert snap_compare(FactoryApp(demo_base), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(FactoryApp(demo_base, engine=False, clock=lambda: NOW), terminal_size=SIZE, run_before=run_before)
 
 
 def test_task_screen(snap_compare, demo_base):
@@ -29,7 +31,7 @@ def test_task_screen(snap_compare, demo_base):
         await wait_until(pilot, lambda: isinstance(app.screen, TaskScreen) and app.screen.detail is not None, "the task screen")
         await pilot.pause(0.2)
 
-    assert snap_compare(FactoryApp(demo_base), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(FactoryApp(demo_base, engine=False, clock=lambda: NOW), terminal_size=SIZE, run_before=run_before)
 
 
 def test_help_for_the_plan(snap_compare, demo_base):
@@ -39,7 +41,7 @@ def test_help_for_the_plan(snap_compare, demo_base):
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         await pilot.pause(0.2)
 
-    assert snap_compare(FactoryApp(demo_base), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(FactoryApp(demo_base, engine=False, clock=lambda: NOW), terminal_size=SIZE, run_before=run_before)
 
 
 def test_hostile_titles_render_literally(snap_compare, base):
@@ -52,7 +54,7 @@ def test_hostile_titles_render_literally(snap_compare, base):
     async def run_before(pilot):
         await ready(pilot)
 
-    assert snap_compare(FactoryApp(base), terminal_size=(120, 30), run_before=run_before)
+    assert snap_compare(FactoryApp(base, engine=False, clock=lambda: NOW), terminal_size=(120, 30), run_before=run_before)
 
 
 def test_dashboard_in_80_columns(snap_compare, demo_base):
@@ -61,4 +63,4 @@ def test_dashboard_in_80_columns(snap_compare, demo_base):
     async def run_before(pilot):
         await ready(pilot)
 
-    assert snap_compare(FactoryApp(demo_base), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(FactoryApp(demo_base, engine=False, clock=lambda: NOW), terminal_size=(80, 24), run_before=run_before)

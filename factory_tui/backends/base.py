@@ -133,7 +133,12 @@ class FactoryBase:
                 _write_atomically(gitignore, GITIGNORE)
                 created = True
             if not base.config_path.exists():
-                _write_atomically(base.config_path, render_initial_config(name or base.root.name, branch))
+                from factory_tui.backends.agents import render_profiles_toml
+
+                _write_atomically(
+                    base.config_path,
+                    render_initial_config(name or base.root.name, branch, render_profiles_toml()),
+                )
                 created = True
         except (OSError, UnicodeError) as error:
             raise FactoryError(f"cannot create {base.dir}: {getattr(error, 'strerror', None) or error}") from None

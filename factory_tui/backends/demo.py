@@ -98,7 +98,84 @@ def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront
     clock = _DemoClock(start + 120)
     with ExecutionLog.open(base.log_path, clock=clock) as log:
         _write_history(log, clock)
+    _write_work(base, start)
     return base
+
+
+# What the history's agents "wrote": files on real branches, so that the
+# Worktrees pane, the run screen's diff and approving (a real merge) work
+# from the first minute of the demo.
+_WORK = {
+    "T-1": ("shopfront/app.py", '"""The application object."""\n\n\ndef create_app():\n    return {"routes": []}\n'),
+    "T-2": ("shopfront/schema.sql", "CREATE TABLE users (\n    id INTEGER PRIMARY KEY,\n    email TEXT NOT NULL UNIQUE,\n    password_hash TEXT NOT NULL\n);\nCREATE INDEX users_email ON users(email);\n"),
+    "T-14": ("shopfront/health.py", '"""GET /health."""\n\n\ndef health():\n    return {"ok": True, "version": "0.1.0"}\n'),
+    "T-3": ("shopfront/login.py", '"""POST /login."""\n\nfrom argon2 import PasswordHasher\n\nhasher = PasswordHasher()\n\n\ndef login(db, email, password):\n    row = db.execute("SELECT id, password_hash FROM users WHERE email = ?", (email,)).fetchone()\n    if row is None:\n        return 401, {"error": "wrong email or password"}\n    try:\n        hasher.verify(row[1], password)\n    except Exception:\n        return 401, {"error": "wrong email or password"}\n    return 200, {"session": new_session(db, row[0])}\n'),
+    "T-8": ("tests/test_session.py", '"""Session expiry."""\n\n\ndef test_session_expiry(clock):\n    clock.advance(3600)\n    assert not session_is_valid(clock)\n'),
+    "T-5": ("shopfront/ratelimit.py", '"""A token bucket per client."""\n\nRATE = 60  # requests a minute\n'),
+}
+_TRANSCRIPT = {
+    "T-3": [
+        "· session started (model claude-sonnet)",
+        "⏺ I'll read the schema and the existing routes first.",
+        "⚙ Read: shopfront/schema.sql",
+        "⚙ Read: shopfront/app.py",
+        "⏺ Logins look users up by email; the index from T-2 covers that.",
+        "⚙ Write: shopfront/login.py",
+        "⚙ Bash: python -m pytest -q",
+        "⏺ All tests pass. Committing.",
+        "⚙ Bash: git commit -am 'T-3: Write the login endpoint'",
+        "✓ finished: success · 9 turns · 14m02s · $0.4812 · 182.3k (151.0k cached) in / 6.1k out tokens",
+    ],
+    "T-8": [
+        "· session started (model claude-sonnet)",
+        "⏺ The test depends on wall-clock time; I'll inject a clock.",
+        "⚙ Edit: tests/test_session.py",
+        "⚙ Bash: python -m pytest -q -k session --count 20",
+        "↳ tool error: 4 failed, 16 passed",
+        "✗ finished: error_during_execution · 12 turns · $0.6120 · test_session_expiry still fails 1 run in 5",
+    ],
+}
+
+
+def _write_work(base: FactoryBase, start: float) -> None:
+    from factory_tui.backends.worktrees import Worktrees
+
+    config = base.config()
+    worktrees = Worktrees(base.root, base_branch=config.base_branch, merge=config.merge)
+    with _git_dates(start + 600):
+        for task_id, (rel, text) in _WORK.items():
+            path = worktrees.create_for(task_id) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            worktrees.commit_all(task_id, f"{task_id}: {rel}")
+            if task_id in ("T-1", "T-2", "T-14"):
+                worktrees.merge(task_id, f"Merge {task_id}")
+                worktrees.remove(task_id, delete_branch=True)
+    for task_id, lines in _TRANSCRIPT.items():
+        run_dir = base.runs_dir / task_id / "1"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "transcript.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class _git_dates:
+    """Fixed author and committer dates for the commits made inside."""
+
+    def __init__(self, when: float) -> None:
+        self.env = _git_env(when)
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        for key, value in self.env.items():
+            if "DATE" in key:
+                self.saved[key] = os.environ.get(key)
+                os.environ[key] = value
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _write_history(log: ExecutionLog, clock: _DemoClock) -> None:
@@ -154,6 +231,8 @@ def _write_history(log: ExecutionLog, clock: _DemoClock) -> None:
     log.set_priority(docs, 1, actor=op)
     clock.tick(1)
     log.add_note(ratelimit, "Using a token bucket kept in process memory.", actor=f"agent:{ratelimit}")
+    clock.tick(1)
+    log.add_progress(claim.token, "⚙ Edit: shopfront/ratelimit.py")
     del reset, ci, dark, csv, audit, guide
 
 

@@ -39,6 +39,7 @@ from factory_tui.model import (
     KIND_DEPENDS,
     KIND_NOTE,
     KIND_PRIORITY,
+    KIND_PROGRESS,
     OPERATOR_ACTIONS,
     Action,
     Claim,
@@ -58,11 +59,14 @@ from factory_tui.model import (
 
 TASK_COLUMNS = (
     "seq, title, state, priority, attempts, profile, source, feedback, "
-    "created_at, updated_at"
+    "created_at, updated_at, started_at, progress"
 )
+# Rows that carry more than the task: the extra columns start here.
+EXTRA = 12
 
 SQL_CLAIM = f"""
 UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now,
+       started_at = :now, progress = NULL,
        lease_token = 'T-' || seq || ':' || :secret, lease_worker = :worker,
        lease_expires = :expires
 WHERE seq = (
@@ -76,6 +80,14 @@ WHERE seq = (
   AND state = 'queued'
 RETURNING {TASK_COLUMNS}, lease_token,
           (SELECT body FROM task_bodies AS b WHERE b.seq = tasks.seq)
+"""
+SQL_READY = """
+SELECT 1 FROM tasks AS t
+WHERE t.state = 'queued'
+  AND NOT EXISTS (
+      SELECT 1 FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on
+      WHERE d.task = t.seq AND u.state != 'done')
+LIMIT 1
 """
 SQL_EVENT_INSERT = (
     "INSERT INTO events (at, task_id, kind, actor, from_state, to_state, note, data) "
@@ -112,6 +124,8 @@ def task_from_row(row: Sequence, body: str = "") -> Task:
         feedback=row[7],
         created_at=row[8],
         updated_at=row[9],
+        started_at=row[10],
+        progress=row[11],
     )
 
 
@@ -270,7 +284,7 @@ class ExecutionLog:
         ).fetchone()
         if row is None:
             raise UnknownTask(task_id)
-        return task_from_row(row, row[10])
+        return task_from_row(row, row[EXTRA])
 
     def _with_dependencies(
         self, conn: sqlite3.Connection, tasks: list[Task]
@@ -347,7 +361,7 @@ class ExecutionLog:
                     f"{sql} WHERE state IN ({marks}) ORDER BY seq", wanted
                 ).fetchall()
             return self._with_dependencies(
-                conn, [task_from_row(row, row[10]) for row in rows]
+                conn, [task_from_row(row, row[EXTRA]) for row in rows]
             )
 
     def dependents(self, task_id: str) -> list[Task]:
@@ -588,13 +602,13 @@ class ExecutionLog:
             if row is None:
                 return None
             task_id = f"T-{row[0]}"
-            token = row[10]
+            token = row[EXTRA]
             conn.execute(
                 SQL_EVENT_INSERT,
                 (now, task_id, "claimed", worker, "queued", "running",
                  f"attempt {row[4]}", json.dumps({"lease": token})),
             )
-        task = task_from_row(row, row[11] or "")
+        task = task_from_row(row, row[EXTRA + 1] or "")
         return Claim(task=task, token=token, worker=worker, expires_at=expires)
 
     def heartbeat(
@@ -630,7 +644,7 @@ class ExecutionLog:
                 raise self._lease_lost(conn, task_id, token)
             conn.execute(
                 SQL_EVENT_INSERT,
-                (now, task_id, EVENT_KIND[action], row[10], "running", outcome.value,
+                (now, task_id, EVENT_KIND[action], row[EXTRA], "running", outcome.value,
                  note or None, json.dumps({"lease": token, **(data or {})})),
             )
         return task_from_row(row)
@@ -677,6 +691,75 @@ class ExecutionLog:
                     {"lease": token, "worker": worker},
                 )
         return reaped
+
+    def release(self, token: str, *, note: str | None = None, data: dict | None = None) -> Task:
+        """The engine gives a running task back to the queue (it is shutting
+        down and stopped the agent; the work is committed)."""
+        task_id = task_of_token(token)
+        now = self._clock()
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE tasks SET state = 'queued', updated_at = ?, lease_token = NULL "
+                f"WHERE seq = ? AND lease_token = ? AND state = 'running' RETURNING {TASK_COLUMNS}, lease_worker",
+                (now, task_seq(task_id), token),
+            ).fetchone()
+            if row is None:
+                raise self._lease_lost(conn, task_id, token)
+            self._event(
+                conn, now, task_id, EVENT_KIND[Action.STOP], row[EXTRA], "running", "queued",
+                note, {"lease": token, **(data or {})},
+            )
+        return task_from_row(row)
+
+    def reject_merge(self, task_id: str, *, actor: str, note: str, data: dict | None = None) -> Task:
+        """A task in review whose branch could not be merged (a conflict)
+        goes to failed with the reason; re-queueing it lets an agent fix it."""
+        now = self._clock()
+        with self._write() as conn:
+            task = self._task_row(conn, task_id)
+            target = next_state(task_id, task.state, Action.FAIL)
+            conn.execute(
+                "UPDATE tasks SET state = ?, updated_at = ? WHERE seq = ?",
+                (target.value, now, task.seq),
+            )
+            self._event(
+                conn, now, task_id, EVENT_KIND[Action.FAIL], actor,
+                task.state.value, target.value, note, data,
+            )
+            return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
+
+    def add_progress(self, token: str, text: str, *, data: dict | None = None) -> None:
+        """A line of the agent's progress: kept on the task (the last one)
+        and appended to the history. LeaseLost if the run lost its lease."""
+        task_id = task_of_token(token)
+        now = self._clock()
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE tasks SET progress = ? WHERE seq = ? AND lease_token = ? "
+                "AND state = 'running' RETURNING lease_worker",
+                (text, task_seq(task_id), token),
+            ).fetchone()
+            if row is None:
+                raise self._lease_lost(conn, task_id, token)
+            self._event(conn, now, task_id, KIND_PROGRESS, row[0], note=text, data=data)
+
+    def live_tokens(self, tokens: Iterable[str]) -> set[str]:
+        """Which of these lease tokens are still live."""
+        wanted = {token: task_seq(task_of_token(token)) for token in tokens}
+        if not wanted:
+            return set()
+        marks = ",".join("?" * len(wanted))
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT lease_token FROM tasks WHERE seq IN ({marks}) AND state = 'running'",
+                list(wanted.values()),
+            ).fetchall()
+        return {row[0] for row in rows} & set(wanted)
+
+    def has_ready(self) -> bool:
+        """Whether a claim would find a task (a read: no write lock)."""
+        with self._read() as conn:
+            return conn.execute(SQL_READY).fetchone() is not None
 
     def live_leases(self) -> list[tuple[str, str, str, float]]:
         """(token, task_id, worker, expires_at) for every running task."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogError, LogTooNew
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -100,7 +100,17 @@ def _v1(conn: sqlite3.Connection) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key", strict=True)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+def _v2(conn: sqlite3.Connection) -> None:
+    """The production line: when a task's current run started, and the last
+    line of progress its agent reported (the Worktrees pane shows both)."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db["tasks"].add_column("started_at", float)
+    db["tasks"].add_column("progress", str)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

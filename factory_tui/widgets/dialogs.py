@@ -54,6 +54,40 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
+class ChoiceDialog(ModalScreen[str | None]):
+    """One of a few answers, each with a button and a key."""
+
+    def __init__(self, question: str, detail: str, *, choices: list[tuple[str, str, str]]) -> None:
+        """``choices``: (answer, button label, key) in order."""
+        super().__init__(classes="dialog-screen")
+        self.question = question
+        self.detail = detail
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(literal(self.question), classes="dialog-title", markup=False)
+            yield Static(literal(self.detail), classes="dialog-detail", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                for n, (answer, label, _key) in enumerate(self.choices):
+                    yield Button(label, id=f"choice-{answer}", variant="primary" if n == 0 else "default")
+
+    def on_mount(self) -> None:
+        self.query(Button).last().focus()
+
+    def on_key(self, event) -> None:
+        for answer, _label, key in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(None if answer == "cancel" else answer)
+                return
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        answer = (event.button.id or "").removeprefix("choice-")
+        self.dismiss(None if answer == "cancel" else answer)
+
+
 class NoteDialog(ModalScreen[str | None]):
     """One line of text, such as the feedback that goes with a re-queue."""
 

@@ -30,6 +30,8 @@ class FactoryHeader(Widget):
     """The branch approved work lands on."""
     engine: reactive[str] = reactive("engine: none")
     """Which engine drives the base, as the operator should read it."""
+    agent: reactive[str] = reactive("")
+    """The agent profile tasks run with by default."""
     counts: reactive[dict] = reactive(dict, always_update=True)
     """Tasks per state."""
 

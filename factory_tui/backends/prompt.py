@@ -1,0 +1,291 @@
+"""The prompt an agent gets for one run of a task.
+
+This module owns the prompt's text: the task (heading and body), what the
+tasks it depends on produced, the operator's feedback on a re-queue, the
+living documents, and how to work in a factory worktree. It is pure: the
+engine gathers the inputs from the log and the artifacts folder and writes the
+result to the run folder; the same inputs always give the same text.
+
+The prompt stays under ``PROMPT_BUDGET`` bytes of UTF-8 (an agent's context is
+finite and a prompt file is read whole): each part has its own cap, and the
+living documents share what is left; whatever is cut says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from factory_tui.model import Task
+
+# Bytes of UTF-8; about 25k tokens, a modest share of any agent's context.
+PROMPT_BUDGET = 100_000
+# Caps for the parts that come before the documents, so that no single part
+# can crowd the documents out entirely.
+TITLE_BUDGET = 300
+BODY_BUDGET = 40_000
+FEEDBACK_BUDGET = 10_000
+SUMMARY_BUDGET = 2_000
+DEPENDENCIES_BUDGET = 20_000
+DOCUMENT_NAME_BUDGET = 200
+# Documents that would each get less room than this are left out (and
+# named), last first: a few lines out of a long document mislead more than
+# they help.
+MIN_DOCUMENT_SHOWN = 1_000
+# Documents left out are named, up to this many; room for that is set aside.
+MAX_LEFT_OUT_NAMED = 20
+LEFT_OUT_RESERVE = MAX_LEFT_OUT_NAMED * (DOCUMENT_NAME_BUDGET + 4) + 200
+# Headroom for the markers and list lines whose size is only known late.
+SAFETY_MARGIN = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyOutcome:
+    """A task this one depends on, and what it reported when it finished
+    (e.g. its last 'finished' note), if anything."""
+
+    task: Task
+    summary: str | None = None
+
+
+def assemble_prompt(
+    task: Task,
+    *,
+    attempt: int,
+    branch: str,
+    dependencies: list[DependencyOutcome],
+    feedback: str | None,
+    documents: list[tuple[str, str]],
+) -> str:
+    """The markdown prompt for ``attempt`` (1 for the first run) of ``task``,
+    worked on in a worktree on ``branch``. ``documents`` are the living
+    documents as (name, content), in the order they should appear."""
+    sections = [
+        _heading(task),
+        _body(task),
+        _dependencies(dependencies),
+        _feedback(feedback, attempt),
+        None,  # the documents: sized last, from what the rest leaves
+        _how_to_work(task, attempt=attempt, branch=branch),
+    ]
+    used = sum(utf8_len(part) + 2 for part in sections if part)
+    sections[4] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
+    return "\n\n".join(part for part in sections if part) + "\n"
+
+
+def heading_line(task_id: str, title: str) -> str:
+    """The prompt's first line. The demo agent reads the task's id and title
+    back from it, so its shape is kept simple: ``# <id>: <title>``."""
+    return f"# {task_id}: {_one_line(cut_to_bytes(title, TITLE_BUDGET)[0])}"
+
+
+# --- sections -------------------------------------------------------------------
+
+
+def _heading(task: Task) -> str:
+    return heading_line(task.id, task.title)
+
+
+def _body(task: Task) -> str:
+    body = task.body.strip()
+    if not body:
+        return "(The task has no description beyond its title.)"
+    shown, was_cut = cut_to_bytes(body, BODY_BUDGET)
+    if was_cut:
+        shown += "\n\n" + _cut_note("the task's description", shown, body)
+    return shown
+
+
+def _dependencies(dependencies: list[DependencyOutcome]) -> str | None:
+    if not dependencies:
+        return None
+    lines = [
+        "## What earlier tasks produced",
+        "",
+        "This task builds on these tasks. What each one reported when it finished:",
+        "",
+    ]
+    size = sum(utf8_len(line) + 1 for line in lines)
+    for index, outcome in enumerate(dependencies):
+        entry = _dependency_entry(outcome)
+        if size + utf8_len(entry) > DEPENDENCIES_BUDGET:
+            rest = [o.task.id for o in dependencies[index:]]
+            named = ", ".join(rest[:MAX_LEFT_OUT_NAMED]) + (", …" if len(rest) > MAX_LEFT_OUT_NAMED else "")
+            lines.append(f"- … and {len(rest)} more, left out to keep this prompt short: {named}")
+            break
+        lines.append(entry)
+        size += utf8_len(entry) + 1
+    return "\n".join(lines)
+
+
+def _dependency_entry(outcome: DependencyOutcome) -> str:
+    task = outcome.task
+    title = _one_line(cut_to_bytes(task.title, TITLE_BUDGET)[0])
+    head = f"- **{task.id}: {title}** ({task.state.value})"
+    summary = (outcome.summary or "").strip()
+    if not summary:
+        return head + "\n  No summary was recorded."
+    shown, was_cut = cut_to_bytes(summary, SUMMARY_BUDGET)
+    if was_cut:
+        shown += " " + _cut_note("the summary", shown, summary)
+    # Indented under its list item, so markdown keeps it with its task.
+    return head + "\n" + "\n".join(f"  {line}" if line else "" for line in shown.splitlines())
+
+
+def _feedback(feedback: str | None, attempt: int) -> str | None:
+    text = (feedback or "").strip()
+    if not text:
+        return None
+    earlier = f"attempt {attempt - 1}" if attempt > 1 else "an earlier attempt"
+    shown, was_cut = cut_to_bytes(text, FEEDBACK_BUDGET)
+    if was_cut:
+        shown += "\n\n" + _cut_note("the feedback", shown, text)
+    return (
+        "## Feedback from the operator\n\n"
+        f"This is attempt {attempt}. The operator sent the task back after "
+        f"{earlier} with this feedback; address it first:\n\n{shown}"
+    )
+
+
+def _documents(documents: list[tuple[str, str]], budget: int) -> str | None:
+    if not documents:
+        return None
+    intro = (
+        "## Living documents\n\n"
+        "The project's shared knowledge: follow its practices, and keep "
+        "these documents in mind as you work."
+    )
+    # The list of documents left out is kept short, and its room set aside.
+    budget -= utf8_len(intro) + 2 + LEFT_OUT_RESERVE
+    named = [(_one_line(cut_to_bytes(name, DOCUMENT_NAME_BUDGET)[0]), content) for name, content in documents]
+    # Room each block needs besides its content: heading, fence, cut note.
+    overheads = [utf8_len(_document_block(name, "", fence_for(content))) + 120 for name, content in named]
+    sizes = [utf8_len(content) for _, content in named]
+    # The caller's order is the order of importance: keep as many documents,
+    # from the first, as can each be shown whole or at a useful length.
+    kept, level = 0, None
+    for count in range(len(named), 0, -1):
+        level = _water_level(sizes[:count], overheads[:count], budget)
+        if level is None or level >= MIN_DOCUMENT_SHOWN:
+            kept = count
+            break
+    blocks = [intro]
+    for index, (name, content) in enumerate(named[:kept]):
+        shown, was_cut = cut_to_bytes(content, sizes[index] if level is None else level)
+        block = _document_block(name, shown, fence_for(content))
+        if was_cut:
+            block += "\n\n" + _cut_note(f"`{name}`", shown, content)
+        blocks.append(block)
+    left_out = [name for name, _ in named[kept:]]
+    if left_out:
+        listed = ", ".join(f"`{name}`" for name in left_out[:MAX_LEFT_OUT_NAMED])
+        if len(left_out) > MAX_LEFT_OUT_NAMED:
+            listed += f" and {len(left_out) - MAX_LEFT_OUT_NAMED} more"
+        blocks.append(
+            "Left out to keep this prompt short (read them in the repository if "
+            "you need them): " + listed
+        )
+    return "\n\n".join(blocks)
+
+
+def _water_level(sizes: list[int], overheads: list[int], budget: int) -> int | None:
+    """The most bytes each document may show so that all of them fit in
+    ``budget``: small ones are shown whole and the large ones share what is
+    left equally. None when every document fits whole."""
+    room = budget - sum(overheads)
+    ordered = sorted(sizes)
+    for position, size in enumerate(ordered):
+        left = len(ordered) - position
+        if size * left > room:
+            return max(room // left, -1)
+        room -= size
+    return None
+
+
+def _document_block(name: str, content: str, fence: str) -> str:
+    body = content if content.endswith("\n") or not content else content + "\n"
+    # Fenced, so that the document's own headings stay inside it.
+    info = "markdown" if name.lower().endswith((".md", ".markdown")) else ""
+    return f"### {name}\n\n{fence}{info}\n{body}{fence}"
+
+
+def _how_to_work(task: Task, *, attempt: int, branch: str) -> str:
+    lines = [
+        "## How to work here",
+        "",
+        (
+            f"- You are in a git worktree of the project, on branch `{branch}`. "
+            "Stay on it: do not switch branches, and do not push."
+        ),
+        (
+            "- Commit your work as you go, in small commits with clear messages. "
+            "Anything left uncommitted when you finish is committed for you."
+        ),
+        (
+            '- `factory note "…"` logs a note for the operator: what you found, '
+            "what you decided, what needs their attention."
+        ),
+        (
+            f'- `factory plan add --after {task.id} "title"` proposes a follow-up task '
+            "for work that does not belong in this one."
+        ),
+        (
+            "- When the task is done, stop. The operator reviews the branch and "
+            "either merges it or sends it back with feedback."
+        ),
+    ]
+    if attempt > 1:
+        lines.insert(
+            3,
+            f"- This is attempt {attempt}: the branch already holds the work of "
+            "earlier attempts. Read `git log` before you start.",
+        )
+    return "\n".join(lines)
+
+
+# --- text helpers -----------------------------------------------------------------
+
+
+def utf8_len(text: str) -> int:
+    # surrogatepass: a stray surrogate from outside is measured, not an error.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def cut_to_bytes(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, at a line break when
+    one is near the end; and whether anything was cut."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= limit:
+        return text, False
+    limit = max(limit, 0)
+    shown = ""
+    # Back off from a cut that splits a character (at most three bytes).
+    for back in range(4):
+        try:
+            shown = encoded[: max(limit - back, 0)].decode("utf-8", "surrogatepass")
+            break
+        except UnicodeDecodeError:
+            continue
+    newline = shown.rfind("\n")
+    if newline > len(shown) // 2:
+        shown = shown[:newline]
+    return shown.rstrip(), True
+
+
+def fence_for(content: str) -> str:
+    """A backtick fence longer than any backtick run in ``content``, so the
+    document cannot close its own code block (CommonMark's rule)."""
+    longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n")).strip()
+
+
+def _cut_note(what: str, shown: str, whole: str) -> str:
+    return f"[{what} was cut here: {_kb(utf8_len(shown))} of {_kb(utf8_len(whole))} shown]"
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1000:.1f} KB" if size >= 1000 else f"{size} bytes"

@@ -1,0 +1,982 @@
+"""Workspaces: one git worktree and one branch per task, and landing a task's
+branch on the base branch.
+
+``Worktrees`` owns everything under ``<root>/.factory/worktrees/`` and every
+``factory/<task_id>`` branch: creating a worktree for a task (and its set-up:
+files copied in, a command run), committing what an agent left behind,
+measuring and showing its diff against the base branch, merging it, removing
+it, and listing what is there (including worktrees that no task owns any
+more, and folders or registrations that lost their other half).
+
+Rules it keeps (issue 3 §2):
+
+* Work in a worktree is never deleted uncommitted: ``remove`` and ``merge``
+  commit leftovers to the task branch first, and ``git worktree remove`` runs
+  without ``--force`` so that git itself double-checks.
+* The user's main checkout only ever sees a fast-forward made by
+  ``git merge --ff-only``, which git refuses if it would overwrite the user's
+  uncommitted changes. Every risky step (a merge commit, a conflict) happens in
+  the task's own worktree.
+* Every failure a user can cause is a ``FactoryError`` with one line of text;
+  git's multi-line complaints are boiled down to the line that matters.
+
+All git runs through GitPython (``git.Git``/``git.Repo``) as argv lists, never
+a shell string. Cheap facts (does a ref exist, is a folder a registered
+worktree, which branch is checked out where) are read from the files that
+gitrepository-layout(5) documents instead of spawning git, because the engine
+pays for every process per task.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from factory_tui.errors import (
+    ConfigError,
+    FactoryError,
+    InvalidInput,
+    NotAGitRepository,
+)
+
+WORKTREES_SUBDIR = Path(".factory") / "worktrees"
+BRANCH_PREFIX = "factory/"
+MERGE_MODES = ("ff", "merge")
+
+# Used only when the repository has no identity of its own: a commit must
+# never fail (and work never stay uncommitted) because user.email is unset.
+FALLBACK_NAME = "factory-tui"
+FALLBACK_EMAIL = "factory@localhost"
+
+# A task id becomes a folder name and part of a branch name, so it must be
+# safe as both: no slashes, no "..", nothing git's ref rules refuse.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# What git says when it has no identity to commit with (GitPython runs git
+# with LC_ALL=C, so these are stable English texts).
+_IDENTITY_HINTS = ("identity unknown", "empty ident name", "unable to auto-detect email")
+
+# Options for every diff we parse or show: the user's config must not add
+# colour, external diff tools or text conversion to what we read.
+_DIFF_OPTIONS = ("--no-color", "--no-ext-diff", "--no-textconv", "-M")
+
+_NO_OPTIONAL_LOCKS = {"GIT_OPTIONAL_LOCKS": "0"}
+
+# git reads at most this much of a file to decide whether it is binary.
+_BINARY_SNIFF = 8000
+
+
+class MergeRefused(FactoryError):
+    """The merge could not be done safely (for instance it would overwrite the
+    user's uncommitted changes in the main checkout); nothing was changed and
+    the task can stay in review."""
+
+
+class MergeConflict(FactoryError):
+    """The task branch conflicts with the base branch. The merge was aborted:
+    the branch and the main checkout are exactly as before."""
+
+    def __init__(self, message: str, files: Sequence[str]) -> None:
+        super().__init__(message)
+        self.files = list(files)
+
+
+@dataclass(slots=True)
+class DiffStat:
+    files: int
+    added: int
+    removed: int
+
+
+@dataclass(slots=True)
+class FileDiff:
+    path: str
+    status: str  # added | modified | deleted | renamed
+    patch: str
+    added: int
+    removed: int
+
+
+@dataclass(slots=True)
+class WorktreeInfo:
+    task_id: str | None
+    path: Path
+    branch: str | None
+    exists: bool
+    registered: bool
+
+
+@dataclass(slots=True)
+class _DiffScope:
+    """One diff's settings: where git runs, the commit it starts from, the
+    commit it ends at (None: the working tree) and its environment."""
+
+    owner: Worktrees
+    task_id: str
+    where: Path
+    since: str
+    until: str | None
+    env: dict[str, str] | None
+
+    def diff(self, *options: str) -> bytes:
+        ends = [self.since] if self.until is None else [self.since, self.until]
+        status, out, err = self.owner._run(
+            self.where, "diff", *_DIFF_OPTIONS, *options, *ends,
+            raw=True, read_only=True, env=self.env,
+        )
+        if status != 0:
+            raise FactoryError(f"cannot diff {self.task_id}: {_one_line(_text(err))}")
+        return out
+
+    def untracked(self) -> list[str]:
+        if self.until is not None:
+            return []  # a branch has no untracked files
+        status, out, err = self.owner._run(
+            self.where, "ls-files", "--others", "--exclude-standard", "-z", raw=True,
+            read_only=True,
+        )
+        if status != 0:
+            raise FactoryError(f"cannot list new files of {self.task_id}: {_one_line(_text(err))}")
+        return [name for name in _split_z(out) if name]
+
+
+class Worktrees:
+    """The task worktrees of one repository (``root`` is its main checkout)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        base_branch: str,
+        merge: str = "ff",
+        copy: Iterable[str] = (),
+        setup: Sequence[str] | None = None,
+    ) -> None:
+        if merge not in MERGE_MODES:
+            raise ConfigError(f"merge must be one of {', '.join(MERGE_MODES)}, not {merge!r}")
+        if not base_branch or not isinstance(base_branch, str):
+            raise ConfigError("base_branch must be a branch name")
+        root = Path(root).expanduser()
+        try:
+            # One Repo per root, kept for the object's life: opening it reads
+            # .git, and every command below reuses its git runner.
+            self._repo = git.Repo(root)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise NotAGitRepository(f"not a git repository: {root}") from None
+        if self._repo.bare or self._repo.working_tree_dir is None:
+            raise NotAGitRepository(f"{root} is a bare repository; worktrees need a main checkout")
+        self.root = Path(self._repo.working_tree_dir).resolve()
+        self.base_branch = base_branch
+        self.merge_mode = merge
+        self.copy = list(copy)
+        self.setup = list(setup) if setup else None
+        self.worktrees_dir = self.root / WORKTREES_SUBDIR
+        self._git_dir = Path(self._repo.git_dir).resolve()
+        self._common_dir = Path(self._repo.common_dir).resolve()
+        # None: not known yet. Learned from the first commit that needs it,
+        # so that a configured identity costs no extra git process.
+        self._needs_fallback_identity: bool | None = None
+        self._identity_lock = threading.Lock()
+        # Two merges at once from one engine would race for the main
+        # checkout's index lock; one after the other they both land.
+        self._merge_lock = threading.Lock()
+
+    # --- names -------------------------------------------------------------
+
+    def path_for(self, task_id: str) -> Path:
+        return self.worktrees_dir / _check_id(task_id)
+
+    def branch_for(self, task_id: str) -> str:
+        return BRANCH_PREFIX + _check_id(task_id)
+
+    # --- create ------------------------------------------------------------
+
+    def create_for(self, task_id: str) -> Path:
+        """The task's worktree, made if needed. A worktree that is there is
+        reused as it is; an existing branch (a re-queued task) gets a worktree
+        again with its commits; otherwise a new branch starts at the base
+        branch. Copy and set-up run only when the folder is new."""
+        path = self.path_for(task_id)
+        branch = self.branch_for(task_id)
+        if self._admin_dir(path) is not None:
+            return path  # the common case for a re-run: no git process at all
+        if path.exists():
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # an empty leftover (a crash mid-add): nothing to keep
+            else:
+                raise FactoryError(
+                    f"{path} exists but is not a worktree of this repository; "
+                    "move it away (it may hold work) and try again"
+                )
+        # Check the set-up before anything is made, so a bad config leaves no trace.
+        copies = self._copy_plan()
+        if path in self._registrations():
+            # The folder was deleted by hand: drop git's stale record of it,
+            # or `worktree add` refuses the path.
+            self._check(None, "worktree", "prune", what=f"prune the stale worktree of {task_id}")
+        branch_sha = self._ref(f"refs/heads/{branch}")
+        if branch_sha is not None:
+            # A re-queued task goes on where it left off, in the same branch.
+            self._check(None, "worktree", "add", str(path), branch,
+                        what=f"create the worktree for {task_id}")
+        else:
+            base_sha = self._base_sha()
+            # Start from the sha already read, not the name: a tag or a
+            # remote-tracking ref of the same name cannot get in the way.
+            self._check(None, "worktree", "add", "-b", branch, str(path), base_sha,
+                        what=f"create the worktree for {task_id}")
+        try:
+            self._copy_in(path, copies)
+            if self.setup:
+                self._run_setup(path)
+        except BaseException:
+            # Undo a half-made worktree so that the next attempt starts clean
+            # and runs the set-up again; the branch stays if it held commits.
+            self._discard_new_worktree(path, branch, delete_branch=branch_sha is None)
+            raise
+        return path
+
+    def _copy_plan(self) -> list[str]:
+        plan = []
+        for name in self.copy:
+            relative = Path(name)
+            if not name or relative.is_absolute() or ".." in relative.parts:
+                raise ConfigError(
+                    f"[worktree] copy: {name!r} must be a path inside the repository "
+                    "(relative, without '..')"
+                )
+            plan.append(name)
+        return plan
+
+    def _copy_in(self, path: Path, names: list[str]) -> None:
+        for name in names:
+            source = self.root / name
+            if not source.exists():
+                continue  # missing ones are skipped: .env is often optional
+            real = source.resolve()
+            target = path / name
+            # A symlink (in the main checkout or committed in the branch)
+            # must not carry a copy to or from outside the repository.
+            if not real.is_relative_to(self.root) or not target.parent.resolve().is_relative_to(path):
+                raise ConfigError(f"[worktree] copy: {name!r} leads outside the repository; refused")
+            if target.exists() or target.is_symlink():
+                continue  # the branch has its own version: never overwrite it
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if real.is_dir():
+                    shutil.copytree(real, target, symlinks=True)
+                else:
+                    shutil.copy2(real, target)
+            except OSError as error:
+                raise FactoryError(
+                    f"cannot copy {name} into {path}: {error.strerror or error}"
+                ) from None
+
+    def _run_setup(self, path: Path) -> None:
+        argv = self.setup or []
+        shown = shlex.join(argv)
+        try:
+            result = subprocess.run(
+                argv,
+                cwd=path,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        except OSError as error:
+            raise FactoryError(
+                f"setup command `{shown}` could not start: {error.strerror or error}"
+            ) from None
+        if result.returncode != 0:
+            last = _last_line(result.stdout.decode("utf-8", "replace"))
+            tail = f": {last}" if last else ""
+            how = (
+                f"was killed by signal {-result.returncode}"
+                if result.returncode < 0
+                else f"failed with exit status {result.returncode}"
+            )
+            raise FactoryError(f"setup command `{shown}` {how} in {path}{tail}")
+
+    def _discard_new_worktree(self, path: Path, branch: str, *, delete_branch: bool) -> None:
+        # Best effort on an error path: the original error is what the user sees.
+        self._run(None, "worktree", "remove", "--force", str(path))
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            self._run(None, "worktree", "prune")
+        if delete_branch:
+            self._run(None, "branch", "-D", branch)
+
+    # --- commit ------------------------------------------------------------
+
+    def commit_all(self, task_id: str, message: str) -> bool:
+        """Stage everything in the task's worktree (new, changed and deleted
+        files) and commit it. True if a commit was made, False if there was
+        nothing to commit."""
+        path = self._existing_worktree(task_id)
+        return self._commit_all(path, message)
+
+    def _commit_all(self, path: Path, message: str) -> bool:
+        self._check(path, "add", "-A", what=f"stage the work in {path}")
+        # `commit` itself finds out whether there is anything to commit: one
+        # process instead of a status or diff check first. Hooks are skipped
+        # so that a hook can never keep work uncommitted.
+        status, out, err = self._commit(path, "commit", "-q", "--no-verify", "-m", message)
+        if status == 0:
+            return True
+        if "nothing to commit" in out or "nothing added to commit" in out:
+            return False
+        raise FactoryError(f"cannot commit the work in {path}: {_one_line(err or out)}")
+
+    def _is_dirty(self, path: Path) -> bool:
+        """Anything to commit: changed, deleted or untracked (not ignored) files."""
+        status, out, err = self._run(path, "status", "--porcelain", "--untracked-files=normal",
+                                     read_only=True)
+        if status != 0:
+            raise FactoryError(f"cannot read the state of {path}: {_one_line(err)}")
+        return bool(out.strip())
+
+    def _commit(self, path: Path, *args: str) -> tuple[int, str, str]:
+        """Run a command that makes a commit (commit, merge) with the
+        repository's identity, or the fallback one when it has none."""
+        if self._needs_fallback_identity:
+            return self._run(path, *args, config=_fallback_identity())
+        status, out, err = self._run(path, *args)
+        if status != 0 and any(hint in err for hint in _IDENTITY_HINTS):
+            # git checks the identity before it changes anything, so the
+            # same command can simply run again.
+            with self._identity_lock:
+                self._needs_fallback_identity = True
+            return self._run(path, *args, config=_fallback_identity())
+        if status == 0 and self._needs_fallback_identity is None:
+            with self._identity_lock:
+                self._needs_fallback_identity = False
+        return status, out, err
+
+    # --- diff --------------------------------------------------------------
+
+    def diff_stat(self, task_id: str) -> DiffStat:
+        """Files changed and lines added and removed in the task's worktree
+        (committed, uncommitted and untracked) since it left the base branch."""
+        with self._diff_scope(task_id) as scope:
+            out = scope.diff("--numstat", "-z")
+            stat = DiffStat(0, 0, 0)
+            for added, removed, _ in _parse_numstat(_split_z(out)):
+                stat.files += 1
+                stat.added += added
+                stat.removed += removed
+            for name in scope.untracked():
+                data = _read_bytes(scope.where / name)
+                stat.files += 1
+                stat.added += 0 if _is_binary(data) else _count_lines(data)
+        return stat
+
+    def diff(self, task_id: str) -> list[FileDiff]:
+        """The same range as ``diff_stat``, per file, with a unified patch
+        each; untracked files are shown as added."""
+        with self._diff_scope(task_id) as scope:
+            entries = _parse_raw_numstat(_split_z(scope.diff("--raw", "--numstat", "-z")))
+            # Both listings come from the same diff queue, so the n-th patch
+            # belongs to the n-th entry.
+            patches = _split_patches(_text(scope.diff())) if entries else []
+            files = [
+                FileDiff(
+                    path=path,
+                    status=_STATUS_NAMES.get(letter, "modified"),
+                    patch=patches[index] if index < len(patches) else "",
+                    added=added,
+                    removed=removed,
+                )
+                for index, (path, letter, added, removed) in enumerate(entries)
+            ]
+            files.extend(_untracked_diff(scope.where, name) for name in scope.untracked())
+        files.sort(key=lambda item: item.path)
+        return files
+
+    @contextmanager
+    def _diff_scope(self, task_id: str) -> Iterator[_DiffScope]:
+        """What a diff of the task compares: the worktree's files against the
+        merge-base with the base branch, or, when the folder was deleted by
+        hand, what the branch holds."""
+        path = self.path_for(task_id)
+        branch = self.branch_for(task_id)
+        base_ref = f"refs/heads/{self.base_branch}"
+        self._base_sha()  # a clear error when the base branch is missing
+        admin = self._admin_dir(path)
+        if admin is None:
+            branch_ref = f"refs/heads/{branch}"
+            if self._ref(branch_ref) is None:
+                raise FactoryError(f"{task_id} has no worktree and no branch {branch}")
+            since = self._merge_base(None, base_ref, branch_ref)
+            yield _DiffScope(self, task_id, self.root, since, branch_ref, None)
+            return
+        since = self._merge_base(path, base_ref, "HEAD")
+        # `git diff` against the working tree refreshes the index and writes
+        # it back, holding index.lock meanwhile (GIT_OPTIONAL_LOCKS does not
+        # stop that). An agent committing at that moment would fail, so the
+        # diff reads a scratch copy of the index instead of the real one.
+        with tempfile.TemporaryDirectory(prefix="factory-diff-") as scratch:
+            index = Path(scratch) / "index"
+            try:
+                shutil.copyfile(admin / "index", index)
+            except FileNotFoundError:
+                pass  # no index yet: git treats a missing one as empty
+            yield _DiffScope(self, task_id, path, since, None, {"GIT_INDEX_FILE": str(index)})
+
+    def _merge_base(self, where: Path | None, one: str, other: str) -> str:
+        status, out, err = self._run(where, "merge-base", one, other, read_only=True)
+        if status != 0 or not out:
+            raise FactoryError(
+                f"cannot find where {other} left {self.base_branch}: "
+                f"{_one_line(err) or 'they have no common history'}"
+            )
+        return out.strip()
+
+    # --- merge -------------------------------------------------------------
+
+    def merge(self, task_id: str, message: str) -> str:
+        """Land the task branch on the base branch and return the base
+        branch's new sha. Fast-forward when allowed and possible, else a merge
+        commit made in the task's worktree; the base branch then moves by a
+        fast-forward (or a compare-and-swap when nobody has it checked out).
+
+        Raises MergeConflict (branch and main checkout unchanged) or
+        MergeRefused (nothing changed at all)."""
+        with self._merge_lock:
+            return self._merge(task_id, message)
+
+    def _merge(self, task_id: str, message: str) -> str:
+        path = self.path_for(task_id)
+        branch = self.branch_for(task_id)
+        branch_ref = f"refs/heads/{branch}"
+        base_sha = self._base_sha()
+        admin = self._admin_dir(path)
+        if admin is not None:
+            head = _read_text(admin / "HEAD").strip()
+            if head != f"ref: {branch_ref}":
+                raise MergeRefused(
+                    f"the worktree of {task_id} is not on its branch {branch} "
+                    f"(run `git -C {path} checkout {branch}` after looking at it); nothing merged"
+                )
+            # Work the agent left uncommitted belongs in the merge. It was
+            # usually committed when the agent finished, so look first: one
+            # `status` costs less than an `add -A` plus an empty `commit`.
+            if self._is_dirty(path):
+                self._commit_all(path, f"{task_id}: work left uncommitted before the merge")
+        branch_sha = self._ref(branch_ref)
+        if branch_sha is None:
+            raise FactoryError(f"{task_id} has no branch {branch} to merge")
+        if branch_sha == base_sha:
+            return base_sha  # nothing to land
+
+        if self.merge_mode == "ff" and self._is_ancestor(base_sha, branch_sha):
+            self._land(base_sha, branch_sha, message)
+            return branch_sha
+
+        # A merge commit is needed. It is made in the task's worktree on a
+        # detached HEAD at the base, so its first parent is the base branch
+        # and the main checkout is not touched until the result is ready.
+        if admin is None:
+            # The folder was deleted by hand: the branch still holds the work.
+            self._readd(path, branch)
+        self._check(path, "checkout", "-q", "--detach", base_sha,
+                    what=f"prepare the merge of {task_id}")
+        try:
+            status, out, err = self._commit(path, "merge", "--no-ff", "--no-verify", "-q",
+                                            "-m", message, branch_ref)
+            if status != 0:
+                self._raise_failed_merge(path, task_id, err or out)
+            merged_sha = self._detached_head(path)
+            if merged_sha != base_sha:  # equal: the base already held the branch
+                self._land(base_sha, merged_sha, message)
+        except BaseException:
+            # Back to the branch exactly as it was; the merge commit (if any)
+            # is left dangling and git will collect it.
+            self._run(path, "checkout", "-q", "-f", branch)
+            raise
+        # Landed. Put the worktree back on its branch, moved to the merge
+        # commit (the branch is now merged, so `remove` may delete it)
+        # without touching a file: HEAD is that commit already. This must not
+        # raise: the base branch has already moved.
+        self._run(path, "checkout", "-q", "-B", branch)
+        return merged_sha
+
+    def _raise_failed_merge(self, path: Path, task_id: str, output: str) -> None:
+        status, names, _ = self._run(path, "diff", "--name-only", "--diff-filter=U", "-z",
+                                     raw=True)
+        conflicted = sorted(name for name in _split_z(names) if name) if status == 0 else []
+        self._run(path, "merge", "--abort")
+        if conflicted:
+            raise MergeConflict(
+                f"{self.branch_for(task_id)} conflicts with {self.base_branch} in "
+                f"{', '.join(conflicted)}; nothing merged, the branch is unchanged",
+                conflicted,
+            )
+        raise FactoryError(f"cannot merge {task_id}: {_one_line(output)}")
+
+    def _land(self, old: str, new: str, message: str) -> None:
+        """Move the base branch from ``old`` to ``new`` (a descendant)."""
+        base_ref = f"refs/heads/{self.base_branch}"
+        checkout = self._checked_out_at(base_ref)
+        if checkout is None:
+            # Nobody's files to protect; compare-and-swap so that a commit made
+            # on the base meanwhile is never thrown away.
+            status, _, err = self._run(None, "update-ref", "-m", message, base_ref, new, old)
+            if status != 0:
+                raise MergeRefused(
+                    f"{self.base_branch} moved while merging; nothing changed: {_one_line(err)}"
+                )
+            return
+        # --ff-only: git moves the files only if it can do so without touching
+        # the user's uncommitted changes, and refuses otherwise. --no-autostash:
+        # a configured merge.autoStash must not stash and re-apply them.
+        status, out, err = self._run(checkout, "merge", "--ff-only", "--no-autostash", "-q", new)
+        if status != 0:
+            raise MergeRefused(
+                f"cannot fast-forward {self.base_branch} in {checkout}; nothing changed: "
+                f"{_one_line(err or out)}"
+            )
+
+    # --- remove ------------------------------------------------------------
+
+    def remove(self, task_id: str, *, delete_branch: bool = False) -> None:
+        """Remove the task's worktree after committing what is left in it.
+        With ``delete_branch``, the branch goes too, but only if the base
+        branch holds all of it; otherwise it is kept."""
+        path = self.path_for(task_id)
+        branch = self.branch_for(task_id)
+        admin = self._admin_dir(path)
+        if admin is not None:
+            head = _read_text(admin / "HEAD").strip()
+            if not head.startswith("ref: "):
+                # Commits on a detached HEAD would be lost with the worktree.
+                raise FactoryError(
+                    f"the worktree of {task_id} has a detached HEAD; check out {branch} "
+                    "in it first; nothing was removed"
+                )
+            # Without --force git refuses a worktree with uncommitted or
+            # untracked files, so trying first costs nothing when it is clean
+            # (the usual case after a merge) and can never lose work.
+            status, _, err = self._run(None, "worktree", "remove", str(path))
+            if status != 0:
+                if not path.exists():
+                    self._run(None, "worktree", "prune")  # removed all but the record
+                elif not self._commit_all(path, f"{task_id}: work left in the worktree"):
+                    raise FactoryError(f"cannot remove the worktree of {task_id}: {_one_line(err)}")
+                else:
+                    self._check(None, "worktree", "remove", str(path),
+                                what=f"remove the worktree of {task_id}")
+        elif path.exists():
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+            else:
+                raise FactoryError(
+                    f"{path} is not a worktree of this repository; it was left as it is "
+                    "(delete it by hand if it holds nothing you need)"
+                )
+        elif path in self._registrations():
+            # The folder was deleted by hand: only git's record of it is left.
+            self._check(None, "worktree", "prune", what=f"prune the worktree of {task_id}")
+        if delete_branch:
+            self._delete_branch_if_merged(branch)
+
+    def _delete_branch_if_merged(self, branch: str) -> None:
+        sha = self._ref(f"refs/heads/{branch}")
+        if sha is None:
+            return
+        base_ref = f"refs/heads/{self.base_branch}"
+        if _read_text(self._git_dir / "HEAD").strip() == f"ref: {base_ref}":
+            # `git branch -d` judges "merged" against the main checkout's HEAD,
+            # which is the base here (task branches have no upstream): git's
+            # own check, in one process.
+            status, out, err = self._run(None, "branch", "-d", branch)
+            if status != 0 and "not fully merged" not in (err or out).lower():
+                raise FactoryError(f"cannot delete {branch}: {_one_line(err or out)}")
+            return
+        # The main checkout is on another branch, so `-d` would ask the wrong
+        # question: check against the base branch, then delete.
+        base_sha = self._ref(base_ref)
+        if base_sha is None or not self._is_ancestor(sha, base_sha):
+            return
+        self._check(None, "branch", "-D", branch, what=f"delete {branch}")
+
+    # --- list --------------------------------------------------------------
+
+    def list(self) -> list[WorktreeInfo]:
+        """Every task worktree: registered with git under .factory/worktrees
+        or on a factory/* branch, and any folder there git does not know."""
+        status, out, err = self._run(None, "worktree", "list", "--porcelain", read_only=True)
+        if status != 0:
+            raise FactoryError(f"cannot list worktrees: {_one_line(err)}")
+        found: dict[Path, WorktreeInfo] = {}
+        main = True
+        for block in out.split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in block.splitlines():
+                key, _, value = line.partition(" ")
+                fields[key] = value
+            if "worktree" not in fields:
+                continue
+            if main:  # the first entry is the main checkout
+                main = False
+                continue
+            path = Path(fields["worktree"])
+            branch_ref = fields.get("branch")
+            branch = branch_ref.removeprefix("refs/heads/") if branch_ref else None
+            inside = path.parent == self.worktrees_dir
+            if not inside and not (branch or "").startswith(BRANCH_PREFIX):
+                continue  # the user's own worktree: not ours to show
+            if inside:
+                task_id = path.name
+            else:
+                task_id = (branch or "").removeprefix(BRANCH_PREFIX) or None
+            found[path] = WorktreeInfo(task_id, path, branch, path.is_dir(), True)
+        if self.worktrees_dir.is_dir():
+            for folder in self.worktrees_dir.iterdir():
+                if folder.is_dir() and folder not in found:
+                    found[folder] = WorktreeInfo(folder.name, folder, None, True, False)
+        return sorted(found.values(), key=lambda info: (info.task_id or "", str(info.path)))
+
+    # --- git plumbing ----------------------------------------------------------
+
+    def _run(
+        self,
+        where: Path | None,
+        command: str,
+        *args: str,
+        config: Sequence[str] = (),
+        raw: bool = False,
+        read_only: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> tuple[int, str, str]:
+        """Run ``git <command> <args>`` in ``where`` (the main checkout when
+        None) and return (status, stdout, stderr) without raising.
+
+        ``read_only``: a look that must not take optional locks (the index
+        lock above all), so that an agent's own git commands never trip over
+        the console looking at its worktree."""
+        if read_only:
+            env = {**_NO_OPTIONAL_LOCKS, **(env or {})}
+        if where is None and not config:
+            runner = self._repo.git
+        else:
+            # A fresh runner per call: GitPython keeps per-call options on the
+            # object, which threads must not share.
+            runner = git.Git(str(where or self.root))
+            # -C as well as the working directory: if the folder vanished,
+            # GitPython would fall back to the process's own cwd.
+            runner(C=str(where or self.root), c=list(config))
+        try:
+            status, out, err = getattr(runner, command.replace("-", "_"))(
+                *args,
+                with_extended_output=True,
+                with_exceptions=False,
+                stdout_as_string=not raw,
+                env=env,
+            )
+        except git.GitCommandNotFound:
+            raise FactoryError("git is not installed (or not on PATH)") from None
+        return status, out, err
+
+    def _check(self, where: Path | None, command: str, *args: str, what: str) -> str:
+        status, out, err = self._run(where, command, *args)
+        if status != 0:
+            raise FactoryError(f"cannot {what}: {_one_line(err or out)}")
+        return out
+
+    def _ref(self, refname: str) -> str | None:
+        """The sha a ref points at, or None; read from the ref files, which
+        is far cheaper than a `git rev-parse` process."""
+        if (self._common_dir / "reftable").is_dir():
+            status, out, _ = self._run(None, "rev-parse", "--verify", "-q", refname)
+            return out.strip() if status == 0 else None
+        loose = self._common_dir / refname
+        text = _read_text(loose)
+        if text:
+            text = text.strip()
+            if text.startswith("ref: "):
+                return self._ref(text[5:])
+            return text
+        packed = _read_text(self._common_dir / "packed-refs")
+        for line in packed.splitlines():
+            sha, _, name = line.partition(" ")
+            if name == refname and not line.startswith(("#", "^")):
+                return sha
+        return None
+
+    def _base_sha(self) -> str:
+        sha = self._ref(f"refs/heads/{self.base_branch}")
+        if sha is None:
+            raise FactoryError(
+                f"the base branch {self.base_branch!r} does not exist in {self.root}"
+            )
+        return sha
+
+    def _is_ancestor(self, older: str, newer: str) -> bool:
+        status, _, err = self._run(None, "merge-base", "--is-ancestor", older, newer,
+                                   read_only=True)
+        if status not in (0, 1):
+            raise FactoryError(f"cannot compare {older[:12]} with {newer[:12]}: {_one_line(err)}")
+        return status == 0
+
+    def _detached_head(self, path: Path) -> str:
+        """The commit a detached HEAD is at: in the HEAD file itself, so no
+        `git rev-parse` is needed."""
+        admin = self._admin_dir(path)
+        head = _read_text(admin / "HEAD").strip() if admin else ""
+        if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", head):
+            return head
+        return self._check(path, "rev-parse", "HEAD", what=f"read HEAD in {path}").strip()
+
+    def _existing_worktree(self, task_id: str) -> Path:
+        path = self.path_for(task_id)
+        if self._admin_dir(path) is None:
+            raise FactoryError(f"{task_id} has no worktree at {path}")
+        return path
+
+    def _readd(self, path: Path, branch: str) -> None:
+        if path in self._registrations():
+            self._check(None, "worktree", "prune", what=f"prune the stale worktree at {path}")
+        self._check(None, "worktree", "add", str(path), branch, what=f"re-create the worktree at {path}")
+
+    def _admin_dir(self, path: Path) -> Path | None:
+        """The worktree's administrative folder in .git/worktrees, if
+        ``path`` is a live worktree of this repository."""
+        text = _read_text(path / ".git")
+        if not text.startswith("gitdir:"):
+            return None
+        admin = Path(text[len("gitdir:"):].strip())
+        if not admin.is_absolute():
+            admin = path / admin
+        admin = admin.resolve()
+        if admin.parent != self._common_dir / "worktrees" or not (admin / "HEAD").is_file():
+            return None
+        return admin
+
+    def _registrations(self) -> dict[Path, Path]:
+        """Registered linked worktrees: folder → administrative folder, from
+        .git/worktrees/*/gitdir (gitrepository-layout(5))."""
+        found: dict[Path, Path] = {}
+        registry = self._common_dir / "worktrees"
+        if not registry.is_dir():
+            return found
+        for admin in registry.iterdir():
+            text = _read_text(admin / "gitdir").strip()
+            if not text:
+                continue
+            dot_git = Path(text)
+            if not dot_git.is_absolute():  # worktree.useRelativePaths
+                dot_git = (admin / dot_git)
+            found[Path(os.path.abspath(dot_git)).parent] = admin
+        return found
+
+    def _checked_out_at(self, refname: str) -> Path | None:
+        """The checkout (main or linked, whose folder exists) that has
+        ``refname`` as its HEAD, if any. A branch in the middle of a rebase
+        (HEAD detached, the branch named in rebase-*/head-name) is refused:
+        moving it would be undone, or undo our merge, when the rebase ends."""
+        wanted = f"ref: {refname}"
+        checkouts = [(None, self._common_dir)]
+        checkouts += [(folder, admin) for folder, admin in self._registrations().items()
+                      if folder.is_dir()]
+        for folder, admin in checkouts:
+            if _read_text(admin / "HEAD").strip() == wanted:
+                return folder or self._main_checkout()
+            for state in ("rebase-merge", "rebase-apply"):
+                if _read_text(admin / state / "head-name").strip() == refname:
+                    raise MergeRefused(
+                        f"{refname.removeprefix('refs/heads/')} is being rebased in "
+                        f"{folder or self._main_checkout()}; finish or abort the rebase first, "
+                        "nothing changed"
+                    )
+        return None
+
+    def _main_checkout(self) -> Path:
+        if self._git_dir == self._common_dir:
+            return self.root
+        # root is itself a linked worktree: ask git where the main one is.
+        out = self._check(None, "worktree", "list", "--porcelain", what="list worktrees")
+        first = out.split("\n", 1)[0]
+        return Path(first.removeprefix("worktree "))
+
+
+# --- helpers -------------------------------------------------------------------
+
+_STATUS_NAMES = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed",
+                 "C": "added", "T": "modified"}
+
+
+def _check_id(task_id: str) -> str:
+    if (
+        not isinstance(task_id, str)
+        or not _SAFE_ID.fullmatch(task_id)
+        or ".." in task_id
+        or task_id.endswith((".lock", "."))
+    ):
+        raise InvalidInput(f"not a usable task id for a worktree: {task_id!r}")
+    return task_id
+
+
+def _fallback_identity() -> list[str]:
+    return [f"user.name={FALLBACK_NAME}", f"user.email={FALLBACK_EMAIL}"]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="surrogateescape")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return ""
+    except OSError:
+        return ""
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.is_symlink():
+            return os.fsencode(os.readlink(path))
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _text(data: str | bytes) -> str:
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+def _split_z(data: str | bytes) -> list[str]:
+    if isinstance(data, bytes):
+        data = os.fsdecode(data)
+    if not data:
+        return []
+    return data.rstrip("\0").split("\0")
+
+
+def _parse_numstat(tokens: list[str]) -> list[tuple[int, int, str]]:
+    """``--numstat -z``: "added\\tremoved\\tpath" or, for a rename,
+    "added\\tremoved\\t" followed by the old and new path."""
+    entries = []
+    position = 0
+    while position < len(tokens):
+        added, removed, path = (tokens[position].split("\t", 2) + ["", ""])[:3]
+        position += 1
+        if not path:  # rename or copy: two more tokens
+            path = tokens[position + 1] if position + 1 < len(tokens) else ""
+            position += 2
+        entries.append((_count(added), _count(removed), path))
+    return entries
+
+
+def _parse_raw_numstat(tokens: list[str]) -> list[tuple[str, str, int, int]]:
+    """``--raw --numstat -z``: first one raw record per file (":modes shas
+    STATUS", then one or two paths), then the numstat records in the same
+    order. Returns (path, status letter, added, removed)."""
+    raw: list[tuple[str, str]] = []
+    position = 0
+    while position < len(tokens) and tokens[position].startswith(":"):
+        letter = tokens[position].split()[-1][:1]
+        if letter in "RC":
+            path = tokens[position + 2] if position + 2 < len(tokens) else ""
+            position += 3
+        else:
+            path = tokens[position + 1] if position + 1 < len(tokens) else ""
+            position += 2
+        raw.append((path, letter))
+    counts = _parse_numstat(tokens[position:])
+    entries = []
+    for index, (path, letter) in enumerate(raw):
+        added, removed = counts[index][:2] if index < len(counts) else (0, 0)
+        entries.append((path, letter, added, removed))
+    return entries
+
+
+def _count(text: str) -> int:
+    return int(text) if text.isdigit() else 0  # "-" for a binary file
+
+
+def _split_patches(text: str) -> list[str]:
+    """One section per file. A content line can never start with "diff --git"
+    (it starts with " ", "+" or "-"), so the header marks every boundary."""
+    sections: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("diff --git ") and current:
+            sections.append("".join(current))
+            current = []
+        current.append(line)
+    if current:
+        sections.append("".join(current))
+    return sections
+
+
+def _is_binary(data: bytes) -> bool:
+    return b"\0" in data[:_BINARY_SNIFF]
+
+
+def _count_lines(data: bytes) -> int:
+    if not data:
+        return 0
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
+def _untracked_diff(where: Path, name: str) -> FileDiff:
+    """A new file's patch, written the way `git diff` writes one."""
+    full = where / name
+    data = _read_bytes(full)
+    if full.is_symlink():
+        mode = "120000"
+    elif os.access(full, os.X_OK):
+        mode = "100755"
+    else:
+        mode = "100644"
+    header = f"diff --git a/{name} b/{name}\nnew file mode {mode}\n"
+    if _is_binary(data):
+        return FileDiff(name, "added", header + f"Binary files /dev/null and b/{name} differ\n", 0, 0)
+    # Split on "\n" only, as git does (str.splitlines also splits on \r, \f, …).
+    lines = data.decode("utf-8", "replace").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    count = len(lines)
+    if not count:
+        return FileDiff(name, "added", header, 0, 0)
+    body = "".join(f"+{line}\n" for line in lines)
+    if not data.endswith(b"\n"):
+        body += "\\ No newline at end of file\n"
+    patch = f"{header}--- /dev/null\n+++ b/{name}\n@@ -0,0 +1{',' + str(count) if count != 1 else ''} @@\n{body}"
+    return FileDiff(name, "added", patch, count, 0)
+
+
+def _last_line(text: str) -> str:
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _one_line(text: str) -> str:
+    """git's complaint in one line: the first "fatal:"/"error:" line (without
+    that prefix), with any tab-indented file list that follows it joined on;
+    hints and advice are dropped."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    files = [line.strip() for line in lines if line.startswith("\t")]
+    messages = [line for line in lines if not line.startswith(("\t", "hint:"))]
+    chosen = next(
+        (line for line in messages if line.startswith(("fatal:", "error:"))),
+        messages[-1] if messages else "",
+    )
+    for prefix in ("fatal: ", "error: "):
+        chosen = chosen.removeprefix(prefix)
+    chosen = chosen.strip()
+    if files and chosen.endswith(":"):
+        chosen = f"{chosen} {', '.join(files)}"
+    return chosen or "git failed without saying why"
