@@ -191,6 +191,7 @@ class FactoryApp(App[None]):
             self.start_engine()
         else:
             self.header.engine = "engine: off"
+        self.find_agent()
         self.scan_worktrees()
         self.set_interval(SCAN_SECONDS, self.scan_worktrees)
         self.set_interval(1.0, self._tick)
@@ -266,7 +267,7 @@ class FactoryApp(App[None]):
             self._refresh_worktree_rows(changes.tasks)
         if changes.events:
             self.event_log.append_events(changes.events)
-        screen = self.screen
+        screen = self.top_screen
         if isinstance(screen, TaskScreen) and any(e.task_id == screen.task_id for e in changes.events):
             self.load_task_detail(screen)
 
@@ -310,7 +311,7 @@ class FactoryApp(App[None]):
     def current_task(self) -> Task | None:
         """The task the operator is looking at: the open task screen's, the
         Log's selected event's, or the Plan's cursor row."""
-        screen = self.screen
+        screen = self.top_screen
         if isinstance(screen, TaskScreen):
             return self.plan.task_by_id(screen.task_id)
         if self.focused is self.event_log:
@@ -441,11 +442,18 @@ class FactoryApp(App[None]):
         self.engine.start()
         self.post_message(EngineChanged())
 
+    @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
+    def find_agent(self) -> None:
+        """Which profile tasks run with (found on PATH: a worker)."""
+        from factory_tui.backends.agents import default_profile_name, load_profiles
+
+        config = self.base.config()
+        name = default_profile_name(config, load_profiles(config))
+        self.call_from_thread(setattr, self.header, "agent", name)
+
     @on(EngineChanged)
     def _engine_changed(self, message: EngineChanged) -> None:
         self.header.engine = self.engine.describe()
-        if message.status is not None:
-            self.header.agent = message.status.agent
         self.scan_worktrees()
 
     def _tick(self) -> None:
@@ -689,10 +697,16 @@ class FactoryApp(App[None]):
                 severity="error",
                 markup=False,
             )
-        if isinstance(self.screen, TaskScreen) and event.worker.group == "detail":
+        if isinstance(self.top_screen, TaskScreen) and event.worker.group == "detail":
             self.pop_screen()
 
     # --- navigation -----------------------------------------------------------
+
+    @property
+    def top_screen(self):
+        """The screen on top, or None while the app is shutting down (messages
+        from workers can still arrive then)."""
+        return self.screen_stack[-1] if self.screen_stack else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("quit", "zoom", "focus_pane", "help") and isinstance(self.screen, ModalScreen):

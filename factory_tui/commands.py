@@ -64,7 +64,12 @@ class FactoryCommands(Provider):
                 )
             commands.append((f"task: raise priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, "priority_up")), f"now {task.priority}"))
             commands.append((f"task: lower priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, "priority_down")), f"now {task.priority}"))
+            if any(row.task_id == task.id for row in app.worktree_table.rows):
+                commands.append((f"run: open {label}", lambda t=task: app.open_run(t.id), "Its live transcript and diff"))
         commands.append(("task: new", lambda: app.post_message(NewTaskWanted()), "Add a task with a form"))
+        if app.engine.mode == "none" and app.with_engine:
+            commands.append(("engine: start in the console", app.action_start_engine, "Run agents on the ready tasks"))
+        commands.append(("worktrees: clean up orphaned", app._clean_orphans, "Remove worktrees no task owns (asks first)"))
         for number, name in app.PANE_NAMES.items():
             commands.append((f"pane: {name.lower()}", lambda n=number: app.action_focus_pane(n), f"Key {number}"))
         commands.append(("plan: filter", lambda: app.action_filter_pane(1), "Show only matching tasks"))

@@ -2,12 +2,12 @@
 agent on each, in the task's own git worktree, at most ``max_parallel`` at
 once.
 
-One engine per base, guarded by ``.factory/engine.lock``. It runs headless
-(``factory run``) or inside the console (in a thread of its own). Each run is
-a supervisor process (``supervisor.py``) that starts the agent with its
-output going to a file, so agents outlive the engine: an engine that starts
-finds the runs still in progress and takes them over. Everything the engine
-does is written to the log; the console reads it from there.
+One engine per base (``backends/engine_lock.py``). It runs headless
+(``factory run``) or inside the console, in a thread of its own. A run's
+processes and files are ``backends/runs.py``'s: agents write to files, so
+they outlive the engine, and an engine that starts finds the runs still in
+progress and takes them over. Everything the engine does is written to the
+log; the console reads it from there.
 
 No Textual here: the engine talks to its host through two plain callbacks.
 """
@@ -15,110 +15,39 @@ No Textual here: the engine talks to its host through two plain callbacks.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import json
 import os
-import signal
+import shutil
 import socket
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from factory_tui.backends.agent_output import OutputParser, Progress, parser_for
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.prompt import DependencyOutcome, assemble_prompt
+from factory_tui.backends.runs import AgentRun, RunOutput, describe_exit, read_json, write_json
 from factory_tui.backends.worktrees import Worktrees
 from factory_tui.errors import FactoryError, LeaseLost
 from factory_tui.model import Claim, State, Task, task_seq
 
-SUPERVISOR = Path(__file__).with_name("supervisor.py")
+__all__ = ["Engine", "EngineBusy", "EngineLock", "EngineStatus", "EngineThread", "describe_holder"]
+
 LEASE_SECONDS = 60.0
 # Cancellation must stop an agent within two seconds: look this often.
 CHECK_SECONDS = 0.5
 REAP_SECONDS = 10.0
 PROGRESS_SECONDS = 1.0
 PUMP_SECONDS = 0.2
-PUMP_CHUNK = 4 << 20
-TRANSCRIPT_LINE_LIMIT = 10_000
-FAILURE_LINES = 5
+# While a slot is free, the log's files are looked at this often, so that a
+# task added (or re-queued) by another process starts at once rather than at
+# the next CHECK_SECONDS round. A stat of two files: no SQLite, no thread.
+WATCH_SECONDS = 0.05
 DOCUMENT_LIMIT = 20
-
-ICONS = {"text": "⏺", "tool": "⚙", "tool_result": "↳", "result": "✓", "error": "✗", "system": "·"}
-
-
-class EngineBusy(FactoryError):
-    """Another engine holds the base."""
-
-    def __init__(self, holder: dict | None) -> None:
-        self.holder = holder or {}
-        who = describe_holder(self.holder)
-        super().__init__(f"another engine is running on this base ({who})")
-
-
-def describe_holder(holder: dict) -> str:
-    if not holder:
-        return "unknown process"
-    return f"{holder.get('mode', 'engine')}, pid {holder.get('pid')} on {holder.get('host', '?')}"
-
-
-class EngineLock:
-    """``.factory/engine.lock``, held with flock for as long as the engine
-    runs; the kernel lets go of it when the process dies, however it dies."""
-
-    def __init__(self, base: FactoryBase) -> None:
-        self.path = base.dir / "engine.lock"
-        self._fd: int | None = None
-
-    def acquire(self, mode: str) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise EngineBusy(holder) from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "mode": mode, "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    @staticmethod
-    def holder(base: FactoryBase) -> dict | None:
-        """Who holds the base's engine lock, or None if nobody does."""
-        path = base.dir / "engine.lock"
-        if not path.exists():
-            return None
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_holder(fd) or {"mode": "engine"}
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-
-def _read_holder(fd: int) -> dict | None:
-    try:
-        data = os.pread(fd, 4096, 0)
-        return json.loads(data) if data else None
-    except (OSError, ValueError):
-        return None
 
 
 @dataclass
@@ -139,19 +68,17 @@ class Job:
     attempt: int
     run_dir: Path
     profile: AgentProfile | None = None
-    parser: OutputParser | None = None
-    process: asyncio.subprocess.Process | None = None
-    supervisor_pid: int | None = None
+    run: AgentRun | None = None
+    output: RunOutput | None = None
     adopted: bool = False
-    raw_offset: int = 0
-    partial: bytes = b""
-    last_lines: deque = field(default_factory=lambda: deque(maxlen=FAILURE_LINES))
-    pending: tuple[str, dict] | None = None
     last_progress_at: float = 0.0
     last_heartbeat: float = 0.0
+    # lost (cancelled or reaped), shutdown, timeout, detached (left running).
     stop_reason: str | None = None
     signalled: bool = False
-    result_data: dict = field(default_factory=dict)
+    # Set the moment our own supervisor exits (a pidfd; see _wait_for_exit).
+    exited: asyncio.Event | None = None
+    exit_fd: int | None = None
 
     @property
     def task_id(self) -> str:
@@ -162,30 +89,18 @@ def run_dir_for(base: FactoryBase, task_id: str, attempt: int) -> Path:
     return base.runs_dir / task_id / str(attempt)
 
 
-def transcript_line(item: Progress) -> str:
-    text = item.text.replace("\r", " ").replace("\n", " ⏎ ")
-    if len(text) > TRANSCRIPT_LINE_LIMIT:
-        text = text[: TRANSCRIPT_LINE_LIMIT - 1] + "…"
-    return f"{ICONS.get(item.kind, '·')} {text}"
-
-
-def _supervisor_alive(pid: int | None, run_dir: Path) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        # A recycled pid is somebody else's process.
-        try:
-            return str(run_dir).encode() in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
+def program_missing(argv: list[str]) -> str | None:
+    """Why the agent's program cannot be started, or None if it can."""
+    program = argv[0]
+    if os.sep in program:
+        if not os.path.exists(program):
+            return f"agent program not found: {program}"
+        if not os.access(program, os.X_OK):
+            return f"agent program is not executable: {program}"
+        return None
+    if shutil.which(program) is None:
+        return f"agent program not found: {program}"
+    return None
 
 
 class Engine:
@@ -219,6 +134,17 @@ class Engine:
         self._wake: asyncio.Event | None = None
         self._lock = EngineLock(base)
         self._running: set[asyncio.Task] = set()
+        self._watcher: asyncio.Task | None = None
+        # Claims of tasks whose previous run is still being stopped (the
+        # task was cancelled and queued again meanwhile): started when that
+        # run has ended, so that two agents never share a worktree.
+        self._waiting: dict[str, Claim] = {}
+        # git itself is not safe running two `worktree add`s (or an add and
+        # a remove) at once in one repository: a command that lists the
+        # worktrees reads another's half-written .git/worktrees/<id>/ and
+        # dies ("failed to read …/commondir"). Runs start in parallel, so
+        # the engine makes and removes worktrees one at a time.
+        self._worktree_lock = threading.Lock()
         self.agent_name = "?"
 
     # --- the host's handles -----------------------------------------------
@@ -277,8 +203,11 @@ class Engine:
             self._report(f"engine started ({self.mode}, up to {self.max_parallel} agents, default agent {self.agent_name})")
             await self._recover()
             self._publish()
+            self._watcher = asyncio.ensure_future(self._watch_log())
             await self._loop_until_done()
         finally:
+            if self._watcher is not None:
+                self._watcher.cancel()
             try:
                 await self._shutdown()
             finally:
@@ -290,6 +219,10 @@ class Engine:
     async def _loop_until_done(self) -> None:
         last_check = last_reap = 0.0
         while not self._stopping:
+            # Cleared before the work, not after it: a wake-up that comes
+            # while this round runs (a job ending) then starts the next
+            # round at once instead of being lost.
+            self._wake.clear()
             now = time.monotonic()
             if now - last_reap >= REAP_SECONDS:
                 last_reap = now
@@ -301,14 +234,14 @@ class Engine:
             await self._fill_slots()
             if self.once and not self.jobs and not await self._call(self.log.has_ready):
                 break
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=CHECK_SECONDS)
             except TimeoutError:
                 pass
 
     async def _fill_slots(self) -> None:
-        while not self._stopping and len(self.jobs) < self.max_parallel:
+        while not self._stopping and len(self.jobs) + len(self._waiting) < self.max_parallel:
+            # A read first: a claim takes the write lock even when it finds nothing.
             if not await self._call(self.log.has_ready):
                 return
             claim = await self._call(self.log.claim_next, self.worker, lease_seconds=self.lease_seconds)
@@ -317,6 +250,16 @@ class Engine:
             self._start(claim)
 
     def _start(self, claim: Claim) -> None:
+        previous = self.jobs.get(claim.task.id)
+        if previous is not None:
+            # The task was cancelled and queued again before its last run
+            # ended. That run's lease is gone: stop it now, and start this
+            # one when it has ended (and its work is committed).
+            previous.stop_reason = previous.stop_reason or "lost"
+            self._signal(previous)
+            self._waiting[claim.task.id] = claim
+            self._report(f"{claim.task.id}: claimed (attempt {claim.task.attempts}); waiting for its last run to stop")
+            return
         job = Job(
             task=claim.task,
             token=claim.token,
@@ -330,8 +273,8 @@ class Engine:
         self._publish()
 
     async def _check_jobs(self) -> None:
-        """Heartbeats, and stopping agents whose task is no longer theirs
-        (cancelled by the operator, or its lease reaped)."""
+        """Heartbeats, timeouts, and stopping agents whose task is no longer
+        theirs (cancelled by the operator, or its lease reaped)."""
         if not self.jobs:
             return
         live = await self._call(self.log.live_tokens, [job.token for job in self.jobs.values()])
@@ -342,6 +285,9 @@ class Engine:
                     job.stop_reason = "lost"
                     self._signal(job)
                 continue
+            if job.run is not None and job.stop_reason is None and job.run.overdue(time.time()):
+                job.stop_reason = "timeout"
+                self._signal(job)
             if now - job.last_heartbeat >= self.lease_seconds / 4:
                 job.last_heartbeat = now
                 try:
@@ -351,34 +297,35 @@ class Engine:
                     self._signal(job)
 
     def _signal(self, job: Job) -> None:
-        """Ask the job's supervisor to stop the agent."""
-        if job.signalled or not job.supervisor_pid:
+        """Stop the job's agent (its whole process group), off the loop."""
+        if job.signalled or job.run is None:
             return
         job.signalled = True
-        try:
-            os.kill(job.supervisor_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        self._spawn(self._call(job.run.stop))
         if self._wake is not None:
             self._wake.set()
 
     async def _shutdown(self) -> None:
-        if not self.jobs:
-            return
-        if self._stop_agents:
-            self._report(f"stopping {len(self.jobs)} agent(s)")
-            for job in self.jobs.values():
-                job.stop_reason = job.stop_reason or "shutdown"
-                self._signal(job)
+        if self.jobs:
+            if self._stop_agents:
+                self._report(f"stopping {len(self.jobs)} agent(s)")
+                for job in self.jobs.values():
+                    job.stop_reason = job.stop_reason or "shutdown"
+                    self._signal(job)
+            else:
+                # Leave the agents running for the next engine: stop watching.
+                self._report(f"leaving {len(self.jobs)} agent(s) to the next engine")
+                for job in self.jobs.values():
+                    job.stop_reason = "detached"
             while self.jobs:
                 await asyncio.sleep(0.05)
-        else:
-            # Leave the agents running for the next engine: stop watching.
-            self._report(f"leaving {len(self.jobs)} agent(s) to the next engine")
-            for job in self.jobs.values():
-                job.stop_reason = "detached"
-            while self.jobs:
-                await asyncio.sleep(0.05)
+        # Claims still waiting for a task's last run to end never started.
+        for claim in list(self._waiting.values()):
+            try:
+                await self._call(self.log.release, claim.token, note="the engine stopped before this run began")
+            except LeaseLost:
+                pass
+        self._waiting.clear()
 
     # --- one run ---------------------------------------------------------------
 
@@ -395,7 +342,15 @@ class Engine:
         except Exception as error:  # an engine bug must not lose the task
             await self._fail_early(job, f"engine error: {type(error).__name__}: {error}")
         finally:
-            self.jobs.pop(job.task_id, None)
+            self._unwatch_exit(job)
+            if self.jobs.get(job.task_id) is job:
+                del self.jobs[job.task_id]
+            waiting = self._waiting.pop(job.task_id, None)
+            if waiting is not None:
+                if self._stopping:
+                    self._waiting[job.task_id] = waiting  # _shutdown gives it back
+                else:
+                    self._start(waiting)
             self._publish()
             if self._wake is not None:
                 self._wake.set()
@@ -403,44 +358,30 @@ class Engine:
     async def _launch(self, job: Job) -> None:
         task = job.task
         job.profile = profile_for(task.profile, self.config)
-        job.parser = parser_for(job.profile.output)
-        worktree = await self._call(self.worktrees.create_for, task.id)
+        job.output = RunOutput(job.run_dir, job.profile.output)
+        worktree = await self._call(self._locked, self.worktrees.create_for, task.id)
         prompt = await self._call(self._prompt_for, task, job.attempt)
         job.run_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = job.run_dir / "prompt.md"
         prompt_file.write_text(prompt, encoding="utf-8")
         argv = job.profile.render_argv(prompt=prompt, prompt_file=prompt_file, task_id=task.id, worktree=worktree)
-        run = {
-            "task": task.id,
-            "attempt": job.attempt,
-            "token": job.token,
-            "profile": job.profile.name,
-            "output": job.profile.output,
-            "argv": argv,
-            "cwd": str(worktree),
-            "timeout": job.profile.timeout,
-            "started": time.time(),
-        }
-        _write_json(job.run_dir / "run.json", run)
+        missing = program_missing(argv)
+        if missing:
+            raise FactoryError(missing)
         env = dict(os.environ)
         env.update(job.profile.env)
         env["FACTORY_BASE"] = str(self.base.root)
         env["FACTORY_TASK"] = task.id
-        env["FACTORY_RUN"] = str(job.run_dir)
         # The agent can call `factory` itself: put this installation first.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        with open(job.run_dir / "supervisor.err", "ab") as errors:
-            job.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-S", str(SUPERVISOR), str(job.run_dir),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=errors,
-                start_new_session=True,
-            )
-        job.supervisor_pid = job.process.pid
-        run["supervisor_pid"] = job.process.pid
-        _write_json(job.run_dir / "run.json", run)
+        record = {
+            "task": task.id, "attempt": job.attempt, "token": job.token,
+            "profile": job.profile.name, "output": job.profile.output,
+        }
+        job.run = await self._call(
+            AgentRun.start, job.run_dir, argv, cwd=worktree, env=env,
+            timeout=job.profile.timeout, record=record,
+        )
         self._report(f"{task.id}: {job.profile.name} started in {worktree.relative_to(self.base.root)}")
 
     def _prompt_for(self, task: Task, attempt: int) -> str:
@@ -448,7 +389,10 @@ class Engine:
         outcomes = []
         for dep in self.log.get_tasks(full.depends_on):
             finished = self.log.events(task_id=dep.id, kinds=["finished"], last=1)
-            outcomes.append(DependencyOutcome(task=dep, summary=finished[0].note if finished else None))
+            summary = None
+            if finished:
+                summary = finished[0].data.get("summary") or finished[0].note
+            outcomes.append(DependencyOutcome(task=dep, summary=summary))
         documents = []
         if self.base.artifacts_dir.is_dir():
             for path in sorted(self.base.artifacts_dir.glob("*.md"))[:DOCUMENT_LIMIT]:
@@ -466,88 +410,35 @@ class Engine:
         )
 
     async def _follow(self, job: Job) -> None:
-        """Read the agent's output as it comes until its supervisor is done."""
-        exit_path = job.run_dir / "exit.json"
+        """Read the agent's output as it comes until its run has ended."""
         while True:
             await self._pump(job)
             if job.stop_reason == "detached":
                 return
             if job.stop_reason and not job.signalled:
                 self._signal(job)
-            if job.process is not None:
-                try:
-                    await asyncio.wait_for(job.process.wait(), timeout=PUMP_SECONDS)
-                    break
-                except TimeoutError:
-                    continue
-            else:
-                if exit_path.exists() or not _supervisor_alive(job.supervisor_pid, job.run_dir):
-                    break
-                await asyncio.sleep(PUMP_SECONDS)
-        await self._pump(job, final=True)
-
-    async def _pump(self, job: Job, *, final: bool = False) -> None:
-        raw = job.run_dir / "output.raw"
-        while True:
-            try:
-                with open(raw, "rb") as handle:
-                    handle.seek(job.raw_offset)
-                    data = handle.read(PUMP_CHUNK)
-            except FileNotFoundError:
-                data = b""
-            if not data:
+            if job.run.ended():
                 break
-            job.raw_offset += len(data)
-            await self._call(self._consume, job, data)
-            if len(data) < PUMP_CHUNK:
-                break
-        if final:
-            if job.partial:
-                await self._call(self._consume, job, b"\n")
-            items = job.parser.finish() if job.parser else []
-            self._record(job, items)
-        await self._flush_progress(job, force=final)
+            await self._wait_for_exit(job, PUMP_SECONDS)
+        await self._call(job.output.finish)
+        await self._flush_progress(job, force=True)
 
-    def _consume(self, job: Job, data: bytes) -> None:
-        """Parse a chunk of output into transcript lines (worker thread)."""
-        data = job.partial + data
-        lines = data.split(b"\n")
-        job.partial = lines.pop()
-        if len(job.partial) > 1 << 20:
-            # A line without end: take it as it is rather than hold megabytes.
-            lines.append(job.partial)
-            job.partial = b""
-        items: list[Progress] = []
-        for line in lines:
-            text = line.decode("utf-8", errors="replace").rstrip("\r")
-            if job.parser is not None:
-                items.extend(job.parser.feed(text))
-        self._record(job, items)
-
-    def _record(self, job: Job, items: list[Progress]) -> None:
-        if not items:
-            return
-        rendered = [transcript_line(item) for item in items]
-        with open(job.run_dir / "transcript.log", "a", encoding="utf-8") as transcript:
-            transcript.write("\n".join(rendered) + "\n")
-        for item, line in zip(items, rendered):
-            if item.data and item.kind in ("result", "error"):
-                # The run's totals (cost, tokens, turns) go with its outcome.
-                job.result_data.update(item.data)
-            if item.text.strip():
-                job.last_lines.append(line)
-        last = items[-1]
-        job.pending = (rendered[-1][:300], dict(last.data) if last.data else {})
+    async def _pump(self, job: Job) -> None:
+        while await self._call(job.output.read):
+            pass
+        await self._flush_progress(job)
 
     async def _flush_progress(self, job: Job, *, force: bool = False) -> None:
-        if job.pending is None or job.stop_reason:
+        if job.stop_reason:
             return
         now = time.monotonic()
         if not force and now - job.last_progress_at < PROGRESS_SECONDS:
             return
-        text, data = job.pending
-        job.pending = None
+        pending = job.output.take_progress()
+        if pending is None:
+            return
         job.last_progress_at = now
+        text, data = pending
         try:
             await self._call(self.log.add_progress, job.token, text, data=data or None)
         except LeaseLost:
@@ -555,16 +446,32 @@ class Engine:
 
     async def _conclude(self, job: Job) -> None:
         task_id = job.task_id
-        outcome = _read_json(job.run_dir / "exit.json") or {
-            "error": "the run's supervisor ended without a result"
-        }
+        code = job.run.exit_code()
         reason = job.stop_reason
+        if reason == "shutdown" and code is not None:
+            # The agent ended on its own before the stop reached it: its
+            # result stands, rather than the task running all over again.
+            reason = None
+        # What the agent started and left behind goes with it; a run whose
+        # supervisor was killed may even leave the agent itself at work.
+        if await self._call(job.run.stop) and code is None and reason is None:
+            self._report(f"{task_id}: its supervisor was gone; the agent it left was stopped")
+        failure = describe_exit(code)
+        if reason == "timeout":
+            timeout = job.profile.timeout if job.profile else job.run.timeout
+            failure = f"timed out after {timeout:g} s"
+        write_json(job.run_dir / "exit.json", {
+            "exit_code": code, "timed_out": reason == "timeout",
+            "stopped": reason in ("lost", "shutdown"), "failure": failure,
+            "started": job.run.started, "agent_started": _mtime(job.run_dir / "agent.pid"),
+            "agent_ended": _mtime(job.run_dir / "exit.code"), "ended": time.time(),
+        })
         if reason in ("lost", "shutdown"):
             await self._save_work(task_id, f"factory: work left when {task_id}'s agent was stopped")
         if reason == "lost":
             task = await self._call(self.log.get_task, task_id)
             if task.state is State.CANCELLED and self.worktrees.path_for(task_id).exists():
-                await self._call(self.worktrees.remove, task_id)
+                await self._call(self._locked, self.worktrees.remove, task_id)
                 self._report(f"{task_id}: cancelled; agent stopped, work committed to {self.worktrees.branch_for(task_id)}")
                 await self._call(self.log.add_note, task_id, "agent stopped after the task was cancelled; its work is on the branch", actor=self.worker)
             else:
@@ -578,27 +485,17 @@ class Engine:
             self._report(f"{task_id}: agent stopped, back to queued")
             return
         await self._save_work(task_id, f"factory: work left by {task_id}'s agent")
-        data = {"run": str(job.run_dir.relative_to(self.base.root)), **job.result_data}
-        if outcome.get("error"):
-            failure = outcome["error"]
-        elif outcome.get("timed_out"):
-            timeout = job.profile.timeout if job.profile else "?"
-            failure = f"timed out after {timeout:g} s" if isinstance(timeout, float) else "timed out"
-        elif outcome.get("exit_code") == 0:
-            failure = None
-        elif outcome.get("signal"):
-            failure = f"agent killed by signal {outcome['signal']}"
-        else:
-            failure = f"agent exited {outcome.get('exit_code')}"
+        totals = job.output.totals
+        data = {"run": str(job.run_dir.relative_to(self.base.root)), **totals}
+        if job.output.summary:
+            data["summary"] = job.output.summary
         try:
             if failure is None:
-                stat = await self._call(self.worktrees.diff_stat, task_id)
-                files = f"{stat.files} file{'' if stat.files == 1 else 's'}"
-                note = f"agent finished: {files} changed, +{stat.added} −{stat.removed}"
+                note = "agent finished" + _summary(totals)
                 await self._call(self.log.finish, job.token, State.REVIEW, note=note, data=data)
                 self._report(f"{task_id}: review ({note})")
             else:
-                tail = " | ".join(job.last_lines)
+                tail = " | ".join(job.output.last_lines)
                 note = f"{failure}" + (f"; last output: {tail}" if tail else "")
                 await self._call(self.log.finish, job.token, State.FAILED, note=note[:2000], data=data)
                 self.failures += 1
@@ -616,10 +513,10 @@ class Engine:
             self._report(f"{task_id}: could not commit the work left: {error}")
 
     async def _fail_early(self, job: Job, reason: str) -> None:
-        """The run could not start (no worktree, no such agent profile):
-        the task fails with the reason."""
-        if job.process is not None and job.process.returncode is None:
-            self._signal(job)
+        """The run could not start (no worktree, no such agent program or
+        profile): the task fails with the reason."""
+        if job.run is not None:
+            await self._call(job.run.stop)
         try:
             await self._call(self.log.finish, job.token, State.FAILED, note=reason[:2000])
             self.failures += 1
@@ -641,92 +538,154 @@ class Engine:
             if token is None:
                 continue
             run_dir = run_dir_for(self.base, task.id, task.attempts)
-            run = _read_json(run_dir / "run.json")
-            if run and run.get("token") == token:
-                pid = run.get("supervisor_pid")
-                if (run_dir / "exit.json").exists() or _supervisor_alive(pid, run_dir):
-                    try:
-                        await self._call(self.log.heartbeat, token, lease_seconds=self.lease_seconds)
-                    except LeaseLost:
-                        continue
-                    job = Job(task=task, token=token, attempt=task.attempts, run_dir=run_dir,
-                              supervisor_pid=pid, adopted=True, last_heartbeat=time.monotonic())
-                    try:
-                        job.profile = profile_for(run.get("profile"), self.config)
-                    except FactoryError:
-                        job.profile = None
-                    job.parser = parser_for(run.get("output", "text"))
-                    # The transcript is rebuilt from the raw output, so that it
-                    # is whole whatever the last engine managed to write.
-                    (run_dir / "transcript.log").unlink(missing_ok=True)
-                    job.pending = None
-                    self.jobs[task.id] = job
-                    adopted_dirs.add(run_dir)
-                    self._report(f"{task.id}: took over its running agent")
-                    self._spawn(self._adopted(job))
+            record = read_json(run_dir / "run.json")
+            run = AgentRun.adopt(run_dir) if record and record.get("token") == token else None
+            if run is not None and (run.exit_code() is not None or run.supervisor_alive()):
+                try:
+                    await self._call(self.log.heartbeat, token, lease_seconds=self.lease_seconds)
+                except LeaseLost:
                     continue
+                job = Job(task=task, token=token, attempt=task.attempts, run_dir=run_dir,
+                          run=run, adopted=True, last_heartbeat=time.monotonic())
+                try:
+                    job.profile = profile_for(record.get("profile"), self.config)
+                except FactoryError:
+                    job.profile = None
+                job.output = RunOutput(run_dir, record.get("output", "text"))
+                self.jobs[task.id] = job
+                adopted_dirs.add(run_dir)
+                self._report(f"{task.id}: took over its running agent")
+                self._spawn(self._adopted(job))
+                continue
             # Its agent is gone (the machine restarted, or the engine died
-            # between the claim and the start): give the task back.
+            # between the claim and the start): give the task back, after
+            # stopping anything the run left, lest two agents share a worktree.
+            if run is not None and await self._call(run.stop):
+                self._report(f"{task.id}: its supervisor was gone; the agent it left was stopped")
             await self._save_work(task.id, f"factory: work left when {task.id}'s agent was lost")
             try:
                 await self._call(self.log.release, token, note="its agent was gone when the engine started; work committed")
                 self._report(f"{task.id}: agent gone, back to queued")
             except LeaseLost:
                 pass
-        await self._call(self._stop_stray_supervisors, adopted_dirs)
+        await self._call(self._stop_strays, adopted_dirs)
         for task_id in await self._call(self.log.reap_expired, actor=self.worker):
             self._report(f"{task_id}: lease expired, back to queued")
 
     async def _adopted(self, job: Job) -> None:
         # Re-read everything written so far without reporting it as new.
-        await self._call(self._consume_quietly, job)
+        await self._call(job.output.replay)
         await self._run_job(job)
 
-    def _consume_quietly(self, job: Job) -> None:
-        raw = job.run_dir / "output.raw"
-        try:
-            with open(raw, "rb") as handle:
-                while chunk := handle.read(PUMP_CHUNK):
-                    job.raw_offset += len(chunk)
-                    self._consume(job, chunk)
-        except FileNotFoundError:
-            pass
-        job.pending = None
-
-    def _stop_stray_supervisors(self, adopted: set[Path]) -> None:
-        """A supervisor whose run lost its lease (reaped while no engine ran)
-        must not go on working in a worktree the next run will use."""
+    def _stop_strays(self, adopted: set[Path]) -> None:
+        """A run whose lease is gone (reaped while no engine ran) must not
+        go on working in a worktree the next run will use."""
         if not self.base.runs_dir.is_dir():
             return
         for run_json in self.base.runs_dir.glob("*/*/run.json"):
             run_dir = run_json.parent
             if run_dir in adopted or (run_dir / "exit.json").exists():
                 continue
-            run = _read_json(run_json) or {}
-            pid = run.get("supervisor_pid")
-            if _supervisor_alive(pid, run_dir):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            run = AgentRun.adopt(run_dir)
+            if run is not None:
+                run.stop()
+
+    # --- noticing at once, not at the next poll -----------------------------------
+    # Without these, a task added by another process waited for the next
+    # CHECK_SECONDS round (0.5 s) to be claimed, and a finished run for the
+    # next PUMP_SECONDS look (0.2 s) to be concluded: most of a short run's
+    # time (benchmarks/bench_engine.py).
+
+    async def _watch_log(self) -> None:
+        """Wake the scheduler when the log's files change while a slot is
+        free: another process added, re-queued or released a task."""
+        path = self.base.log_path
+        paths = (path, path.with_name(path.name + "-wal"))
+        last = _files_signature(paths)
+        while not self._stopping:
+            await asyncio.sleep(WATCH_SECONDS)
+            if len(self.jobs) + len(self._waiting) >= self.max_parallel:
+                continue  # nothing could be claimed; a job's end wakes us anyway
+            signature = _files_signature(paths)
+            if signature != last:
+                last = signature
+                self._wake.set()
+
+    async def _wait_for_exit(self, job: Job, timeout: float) -> None:
+        """Sleep ``timeout``, or less if the job's supervisor exits first:
+        a pidfd of our own supervisor (Linux 5.3 and later) turns readable
+        the moment it ends. Elsewhere, and for an adopted run, a plain sleep."""
+        process = job.run.process
+        if process is not None and job.exit_fd is None:
+            try:
+                job.exit_fd = os.pidfd_open(process.pid)
+            except (AttributeError, OSError):
+                job.exit_fd = -1  # not available: poll as before
+            else:
+                job.exited = asyncio.Event()
+                self._loop.add_reader(job.exit_fd, self._supervisor_exited, job)
+        if job.exited is None:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            await asyncio.wait_for(job.exited.wait(), timeout=timeout)
+        except TimeoutError:
+            pass
+
+    def _supervisor_exited(self, job: Job) -> None:
+        # Once for all: the pidfd stays readable, and a reader left in place
+        # would run on every turn of the loop.
+        self._loop.remove_reader(job.exit_fd)
+        job.exited.set()
+
+    def _unwatch_exit(self, job: Job) -> None:
+        if job.exit_fd is not None and job.exit_fd >= 0:
+            try:
+                self._loop.remove_reader(job.exit_fd)
+            finally:
+                os.close(job.exit_fd)
+        job.exit_fd = None
+        job.exited = None
 
     # --- plumbing -----------------------------------------------------------------
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, awaitable) -> None:
         # asyncio keeps only weak references to tasks: hold them until done.
-        task = asyncio.ensure_future(coroutine)
+        task = asyncio.ensure_future(awaitable)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
     async def _call(self, function, *args, **kwargs):
-        """Backend work (SQLite, git) off the event loop."""
+        """Backend work (SQLite, git, waiting on processes) off the loop."""
         return await asyncio.to_thread(function, *args, **kwargs)
+
+    def _locked(self, function, *args, **kwargs):
+        """Worktree creation and removal, one at a time (worker thread)."""
+        with self._worktree_lock:
+            return function(*args, **kwargs)
 
     def _publish(self) -> None:
         try:
             self._on_status(self.status())
         except Exception:  # the host's callback must not stop the engine
             pass
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _summary(totals: dict) -> str:
+    """`` · 4 turns · $0.0312`` from a run's totals, when the agent said."""
+    parts = []
+    if totals.get("turns"):
+        parts.append(f"{totals['turns']} turns")
+    if totals.get("cost_usd"):
+        parts.append(f"${totals['cost_usd']:.4f}")
+    return "".join(f" · {part}" for part in parts)
 
 
 class EngineThread(threading.Thread):
@@ -750,14 +709,15 @@ class EngineThread(threading.Thread):
         self.join(timeout)
 
 
-def _write_json(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+def _files_signature(paths) -> tuple:
+    """What a stat says about each file (None when it is missing): any
+    commit to the log changes its write-ahead log's size or time."""
+    signature = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            signature.append(None)
+        else:
+            signature.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)

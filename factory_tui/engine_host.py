@@ -71,7 +71,7 @@ class EngineHost:
             status = self.status
             if status is None:
                 return "engine: starting"
-            return f"engine: in console · {len(status.running)}/{status.max_parallel} agents · {status.agent}"
+            return f"engine: in console · {len(status.running)}/{status.max_parallel} agents"
         if mode == "attached":
             return f"engine: attached ({describe_holder(self.holder or {})})"
         error = self.thread.error if self.thread is not None else None

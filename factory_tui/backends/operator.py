@@ -80,10 +80,7 @@ class Operator:
         return self.worktrees.path_for(task_id).exists()
 
     def _has_branch(self, task_id: str) -> bool:
-        import git
-
-        repo = git.Repo(self.base.root)
-        return self.worktrees.branch_for(task_id) in {head.name for head in repo.heads}
+        return self.worktrees.has_branch(task_id)
 
     def _approve_review(self, task: Task, *, actor: str, note: str | None) -> Outcome:
         task_id = task.id

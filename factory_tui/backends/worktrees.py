@@ -197,6 +197,9 @@ class Worktrees:
     def path_for(self, task_id: str) -> Path:
         return self.worktrees_dir / _check_id(task_id)
 
+    def has_branch(self, task_id: str) -> bool:
+        return self._ref(f"refs/heads/{self.branch_for(task_id)}") is not None
+
     def branch_for(self, task_id: str) -> str:
         return BRANCH_PREFIX + _check_id(task_id)
 
@@ -480,9 +483,25 @@ class Worktrees:
         if branch_sha == base_sha:
             return base_sha  # nothing to land
 
-        if self.merge_mode == "ff" and self._is_ancestor(base_sha, branch_sha):
-            self._land(base_sha, branch_sha, message)
-            return branch_sha
+        if self.merge_mode == "ff":
+            checkout = self._checked_out_at(f"refs/heads/{self.base_branch}")
+            if checkout is not None:
+                # Try the fast-forward first: when it works (the usual case)
+                # no ancestry check is needed, and git refuses it without
+                # touching a file when it cannot be done.
+                status, out, err = self._run(checkout, "merge", "--ff-only", "--no-autostash", "-q", branch_sha)
+                if status == 0:
+                    return branch_sha
+                if self._is_ancestor(base_sha, branch_sha):
+                    # It was a fast-forward, so git refused for another reason:
+                    # the user's uncommitted changes are in the way.
+                    raise MergeRefused(
+                        f"cannot fast-forward {self.base_branch} in {checkout}; nothing changed: "
+                        f"{_one_line(err or out)}"
+                    )
+            elif self._is_ancestor(base_sha, branch_sha):
+                self._land(base_sha, branch_sha, message)
+                return branch_sha
 
         # A merge commit is needed. It is made in the task's worktree on a
         # detached HEAD at the base, so its first parent is the base branch

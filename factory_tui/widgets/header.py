@@ -43,6 +43,8 @@ class FactoryHeader(Widget):
         if self.base_branch:
             text.append(f"  on {literal(self.base_branch)}", style="dim")
         text.append(f"  {self.engine}", style="dim")
+        if self.agent:
+            text.append(f" · agent {literal(self.agent)}", style="dim")
         if not self.counts:
             text.append("  loading…", style="dim italic")
             return text

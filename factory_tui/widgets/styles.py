@@ -55,6 +55,8 @@ KIND_STYLE: dict[str, Style] = {
     "priority": Style(color="#abb2bf"),
     "depends": Style(color="#abb2bf"),
     "note": Style(color="#c678dd"),
+    "progress": Style(color="#7f848e"),
+    "stopped": Style(color="#d19a66"),
 }
 
 

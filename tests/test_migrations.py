@@ -1,0 +1,47 @@
+"""A log written by an earlier factory-tui is brought forward, one version
+per transaction, without losing a row."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from factory_tui.backends.log import ExecutionLog
+from factory_tui.backends.schema import MIGRATIONS, SCHEMA_VERSION
+from factory_tui.model import NewTask, State
+
+
+def make_log_at(path, version: int) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    for migrate in MIGRATIONS[:version]:
+        migrate(conn)
+    conn.execute(f"PRAGMA user_version={version}")
+    conn.execute("COMMIT")
+    conn.execute(
+        "INSERT INTO tasks (title, state, priority, attempts, created_at, updated_at) "
+        "VALUES ('from v1', 'queued', 2, 0, 1.0, 1.0)"
+    )
+    conn.execute(
+        "INSERT INTO events (at, task_id, kind, actor, to_state, note) "
+        "VALUES (1.0, 'T-1', 'created', 'old', 'queued', 'from v1')"
+    )
+    conn.close()
+
+
+def test_a_version_1_log_is_migrated_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "log.db"
+    make_log_at(path, 1)
+    with ExecutionLog.open(path) as log:
+        task = log.get_task("T-1")
+        assert (task.title, task.state, task.priority) == ("from v1", State.QUEUED, 2)
+        assert [e.note for e in log.events()] == ["from v1"]
+        # The new columns work: a claim records when the run started.
+        claim = log.claim_next("w")
+        assert claim is not None and claim.task.started_at is not None
+        log.add_progress(claim.token, "⚙ Bash: pytest")
+        assert log.get_task("T-1").progress == "⚙ Bash: pytest"
+        log.add_task(NewTask(title="after"), actor="t")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    assert {"started_at", "progress"} <= columns
