@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from factory_tui.app import FactoryApp  # noqa: E402
 from factory_tui.backends.demo import build_demo  # noqa: E402
 from factory_tui.widgets.help_screen import HelpScreen  # noqa: E402
+from factory_tui.widgets.run_screen import RunScreen, TranscriptView  # noqa: E402
 from factory_tui.widgets.task_screen import TaskScreen  # noqa: E402
 from tests.console_helpers import move_to, ready, wait_until  # noqa: E402
 
@@ -48,7 +49,20 @@ async def shoot() -> None:
             await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
             await pilot.pause(0.2)
             app.save_screenshot("help.svg", str(OUT))
-    for name in ("dashboard.svg", "task.svg", "help.svg"):
+            await pilot.press("escape", "2")
+            while app.worktree_table.selected_row.task_id != "T-3":
+                await pilot.press("j")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            view = app.screen.query_one(TranscriptView)
+            await wait_until(pilot, lambda: view.row_count >= 10, "the transcript")
+            await pilot.pause(0.2)
+            app.save_screenshot("run.svg", str(OUT))
+            await pilot.press("d")
+            await wait_until(pilot, lambda: app.screen.diff_loaded, "the diff")
+            await pilot.pause(0.3)
+            app.save_screenshot("diff.svg", str(OUT))
+    for name in ("dashboard.svg", "task.svg", "help.svg", "run.svg", "diff.svg"):
         print(OUT / name)
 
 

@@ -58,7 +58,7 @@ async def test_worktrees_pane_lists_the_demo_worktrees(demo_base):
 
 async def test_run_screen_shows_transcript_and_diff(demo_base):
     app = FactoryApp(demo_base, engine=False)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot)
         await pilot.press("2")
         table = app.worktree_table
@@ -74,6 +74,11 @@ async def test_run_screen_shows_transcript_and_diff(demo_base):
         files = app.screen.query_one("#diff-view").files
         assert [f.path for f in files] == ["shopfront/login.py"]
         assert files[0].status == "added" and "+from argon2" in files[0].patch
+        # k stops an agent; this task has none running, and says so.
+        await pilot.press("k")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert any("no agent running" in n.message for n in app._notifications)
         await pilot.press("escape")
         assert not isinstance(app.screen, RunScreen)
 

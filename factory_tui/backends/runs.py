@@ -291,7 +291,7 @@ class RunOutput:
         rendered = [transcript_line(item) for item in items]
         with open(self.run_dir / "transcript.log", "a", encoding="utf-8") as transcript:
             transcript.write("\n".join(rendered) + "\n")
-        for item, line in zip(items, rendered):
+        for item, line in zip(items, rendered, strict=True):
             if item.data and item.kind in ("result", "error"):
                 # The run's totals (cost, tokens, turns) go with its outcome.
                 self.totals.update(item.data)

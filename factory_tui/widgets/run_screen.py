@@ -43,13 +43,19 @@ LINE_STYLES = {
 FOLLOW_SECONDS = 0.25
 
 
-class TranscriptView(VirtualList):
+class TranscriptView(VirtualList, inherit_bindings=False):
     """A growing text file, a screenful at a time; follows new lines while
     the cursor is on the last one."""
 
     header_lines = 0
 
+    # Not the lists' own keys: `k` here is the run screen's (stop the agent).
     BINDINGS = [
+        Binding("up", "cursor_up", "Up", show=False, id="transcript.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="transcript.down"),
+        Binding("pageup,ctrl+b", "page_up", "Page up", show=False, id="transcript.page-up"),
+        Binding("pagedown,ctrl+f,space", "page_down", "Page down", show=False, id="transcript.page-down"),
+        Binding("home,g", "first", "First line", show=False, id="transcript.first"),
         Binding("end,G", "last", "Follow", id="transcript.follow", tooltip="Jump to the newest line and follow"),
     ]
 
