@@ -109,6 +109,11 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def emit(as_json: bool, record, text: str) -> None:
+    """A command's result: the record as JSON with --json, else one line."""
+    click.echo(dumps_json(record.to_json()) if as_json else text)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -277,10 +282,7 @@ def plan_add(
         ),
         actor=actor_name("cli"),
     )
-    if as_json:
-        click.echo(dumps_json(task.to_json()))
-    else:
-        click.echo(task.id)
+    emit(as_json, task, task.id)
 
 
 @plan.command("list")
@@ -443,10 +445,7 @@ def _operator_command(action: Action, doc: str):
         from factory_tui.backends.operator import Operator
 
         outcome = Operator(ctx.base, ctx.log).apply(task_id, action, actor=actor_name("cli"), note=note)
-        if as_json:
-            click.echo(dumps_json(outcome.task.to_json()))
-        else:
-            click.echo(literal(outcome.message))
+        emit(as_json, outcome.task, literal(outcome.message))
 
     command.__doc__ = doc
     return task.command(action.value)(command)
@@ -476,10 +475,7 @@ def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> N
     else:
         value = parse_priority(text)
     updated = ctx.log.set_priority(task_id, value, actor=actor_name("cli"))
-    if as_json:
-        click.echo(dumps_json(updated.to_json()))
-    else:
-        click.echo(f"{updated.id}: priority {current.priority} → {updated.priority}")
+    emit(as_json, updated, f"{updated.id}: priority {current.priority} → {updated.priority}")
 
 
 @task.command("depend")
@@ -490,10 +486,7 @@ def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> N
 def task_depend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
     """Make ID depend on OTHER (a cycle is refused)."""
     updated = ctx.log.add_dependency(task_id, other, actor=actor_name("cli"))
-    if as_json:
-        click.echo(dumps_json(updated.to_json()))
-    else:
-        click.echo(f"{updated.id} depends on {', '.join(updated.depends_on)}")
+    emit(as_json, updated, f"{updated.id} depends on {', '.join(updated.depends_on)}")
 
 
 @main.command()
@@ -507,10 +500,7 @@ def note(ctx: Context, text: str, task_id: str | None, as_json: bool) -> None:
     if task_id is None and os.environ.get("FACTORY_TASK"):
         task_id = normalize_task_id(os.environ["FACTORY_TASK"])
     event = ctx.log.add_note(task_id, text, actor=actor_name("cli"))
-    if as_json:
-        click.echo(dumps_json(event.to_json()))
-    else:
-        click.echo(f"noted{' on ' + task_id if task_id else ''}")
+    emit(as_json, event, f"noted{' on ' + task_id if task_id else ''}")
 
 
 # --- the engine ------------------------------------------------------------
@@ -712,10 +702,13 @@ def _print_events(events: list[Event], as_json: bool) -> None:
 @json_option
 @pass_ctx
 def status(ctx: Context, as_json: bool) -> None:
-    """Counts of tasks by state, and the newest event."""
+    """Counts of tasks by state, the engine, and the newest event."""
+    from factory_tui.backends.engine_lock import EngineLock, describe_holder
+
     config = ctx.base.config()
     counts = ctx.log.counts()
     latest = ctx.log.events(last=1)
+    holder = EngineLock.holder(ctx.base)
     if as_json:
         click.echo(
             dumps_json(
@@ -725,6 +718,7 @@ def status(ctx: Context, as_json: bool) -> None:
                     "base_branch": config.base_branch,
                     "counts": {state.value: counts[state] for state in STATE_ORDER},
                     "total": sum(counts.values()),
+                    "engine": holder,
                     "last_event": latest[0].to_json() if latest else None,
                 }
             )
@@ -734,6 +728,7 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(
         "  ".join(f"{_styled_state(state).rstrip()} {counts[state]}" for state in STATE_ORDER)
     )
+    click.echo(f"engine: {literal(describe_holder(holder)) if holder else 'none (start one: factory run)'}")
     if latest:
         click.echo("last event: " + format_event(latest[0]))
 
