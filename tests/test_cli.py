@@ -764,7 +764,10 @@ def test_status_plain_and_json(busy_log) -> None:
 def test_status_of_an_empty_base(base) -> None:
     data = ok_json(base, "status")
     assert data["total"] == 0 and data["last_event"] is None
-    assert len(ok(base, "status").stdout.splitlines()) == 2
+    lines = ok(base, "status").stdout.splitlines()
+    # Name, counts, engine; no "last event" line when there is none.
+    assert len(lines) == 3 and lines[2] == "engine: none (start one: factory run)"
+    assert data["engine"] is None
 
 
 # --- finding the base ---------------------------------------------------------
