@@ -758,7 +758,8 @@ def test_status_plain_and_json(busy_log) -> None:
     out = ok(busy_log, "status").stdout.splitlines()
     assert out[0].startswith("repo  ") and str(busy_log.root) in out[0]
     assert "queued    1" in out[1] and "held      1" in out[1]
-    assert out[2].startswith("last event: ") and "depends" in out[2]
+    assert out[2] == "engine: none (start one: factory run)"
+    assert out[3].startswith("last event: ") and "depends" in out[3]
 
 
 def test_status_of_an_empty_base(base) -> None:
