@@ -780,5 +780,10 @@ def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
         click_ctx.invoke(console)
     finally:
         state.close()
-        if not keep:
+        from factory_tui.backends.engine_lock import EngineLock
+
+        if not keep and EngineLock.holder(base):
+            # Agents were left to a headless engine: their base must stay.
+            click.echo(f"The demo base stays at {literal(str(base.root))} while its engine works.")
+        elif not keep:
             shutil.rmtree(root.parent, ignore_errors=True)
