@@ -144,6 +144,7 @@ class FactoryApp(App[None]):
         self.poll_seconds = poll_seconds
         self.actor = actor_name("console")
         self._execution_log: ExecutionLog | None = None
+        self._operator: Operator | None = None
         self._reader: LogReader | None = None
         self._config = None
         self.plan_ready = False
@@ -212,6 +213,9 @@ class FactoryApp(App[None]):
         feed = LogFeed(self.base.log_path)
         try:
             self._execution_log = ExecutionLog.open(self.base.log_path)
+            # One for the console's life: a new one re-reads factory.toml and
+            # reopens the repository, and the worktrees are scanned every 3 s.
+            self._operator = Operator(self.base, self._execution_log)
             self._reader = LogReader(self.base.log_path)
             self.post_message(PlanLoaded(feed.snapshot()))
             failing = False
@@ -371,13 +375,18 @@ class FactoryApp(App[None]):
     @work(thread=True, group="actions", exit_on_error=False)
     def apply_action(self, task_id: str, action: Action, note: str | None) -> None:
         # Through the Operator: approving a task in review merges its branch.
-        outcome = Operator(self.base, self._require_log()).apply(task_id, action, actor=self.actor, note=note)
+        outcome = self._require_operator().apply(task_id, action, actor=self.actor, note=note)
         self.notify(literal(outcome.message), timeout=4, markup=False)
         self.scan_worktrees()
 
     @work(thread=True, group="actions", exit_on_error=False)
     def run_priority(self, task_id: str, priority: int) -> None:
         self._require_log().set_priority(task_id, priority, actor=self.actor)
+
+    def _require_operator(self) -> Operator:
+        self._require_log()
+        assert self._operator is not None  # made with the log
+        return self._operator
 
     def _require_log(self) -> ExecutionLog:
         if self._execution_log is None:
@@ -479,10 +488,10 @@ class FactoryApp(App[None]):
     @work(thread=True, exclusive=True, group="worktrees", exit_on_error=False)
     def scan_worktrees(self) -> None:
         """Worktrees and their changes, from git (a worker: git is slow)."""
-        log = self._execution_log
-        if log is None:
+        log, operator = self._execution_log, self._operator
+        if log is None or operator is None:
             return
-        worktrees = Operator(self.base, log).worktrees
+        worktrees = operator.worktrees
         infos = worktrees.list()
         tasks = {t.id: t for t in log.get_tasks([i.task_id for i in infos if i.task_id])}
         rows = []
@@ -601,7 +610,7 @@ class FactoryApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def remove_worktrees(self, task_ids: list[str]) -> None:
-        worktrees = Operator(self.base, self._require_log()).worktrees
+        worktrees = self._require_operator().worktrees
         for task_id in task_ids:
             worktrees.remove(task_id)
         self.notify(f"Removed {len(task_ids)} worktree(s).", timeout=3)
@@ -629,7 +638,7 @@ class FactoryApp(App[None]):
 
     @work(thread=True, group="diff", exit_on_error=False)
     def load_diff(self, screen: RunScreen) -> None:
-        worktrees = Operator(self.base, self._require_log()).worktrees
+        worktrees = self._require_operator().worktrees
         self.post_message(DiffLoaded(screen, worktrees.diff(screen.task_id)))
 
     @on(DiffLoaded)

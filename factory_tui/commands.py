@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.fuzzy import Matcher
 
 from factory_tui.messages import NewTaskWanted, TaskCommand
-from factory_tui.model import Action, State, Task, allowed_actions
+from factory_tui.model import TRANSITIONS, Action, State, Task, allowed_actions
 from factory_tui.text import one_line
 
 if TYPE_CHECKING:
@@ -118,6 +118,4 @@ class FactoryCommands(Provider):
 
 
 def _target(state: State, action: Action) -> str:
-    from factory_tui.model import TRANSITIONS
-
     return TRANSITIONS[(state, action)].value

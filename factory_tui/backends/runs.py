@@ -164,10 +164,6 @@ class AgentRun:
         supervisor itself was stopped or killed first."""
         return _read_int(self.run_dir / "exit.code")
 
-    def alive(self) -> bool:
-        """Whether anything of the run is still running."""
-        return bool(_members(self.supervisor_pid, self.run_dir))
-
     def supervisor_alive(self) -> bool:
         """Whether the supervisor itself runs: only then will the agent's
         exit status be recorded, so only then is the run worth taking over."""

@@ -37,7 +37,6 @@ STATE_HEADING_STYLE: dict[State, Style] = {
 }
 
 DIM = Style(dim=True)
-BOLD = Style(bold=True)
 ID_STYLE = Style(color="#abb2bf", bold=True)
 BLOCKED_STYLE = Style(color="#d19a66")
 
@@ -58,7 +57,3 @@ KIND_STYLE: dict[str, Style] = {
     "progress": Style(color="#7f848e"),
     "stopped": Style(color="#d19a66"),
 }
-
-
-def state_label(state: State) -> str:
-    return f"{STATE_SYMBOL[state]} {state.value}"
