@@ -9,15 +9,25 @@ they outlive the engine, and an engine that starts finds the runs still in
 progress and takes them over. Everything the engine does is written to the
 log; the console reads it from there.
 
+A busy log is a passing condition, never a reason to stop an agent or fail
+a task: what must be written (a run's end) is retried until it is, what can
+wait (a heartbeat, a claim, a line of progress) waits for the next round.
+An engine never expires a lease of its own: it may merely have been asleep
+(SIGSTOP, a laptop's suspend), and its runs are checked first. A log that
+cannot be written at all (a full disk, a read-only file) stops the engine
+with one line, its agents stopped and their tasks given back where it can.
+
 No Textual here: the engine talks to its host through two plain callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import socket
+import stat
 import sys
 import threading
 import time
@@ -25,14 +35,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.prompt import DependencyOutcome, assemble_prompt
-from factory_tui.backends.runs import AgentRun, RunOutput, describe_exit, read_json, write_json
+from factory_tui.backends.runs import (
+    AgentRun,
+    RunOutput,
+    describe_exit,
+    make_run_dir,
+    read_json,
+    stop_run,
+    write_json,
+    write_private,
+)
 from factory_tui.backends.worktrees import Worktrees
-from factory_tui.errors import FactoryError, LeaseLost
+from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
 from factory_tui.model import Claim, State, Task, task_seq
 
 __all__ = ["Engine", "EngineBusy", "EngineLock", "EngineStatus", "EngineThread", "describe_holder"]
@@ -48,6 +68,27 @@ PUMP_SECONDS = 0.2
 # the next CHECK_SECONDS round. A stat of two files: no SQLite, no thread.
 WATCH_SECONDS = 0.05
 DOCUMENT_LIMIT = 20
+# A living document larger than this is cut in the prompt (and a FIFO or a
+# device is never read at all: it could block the engine for ever).
+DOCUMENT_BYTES = 1 << 20
+# The engine's own busy timeout is short: it retries a busy log itself and
+# keeps its rounds going meanwhile, instead of sitting in SQLite's wait.
+ENGINE_BUSY_TIMEOUT_MS = 1000
+# Backoff between tries of a write that must happen, while the log is busy.
+BUSY_BACKOFF = (0.05, 1.0)
+# Errors of the filesystem itself: no run can start, so the engine stops.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+class EngineStopped(FactoryError):
+    """The engine stopped itself: the log or the disk cannot be written."""
+
+
+class _Busy:
+    """What a one-try log call returns when the log was busy."""
+
+
+BUSY = _Busy()
 
 
 @dataclass
@@ -71,7 +112,14 @@ class Job:
     run: AgentRun | None = None
     output: RunOutput | None = None
     adopted: bool = False
+    # The task branch's commit when the run began: a run that ends with the
+    # branch still there, and nothing left to commit, did no work.
+    start_head: str | None = None
+    # The claim's secret, handed to the agent as FACTORY_TOKEN.
+    secret: str | None = None
     last_progress_at: float = 0.0
+    # Wall-clock time, as leases are: a suspended machine's monotonic clock
+    # stands still while the lease runs out.
     last_heartbeat: float = 0.0
     # lost (cancelled or reaped), shutdown, timeout, detached (left running).
     stop_reason: str | None = None
@@ -114,14 +162,17 @@ class Engine:
         mode: str = "headless",
         max_parallel: int | None = None,
         once: bool = False,
-        lease_seconds: float = LEASE_SECONDS,
+        lease_seconds: float | None = None,
         report: Callable[[str], None] | None = None,
         on_status: Callable[[EngineStatus], None] | None = None,
     ) -> None:
         self.base = base
         self.mode = mode
         self.once = once
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = lease_seconds or _lease_from_environment()
+        # Leases that ran out are looked for this often (sooner with the
+        # short leases tests use).
+        self.reap_seconds = min(REAP_SECONDS, self.lease_seconds / 2)
         self._max_parallel = max_parallel
         self._report = report or (lambda line: None)
         self._on_status = on_status or (lambda status: None)
@@ -146,6 +197,14 @@ class Engine:
         # the engine makes and removes worktrees one at a time.
         self._worktree_lock = threading.Lock()
         self.agent_name = "?"
+        # Why the engine stopped itself (the log or the disk cannot be
+        # written), or None.
+        self.fatal: str | None = None
+        self._busy_since: float | None = None
+        # Once stopping, writes that must happen are tried until this
+        # (monotonic) time and then left: the lease expires, the next engine
+        # finds the run and finishes it.
+        self._stop_deadline = float("inf")
 
     # --- the host's handles -----------------------------------------------
 
@@ -155,6 +214,8 @@ class Engine:
         otherwise leave them to the next engine. Safe from any thread."""
 
         def stop() -> None:
+            if not self._stopping:
+                self._stop_deadline = time.monotonic() + self.lease_seconds
             self._stopping = True
             self._stop_agents = stop_agents
             if self._wake is not None:
@@ -188,7 +249,7 @@ class Engine:
         self._lock.acquire(self.mode)
         try:
             self.config = self.base.config()
-            self.log = ExecutionLog.open(self.base.log_path)
+            self.log = ExecutionLog.open(self.base.log_path, busy_timeout_ms=ENGINE_BUSY_TIMEOUT_MS)
             self.worktrees = Worktrees(
                 self.base.root,
                 base_branch=self.config.base_branch,
@@ -201,10 +262,13 @@ class Engine:
             except FactoryError:
                 self.agent_name = "?"
             self._report(f"engine started ({self.mode}, up to {self.max_parallel} agents, default agent {self.agent_name})")
-            await self._recover()
-            self._publish()
-            self._watcher = asyncio.ensure_future(self._watch_log())
-            await self._loop_until_done()
+            try:
+                await self._recover()
+                self._publish()
+                self._watcher = asyncio.ensure_future(self._watch_log())
+                await self._loop_until_done()
+            except LogError as error:
+                self._fail_engine(str(error))
         finally:
             if self._watcher is not None:
                 self._watcher.cancel()
@@ -214,6 +278,8 @@ class Engine:
                 if hasattr(self, "log"):
                     self.log.close()
                 self._lock.release()
+        if self.fatal:
+            raise EngineStopped(self.fatal)
         return 1 if self.once and self.failures else 0
 
     async def _loop_until_done(self) -> None:
@@ -224,29 +290,39 @@ class Engine:
             # round at once instead of being lost.
             self._wake.clear()
             now = time.monotonic()
-            if now - last_reap >= REAP_SECONDS:
-                last_reap = now
-                for task_id in await self._call(self.log.reap_expired, actor=self.worker):
-                    self._report(f"{task_id}: lease expired, back to queued")
+            # Our own runs first, so that a lease of ours whose time ran out
+            # while this process slept is renewed (or its run concluded)
+            # before anything is reaped.
             if now - last_check >= CHECK_SECONDS:
                 last_check = now
                 await self._check_jobs()
+            if now - last_reap >= self.reap_seconds:
+                reaped = await self._try_log(self.log.reap_expired, actor=self.worker, keep=self._own_tokens())
+                if reaped is not BUSY:
+                    last_reap = now
+                    for task_id in reaped:
+                        self._report(f"{task_id}: lease expired, back to queued")
             await self._fill_slots()
-            if self.once and not self.jobs and not await self._call(self.log.has_ready):
-                break
+            if self.once and not self.jobs and not self._waiting:
+                if await self._try_log(self.log.has_ready) is False:
+                    break
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=CHECK_SECONDS)
             except TimeoutError:
                 pass
 
+    def _own_tokens(self) -> set[str]:
+        return {job.token for job in self.jobs.values()} | {claim.token for claim in self._waiting.values()}
+
     async def _fill_slots(self) -> None:
         while not self._stopping and len(self.jobs) + len(self._waiting) < self.max_parallel:
             # A read first: a claim takes the write lock even when it finds nothing.
-            if not await self._call(self.log.has_ready):
+            if await self._try_log(self.log.has_ready) is not True:
                 return
-            claim = await self._call(self.log.claim_next, self.worker, lease_seconds=self.lease_seconds)
-            if claim is None:
+            claim = await self._try_log(self.log.claim_next, self.worker, lease_seconds=self.lease_seconds)
+            if claim is None or claim is BUSY:
                 return
+            faults.point("claim.made")
             self._start(claim)
 
     def _start(self, claim: Claim) -> None:
@@ -265,7 +341,8 @@ class Engine:
             token=claim.token,
             attempt=claim.task.attempts,
             run_dir=run_dir_for(self.base, claim.task.id, claim.task.attempts),
-            last_heartbeat=time.monotonic(),
+            secret=getattr(claim, "secret", None),
+            last_heartbeat=time.time(),
         )
         self.jobs[job.task_id] = job
         self._report(f"{job.task_id}: claimed (attempt {job.attempt})")
@@ -274,27 +351,30 @@ class Engine:
 
     async def _check_jobs(self) -> None:
         """Heartbeats, timeouts, and stopping agents whose task is no longer
-        theirs (cancelled by the operator, or its lease reaped)."""
+        theirs (cancelled by the operator, or its lease reaped). A busy log
+        only postpones a heartbeat to the next round."""
         if not self.jobs:
             return
-        live = await self._call(self.log.live_tokens, [job.token for job in self.jobs.values()])
-        now = time.monotonic()
+        live = await self._try_log(self.log.live_tokens, [job.token for job in self.jobs.values()])
+        now = time.time()
         for job in list(self.jobs.values()):
-            if job.token not in live:
+            if live is not BUSY and job.token not in live:
                 if job.stop_reason is None:
                     job.stop_reason = "lost"
                     self._signal(job)
                 continue
-            if job.run is not None and job.stop_reason is None and job.run.overdue(time.time()):
+            if job.run is not None and job.stop_reason is None and job.run.overdue(now):
                 job.stop_reason = "timeout"
                 self._signal(job)
             if now - job.last_heartbeat >= self.lease_seconds / 4:
-                job.last_heartbeat = now
                 try:
-                    await self._call(self.log.heartbeat, job.token, lease_seconds=self.lease_seconds)
+                    renewed = await self._try_log(self.log.heartbeat, job.token, lease_seconds=self.lease_seconds)
                 except LeaseLost:
                     job.stop_reason = job.stop_reason or "lost"
                     self._signal(job)
+                else:
+                    if renewed is not BUSY:
+                        job.last_heartbeat = now
 
     def _signal(self, job: Job) -> None:
         """Stop the job's agent (its whole process group), off the loop."""
@@ -322,8 +402,8 @@ class Engine:
         # Claims still waiting for a task's last run to end never started.
         for claim in list(self._waiting.values()):
             try:
-                await self._call(self.log.release, claim.token, note="the engine stopped before this run began")
-            except LeaseLost:
+                await self._log(self.log.release, claim.token, note="the engine stopped before this run began")
+            except (LeaseLost, LogError):
                 pass
         self._waiting.clear()
 
@@ -332,13 +412,40 @@ class Engine:
     async def _run_job(self, job: Job) -> None:
         try:
             if not job.adopted:
-                await self._launch(job)
+                try:
+                    await self._launch(job)
+                except OSError as error:
+                    if job.run is not None:
+                        raise
+                    if error.errno in DISK_ERRORS:
+                        # No run can start on a full or read-only disk: give
+                        # the task back and stop, rather than fail every task.
+                        self._fail_engine(f"cannot start {job.task_id}'s run: {_os_error(error)}")
+                        await self._give_back(job, f"not started: {_os_error(error)}")
+                        return
+                    await self._fail_early(job, f"cannot start the run: {_os_error(error)}")
+                    return
+                except FactoryError as error:
+                    if job.run is not None or isinstance(error, LogError):
+                        raise
+                    await self._fail_early(job, str(error))
+                    return
             await self._follow(job)
             if job.stop_reason == "detached":
                 return
             await self._conclude(job)
-        except FactoryError as error:
-            await self._fail_early(job, str(error))
+        except LogError:
+            # The log cannot be written at all (the engine is stopping, see
+            # _fail_engine): the agent was stopped with the others and its
+            # lease will expire; the next engine concludes the run.
+            pass
+        except OSError as error:
+            if error.errno not in DISK_ERRORS:
+                await self._fail_early(job, f"engine error: {type(error).__name__}: {error}")
+            else:
+                # The disk, not the agent: no task is failed for it.
+                self._fail_engine(f"cannot go on with {job.task_id}'s run: {_os_error(error)}")
+                await self._abandon(job, f"the engine stopped: {_os_error(error)}")
         except Exception as error:  # an engine bug must not lose the task
             await self._fail_early(job, f"engine error: {type(error).__name__}: {error}")
         finally:
@@ -359,30 +466,64 @@ class Engine:
         task = job.task
         job.profile = profile_for(task.profile, self.config)
         job.output = RunOutput(job.run_dir, job.profile.output)
+        # Nothing of an earlier attempt may still work in the worktree this
+        # one is about to use (an engine killed while starting it, a run
+        # whose supervisor died): found by FACTORY_RUN, stopped.
+        stopped = await self._call(self._stop_earlier_runs, task.id)
+        if stopped:
+            self._report(f"{task.id}: stopped what an earlier attempt left running ({stopped})")
         worktree = await self._call(self._locked, self.worktrees.create_for, task.id)
-        prompt = await self._call(self._prompt_for, task, job.attempt)
-        job.run_dir.mkdir(parents=True, exist_ok=True)
+        job.start_head = await self._call(self.worktrees.branch_head, task.id)
+        prompt = await self._log(self._prompt_for, task, job.attempt)
+        await self._call(self._prepare_run_dir, job.run_dir)
         prompt_file = job.run_dir / "prompt.md"
-        prompt_file.write_text(prompt, encoding="utf-8")
+        await self._call(write_private, prompt_file, prompt)
         argv = job.profile.render_argv(prompt=prompt, prompt_file=prompt_file, task_id=task.id, worktree=worktree)
         missing = program_missing(argv)
         if missing:
             raise FactoryError(missing)
         env = dict(os.environ)
         env.update(job.profile.env)
+        for key in ("FACTORY_TASK", "FACTORY_TOKEN", "FACTORY_RUN", "FACTORY_FAULTS"):
+            env.pop(key, None)
         env["FACTORY_BASE"] = str(self.base.root)
         env["FACTORY_TASK"] = task.id
+        if job.secret:
+            # The agent's proof that it is this run's agent (backends/log.py
+            # agent_for): an agent may note and propose, nothing more.
+            env["FACTORY_TOKEN"] = job.secret
         # The agent can call `factory` itself: put this installation first.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         record = {
             "task": task.id, "attempt": job.attempt, "token": job.token,
             "profile": job.profile.name, "output": job.profile.output,
+            "start_head": job.start_head,
         }
         job.run = await self._call(
             AgentRun.start, job.run_dir, argv, cwd=worktree, env=env,
             timeout=job.profile.timeout, record=record,
         )
         self._report(f"{task.id}: {job.profile.name} started in {worktree.relative_to(self.base.root)}")
+
+    def _stop_earlier_runs(self, task_id: str) -> str:
+        """Stop every live process of any run of ``task_id`` (worker thread);
+        returns which runs had any, for the report."""
+        task_runs = self.base.runs_dir / task_id
+        found = processes.of_task(task_runs)
+        runs = sorted({item.run for item in found})
+        for run in runs:
+            stop_run(Path(run))
+        return ", ".join(os.path.relpath(run, self.base.root) for run in runs)
+
+    def _prepare_run_dir(self, run_dir: Path) -> None:
+        """A new, private run folder. One that is there already cannot be
+        this attempt's (each claim counts a new attempt): it is an earlier
+        plan's, kept aside rather than mixed into this run."""
+        if run_dir.exists():
+            aside = run_dir.with_name(f"{run_dir.name}.earlier-{time.time_ns()}")
+            run_dir.rename(aside)
+            self._report(f"{run_dir.relative_to(self.base.root)} was there already; kept as {aside.name}")
+        make_run_dir(run_dir)
 
     def _prompt_for(self, task: Task, attempt: int) -> str:
         full = self.log.get_task(task.id)
@@ -393,21 +534,38 @@ class Engine:
             if finished:
                 summary = finished[0].data.get("summary") or finished[0].note
             outcomes.append(DependencyOutcome(task=dep, summary=summary))
-        documents = []
-        if self.base.artifacts_dir.is_dir():
-            for path in sorted(self.base.artifacts_dir.glob("*.md"))[:DOCUMENT_LIMIT]:
-                try:
-                    documents.append((path.name, path.read_text(encoding="utf-8", errors="replace")))
-                except OSError:
-                    continue
         return assemble_prompt(
             full,
             attempt=attempt,
             branch=self.worktrees.branch_for(task.id),
             dependencies=outcomes,
             feedback=full.feedback,
-            documents=documents,
+            documents=self._living_documents(),
         )
+
+    def _living_documents(self) -> list[tuple[str, str]]:
+        """The living documents for a prompt: regular files inside the
+        repository only. A symlink that leads out of it (to ~/.ssh, say) is
+        never read into a prompt, nor a FIFO that would block for ever."""
+        documents = []
+        folder = self.base.artifacts_dir
+        if not folder.is_dir():
+            return documents
+        root = self.base.root.resolve()
+        for path in sorted(folder.glob("*.md"))[:DOCUMENT_LIMIT]:
+            try:
+                real = path.resolve(strict=True)
+                if not real.is_relative_to(root) or not stat.S_ISREG(real.stat().st_mode):
+                    continue
+                with open(real, "rb") as handle:
+                    data = handle.read(DOCUMENT_BYTES + 1)
+            except (OSError, RuntimeError):
+                continue
+            text = data[:DOCUMENT_BYTES].decode("utf-8", errors="replace")
+            if len(data) > DOCUMENT_BYTES:
+                text += f"\n\n[… cut: {path.name} is larger than {DOCUMENT_BYTES >> 10} KB]\n"
+            documents.append((path.name, text))
+        return documents
 
     async def _follow(self, job: Job) -> None:
         """Read the agent's output as it comes until its run has ended."""
@@ -429,6 +587,8 @@ class Engine:
         await self._flush_progress(job)
 
     async def _flush_progress(self, job: Job, *, force: bool = False) -> None:
+        """The newest line of progress to the log, at most once a second.
+        A busy log keeps it for the next try; it is never worth a wait."""
         if job.stop_reason:
             return
         now = time.monotonic()
@@ -440,9 +600,12 @@ class Engine:
         job.last_progress_at = now
         text, data = pending
         try:
-            await self._call(self.log.add_progress, job.token, text, data=data or None)
+            written = await self._try_log(self.log.add_progress, job.token, text, data=data or None)
         except LeaseLost:
             job.stop_reason = job.stop_reason or "lost"
+            return
+        if written is BUSY and job.output.pending is None:
+            job.output.pending = pending
 
     async def _conclude(self, job: Job) -> None:
         task_id = job.task_id
@@ -457,10 +620,19 @@ class Engine:
         if await self._call(job.run.stop) and code is None and reason is None:
             self._report(f"{task_id}: its supervisor was gone; the agent it left was stopped")
         failure = describe_exit(code)
+        if failure is None and job.output.agent_failure:
+            # The agent's own word counts, whatever its exit status: a run
+            # that says it failed (is_error, a failed turn) never reaches
+            # review as if it had worked.
+            failure = f"the agent reported a failure: {job.output.agent_failure}"
         if reason == "timeout":
             timeout = job.profile.timeout if job.profile else job.run.timeout
             failure = f"timed out after {timeout:g} s"
-        write_json(job.run_dir / "exit.json", {
+        faults.point("conclude.begin")
+        broken = await self._call(self._broken_worktree, task_id)
+        if broken and reason is None and failure is None:
+            failure = broken
+        await self._call(write_json, job.run_dir / "exit.json", {
             "exit_code": code, "timed_out": reason == "timeout",
             "stopped": reason in ("lost", "shutdown"), "failure": failure,
             "started": job.run.started, "agent_started": _mtime(job.run_dir / "agent.pid"),
@@ -469,22 +641,25 @@ class Engine:
         if reason in ("lost", "shutdown"):
             await self._save_work(task_id, f"factory: work left when {task_id}'s agent was stopped")
         if reason == "lost":
-            task = await self._call(self.log.get_task, task_id)
-            if task.state is State.CANCELLED and self.worktrees.path_for(task_id).exists():
+            task = await self._log(self.log.get_task, task_id)
+            if task.state is State.CANCELLED and self.worktrees.path_for(task_id).exists() and not broken:
                 await self._call(self._locked, self.worktrees.remove, task_id)
                 self._report(f"{task_id}: cancelled; agent stopped, work committed to {self.worktrees.branch_for(task_id)}")
-                await self._call(self.log.add_note, task_id, "agent stopped after the task was cancelled; its work is on the branch", actor=self.worker)
+                await self._log(self.log.add_note, task_id, "agent stopped after the task was cancelled; its work is on the branch", actor=self.worker)
             else:
                 self._report(f"{task_id}: lease lost; agent stopped")
             return
         if reason == "shutdown":
-            try:
-                await self._call(self.log.release, job.token, note="the engine stopped; the agent's work is committed")
-            except LeaseLost:
-                pass
+            await self._give_back(job, "the engine stopped; the agent's work is committed")
             self._report(f"{task_id}: agent stopped, back to queued")
             return
-        await self._save_work(task_id, f"factory: work left by {task_id}'s agent")
+        committed = await self._save_work(task_id, f"factory: work left by {task_id}'s agent")
+        if failure is None and not committed and job.start_head is not None:
+            # Nothing new from this run, and nothing from earlier ones either:
+            # there would be nothing to review.
+            head = await self._call(self.worktrees.branch_head, task_id)
+            if head == job.start_head and not await self._call(self.worktrees.branch_has_work, task_id):
+                failure = "the agent finished without changing anything: there is no work to review"
         totals = job.output.totals
         data = {"run": str(job.run_dir.relative_to(self.base.root)), **totals}
         if job.output.summary:
@@ -492,33 +667,67 @@ class Engine:
         try:
             if failure is None:
                 note = "agent finished" + _summary(totals)
-                await self._call(self.log.finish, job.token, State.REVIEW, note=note, data=data)
+                await self._log(self.log.finish, job.token, State.REVIEW, note=note, data=data)
                 self._report(f"{task_id}: review ({note})")
             else:
                 tail = " | ".join(job.output.last_lines)
                 note = f"{failure}" + (f"; last output: {tail}" if tail else "")
-                await self._call(self.log.finish, job.token, State.FAILED, note=note[:2000], data=data)
+                await self._log(self.log.finish, job.token, State.FAILED, note=note[:2000], data=data)
                 self.failures += 1
                 self._report(f"{task_id}: failed ({failure})")
         except LeaseLost as error:
             self._report(f"{task_id}: {error}")
 
-    async def _save_work(self, task_id: str, message: str) -> None:
-        """Commit whatever is left in the task's worktree, if it has one."""
-        if not self.worktrees.path_for(task_id).exists():
-            return
+    def _broken_worktree(self, task_id: str) -> str | None:
+        """Why the task's worktree cannot hold its work any more (the agent
+        deleted its ``.git``, or the whole folder), or None. The files left
+        are kept where they are, and named."""
+        path = self.worktrees.path_for(task_id)
+        where = path.relative_to(self.base.root)
+        if not path.exists():
+            return f"the agent removed its worktree {where}; only what it committed is on {self.worktrees.branch_for(task_id)}"
+        if self.worktrees.is_worktree(task_id):
+            return None
+        names = _some_files(path)
+        listed = f": {', '.join(names)}" if names else " (it is empty)"
+        return (f"the agent broke its worktree (its .git is gone); the files it left are kept in "
+                f"{where}{listed}")
+
+    async def _save_work(self, task_id: str, message: str) -> bool:
+        """Commit whatever is left in the task's worktree, if it has one
+        that works. True if a commit was made."""
+        if not await self._call(self.worktrees.is_worktree, task_id):
+            return False
         try:
-            await self._call(self.worktrees.commit_all, task_id, message)
+            return await self._call(self.worktrees.commit_all, task_id, message)
         except FactoryError as error:
             self._report(f"{task_id}: could not commit the work left: {error}")
+            return False
+
+    async def _give_back(self, job: Job, note: str) -> None:
+        """The run's task back to the queue (the engine is stopping)."""
+        try:
+            await self._log(self.log.release, job.token, note=note)
+        except (LeaseLost, LogError) as error:
+            self._report(f"{job.task_id}: {error}")
+
+    async def _abandon(self, job: Job, note: str) -> None:
+        """Stop the run, commit what it left (where git still can) and give
+        the task back: the engine cannot go on, through no fault of the task."""
+        if job.run is not None:
+            await self._call(job.run.stop)
+        await self._save_work(job.task_id, f"factory: work left when {job.task_id}'s run was abandoned")
+        await self._give_back(job, note)
 
     async def _fail_early(self, job: Job, reason: str) -> None:
         """The run could not start (no worktree, no such agent program or
-        profile): the task fails with the reason."""
+        profile), or the engine met a bug: the task fails with the reason,
+        after whatever the agent left is stopped and committed."""
         if job.run is not None:
             await self._call(job.run.stop)
+        await self._save_work(job.task_id, f"factory: work left by {job.task_id}'s run ({reason[:200]})")
         try:
-            await self._call(self.log.finish, job.token, State.FAILED, note=reason[:2000])
+            await self._log(self.log.finish, job.token, State.FAILED, note=reason[:2000])
             self.failures += 1
             self._report(f"{job.task_id}: failed ({reason})")
         except (LeaseLost, FactoryError) as error:
@@ -530,8 +739,8 @@ class Engine:
         """Take over runs an earlier engine left (it was killed, or the
         console handed them over), stop runs nobody holds a lease for, and
         send tasks whose agent is gone back to the queue."""
-        running = await self._call(self.log.list_tasks, [State.RUNNING], bodies=False)
-        leases = {task_id: token for token, task_id, _, _ in await self._call(self.log.live_leases)}
+        running = await self._log(self.log.list_tasks, [State.RUNNING], bodies=False)
+        leases = {task_id: token for token, task_id, _, _ in await self._log(self.log.live_leases)}
         adopted_dirs = set()
         for task in running:
             token = leases.get(task.id)
@@ -539,14 +748,17 @@ class Engine:
                 continue
             run_dir = run_dir_for(self.base, task.id, task.attempts)
             record = read_json(run_dir / "run.json")
-            run = AgentRun.adopt(run_dir) if record and record.get("token") == token else None
-            if run is not None and (run.exit_code() is not None or run.supervisor_alive()):
+            # A record without the supervisor's pid: the engine died while
+            # starting it; adopt finds the supervisor by FACTORY_RUN if it runs.
+            run = await self._call(AgentRun.adopt, run_dir) if record and record.get("token") == token else None
+            if run is not None and (run.exit_code() is not None or await self._call(run.supervisor_alive)):
                 try:
-                    await self._call(self.log.heartbeat, token, lease_seconds=self.lease_seconds)
+                    await self._log(self.log.heartbeat, token, lease_seconds=self.lease_seconds)
                 except LeaseLost:
                     continue
                 job = Job(task=task, token=token, attempt=task.attempts, run_dir=run_dir,
-                          run=run, adopted=True, last_heartbeat=time.monotonic())
+                          run=run, adopted=True, start_head=record.get("start_head"),
+                          last_heartbeat=time.time())
                 try:
                     job.profile = profile_for(record.get("profile"), self.config)
                 except FactoryError:
@@ -559,17 +771,17 @@ class Engine:
                 continue
             # Its agent is gone (the machine restarted, or the engine died
             # between the claim and the start): give the task back, after
-            # stopping anything the run left, lest two agents share a worktree.
-            if run is not None and await self._call(run.stop):
-                self._report(f"{task.id}: its supervisor was gone; the agent it left was stopped")
+            # stopping anything of its runs, lest two agents share a worktree.
+            if await self._call(self._stop_earlier_runs, task.id):
+                self._report(f"{task.id}: its supervisor was gone; what its run left was stopped")
             await self._save_work(task.id, f"factory: work left when {task.id}'s agent was lost")
             try:
-                await self._call(self.log.release, token, note="its agent was gone when the engine started; work committed")
+                await self._log(self.log.release, token, note="its agent was gone when the engine started; work committed")
                 self._report(f"{task.id}: agent gone, back to queued")
             except LeaseLost:
                 pass
         await self._call(self._stop_strays, adopted_dirs)
-        for task_id in await self._call(self.log.reap_expired, actor=self.worker):
+        for task_id in await self._log(self.log.reap_expired, actor=self.worker, keep=self._own_tokens()):
             self._report(f"{task_id}: lease expired, back to queued")
 
     async def _adopted(self, job: Job) -> None:
@@ -579,16 +791,13 @@ class Engine:
 
     def _stop_strays(self, adopted: set[Path]) -> None:
         """A run whose lease is gone (reaped while no engine ran) must not
-        go on working in a worktree the next run will use."""
-        if not self.base.runs_dir.is_dir():
-            return
-        for run_json in self.base.runs_dir.glob("*/*/run.json"):
-            run_dir = run_json.parent
-            if run_dir in adopted or (run_dir / "exit.json").exists():
-                continue
-            run = AgentRun.adopt(run_dir)
-            if run is not None:
-                run.stop()
+        go on working in a worktree the next run will use: every process
+        naming a run under runs/ that was not taken over is stopped."""
+        prefix = str(self.base.runs_dir) + os.sep
+        found = processes.find(lambda run: run.startswith(prefix))
+        keep = {str(path) for path in adopted}
+        for run in sorted({item.run for item in found} - keep):
+            stop_run(Path(run))
 
     # --- noticing at once, not at the next poll -----------------------------------
     # Without these, a task added by another process waited for the next
@@ -659,6 +868,63 @@ class Engine:
         """Backend work (SQLite, git, waiting on processes) off the loop."""
         return await asyncio.to_thread(function, *args, **kwargs)
 
+    async def _log(self, function, *args, **kwargs):
+        """A log operation that must happen (a run's end, a release): a busy
+        log is waited out with backoff, for as long as it takes while the
+        engine runs (nobody else may expire our leases), and until the stop
+        deadline once it is stopping. A log that cannot be written at all
+        stops the engine."""
+        delay, ceiling = BUSY_BACKOFF
+        while True:
+            try:
+                result = await self._call(function, *args, **kwargs)
+            except LogBusy:
+                self._log_busy()
+                if self._stopping and time.monotonic() > self._stop_deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ceiling)
+                continue
+            except LogError as error:
+                self._fail_engine(str(error))
+                raise
+            self._log_free()
+            return result
+
+    async def _try_log(self, function, *args, **kwargs):
+        """A log operation that can wait for the next round: one try, and
+        ``BUSY`` if the log was busy."""
+        try:
+            result = await self._call(function, *args, **kwargs)
+        except LogBusy:
+            self._log_busy()
+            return BUSY
+        except LogError as error:
+            self._fail_engine(str(error))
+            raise
+        self._log_free()
+        return result
+
+    def _log_busy(self) -> None:
+        if self._busy_since is None:
+            self._busy_since = time.monotonic()
+            self._report("the log is busy (another process holds its write lock); agents go on, writes wait")
+
+    def _log_free(self) -> None:
+        if self._busy_since is not None:
+            waited = time.monotonic() - self._busy_since
+            self._busy_since = None
+            self._report(f"the log is free again after {waited:.1f} s")
+
+    def _fail_engine(self, message: str) -> None:
+        """The log or the disk cannot be written: stop taking tasks, stop
+        the agents (their work committed where git can still write) and give
+        their tasks back where the log allows, then exit with ``message``."""
+        if self.fatal is None:
+            self.fatal = message
+            self._report(f"stopping: {message}")
+        self.request_stop(stop_agents=True)
+
     def _locked(self, function, *args, **kwargs):
         """Worktree creation and removal, one at a time (worker thread)."""
         with self._worktree_lock:
@@ -669,6 +935,36 @@ class Engine:
             self._on_status(self.status())
         except Exception:  # the host's callback must not stop the engine
             pass
+
+
+def _lease_from_environment() -> float:
+    """FACTORY_LEASE_SECONDS, for tests that must see a lease run out soon."""
+    try:
+        value = float(os.environ.get("FACTORY_LEASE_SECONDS", ""))
+    except ValueError:
+        return LEASE_SECONDS
+    return value if 0.5 <= value <= 86_400 else LEASE_SECONDS
+
+
+def _os_error(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full{where}: {error.strerror}"
+    if error.errno == errno.EROFS:
+        return f"the disk is read-only{where}"
+    return f"{error.strerror or error}{where}"
+
+
+def _some_files(folder: Path, limit: int = 10) -> list[str]:
+    """Up to ``limit`` file names under ``folder``, relative, for a message."""
+    names: list[str] = []
+    for here, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            names.append(os.path.relpath(os.path.join(here, name), folder))
+            if len(names) >= limit:
+                return names + ["…"]
+    return names
 
 
 def _mtime(path: Path) -> float | None:

@@ -61,6 +61,10 @@ class Progress:
     kind: str  # text | tool | tool_result | result | error | system
     text: str
     data: dict = field(default_factory=dict)
+    # What the agent itself says of its run, where it says it: "failed" (a
+    # result marked is_error, a failed turn, a fatal error event) or
+    # "succeeded". The last one said counts, whatever the exit status.
+    outcome: str | None = None
 
 
 class OutputParser(Protocol):
@@ -382,7 +386,10 @@ class ClaudeStreamParser(_JsonLinesParser):
             reason = self._failure_reason(event)
             if reason:
                 parts.append(reason)
-        return Progress("error" if failed else "result", cut(" · ".join(parts)), data)
+        return Progress(
+            "error" if failed else "result", cut(" · ".join(parts)), data,
+            outcome="failed" if failed else "succeeded",
+        )
 
     @staticmethod
     def _failure_reason(event: dict) -> str:
@@ -472,10 +479,12 @@ class CodexJsonParser(_JsonLinesParser):
             return [self._turn_completed(_dict(event.get("usage")))]
         if kind == "turn.failed":
             message = _str(_dict(event.get("error")).get("message")) or "(no message)"
-            return [Progress("error", cut(f"turn failed: {condense(message)}"))]
+            return [Progress("error", cut(f"turn failed: {condense(message)}"), outcome="failed")]
         if kind == "error":
+            # A top-level error event ends the thread (an error *item* is a
+            # passing complaint and is not an outcome).
             message = _str(event.get("message")) or "(no message)"
-            return [Progress("error", cut(f"error: {condense(message)}"))]
+            return [Progress("error", cut(f"error: {condense(message)}"), outcome="failed")]
         if kind == "thread.started":
             thread = _str(event.get("thread_id"))
             data = {"session_id": cut(thread)} if thread else {}
@@ -587,12 +596,12 @@ class CodexJsonParser(_JsonLinesParser):
             value = _number(usage.get(key))
             if value is not None:
                 self._totals[key] += value
-        return self._result_item("turn completed")
+        return self._result_item("turn completed", outcome="succeeded")
 
-    def _result_item(self, label: str) -> Progress:
+    def _result_item(self, label: str, *, outcome: str | None = None) -> Progress:
         data = {key: value for key, value in self._totals.items() if value or key != "cached_input_tokens"}
         data["turns"] = self._turns
-        return Progress("result", cut(" · ".join([label, *_summary_parts(data)])), data)
+        return Progress("result", cut(" · ".join([label, *_summary_parts(data)])), data, outcome=outcome)
 
     # The older event shape (codex exec --json before the thread/item events).
     def _legacy(self, msg: dict) -> list[Progress | None]:
@@ -621,10 +630,12 @@ class CodexJsonParser(_JsonLinesParser):
             }
             return []
         if kind == "task_complete":
-            return [self._legacy_result()]
+            return [self._legacy_result(outcome="succeeded")]
         if kind in ("error", "stream_error"):
             message = _str(msg.get("message")) or "(no message)"
-            return [Progress("error", cut(f"error: {condense(message)}"))]
+            # stream_error is a retry in progress; error ends the task.
+            outcome = "failed" if kind == "error" else None
+            return [Progress("error", cut(f"error: {condense(message)}"), outcome=outcome)]
         if kind == "session_configured":
             model = _str(msg.get("model"))
             return [
@@ -636,7 +647,7 @@ class CodexJsonParser(_JsonLinesParser):
             ]
         return []
 
-    def _legacy_result(self) -> Progress:
+    def _legacy_result(self, *, outcome: str | None = None) -> Progress:
         self._turns += 1
         if self._pending_count is not None:
             # token_count reports running totals, not increments.
@@ -644,7 +655,7 @@ class CodexJsonParser(_JsonLinesParser):
                 if value is not None:
                     self._totals[key] = value
             self._pending_count = None
-        return self._result_item("turn completed")
+        return self._result_item("turn completed", outcome=outcome)
 
     def _finish(self) -> list[Progress]:
         if self._pending_count is None:

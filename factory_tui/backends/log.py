@@ -664,10 +664,13 @@ class ExecutionLog:
             why = f"the task is {state} now"
         return LeaseLost(f"the lease on {task_id} is gone: {why}")
 
-    def reap_expired(self, *, actor: str = "reaper") -> list[str]:
+    def reap_expired(self, *, actor: str = "reaper", keep: Iterable[str] = ()) -> list[str]:
         """Send every running task whose lease has expired back to queued.
-        Its worktree and work are untouched; the next claim goes on there."""
+        Its worktree and work are untouched; the next claim goes on there.
+        ``keep``: the reaper's own leases, which it renews or concludes
+        itself and never expires (it may merely have been asleep)."""
         now = self._clock()
+        keep = set(keep)
         with self._write() as conn:
             expired = conn.execute(
                 "SELECT seq, lease_token, lease_worker, lease_expires FROM tasks "
@@ -677,6 +680,8 @@ class ExecutionLog:
             ).fetchall()
             reaped = []
             for seq, token, worker, expires_at in expired:
+                if token in keep:
+                    continue
                 conn.execute(
                     "UPDATE tasks SET state = 'queued', updated_at = ?, "
                     "lease_token = NULL WHERE seq = ?",

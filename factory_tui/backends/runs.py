@@ -2,7 +2,9 @@
 
     .factory/runs/<task>/<attempt>/
         prompt.md       what the agent was asked
-        run.json        argv, worktree, timeout, lease token, the supervisor's pid
+        run.json        argv, worktree, timeout, lease token, the supervisor's pid;
+                        written before the agent starts (without the pid), so
+                        that no crash can leave a run nobody knows about
         output.raw      the agent's stdout and stderr, as written
         transcript.log  the same, as readable lines
         agent.pid       the agent's pid
@@ -16,8 +18,12 @@ Python supervisor costs twenty, and it is all that is needed: because the
 agent writes to a file and its status lands in a file, the agent outlives
 the engine that started it, and the next engine (after a crash, or taking
 over from a console that quit) reads the same files and finishes the run.
-The shell leads a process group of its own, so stopping a run stops the
-agent and everything it started.
+The shell leads a process group of its own, and every process of the run
+carries ``FACTORY_RUN`` in its environment, so stopping a run stops the agent
+and everything it started, even what left the group (``processes.py``).
+
+Run folders and their files are the owner's alone (0700 and 0600): prompts
+and transcripts can hold anything an agent read or printed.
 """
 
 from __future__ import annotations
@@ -28,19 +34,27 @@ import signal
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factory_tui.backends import faults, processes
 from factory_tui.backends.agent_output import Progress, parser_for
+from factory_tui.text import literal
 
 SHELL = "/bin/sh"
 # "$@" is the agent's argv, passed as arguments: never parsed by the shell.
+# $1 is the umask the agent gets (the engine's own); the supervisor's files
+# (output.raw, agent.pid, exit.code) are made under 077, the owner's alone.
 RUN_SCRIPT = (
-    '"$@" >> "$FACTORY_RUN/output.raw" 2>&1 < /dev/null &\n'
+    "agent_umask=$1; shift; umask 077\n"
+    '( umask "$agent_umask" && exec "$@" ) >> "$FACTORY_RUN/output.raw" 2>&1 < /dev/null &\n'
     'echo $! > "$FACTORY_RUN/agent.pid"\n'
     "wait $!\n"
     'echo $? > "$FACTORY_RUN/exit.code"\n'
 )
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 # How long a stopped agent gets to exit after SIGTERM before SIGKILL.
 GRACE_SECONDS = 1.0
 # Output is parsed this much at a time. Every line of a chunk becomes several
@@ -56,15 +70,41 @@ ICONS = {"text": "⏺", "tool": "⚙", "tool_result": "↳", "result": "✓", "e
 
 
 def transcript_line(item: Progress) -> str:
-    text = item.text.replace("\r", " ").replace("\n", " ⏎ ")
+    # No raw control character reaches the file: `tail -f transcript.log`
+    # must be safe in a terminal (the raw stream stays in output.raw).
+    text = literal(item.text.replace("\r", " ").replace("\n", " ⏎ "))
     if len(text) > TRANSCRIPT_LINE_LIMIT:
         text = text[: TRANSCRIPT_LINE_LIMIT - 1] + "…"
     return f"{ICONS.get(item.kind, '·')} {text}"
 
 
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, PRIVATE_FILE)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read."""
+    with open(path, "w", encoding="utf-8", opener=_private) as handle:
+        handle.write(text)
+
+
+def append_private(path: Path):
+    return open(path, "a", encoding="utf-8", opener=_private)
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """The run folder and the folders above it up to ``runs/``, owner only."""
+    for folder in (run_dir.parent.parent, run_dir.parent, run_dir):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            pass
+        os.chmod(folder, PRIVATE_DIR)
+
+
 def write_json(path: Path, data: dict) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    write_private(temporary, json.dumps(data, indent=1))
     os.replace(temporary, path)
 
 
@@ -82,32 +122,16 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def _members(pgid: int, run_dir: Path) -> list[int]:
-    """The live processes of a run's process group. Each must name the run
-    in its environment (FACTORY_RUN), so a reused pid is never taken for
-    one of ours. Without /proc, the group's existence is all one can know."""
+def _engine_umask() -> str:
+    """This process's umask, read without changing it (os.umask would, for
+    a moment, under the engine's other threads)."""
     try:
-        os.killpg(pgid, 0)  # the quick answer when the group is empty
-    except (ProcessLookupError, PermissionError):
-        return []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return [pgid]
-    marker = f"FACTORY_RUN={run_dir}".encode()
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid or fields[0] in ("Z", "X"):
-                continue
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                members.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return members
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return line.split()[1]
+    except OSError:
+        pass
+    return "022"
 
 
 @dataclass
@@ -127,12 +151,19 @@ class AgentRun:
         timeout: float, record: dict,
     ) -> AgentRun:
         started = time.time()
-        run = {**record, "argv": argv, "cwd": str(cwd), "timeout": timeout, "started": started}
+        run = {**record, "argv": argv, "cwd": str(cwd), "timeout": timeout, "started": started,
+               "supervisor_pid": None}
         env = {**env, "FACTORY_RUN": str(run_dir)}
+        # The record is on disk before anything starts: an engine that dies
+        # from here on leaves a run the next engine finds (by FACTORY_RUN, if
+        # the supervisor's pid never made it into the record) and never a
+        # second agent in the same worktree.
+        write_json(run_dir / "run.json", run)
+        faults.point("run.marked")
         # A plain Popen in a session of its own: the run must outlive the
         # engine (asyncio kills the children it watches when its loop ends).
         process = subprocess.Popen(
-            [SHELL, "-c", RUN_SCRIPT, "factory-run", *argv],
+            [SHELL, "-c", RUN_SCRIPT, "factory-run", _engine_umask(), *argv],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -140,8 +171,7 @@ class AgentRun:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        # Written once the supervisor runs: an engine that dies before this
-        # leaves no run.json, and the next one gives the task back.
+        faults.point("run.spawned")
         run["supervisor_pid"] = process.pid
         write_json(run_dir / "run.json", run)
         return cls(run_dir, process.pid, started, timeout, process)
@@ -150,8 +180,17 @@ class AgentRun:
     def adopt(cls, run_dir: Path) -> AgentRun | None:
         """A run an earlier engine started, from its run.json."""
         run = read_json(run_dir / "run.json")
-        if not run or not run.get("supervisor_pid"):
+        if not run:
             return None
+        if not run.get("supervisor_pid"):
+            # Marked but not recorded: the engine died while starting it.
+            # Its supervisor, if it runs, leads a session of its own and runs
+            # our script: find it by the run's name in its environment.
+            pid = find_supervisor(run_dir)
+            if pid is None:
+                return None
+            run["supervisor_pid"] = pid
+            write_json(run_dir / "run.json", run)
         return cls(run_dir, int(run["supervisor_pid"]), float(run.get("started", 0)), float(run.get("timeout", 3600)))
 
     @property
@@ -167,7 +206,9 @@ class AgentRun:
     def supervisor_alive(self) -> bool:
         """Whether the supervisor itself runs: only then will the agent's
         exit status be recorded, so only then is the run worth taking over."""
-        return self.supervisor_pid in _members(self.supervisor_pid, self.run_dir)
+        if not processes.proc_available():
+            return _group_exists(self.supervisor_pid)
+        return processes.is_live_member(self.supervisor_pid, self.run_dir)
 
     def ended(self) -> bool:
         if self.process is not None:
@@ -178,31 +219,24 @@ class AgentRun:
     def overdue(self, now: float) -> bool:
         return now > self.started + self.timeout
 
+    def members(self) -> list[processes.RunProcess]:
+        """The run's live processes: every one that names the run in its
+        environment, whatever its group or session, and their children."""
+        if not processes.proc_available():
+            if not _group_exists(self.supervisor_pid):
+                return []
+            pid = self.supervisor_pid
+            return [processes.RunProcess(pid, 0, pid, str(self.run_dir))]
+        return processes.of_run(self.run_dir)
+
     def stop(self, grace: float = GRACE_SECONDS) -> bool:
-        """SIGTERM the run's whole process group, SIGKILL what is left after
+        """SIGTERM every process of the run, SIGKILL what is left after
         ``grace``. Blocks: call it off the event loop. True if anything of
         it was running."""
-        members = _members(self.supervisor_pid, self.run_dir)
-        if not members:
-            self._reap()
-            return False
-        self._signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            self._reap()
-            if not _members(self.supervisor_pid, self.run_dir):
-                return True
-            time.sleep(0.02)
-        self._signal_group(signal.SIGKILL)
-        if self.process is not None:
+        stopped = stop_members(self.members, self.supervisor_pid, grace, reap=self._reap)
+        if stopped and self.process is not None:
             self.process.wait()
-        return True
-
-    def _signal_group(self, signum: int) -> None:
-        try:
-            os.killpg(self.supervisor_pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
+        return stopped
 
     def _reap(self) -> None:
         if self.process is not None:
@@ -225,6 +259,9 @@ class RunOutput:
     # The agent's last words (its last message): what the run produced, in
     # the prompts of the tasks that depend on this one.
     summary: str | None = None
+    # Why the agent itself says its run failed (its last outcome was a
+    # failure), or None: an agent may exit 0 having failed.
+    agent_failure: str | None = None
 
     def __post_init__(self) -> None:
         self.parser = parser_for(self.output_format)
@@ -285,7 +322,7 @@ class RunOutput:
         if not items:
             return
         rendered = [transcript_line(item) for item in items]
-        with open(self.run_dir / "transcript.log", "a", encoding="utf-8") as transcript:
+        with append_private(self.run_dir / "transcript.log") as transcript:
             transcript.write("\n".join(rendered) + "\n")
         for item, line in zip(items, rendered, strict=True):
             if item.data and item.kind in ("result", "error"):
@@ -295,8 +332,83 @@ class RunOutput:
                 self.last_lines.append(line)
             if item.kind == "text" and item.text.strip():
                 self.summary = item.text.strip()[:SUMMARY_LIMIT]
+            if item.outcome == "failed":
+                self.agent_failure = literal(item.text)[:SUMMARY_LIMIT]
+            elif item.outcome == "succeeded":
+                self.agent_failure = None
         last = items[-1]
         self.pending = (rendered[-1][:PROGRESS_TEXT_LIMIT], dict(last.data) if last.data else {})
+
+
+def find_supervisor(run_dir: Path) -> int | None:
+    """The live supervisor of a run whose pid was never recorded: the
+    process naming the run that leads its own group and runs our script."""
+    for found in processes.of_run(run_dir):
+        argv = processes.command_line(found.pid)
+        if found.pgid == found.pid and argv[:3] == [SHELL, "-c", RUN_SCRIPT]:
+            return found.pid
+    return None
+
+
+def stop_members(
+    members: Callable[[], list[processes.RunProcess]], group: int | None, grace: float,
+    *, reap: Callable[[], None] = lambda: None,
+) -> bool:
+    """SIGTERM the processes ``members()`` finds, SIGKILL what is left after
+    ``grace`` (and whatever they started meanwhile). True if any was found."""
+    found = members()
+    if not found:
+        reap()
+        return False
+    stop_processes(found, group, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        reap()
+        if not members():
+            return True
+        time.sleep(0.02)
+    # A process forking as fast as it can is caught on a later look.
+    for _ in range(50):
+        left = members()
+        if not left:
+            break
+        stop_processes(left, group, signal.SIGKILL)
+        reap()
+        time.sleep(0.02)
+    return True
+
+
+def stop_run(run_dir: Path, grace: float = GRACE_SECONDS) -> bool:
+    """Stop whatever of a run still lives, found by ``FACTORY_RUN`` alone
+    (a run whose supervisor's pid was never recorded, or an earlier
+    attempt's leftovers)."""
+    return stop_members(lambda: processes.of_run(run_dir), None, grace)
+
+
+def stop_processes(members: list[processes.RunProcess], group: int | None, signum: int) -> None:
+    """Send ``signum`` to each process (and to the run's group, which holds
+    what was started but not yet seen), and wake stopped ones so that they
+    can act on it."""
+    signals = (signum,) if signum == signal.SIGKILL else (signum, signal.SIGCONT)
+    for sig in signals:
+        if group is not None and any(member.pgid == group for member in members):
+            try:
+                os.killpg(group, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for member in members:
+            try:
+                os.kill(member.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def describe_exit(code: int | None) -> str | None:

@@ -203,6 +203,21 @@ class Worktrees:
     def branch_for(self, task_id: str) -> str:
         return BRANCH_PREFIX + _check_id(task_id)
 
+    def branch_head(self, task_id: str) -> str | None:
+        """The commit the task's branch points at, or None (no branch)."""
+        return self._ref(f"refs/heads/{self.branch_for(task_id)}")
+
+    def branch_has_work(self, task_id: str) -> bool:
+        """Whether the task's branch holds commits the base branch lacks:
+        something to review and merge."""
+        sha = self.branch_head(task_id)
+        return sha is not None and not self._is_ancestor(sha, self._base_sha())
+
+    def is_worktree(self, task_id: str) -> bool:
+        """Whether the task's folder is still a working worktree of this
+        repository (an agent may have deleted its ``.git``)."""
+        return self._admin_dir(self.path_for(task_id)) is not None
+
     # --- create ------------------------------------------------------------
 
     def create_for(self, task_id: str) -> Path:

@@ -1,0 +1,132 @@
+"""Finding the processes that belong to an agent's run.
+
+Every process the engine starts for a run carries ``FACTORY_RUN=<run folder>``
+in its environment, and so does everything those processes start unless they
+clear their environment on purpose. A process may leave the run's process
+group or session (``setsid``, a daemon's double fork), but it cannot leave
+its initial environment: ``/proc/<pid>/environ`` still shows it. So a run's
+processes are the live ones whose environment names the run, together with
+their descendants (which catch a child started with ``env -i`` for as long as
+its parent lives).
+
+Linux only (``/proc``); elsewhere the caller falls back to the process group.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+MARKER = b"FACTORY_RUN="
+
+
+@dataclass(frozen=True, slots=True)
+class RunProcess:
+    pid: int
+    ppid: int
+    pgid: int
+    # The run folder named in its environment, or the one of the ancestor it
+    # was found through.
+    run: str
+
+
+def proc_available() -> bool:
+    return PROC.is_dir()
+
+
+def _stat(pid: str) -> tuple[str, int, int] | None:
+    """(state, ppid, pgid) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    try:
+        fields = data.rsplit(b")", 1)[1].split()
+        return fields[0].decode(), int(fields[1]), int(fields[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def run_of(pid: int | str) -> str | None:
+    """The run folder a process names in its environment, if any."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            environ = handle.read()
+    except OSError:
+        return None
+    start = environ.find(MARKER)
+    while start > 0 and environ[start - 1] != 0:
+        start = environ.find(MARKER, start + 1)
+    if start < 0:
+        return None
+    end = environ.find(b"\0", start)
+    value = environ[start + len(MARKER) : end if end >= 0 else None]
+    return os.fsdecode(value)
+
+
+def is_live_member(pid: int, run_dir: Path) -> bool:
+    """Whether ``pid`` runs (not a zombie) and names ``run_dir``."""
+    stat = _stat(str(pid))
+    if stat is None or stat[0] in ("Z", "X"):
+        return False
+    return run_of(pid) == str(run_dir)
+
+
+def find(belongs: Callable[[str], bool]) -> list[RunProcess]:
+    """The live processes whose ``FACTORY_RUN`` satisfies ``belongs``, and
+    their live descendants."""
+    if not proc_available():
+        return []
+    own = os.getpid()
+    table: dict[int, tuple[int, int]] = {}
+    marked: dict[int, str] = {}
+    for name in os.listdir(PROC):
+        if not name.isdigit():
+            continue
+        stat = _stat(name)
+        if stat is None or stat[0] in ("Z", "X"):
+            continue
+        pid = int(name)
+        if pid == own:
+            continue
+        table[pid] = (stat[1], stat[2])
+        run = run_of(name)
+        if run is not None and belongs(run):
+            marked[pid] = run
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found = dict(marked)
+    stack = list(marked)
+    while stack:
+        parent = stack.pop()
+        for child in children.get(parent, ()):
+            if child not in found:
+                found[child] = found[parent]
+                stack.append(child)
+    return [RunProcess(pid, table[pid][0], table[pid][1], run) for pid, run in sorted(found.items())]
+
+
+def of_run(run_dir: Path) -> list[RunProcess]:
+    """The live processes of one run."""
+    wanted = str(run_dir)
+    return find(lambda run: run == wanted)
+
+
+def of_task(task_runs: Path) -> list[RunProcess]:
+    """The live processes of any run of one task (``runs/<task>/*``)."""
+    prefix = str(task_runs) + os.sep
+    return find(lambda run: run.startswith(prefix))
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return []
+    return [os.fsdecode(part) for part in data.split(b"\0")[:-1]]
