@@ -97,10 +97,15 @@ def environment(code: Path | None) -> dict[str, str]:
     return env
 
 
+# Every process runs outside any checkout: `python -m` puts its working
+# folder first on sys.path, ahead of --code.
+NEUTRAL = tempfile.gettempdir()
+
+
 def factory(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "factory_tui", "--base", str(repo), *args],
-        capture_output=True, text=True, env=env, timeout=1800,
+        capture_output=True, text=True, env=env, timeout=1800, cwd=NEUTRAL,
     )
 
 
@@ -112,7 +117,7 @@ def fresh_base(folder: Path, env: dict[str, str]) -> Path:
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "start"], check=True)
     result = subprocess.run(
         [sys.executable, "-m", "factory_tui", "init", str(repo)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=env, timeout=120, cwd=NEUTRAL,
     )
     if result.returncode != 0:
         raise SystemExit(f"factory init failed: {result.stderr.strip()}")
@@ -150,7 +155,7 @@ def one_import(n: int, env: dict[str, str]) -> tuple[float, dict]:
         stop = folder / "stop"
         prober = subprocess.Popen(
             [sys.executable, "-c", PROBER, str(log), str(stop), str(PROBE_PAUSE)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, text=True, cwd=NEUTRAL,
         )
         try:
             assert prober.stdout is not None
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(args.code.resolve() if args.code else None)
     version = subprocess.run(
         [sys.executable, "-c", "import factory_tui, sys; print(factory_tui.__file__)"],
-        capture_output=True, text=True, env=env,
+        capture_output=True, text=True, env=env, cwd=NEUTRAL,
     ).stdout.strip()
     print("Importing an after= chain through `python -m factory_tui plan import`")
     print(f"  Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
