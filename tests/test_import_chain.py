@@ -299,3 +299,16 @@ def test_ticked_items_and_existing_done_tasks_do_not_block(log: ExecutionLog) ->
     assert done_here.state is State.DONE
     assert (nxt.depends_on, nxt.blocked_by) == (("T-3", "T-1", "T-2"), ("T-1",))
     assert log.get_task(nxt.id).blocked_by == nxt.blocked_by
+
+
+def test_a_dense_batch_without_a_loop_is_taken(log: ExecutionLog) -> None:
+    """Each item depends on the two before it (paths multiply like
+    Fibonacci numbers): the walk visits each item once and finds no loop."""
+    n = 3_000
+    batch = [
+        NewTask(title=f"step {i}", after=tuple(f"s{k}" for k in (i - 1, i - 2) if k >= 0))
+        for i in range(n)
+    ]
+    tasks = log.add_tasks(batch, actor="t", labels=[f"s{i}" for i in range(n)])
+    assert tasks[-1].depends_on == (f"T-{n - 1}", f"T-{n - 2}")
+    assert len(log.events(kinds=["depends"])) == 2 * n - 3
