@@ -60,11 +60,11 @@ def build_big_base(path: Path) -> FactoryBase:
             NewTask(
                 title=f"Task {n}: {['fix', 'add', 'refactor', 'document'][n % 4]} the {['api', 'cli', 'schema', 'docs', 'tests'][n % 5]} module",
                 priority=n % 5,
-                after=(f"T-{n - 1}",) if n % 10 and n > 1 else (),
+                after=(f"n{n - 1}",) if n % 10 and n > 1 else (),
             )
             for n in range(1, TASKS + 1)
         ]
-        log.add_tasks(batch, actor="bench", )
+        log.add_tasks(batch, actor="bench", labels=[f"n{n}" for n in range(1, TASKS + 1)])
         events = log.last_event_id()
         # Most of the plan is history: claimed, finished, approved.
         worker = "engine:bench"

@@ -43,11 +43,22 @@ class IllegalTransition(FactoryError):
         self.reason = reason
 
 
+def path_text(names: list[str], *, keep: int = 12) -> str:
+    """``a → b → c``; a long path keeps its ends and says how much is left
+    out, so that a loop through a 100,000-task chain is still one short line."""
+    if len(names) <= keep:
+        return " → ".join(names)
+    head, tail = names[: keep // 2], names[-(keep // 2 - 1):]
+    hidden = len(names) - len(head) - len(tail)
+    return " → ".join([*head, f"… ({hidden:,} more) …", *tail])
+
+
 class DependencyCycle(FactoryError):
-    """A dependency that would close a loop in the plan."""
+    """A dependency that would close a loop in the plan; ``cycle`` holds the
+    whole loop, the message its ends."""
 
     def __init__(self, cycle: list[str]) -> None:
-        super().__init__("dependency cycle refused: " + " → ".join(cycle))
+        super().__init__("dependency cycle refused: " + path_text(cycle))
         self.cycle = cycle
 
 
@@ -84,3 +95,12 @@ class LogCorrupt(LogError):
 
 class LogTooNew(LogError):
     """``log.db`` was written by a newer factory-tui; it is never altered."""
+
+
+class LogReadOnly(LogError):
+    """``log.db`` (or its folder) cannot be written: a read-only mount or
+    file; reading it may still work."""
+
+
+class LogDiskFull(LogError):
+    """The disk holding ``log.db`` is full; the write was rolled back."""

@@ -21,6 +21,7 @@ PURE_MODULES = [
     "factory_tui.model",
     "factory_tui.config",
     "factory_tui.plan_file",
+    "factory_tui.dependency_graph",
     "factory_tui.filters",
     "factory_tui.text",
     "factory_tui.errors",

@@ -453,10 +453,11 @@ def test_claim_next_skips_tasks_with_undone_dependencies(log: ExecutionLog) -> N
     log.add_tasks(
         [
             NewTask(title="base"),                            # T-1
-            NewTask(title="needs base", priority=9, after=("T-1",)),   # T-2
-            NewTask(title="needs both", priority=8, after=("T-1", "T-2")),  # T-3
+            NewTask(title="needs base", priority=9, after=("base",)),   # T-2
+            NewTask(title="needs both", priority=8, after=("base", "next")),  # T-3
         ],
         actor="test",
+        labels=["base", "next", None],
     )
     first = log.claim_next("w")
     assert first is not None and first.task.id == "T-1"

@@ -43,6 +43,7 @@ def _random_bytes(size: int) -> bytes:
 CORRUPT = {
     "random bytes": lambda real: _random_bytes(8192),
     "a text file": lambda real: ("# notes\nthis is not a database\n" * 40).encode(),
+    "an empty file": lambda real: b"",
     "two bytes": lambda real: b"hi",
     "truncated log": lambda real: real[: len(real) // 2],
     "just the header": lambda real: real[:100],
@@ -232,17 +233,6 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
-
-
-def test_an_empty_file_is_migrated_like_a_new_log(tmp_path: Path) -> None:
-    """An empty file is an empty SQLite database: version 0, migrated forward."""
-    path = tmp_path / "log.db"
-    path.write_bytes(b"")
-    with ExecutionLog.open(path) as log:
-        assert log.add_task(NewTask(title="a"), actor="t").id == "T-1"
-    fresh = tmp_path / "fresh.db"
-    ExecutionLog.open(fresh, create=True).close()
-    assert _schema(path) == _schema(fresh)
 
 
 def test_a_migration_that_lost_the_race_does_nothing(tmp_path: Path) -> None:

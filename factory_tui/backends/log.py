@@ -23,9 +23,11 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
+from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import (
     DependencyCycle,
     InvalidInput,
@@ -103,8 +105,8 @@ SQL_FINISH = (
     f"RETURNING {TASK_COLUMNS}, lease_worker"
 )
 SQL_TASK_INSERT = (
-    "INSERT INTO tasks (title, state, priority, attempts, profile, source, "
-    "created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?) RETURNING seq"
+    "INSERT INTO tasks (seq, title, state, priority, attempts, profile, source, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"
 )
 SQL_BODY_INSERT = "INSERT INTO task_bodies (seq, body) VALUES (?, ?)"
 
@@ -197,6 +199,65 @@ class _Transaction:
         finally:
             log._lock.release()
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBatch:
+    """New tasks that ``ExecutionLog.check_tasks`` found fit to be written:
+    per task (title, state, priority, body, profile, source), and its
+    dependencies as (task's index, index in the batch or id of a task
+    already in the log), each once and in the order given."""
+
+    rows: list[tuple[str, State, int, str, str | None, str | None]]
+    edges: list[tuple[int, int | str]]
+    # The id the first task would get, as the check saw the log.
+    first: int
+
+
+def _batch_writes(
+    batch: TaskBatch, first: int, now: float, actor: str
+) -> list[tuple[str, list[tuple]]]:
+    """The statements that write ``batch`` with ids from ``T-{first}`` on,
+    each with its rows for ``executemany``: tasks, bodies, a ``created``
+    event per task, dependencies, a ``depends`` event per dependency."""
+    rows = batch.rows
+    sources = {source: json.dumps({"source": source}) for *_, source in rows if source}
+    targets = [
+        first + target if isinstance(target, int) else task_seq(target)
+        for _, target in batch.edges
+    ]
+    return [
+        (
+            SQL_TASK_INSERT,
+            [
+                (first + index, title, state.value, priority, profile, source, now, now)
+                for index, (title, state, priority, _, profile, source) in enumerate(rows)
+            ],
+        ),
+        (SQL_BODY_INSERT, [(first + index, row[3]) for index, row in enumerate(rows) if row[3]]),
+        (
+            SQL_EVENT_INSERT,
+            [
+                (now, f"T-{first + index}", KIND_CREATED, actor, None, state.value,
+                 title if len(title) <= 200 else title[:199] + "…", sources.get(source))
+                for index, (title, state, _, _, _, source) in enumerate(rows)
+            ],
+        ),
+        (
+            "INSERT INTO deps (task, depends_on) VALUES (?, ?)",
+            [(first + index, target) for (index, _), target in zip(batch.edges, targets)],
+        ),
+        (
+            SQL_EVENT_INSERT,
+            # A task id needs no JSON escaping: the data is what
+            # json.dumps({"on": id}) writes.
+            [
+                (now, f"T-{first + index}", KIND_DEPENDS, actor, None, None,
+                 f"depends on T-{target}", f'{{"on": "T-{target}"}}')
+                for (index, _), target in zip(batch.edges, targets)
+            ],
+        ),
+    ]
 
 
 class ExecutionLog:
@@ -409,65 +470,158 @@ class ExecutionLog:
         earlier or later task of the same batch. ``done`` marks tasks that are
         created already done (an imported checklist's ticked items).
         """
+        return self.add_checked(self.check_tasks(new_tasks, labels=labels, done=done), actor=actor)
+
+    def check_tasks(
+        self,
+        new_tasks: Sequence[NewTask],
+        *,
+        labels: Sequence[str | None] = (),
+        done: Sequence[bool] = (),
+    ) -> TaskBatch:
+        """Everything ``add_tasks`` checks, without the write lock: titles,
+        priorities, states, labels, that the tasks named exist, and that the
+        batch closes no loop. Another process may write meanwhile.
+
+        Only the batch's own edges can close a loop: a task already in the
+        log cannot depend on a task not yet made. So one linear walk over the
+        batch replaces a search of the log per dependency (which made a long
+        ``after=`` chain quadratic, and held the write lock while it ran).
+        """
+        by_label: dict[str, int] = {}
+        for index, label in enumerate(labels):
+            if not label:
+                continue
+            if label in by_label:
+                raise InvalidInput(f"the label {label!r} is given to two tasks of the batch")
+            by_label[label] = index
+        rows: list[tuple] = []
+        edges: list[tuple[int, int | str]] = []
+        for index, new in enumerate(new_tasks):
+            title = check_title(new.title)
+            priority = check_priority(new.priority)
+            is_done = bool(done[index]) if index < len(done) else False
+            state = State.DONE if is_done else State(new.state)
+            if not is_done and state not in CREATABLE_STATES:
+                raise InvalidInput(
+                    f"a new task can start as {', '.join(CREATABLE_STATES)}, not {state}"
+                )
+            rows.append((title, state, priority, new.body or "", new.profile, new.source))
+            targets: dict[int | str, None] = {}  # in order, each once
+            for ref in new.after:
+                target = by_label[ref] if ref in by_label else normalize_task_id(ref)
+                if target == index:
+                    raise DependencyCycle([ref, ref])
+                targets[target] = None
+            edges.extend((index, target) for target in targets)
+        existing = list(dict.fromkeys(t for _, t in edges if isinstance(t, str)))
+        found: set[int] = set()
+        with self._read() as conn:
+            first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM tasks").fetchone()[0]
+            if existing:
+                seqs = [task_seq(task_id) for task_id in existing]
+                for start in range(0, len(seqs), 500):
+                    chunk = seqs[start : start + 500]
+                    found.update(
+                        row[0] for row in conn.execute(
+                            f"SELECT seq FROM tasks WHERE seq IN ({','.join('?' * len(chunk))})",
+                            chunk,
+                        )
+                    )
+            for task_id in existing:
+                if task_seq(task_id) not in found:
+                    raise UnknownTask(task_id)
+        inside: dict[int, list[int]] = {}
+        for index, target in edges:
+            if isinstance(target, int):
+                inside.setdefault(index, []).append(target)
+        if inside:
+            loop = find_cycle(range(len(rows)), lambda index: inside.get(index, ()))
+            if loop is not None:
+                name = {index: label for label, index in by_label.items()}
+                raise DependencyCycle([name[index] for index in loop])
+        return TaskBatch(rows=rows, edges=edges, first=first)
+
+    def add_checked(self, batch: TaskBatch, *, actor: str) -> list[Task]:
+        """Write a batch that ``check_tasks`` accepted: one short transaction
+        of bulk inserts (tasks, bodies, dependencies, and an event for every
+        task and every dependency). The ids are taken here, so a write by
+        another process since the check only moves them along."""
         now = self._clock()
-        created: list[Task] = []
+        rows = batch.rows
+        # The statements' rows are made before the lock, for the ids the
+        # check saw free; made again under it only if another process took
+        # some of those ids meanwhile.
+        first = batch.first
+        writes = _batch_writes(batch, first, now, actor)
         with self._write() as conn:
-            by_label: dict[str, str] = {}
-            if any(labels):
-                # Tasks take the next ids in order (seq is the rowid, and
-                # nothing else writes while we hold the write lock).
-                next_seq = conn.execute(
-                    "SELECT coalesce(max(seq), 0) + 1 FROM tasks"
-                ).fetchone()[0]
-                for offset, label in enumerate(labels):
-                    if label:
-                        by_label[label] = f"T-{next_seq + offset}"
-            for offset, new in enumerate(new_tasks):
-                title = check_title(new.title)
-                priority = check_priority(new.priority)
-                is_done = bool(done[offset]) if offset < len(done) else False
-                state = State.DONE if is_done else State(new.state)
-                if not is_done and state not in CREATABLE_STATES:
-                    raise InvalidInput(
-                        f"a new task can start as {', '.join(CREATABLE_STATES)}, not {state}"
-                    )
-                seq = conn.execute(
-                    SQL_TASK_INSERT,
-                    (title, state.value, priority, new.profile, new.source, now, now),
-                ).fetchone()[0]
-                task_id = f"T-{seq}"
-                if new.body:
-                    conn.execute(SQL_BODY_INSERT, (seq, new.body))
-                self._event(
-                    conn, now, task_id, KIND_CREATED, actor, None, state.value,
-                    title if len(title) <= 200 else title[:199] + "…",
-                    {"source": new.source} if new.source else None,
-                )
-                created.append(
-                    Task(
-                        id=task_id, title=title, state=state, priority=priority,
-                        body=new.body or "", profile=new.profile, source=new.source,
-                        created_at=now, updated_at=now,
+            # Tasks take the next ids in order (seq is the rowid, tasks are
+            # never deleted, and nothing else writes while we hold the lock).
+            taken = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM tasks").fetchone()[0]
+            if taken != first:
+                first = taken
+                writes = _batch_writes(batch, first, now, actor)
+            for sql, values in writes:
+                conn.executemany(sql, values)
+            # A dependency blocks until it is done: read the state of the
+            # tasks already in the log as this transaction sees them.
+            existing = list({task_seq(t) for _, t in batch.edges if isinstance(t, str)})
+            done_before: set[int] = set()
+            for start in range(0, len(existing), 500):
+                chunk = existing[start : start + 500]
+                done_before.update(
+                    row[0] for row in conn.execute(
+                        "SELECT seq FROM tasks WHERE state = 'done' AND seq IN "
+                        f"({','.join('?' * len(chunk))})",
+                        chunk,
                     )
                 )
-            if any(new.after for new in new_tasks):
-                for task, new in zip(created, new_tasks):
-                    for ref in new.after:
-                        target = by_label.get(ref, ref)
-                        self._add_dependency(conn, now, task.id, target, actor)
-                for task in created:
-                    self._with_dependencies(conn, [task])
-            return created
+        created = [
+            Task(
+                id=f"T-{first + index}", title=title, state=state, priority=priority,
+                body=body, profile=profile, source=source, created_at=now, updated_at=now,
+            )
+            for index, (title, state, priority, body, profile, source) in enumerate(rows)
+        ]
+        depends: dict[int, list[str]] = {}
+        blocked: dict[int, list[str]] = {}
+        for index, target in batch.edges:
+            if isinstance(target, int):
+                task_id, is_done = f"T-{first + target}", rows[target][1] is State.DONE
+            else:
+                task_id, is_done = target, task_seq(target) in done_before
+            depends.setdefault(index, []).append(task_id)
+            if not is_done:
+                blocked.setdefault(index, []).append(task_id)
+        for index, task_ids in depends.items():
+            created[index].depends_on = tuple(task_ids)
+            created[index].blocked_by = tuple(blocked.get(index, ()))
+        return created
 
     def add_dependency(self, task_id: str, depends_on: str, *, actor: str) -> Task:
+        """Make ``task_id`` depend on ``depends_on``; a loop is refused.
+
+        The search for a loop runs before the write lock is taken, so that a
+        long plan never keeps other writers waiting; under the lock it is
+        repeated only if a dependency was added meanwhile."""
+        with self._read() as conn:
+            checked_at = self._check_dependency(conn, task_id, depends_on)
         with self._write() as conn:
-            self._add_dependency(conn, self._clock(), task_id, depends_on, actor)
+            self._add_dependency(conn, self._clock(), task_id, depends_on, actor, checked_at)
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 
-    def _add_dependency(
-        self, conn: sqlite3.Connection, now: float, task_id: str, depends_on: str,
-        actor: str,
-    ) -> None:
+    @staticmethod
+    def _deps_mark(conn: sqlite3.Connection) -> int:
+        # Dependencies are only ever added, so the newest rowid tells whether
+        # any was added since it was read.
+        return conn.execute("SELECT coalesce(max(rowid), 0) FROM deps").fetchone()[0]
+
+    def _check_dependency(
+        self, conn: sqlite3.Connection, task_id: str, depends_on: str
+    ) -> int:
+        """UnknownTask or DependencyCycle if the dependency cannot be added;
+        else the mark of the dependencies the check saw."""
+        mark = self._deps_mark(conn)
         self._task_row(conn, task_id)
         self._task_row(conn, depends_on)
         if task_id == depends_on:
@@ -475,6 +629,17 @@ class ExecutionLog:
         path = self._dependency_path(conn, task_seq(depends_on), task_seq(task_id))
         if path is not None:
             raise DependencyCycle([task_id, *(f"T-{seq}" for seq in path)])
+        return mark
+
+    def _add_dependency(
+        self, conn: sqlite3.Connection, now: float, task_id: str, depends_on: str,
+        actor: str, checked_at: int | None = None,
+    ) -> None:
+        """Within a write transaction. ``checked_at`` is the mark of a check
+        made before the lock was taken; it still holds if no dependency has
+        been added since (tasks are never deleted), else the check runs again."""
+        if checked_at is None or self._deps_mark(conn) != checked_at:
+            self._check_dependency(conn, task_id, depends_on)
         cursor = conn.execute(
             "INSERT OR IGNORE INTO deps (task, depends_on) VALUES (?, ?)",
             (task_seq(task_id), task_seq(depends_on)),

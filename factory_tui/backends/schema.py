@@ -1,18 +1,24 @@
 """The execution log's schema and its forward migrations.
 
 ``PRAGMA user_version`` holds the schema version. ``open_connection`` refuses a
-file that is not SQLite or that a newer factory-tui wrote, before it changes a
-single byte of it; an older file is migrated forward, one version per
-transaction.
+file that is not SQLite (an empty file too) or that a newer factory-tui wrote,
+before it changes a single byte of it; an older file is migrated forward, one
+version per transaction. Only ``create=True`` makes a log, and only where no
+file is: it is built aside, readable by its owner only, and linked into place
+whole. A log that cannot be written (a read-only mount, a full disk) is
+opened read-only where SQLite can read it, and its errors say why in one line.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import secrets
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from factory_tui.errors import LogBusy, LogCorrupt, LogError, LogTooNew
+from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
 SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -114,19 +120,71 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
+# A file system with less room than this is full as far as SQLite goes: it
+# grows the -shm file by 32 KiB and the log by pages.
+_FULL_BELOW_BYTES = 64 * 1024
+
+
+def _storage_problem(path: Path) -> str | None:
+    """``"full"`` or ``"read-only"`` if the folder holding the log is, else
+    None. SQLite reports either as a mere "disk I/O error" or "unable to
+    open database file" when it fails to make its -shm file."""
+    folder = path.parent
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    if stat.f_flag & os.ST_RDONLY:
+        return "read-only"
+    if stat.f_bavail * stat.f_frsize < _FULL_BELOW_BYTES:
+        return "full"
+    # Permission bits (root passes these checks, whatever the bits say).
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "read-only"
+    return None
+
+
+def _read_only(path: Path) -> LogReadOnly:
+    return LogReadOnly(
+        f"the log {path} is read-only (its file or file system cannot be written "
+        "here); nothing was changed"
+    )
+
+
+def _disk_full(path: Path) -> LogDiskFull:
+    return LogDiskFull(
+        f"the disk holding {path} is full; free some space and try again "
+        "(nothing was written)"
+    )
+
+
 def describe_sqlite_error(path: Path, error: sqlite3.Error) -> LogError:
     """Turn an sqlite3 error into the one line a user should read."""
     text = str(error)
-    if isinstance(error, sqlite3.OperationalError) and (
-        "locked" in text or "busy" in text
+    # The primary result code: extended codes keep it in their low byte.
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
+        isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
     ):
         return LogBusy(
             f"the log {path} is locked by another writer; try again in a moment"
         )
-    if isinstance(error, sqlite3.DatabaseError) and (
-        "not a database" in text or "malformed" in text or "corrupt" in text
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or (
+        isinstance(error, sqlite3.DatabaseError)
+        and ("not a database" in text or "malformed" in text or "corrupt" in text)
     ):
         return LogCorrupt(f"the log {path} is not a readable SQLite database ({text})")
+    if code == sqlite3.SQLITE_FULL:
+        return _disk_full(path)
+    if code in (
+        sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_PERM,
+    ):
+        problem = _storage_problem(path)
+        if problem == "full":
+            return _disk_full(path)
+        if problem == "read-only" or code == sqlite3.SQLITE_READONLY:
+            return _read_only(path)
     return LogError(f"the log {path} cannot be used: {text}")
 
 
@@ -134,33 +192,151 @@ def _py_lower(text: object) -> object:
     return text.lower() if isinstance(text, str) else text
 
 
+def _uri(path: Path, **query: str) -> str:
+    # A URI, so that mode=rw never creates a file (a plain path would make
+    # an empty one if the log vanished after it was looked for).
+    return Path(os.path.abspath(path)).as_uri() + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+def _connect(uri: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        uri, uri=True, isolation_level=None, check_same_thread=False,
+        timeout=busy_timeout_ms / 1000,
+    )
+    # SQLite's own lower() folds ASCII only; the log filter's SQL side must
+    # fold case exactly as its Python side (str.lower) does.
+    conn.create_function("py_lower", 1, _py_lower, deterministic=True)
+    return conn
+
+
+def _first_read(conn: sqlite3.Connection) -> int:
+    """The schema version; reading it (and the schema) is where SQLite
+    finds out whether the file is a database it can read."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return version
+
+
+def _open_read_only(path: Path, busy_timeout_ms: int) -> tuple[sqlite3.Connection, int] | None:
+    """A read-only connection to a log that cannot be written, or None.
+
+    Reading a WAL log needs its -shm file; where it cannot be made (a
+    read-only mount, a full disk) and no -wal holds commits beyond the main
+    file, the main file alone is the whole log: SQLite reads it as
+    immutable. Every write on such a connection fails as read-only."""
+    attempts = [{"mode": "ro"}]
+    wal = Path(f"{path}-wal")
+    try:
+        if not wal.exists() or wal.stat().st_size == 0:
+            attempts.append({"mode": "ro", "immutable": "1"})
+    except OSError:
+        pass
+    for query in attempts:
+        try:
+            conn = _connect(_uri(path, **query), busy_timeout_ms)
+        except sqlite3.Error:
+            continue
+        try:
+            return conn, _first_read(conn)
+        except sqlite3.Error:
+            conn.close()
+    return None
+
+
+def _create_log(path: Path, busy_timeout_ms: int) -> None:
+    """Make a new, current log at ``path`` unless a file is there by then.
+
+    It is built under a temporary name, readable by its owner only (SQLite
+    gives the -wal and -shm files the same mode), and linked into place
+    whole: no other process ever sees a half-made log, and a file that
+    appeared meanwhile is never replaced."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        raise _os_error(path, error) from None
+    try:
+        conn = _connect(_uri(temporary, mode="rw"), busy_timeout_ms)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            _migrate(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process made the log meanwhile: that one is used
+        except OSError:
+            # A file system without hard links.
+            if not path.exists():
+                os.replace(temporary, path)
+    except sqlite3.Error as error:
+        raise describe_sqlite_error(path, error) from None
+    except OSError as error:
+        raise _os_error(path, error) from None
+    finally:
+        for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass  # a read-only or vanished folder: nothing to clean
+
+
+def _os_error(path: Path, error: OSError) -> LogError:
+    if error.errno == errno.ENOSPC:
+        return _disk_full(path)
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return _read_only(path)
+    return LogError(f"the log {path} cannot be created: {error.strerror or error}")
+
+
 def open_connection(
     path: Path, *, create: bool = False, busy_timeout_ms: int | None = None
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves), WAL,
-    ``synchronous=NORMAL``, a busy timeout, and the schema brought current."""
+    ``synchronous=NORMAL``, a busy timeout, and the schema brought current.
+
+    A log that cannot be written is opened read-only if SQLite can read it:
+    reads work, and a write fails with LogReadOnly or LogDiskFull."""
     path = Path(path)
-    if not create and not path.exists():
-        raise LogError(f"no execution log at {path} (run `factory init` first)")
     if busy_timeout_ms is None:
         busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS
     try:
-        conn = sqlite3.connect(
-            path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=busy_timeout_ms / 1000,
+        size = path.stat().st_size if path.is_file() else None
+    except OSError:
+        size = None
+    if not path.exists():
+        if not create:
+            raise LogError(f"no execution log at {path} (run `factory init` first)")
+        _create_log(path, busy_timeout_ms)
+    elif size == 0:
+        # SQLite would take an empty file for a new database and write a log
+        # into it; an empty log.db is a log that was lost, not a new one.
+        raise LogCorrupt(
+            f"the log {path} is not a readable SQLite database (the file is empty); "
+            "it was left as it is"
         )
+    writable = True
+    try:
+        conn = _connect(_uri(path, mode="rw"), busy_timeout_ms)
     except sqlite3.Error as error:
         raise describe_sqlite_error(path, error) from None
-    # SQLite's own lower() folds ASCII only; the log filter's SQL side must
-    # fold case exactly as its Python side (str.lower) does.
-    conn.create_function("py_lower", 1, _py_lower, deterministic=True)
     try:
         # Read before writing anything: a corrupt or newer file must be left
         # exactly as it is.
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        try:
+            version = _first_read(conn)
+        except sqlite3.OperationalError as error:
+            if _storage_problem(path) is None:
+                raise
+            conn.close()
+            opened = _open_read_only(path, busy_timeout_ms)
+            if opened is None:
+                raise describe_sqlite_error(path, error) from None
+            conn, version = opened
+            writable = False
         if version > SCHEMA_VERSION:
             raise LogTooNew(
                 f"the log {path} has schema version {version}, but this "
@@ -168,6 +344,15 @@ def open_connection(
                 "(the log was not changed)"
             )
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if not writable:
+            if version < SCHEMA_VERSION:
+                raise LogReadOnly(
+                    f"the log {path} is read-only, and this factory-tui needs it at "
+                    f"schema version {SCHEMA_VERSION}, not {version}; open it once "
+                    "where it can be written"
+                )
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
