@@ -51,19 +51,24 @@ def test_a_lock_whose_file_was_replaced_while_waiting_is_not_taken(tmp_path: Pat
     assert first.acquire()
     waiter = PathLock(path)
     result: list[bool] = []
-    thread = threading.Thread(target=lambda: result.append(waiter.acquire(timeout=1.0)))
+    thread = threading.Thread(target=lambda: result.append(waiter.acquire(timeout=60)))
     thread.start()
     wait_for(lambda: times_open(os.getpid(), path) == 2, "the waiter to open the lock file")
     # The file is deleted and made again, and someone takes the new one;
-    # then the first holder lets go of the old one.
+    # then the first holder lets go of the old, deleted one.
     path.unlink()
     third = PathLock(path)
     assert third.acquire()
     first.release()
-    thread.join(30)
-    assert result == [False]  # it never held the file the path names
+    # The waiter locked the deleted file, saw that the path names another
+    # one now, and waits for that one instead (an open file whose link is
+    # the path itself, not "… (deleted)").
+    wait_for(lambda: times_open(os.getpid(), path) == 2, "the waiter to wait for the new file", limit=15)
+    assert not result and not waiter.held
     third.release()
-    assert waiter.acquire() and waiter.held
+    thread.join(30)
+    assert result == [True]
+    assert os.fstat(waiter.fd).st_ino == os.stat(path).st_ino
     waiter.release()
 
 

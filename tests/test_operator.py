@@ -19,12 +19,16 @@ from types import SimpleNamespace
 
 import pytest
 
+from factory_tui.app import FactoryApp
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.operator import Operator, plan_owns_branch
 from factory_tui.backends.worktrees import BranchCollision
+from factory_tui.errors import FactoryError
 from factory_tui.model import Action, State
+from factory_tui.widgets.dialogs import ConfirmDialog
+from tests.console_helpers import move_to, ready, wait_until
 from tests.test_engine import (
     ACTOR,
     add,
@@ -146,7 +150,7 @@ def test_an_approval_holds_the_base_so_a_requeue_meanwhile_is_refused_before_git
     assert len(events(base, task_id, "approved")) == 1
 
 
-def test_every_operator_action_takes_the_operator_lock(base: FactoryBase) -> None:
+def test_every_operator_action_takes_the_operator_lock(base: FactoryBase, monkeypatch) -> None:
     queued = add(base, "Queued")
     lock = OperatorLock(base.dir)
     holding = threading.Event()
@@ -161,18 +165,15 @@ def test_every_operator_action_takes_the_operator_lock(base: FactoryBase) -> Non
     holder.start()
     try:
         assert holding.wait(30)
+        monkeypatch.setenv("FACTORY_LOCK_TIMEOUT", "0.1")
         with ExecutionLog.open(base.log_path) as log:
             operator = Operator(base, log)
-            os.environ["FACTORY_LOCK_TIMEOUT"] = "0.1"
-            try:
-                for action in (Action.HOLD, Action.RELEASE, Action.CANCEL):
-                    with pytest.raises(OperatorBusy) as busy:
-                        operator.apply(queued, action, actor=ACTOR)
-                    assert f"approve T-99: pid {os.getpid()}" in str(busy.value)
-                with pytest.raises(OperatorBusy):
-                    operator.clean(queued)
-            finally:
-                del os.environ["FACTORY_LOCK_TIMEOUT"]
+            for action in (Action.HOLD, Action.RELEASE, Action.CANCEL):
+                with pytest.raises(OperatorBusy) as busy:
+                    operator.apply(queued, action, actor=ACTOR)
+                assert f"approve T-99: pid {os.getpid()}" in str(busy.value)
+            with pytest.raises(OperatorBusy):
+                operator.clean(queued)
         assert task(base, queued).state is State.QUEUED  # nothing happened
     finally:
         let_go.set()
@@ -243,7 +244,7 @@ def test_clean_leaves_a_worktree_its_task_needs_again(base: FactoryBase) -> None
     [task_id] = in_review(base, "Write the notes")
     with ExecutionLog.open(base.log_path) as log:
         operator = Operator(base, log)
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(FactoryError) as refused:
             operator.clean(task_id)
         assert str(refused.value) == f"{task_id} is review now and needs its worktree; it was left as it is"
     assert (base.worktrees_dir / task_id).is_dir()
@@ -340,3 +341,34 @@ def test_a_plan_owns_a_branch_that_grows_from_the_start_it_recorded(base: Factor
     assert not plan_owns_branch(worktrees, SimpleNamespace(id=task_id, branch_start="0" * 40))
     # A log that keeps no record at all cannot tell.
     assert plan_owns_branch(worktrees, SimpleNamespace(id=task_id))
+
+
+# --- the console: the warning, and `c` to clean up later -------------------------------
+
+
+async def test_the_console_warns_of_a_worktree_left_after_a_merge_and_c_cleans_it(demo_base: FactoryBase) -> None:
+    worktree = demo_base.worktrees_dir / "T-3"
+    git(demo_base.root, "worktree", "lock", str(worktree))
+    app = FactoryApp(demo_base, engine=False)
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:
+        await ready(pilot)
+        await move_to(pilot, "T-3")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: task(demo_base, "T-3").state is State.DONE, "T-3 done")
+        await wait_until(
+            pilot,
+            lambda: any("its worktree stays" in n.message and n.severity == "warning" for n in app._notifications),
+            "the warning",
+        )
+        git(demo_base.root, "worktree", "unlock", str(worktree))
+        await pilot.press("2")
+        table = app.worktree_table
+        await wait_until(
+            pilot, lambda: any(r.task_id == "T-3" and r.status == "orphaned" for r in table.rows), "T-3 orphaned",
+        )
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not worktree.exists(), "the worktree removed")
+    assert not has_branch(demo_base.root, "factory/T-3")
+    assert "shopfront/login.py" in git(demo_base.root, "ls-tree", "-r", "--name-only", "main")
