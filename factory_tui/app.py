@@ -376,7 +376,10 @@ class FactoryApp(App[None]):
     def apply_action(self, task_id: str, action: Action, note: str | None) -> None:
         # Through the Operator: approving a task in review merges its branch.
         outcome = self._require_operator().apply(task_id, action, actor=self.actor, note=note)
-        self.notify(literal(outcome.message), timeout=4, markup=False)
+        if outcome.warning:
+            self.notify(literal(outcome.message), severity="warning", timeout=8, markup=False)
+        else:
+            self.notify(literal(outcome.message), timeout=4, markup=False)
         self.scan_worktrees()
 
     @work(thread=True, group="actions", exit_on_error=False)
@@ -610,9 +613,9 @@ class FactoryApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def remove_worktrees(self, task_ids: list[str]) -> None:
-        worktrees = self._require_operator().worktrees
+        operator = self._require_operator()
         for task_id in task_ids:
-            worktrees.remove(task_id)
+            operator.clean(task_id)
         self.notify(f"Removed {len(task_ids)} worktree(s).", timeout=3)
         self.scan_worktrees()
 

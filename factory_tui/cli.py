@@ -596,7 +596,7 @@ def worktrees_clean(ctx: Context, yes: bool, as_json: bool) -> None:
     operator = Operator(ctx.base, ctx.log)
     for row in orphans:
         if row["task"]:
-            operator.worktrees.remove(row["task"])
+            operator.clean(row["task"])
     click.echo(dumps_json(orphans) if as_json else f"Removed {len(orphans)} worktree(s).")
 
 

@@ -89,12 +89,16 @@ KIND_PRIORITY = "priority"
 KIND_DEPENDS = "depends"
 KIND_NOTE = "note"
 KIND_PROGRESS = "progress"
+# Something went wrong after an action took effect (a worktree that could not
+# be removed after its merge): the action stands; the event says what to do.
+KIND_WARNING = "warning"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
     KIND_DEPENDS,
     KIND_NOTE,
     KIND_PROGRESS,
+    KIND_WARNING,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.

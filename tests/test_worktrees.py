@@ -17,9 +17,11 @@ import pytest
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.worktrees import (
+    BranchCollision,
     DiffStat,
     MergeConflict,
     MergeRefused,
+    Prepared,
     Worktrees,
 )
 from factory_tui.errors import (
@@ -151,6 +153,91 @@ def test_create_refuses_a_folder_that_is_not_a_worktree(root: Path, trees: Workt
         trees.create_for("T-1")
     assert (stray / "notes.txt").read_text() == "someone's files\n"
     assert not branch_exists(root, "factory/T-1")
+
+
+# --- prepare_for: never take over another plan's branch (issue 6 §7) -----------------
+
+
+def test_prepare_a_new_branch_says_where_it_started(root: Path, trees: Worktrees) -> None:
+    prepared = trees.prepare_for("T-1", owned=False)
+    assert prepared == Prepared(trees.path_for("T-1"), sha(root, "main"))
+    assert sha(root, "factory/T-1") == sha(root, "main")
+    # Again, now that the plan recorded it: reused, no new start.
+    assert trees.prepare_for("T-1", owned=True) == Prepared(prepared.path, None)
+
+
+def test_prepare_refuses_a_branch_with_commits_the_plan_did_not_make(root: Path, trees: Worktrees) -> None:
+    # Someone's branch of the same name, from before this plan had a T-1.
+    git(root, "checkout", "-q", "-b", "factory/T-1")
+    commit_file(root, "theirs.txt", "someone's work\n")
+    theirs = commit_file(root, "theirs2.txt", "more of it\n")
+    git(root, "checkout", "-q", "main")
+
+    with pytest.raises(BranchCollision) as refused:
+        trees.prepare_for("T-1", owned=False)
+
+    assert str(refused.value) == (
+        "branch factory/T-1 exists with 2 commits this plan did not make (an earlier plan's?); "
+        "rename it (`git branch -m factory/T-1 old/T-1`) or delete it, then re-queue T-1"
+    )
+    assert sha(root, "factory/T-1") == theirs
+    assert not trees.path_for("T-1").exists()
+    assert trees.path_for("T-1") not in registered_paths(root)
+    # The plan's own branch (a re-queued task) is taken as it is.
+    assert trees.prepare_for("T-1", owned=True).start is None
+    assert sha(trees.path_for("T-1"), "HEAD") == theirs
+
+
+def test_prepare_takes_a_branch_without_commits_of_its_own_from_the_base(root: Path, trees: Worktrees) -> None:
+    old_base = sha(root, "main")
+    git(root, "branch", "factory/T-1")  # made just before a crash, say
+    new_base = commit_file(root, "later.txt", "main moved on\n")
+
+    prepared = trees.prepare_for("T-1", owned=False)
+
+    assert prepared.start == new_base != old_base
+    assert sha(root, "factory/T-1") == new_base
+    assert git(prepared.path, "symbolic-ref", "HEAD") == "refs/heads/factory/T-1"
+
+
+def test_prepare_refuses_a_worktree_holding_work_the_plan_did_not_make(root: Path, trees: Worktrees) -> None:
+    path = trees.create_for("T-1")  # an earlier plan's T-1
+    (path / "unsaved.txt").write_text("their uncommitted work\n")
+
+    with pytest.raises(BranchCollision) as refused:
+        trees.prepare_for("T-1", owned=False)
+
+    message = str(refused.value)
+    assert message.startswith(f"a worktree for T-1 exists at {path} with work this plan did not make")
+    assert message.endswith("then re-queue T-1") and "\n" not in message
+    assert (path / "unsaved.txt").read_text() == "their uncommitted work\n"
+
+    (path / "unsaved.txt").unlink()
+    commit_file(path, "theirs.txt", "their committed work\n")
+    with pytest.raises(BranchCollision):
+        trees.prepare_for("T-1", owned=False)
+    assert (path / "theirs.txt").exists()
+
+
+def test_prepare_starts_afresh_in_an_empty_leftover_worktree(root: Path, trees: Worktrees) -> None:
+    path = trees.create_for("T-1")
+    new_base = commit_file(root, "later.txt", "main moved on\n")
+
+    prepared = trees.prepare_for("T-1", owned=False)
+
+    assert prepared == Prepared(path, new_base)
+    assert sha(path, "HEAD") == new_base
+    assert (path / "later.txt").exists()
+
+
+def test_branch_descends_from(root: Path, trees: Worktrees) -> None:
+    start = sha(root, "main")
+    path = trees.create_for("T-1")
+    tip = commit_file(path, "feature.txt", "feature\n")
+    assert trees.branch_descends_from("T-1", start)
+    assert trees.branch_descends_from("T-1", tip)
+    assert not trees.branch_descends_from("T-1", "f" * 40)
+    assert not trees.branch_descends_from("T-2", start)  # no branch at all
 
 
 # --- copy and setup ------------------------------------------------------------------
@@ -649,6 +736,67 @@ def test_merge_after_the_worktree_folder_was_deleted(root: Path) -> None:
     assert (root / "feature.txt").exists()
 
 
+# --- a base that moves while a merge is made (issue 6 §6) --------------------------
+
+# Commits on main in the main checkout (or, with $USER_COMMIT_REF, straight to
+# the ref) the first time it runs: the user committing while an approval is
+# between reading the base branch and landing on it.
+USER_COMMIT_HOOK = """#!/bin/sh
+[ -n "$USER_COMMIT_ONCE" ] || exit 0
+[ -e "$USER_COMMIT_ONCE" ] && exit 0
+touch "$USER_COMMIT_ONCE"
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_PREFIX
+if [ -n "$USER_COMMIT_REF" ]; then
+    new=$(git -C "$USER_ROOT" commit-tree -p main -m "the user's commit" "main^{tree}")
+    git -C "$USER_ROOT" update-ref refs/heads/main "$new"
+else
+    echo "the user's line" > "$USER_ROOT/user.txt"
+    git -C "$USER_ROOT" add user.txt
+    git -C "$USER_ROOT" commit -q -m "the user's commit"
+fi
+"""
+
+
+@pytest.mark.parametrize("mode, hook, checked_out", [
+    # ff: leftovers are committed (post-commit) after the base was read.
+    ("ff", "post-commit", True),
+    # merge: the merge commit is made (post-merge) on the base it read.
+    ("merge", "post-merge", True),
+    ("merge", "post-merge", False),
+])
+def test_a_merge_lands_on_a_base_that_moved_meanwhile(
+    root: Path, tmp_path: Path, monkeypatch, mode: str, hook: str, checked_out: bool,
+) -> None:
+    trees = Worktrees(root, base_branch="main", merge=mode)
+    path = trees.create_for("T-1")
+    tip = commit_file(path, "feature.txt", "feature\n")
+    (path / "leftover.txt").write_text("left uncommitted\n")
+    hooks = root / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / hook).write_text(USER_COMMIT_HOOK)
+    (hooks / hook).chmod(0o755)
+    if not checked_out:
+        git(root, "checkout", "-q", "-b", "side")
+        monkeypatch.setenv("USER_COMMIT_REF", "1")
+    monkeypatch.setenv("USER_COMMIT_ONCE", str(tmp_path / "committed"))
+    monkeypatch.setenv("USER_ROOT", str(root))
+    before = sha(root, "main")
+
+    new = trees.merge("T-1", "merge T-1")
+
+    assert (tmp_path / "committed").exists()  # the user did commit meanwhile
+    users = git(root, "log", "-1", "--format=%H", "--grep=the user's commit", "main")
+    assert users and users != before
+    assert new == sha(root, "main")
+    assert parents(root, new)[0] == users  # landed on the moved base
+    git(root, "merge-base", "--is-ancestor", tip, "main")
+    shown = git(root, "show", "main:leftover.txt")
+    assert shown == "left uncommitted"
+    assert git(path, "symbolic-ref", "HEAD") == "refs/heads/factory/T-1"
+    if checked_out:
+        assert (root / "feature.txt").exists() and (root / "user.txt").exists()
+
+
 # --- remove ------------------------------------------------------------------------------
 
 
@@ -713,6 +861,77 @@ def test_remove_keeps_ignored_files_out_of_the_branch(root: Path, trees: Worktre
     trees.remove("T-1")
     assert not path.exists()
     assert "build.log" not in git(root, "ls-tree", "--name-only", "factory/T-1")
+
+
+# --- submodules (issue 6 §6d) ----------------------------------------------------------
+
+
+@pytest.fixture
+def with_submodule(root: Path, tmp_path: Path) -> Path:
+    """``root`` with a submodule ``lib`` (a local repository) on main."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    commit_file(lib, "lib.txt", "the library\n")
+    git(root, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    git(root, "commit", "-q", "-m", "add lib")
+    return lib
+
+
+def with_lib(trees: Worktrees) -> Path:
+    path = trees.create_for("T-1")
+    git(path, "-c", "protocol.file.allow=always", "submodule", "update", "--init", "-q")
+    assert (path / "lib" / "lib.txt").exists()
+    return path
+
+
+def test_remove_a_worktree_with_an_initialised_submodule(root: Path, trees: Worktrees, with_submodule: Path) -> None:
+    path = with_lib(trees)
+    (path / "leftover.txt").write_text("left in the superproject\n")
+
+    trees.remove("T-1")
+
+    assert not path.exists()
+    assert path not in registered_paths(root)
+    assert not (root / ".git" / "worktrees" / "T-1").exists()
+    assert git(root, "show", "factory/T-1:leftover.txt") == "left in the superproject"
+
+
+def test_remove_refuses_a_submodule_with_uncommitted_changes(root: Path, trees: Worktrees,
+                                                              with_submodule: Path) -> None:
+    path = with_lib(trees)
+    (path / "lib" / "lib.txt").write_text("changed in the submodule\n")
+
+    with pytest.raises(FactoryError) as refused:
+        trees.remove("T-1")
+
+    assert str(refused.value) == (
+        "cannot remove the worktree of T-1: its submodule lib has uncommitted changes; "
+        "commit and push them (or discard them) first; nothing was removed"
+    )
+    assert (path / "lib" / "lib.txt").read_text() == "changed in the submodule\n"
+    assert path in registered_paths(root)
+
+
+def test_remove_refuses_a_submodule_with_commits_that_exist_nowhere_else(
+    root: Path, trees: Worktrees, with_submodule: Path,
+) -> None:
+    path = with_lib(trees)
+    only_here = commit_file(path / "lib", "new.txt", "committed in the submodule only\n")
+
+    with pytest.raises(FactoryError) as refused:
+        trees.remove("T-1")
+
+    assert str(refused.value) == (
+        "cannot remove the worktree of T-1: its submodule lib has 1 commit that exists nowhere else; "
+        "push it first; nothing was removed"
+    )
+    assert sha(path / "lib", "HEAD") == only_here
+    # Pushed, it can go.
+    git(path / "lib", "push", "-q", "origin", "HEAD:refs/heads/pushed")
+    trees.remove("T-1")
+    assert not path.exists()
+    assert sha(with_submodule, "pushed") == only_here
 
 
 # --- list --------------------------------------------------------------------------------

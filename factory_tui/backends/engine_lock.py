@@ -1,21 +1,33 @@
 """The engine lock: one engine per base.
 
-``.factory/engine.lock`` is held with flock for as long as an engine runs;
-the kernel lets go of it when the process dies, however it dies. Whoever
-holds it wrote who they are into it, so that a console can say which engine
-it attached to.
+The engine holds a flock (``locks.PathLock``) on the ``.factory`` folder
+itself for as long as it runs; the kernel lets go of it when the process
+dies, however it dies. The folder, unlike a lock file, cannot be deleted
+under a live engine by a tidy-up such as ``git clean -X`` (which deletes the
+ignored files, ``*.lock`` among them): a second engine always finds the lock.
+
+The holder also writes who it is (pid, host, mode) into
+``.factory/engine.lock``, so that a console can say which engine it attached
+to. That file is only a description: whether an engine runs is answered by
+the lock, and when the description is gone the holder's pid is read from the
+kernel's list of locks.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
 import time
 
 from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.locks import PathLock
 from factory_tui.errors import FactoryError
+
+DESCRIPTION_NAME = "engine.lock"
+# A look at the lock (``holder``) takes a shared lock for an instant; an
+# engine starting at that instant waits this long rather than give up.
+START_GRACE_SECONDS = 1.0
 
 
 class EngineBusy(FactoryError):
@@ -30,58 +42,80 @@ class EngineBusy(FactoryError):
 def describe_holder(holder: dict) -> str:
     if not holder:
         return "unknown process"
-    return f"{holder.get('mode', 'engine')}, pid {holder.get('pid')} on {holder.get('host', '?')}"
+    return f"{holder.get('mode', 'engine')}, pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
 
 
 class EngineLock:
-    """``.factory/engine.lock``, held with flock for as long as the engine
-    runs; the kernel lets go of it when the process dies, however it dies."""
+    """A flock on ``.factory/``, held for as long as the engine runs, and
+    the holder's description in ``.factory/engine.lock``."""
 
     def __init__(self, base: FactoryBase) -> None:
-        self.path = base.dir / "engine.lock"
-        self._fd: int | None = None
+        self.path = base.dir / DESCRIPTION_NAME
+        self._lock = PathLock(base.dir, directory=True)
+        self._info: dict | None = None
 
     def acquire(self, mode: str) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise EngineBusy(holder) from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "mode": mode, "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        self._fd = fd
+            acquired = self._lock.acquire(START_GRACE_SECONDS)
+        except OSError as error:
+            raise FactoryError(f"cannot lock {self._lock.path}: {error.strerror or error}") from None
+        if not acquired:
+            raise EngineBusy(_holder(self._lock, self.path))
+        self._info = {"pid": os.getpid(), "host": socket.gethostname(), "mode": mode, "started": time.time()}
+        self.describe()
+
+    def describe(self) -> None:
+        """Write the holder's description into ``engine.lock`` again if it
+        is missing or not ours (deleted by a tidy-up): cheap, so an engine
+        may call it on every round."""
+        if self._info is None:
+            return
+        if _read_holder(self.path) == self._info:
+            return
+        # Named *.lock so that the ignore rules of ``factory init`` cover it.
+        temporary = self.path.with_name(f".tmp-{os.getpid()}.{DESCRIPTION_NAME}")
+        try:
+            temporary.write_text(json.dumps(self._info), encoding="utf-8")
+            os.replace(temporary, self.path)  # readers never see half of it
+        except OSError:
+            # Only the description is lost: the lock itself is held, and
+            # ``holder`` still finds the pid.
+            temporary.unlink(missing_ok=True)
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._lock.held:
+            if _read_holder(self.path) == self._info:
+                self.path.unlink(missing_ok=True)
+            self._info = None
+            self._lock.release()
 
     @staticmethod
     def holder(base: FactoryBase) -> dict | None:
         """Who holds the base's engine lock, or None if nobody does."""
-        path = base.dir / "engine.lock"
-        if not path.exists():
-            return None
-        fd = os.open(path, os.O_RDONLY)
+        lock = PathLock(base.dir, directory=True)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_holder(fd) or {"mode": "engine"}
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            if not lock.is_held_elsewhere():
+                return None
+        except OSError:
             return None
-        finally:
-            os.close(fd)
+        return _holder(lock, base.dir / DESCRIPTION_NAME)
 
 
-def _read_holder(fd: int) -> dict | None:
+def _holder(lock: PathLock, description: os.PathLike) -> dict:
+    """The lock's holder: its own description when that is there and names
+    the process the kernel says holds the lock, else what the kernel says."""
+    info = _read_holder(description) or {}
+    pid = lock.holder_pid()
+    if pid is None or info.get("pid") == pid:
+        return info or {"mode": "engine"}
+    return {"mode": "engine", "pid": pid, "host": socket.gethostname()}
+
+
+def _read_holder(path: os.PathLike) -> dict | None:
     try:
-        data = os.pread(fd, 4096, 0)
-        return json.loads(data) if data else None
+        with open(path, "rb") as handle:
+            data = handle.read(4096)
+        value = json.loads(data) if data else None
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None

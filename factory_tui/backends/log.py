@@ -42,6 +42,7 @@ from factory_tui.model import (
     KIND_NOTE,
     KIND_PRIORITY,
     KIND_PROGRESS,
+    KIND_WARNING,
     OPERATOR_ACTIONS,
     Action,
     Claim,
@@ -709,6 +710,19 @@ class ExecutionLog:
             if task_id is not None:
                 self._task_row(conn, task_id)
             self._event(conn, now, task_id, KIND_NOTE, actor, note=note)
+            row = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE id = last_insert_rowid()"
+            ).fetchone()
+        return event_from_row(row)
+
+    def add_warning(self, task_id: str | None, note: str, *, actor: str, data: dict | None = None) -> Event:
+        """A warning: something that failed after an action took effect
+        (the action stands); ``note`` says what to do about it."""
+        now = self._clock()
+        with self._write() as conn:
+            if task_id is not None:
+                self._task_row(conn, task_id)
+            self._event(conn, now, task_id, KIND_WARNING, actor, note=note, data=data)
             row = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE id = last_insert_rowid()"
             ).fetchone()

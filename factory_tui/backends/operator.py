@@ -1,19 +1,33 @@
 """What an operator's action does beyond the log: approving a task in review
 merges its branch into the base branch and removes its worktree; cancelling a
-task that is not running tidies its worktree away (the branch is kept).
+task that is not running tidies its worktree away (the branch is kept);
+cleaning removes the worktree of a task that needs it no more.
 
 The console and the CLI both act through ``Operator``, so the two can never
 disagree about what "approve" means.
+
+Every action holds the base's operator lock (``locks.OperatorLock``) from its
+state check, through its git work, to its log write, so that actions from
+different processes (the CLI, the console, scripts) never interleave: an
+approval either lands and is recorded, or is refused before git is touched;
+a second approval waits for the first and then lands on the moved base.
+
+Once a merge is made the task is done: a worktree that cannot be removed
+afterwards is a warning in the log and a cleanup to retry, not a failure.
+A branch the plan did not make (an earlier plan's ``factory/T-1``) is never
+merged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
-from factory_tui.backends.worktrees import MergeConflict, Worktrees
-from factory_tui.errors import FactoryError
+from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
+from factory_tui.errors import FactoryError, UnknownTask
 from factory_tui.model import Action, State, Task, next_state
 
 
@@ -32,6 +46,20 @@ def worktree_status(state: State | None) -> str:
     return "orphaned"
 
 
+_NOT_RECORDED = object()
+
+
+def plan_owns_branch(worktrees: Worktrees, task: Task) -> bool:
+    """Whether the task's branch is the one its plan made: the log recorded
+    the commit the branch started at (``Task.branch_start``) and the branch
+    still grows from it. A log that keeps no such record (older than the
+    column) cannot tell, and is trusted."""
+    start = getattr(task, "branch_start", _NOT_RECORDED)
+    if start is _NOT_RECORDED:
+        return True
+    return start is not None and worktrees.branch_descends_from(task.id, start)
+
+
 class MergeFailed(FactoryError):
     """Approving found a conflict: the task is failed now, its branch intact."""
 
@@ -40,12 +68,27 @@ class MergeFailed(FactoryError):
 class Outcome:
     task: Task
     message: str
+    # Set when the action took effect but its tidy-up did not (the message
+    # says it too): the console shows it as a warning.
+    warning: str | None = None
 
 
 class Operator:
-    def __init__(self, base: FactoryBase, log: ExecutionLog) -> None:
+    """``owns(task)`` says whether the task's branch is its plan's own
+    (default: ``plan_owns_branch``); approving a branch that is not is
+    refused."""
+
+    def __init__(
+        self,
+        base: FactoryBase,
+        log: ExecutionLog,
+        *,
+        owns: Callable[[Task], bool] | None = None,
+    ) -> None:
         self.base = base
         self.log = log
+        self.lock = OperatorLock(base.dir)
+        self._owns = owns
         self._worktrees: Worktrees | None = None
 
     @property
@@ -62,19 +105,44 @@ class Operator:
         return self._worktrees
 
     def apply(self, task_id: str, action: Action, *, actor: str, note: str | None = None) -> Outcome:
-        task = self.log.get_task(task_id)
-        before = task.state
-        # Refuse an illegal move before touching git.
-        next_state(task_id, before, Action(action))
-        if action is Action.APPROVE and before is State.REVIEW:
-            return self._approve_review(task, actor=actor, note=note)
-        after = self.log.apply(task_id, action, actor=actor, note=note)
-        message = f"{task_id}: {before} → {after.state}"
-        if action is Action.CANCEL and before is not State.RUNNING and self._has_worktree(task_id):
-            # A running task's worktree is the engine's to tidy once its agent stopped.
-            self.worktrees.remove(task_id)
-            message += f"; its work stays on {self.worktrees.branch_for(task_id)}"
-        return Outcome(after, message)
+        action = Action(action)
+        with self.lock.held(f"{action.value} {task_id}"):
+            # Read under the lock: nobody else's action can change the task
+            # between this check and our log write.
+            task = self.log.get_task(task_id)
+            before = task.state
+            # Refuse an illegal move before touching git.
+            next_state(task_id, before, action)
+            if action is Action.APPROVE and before is State.REVIEW:
+                return self._approve_review(task, actor=actor, note=note)
+            after = self.log.apply(task_id, action, actor=actor, note=note)
+            message = f"{task_id}: {before} → {after.state}"
+            warning = None
+            if action is Action.CANCEL and before is not State.RUNNING and self._has_worktree(task_id):
+                # A running task's worktree is the engine's to tidy once its agent stopped.
+                warning = self._remove_worktree(task_id, actor=actor, delete_branch=False)
+                if warning is None:
+                    message += f"; its work stays on {self.worktrees.branch_for(task_id)}"
+            return Outcome(after, message + (f"; {warning}" if warning else ""), warning)
+
+    def clean(self, task_id: str) -> str:
+        """Remove the worktree of a task that needs it no more (done,
+        cancelled, or unknown to the log), its leftovers committed first; a
+        done task's merged branch goes too. This is the retry for a worktree
+        that could not be removed when its task was approved or cancelled.
+        Refused for a task that still needs its worktree."""
+        worktrees = self.worktrees
+        with self.lock.held(f"clean the worktree of {task_id}"):
+            try:
+                task: Task | None = self.log.get_task(task_id)
+            except UnknownTask:
+                task = None
+            if task is not None and worktree_status(task.state) != "orphaned":
+                raise FactoryError(
+                    f"{task_id} is {task.state} now and needs its worktree; it was left as it is"
+                )
+            worktrees.remove(task_id, delete_branch=task is not None and task.state is State.DONE)
+        return f"{task_id}: worktree removed"
 
     def _has_worktree(self, task_id: str) -> bool:
         return self.worktrees.path_for(task_id).exists()
@@ -82,29 +150,70 @@ class Operator:
     def _has_branch(self, task_id: str) -> bool:
         return self.worktrees.has_branch(task_id)
 
+    def _owned(self, task: Task) -> bool:
+        if self._owns is not None:
+            return self._owns(task)
+        return plan_owns_branch(self.worktrees, task)
+
     def _approve_review(self, task: Task, *, actor: str, note: str | None) -> Outcome:
         task_id = task.id
-        branch = self.worktrees.branch_for(task_id)
+        worktrees = self.worktrees
+        base_branch = worktrees.base_branch
+        branch = worktrees.branch_for(task_id)
         if not self._has_branch(task_id):
             done = self.log.apply(task_id, Action.APPROVE, actor=actor, note=note or f"nothing to merge: no branch {branch}")
             return Outcome(done, f"{task_id}: review → done (no branch to merge)")
+        if not self._owned(task):
+            raise BranchCollision(
+                f"cannot approve {task_id}: {branch} is not the branch this plan made for it "
+                f"(an earlier plan's?); nothing merged. Rename it (`git branch -m {branch} old/{task_id}`) "
+                f"or delete it, then re-queue {task_id}"
+            )
         try:
-            sha = self.worktrees.merge(task_id, f"Merge {task_id}: {task.title}")
+            sha = worktrees.merge(task_id, f"Merge {task_id}: {task.title}")
         except MergeConflict as conflict:
             files = ", ".join(conflict.files) or "unknown files"
             self.log.reject_merge(
                 task_id,
                 actor=actor,
-                note=f"merge conflict with {self.worktrees.base_branch} in {files}; re-queue it to have them resolved",
+                note=f"merge conflict with {base_branch} in {files}; re-queue it to have them resolved",
                 data={"conflicts": conflict.files},
             )
             raise MergeFailed(
-                f"cannot merge {task_id}: conflict with {self.worktrees.base_branch} in {files}; "
+                f"cannot merge {task_id}: conflict with {base_branch} in {files}; "
                 f"it is failed now and {branch} is as it was"
             ) from None
-        done = self.log.apply(
-            task_id, Action.APPROVE, actor=actor,
-            note=note or f"merged {branch} into {self.worktrees.base_branch} at {sha[:10]}",
-        )
-        self.worktrees.remove(task_id, delete_branch=True)
-        return Outcome(done, f"{task_id}: review → done, merged into {self.worktrees.base_branch} at {sha[:10]}")
+        try:
+            done = self.log.apply(
+                task_id, Action.APPROVE, actor=actor,
+                note=note or f"merged {branch} into {base_branch} at {sha[:10]}",
+            )
+        except FactoryError as error:
+            # The merge stands; approving again finds it made and records it.
+            raise FactoryError(
+                f"{task_id} was merged into {base_branch} at {sha[:10]} but the log could not "
+                f"record it ({error}); approve {task_id} again to record it"
+            ) from None
+        message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
+        warning = self._remove_worktree(task_id, actor=actor, delete_branch=True)
+        return Outcome(done, message + (f"; {warning}" if warning else ""), warning)
+
+    def _remove_worktree(self, task_id: str, *, actor: str, delete_branch: bool) -> str | None:
+        """Remove the task's worktree after its action took effect. A
+        failure does not undo the action: it becomes a warning in the log
+        (returned, to be shown) and ``clean`` tries again later."""
+        try:
+            self.worktrees.remove(task_id, delete_branch=delete_branch)
+        except FactoryError as error:
+            path = self.worktrees.path_for(task_id)
+            warning = (
+                f"its worktree stays at {path} ({error}); "
+                f"`factory worktrees clean` removes it once that is sorted out"
+            )
+            try:
+                self.log.add_warning(task_id, warning, actor=actor,
+                                     data={"worktree": str(path), "error": str(error)})
+            except FactoryError:
+                pass  # the log is unwell; the outcome still says it
+            return warning
+        return None

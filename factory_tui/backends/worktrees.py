@@ -19,6 +19,14 @@ Rules it keeps (issue 3 §2):
   the task's own worktree.
 * Every failure a user can cause is a ``FactoryError`` with one line of text;
   git's multi-line complaints are boiled down to the line that matters.
+* A task never takes over a branch or worktree that its plan did not make
+  (issue 6 §7): ``prepare_for`` is told whether the plan made the branch
+  before, and refuses someone else's work with ``BranchCollision``.
+* Landing retries when the base branch moved under it (another approval, the
+  user's own commit): the base is read again and the merge made again.
+* A worktree with initialised submodules is removed only when no submodule
+  holds uncommitted changes or commits that exist nowhere else; removing it
+  deletes the submodules' repositories with it.
 
 All git runs through GitPython (``git.Git``/``git.Repo``) as argv lists, never
 a shell string. Cheap facts (does a ref exist, is a folder a registered
@@ -76,11 +84,32 @@ _NO_OPTIONAL_LOCKS = {"GIT_OPTIONAL_LOCKS": "0"}
 # git reads at most this much of a file to decide whether it is binary.
 _BINARY_SNIFF = 8000
 
+# What `git commit` says when there is nothing to commit: "nothing to commit",
+# "nothing added to commit" and, when only a submodule's own files changed,
+# "no changes added to commit".
+_NOTHING_TO_COMMIT = ("nothing to commit", "nothing added to commit", "no changes added to commit")
+
+# A merge whose base branch moved meanwhile is made again on the new base;
+# this many times in a row at most (each time somebody else landed first).
+MERGE_ATTEMPTS = 5
+
+_GITLINK_MODE = "160000"
+
 
 class MergeRefused(FactoryError):
     """The merge could not be done safely (for instance it would overwrite the
     user's uncommitted changes in the main checkout); nothing was changed and
     the task can stay in review."""
+
+
+class BranchCollision(FactoryError):
+    """A task's branch or worktree exists with work its plan did not make
+    (an earlier plan's, or someone's own): it is never taken over."""
+
+
+class _BaseMoved(Exception):
+    """The base branch moved between reading it and landing on it; nothing
+    was landed, and the merge is to be made again on the new base."""
 
 
 class MergeConflict(FactoryError):
@@ -90,6 +119,16 @@ class MergeConflict(FactoryError):
     def __init__(self, message: str, files: Sequence[str]) -> None:
         super().__init__(message)
         self.files = list(files)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A task's worktree, ready for a run. ``start`` is the base commit a
+    new branch was made at (for the log to record as the plan's own), or
+    None when an existing branch (or worktree) of the plan was reused."""
+
+    path: Path
+    start: str | None
 
 
 @dataclass(slots=True)
@@ -221,19 +260,36 @@ class Worktrees:
     # --- create ------------------------------------------------------------
 
     def create_for(self, task_id: str) -> Path:
-        """The task's worktree, made if needed. A worktree that is there is
-        reused as it is; an existing branch (a re-queued task) gets a worktree
-        again with its commits; otherwise a new branch starts at the base
-        branch. Copy and set-up run only when the folder is new."""
+        """The task's worktree, made if needed, for a task whose plan made
+        its branch (``prepare_for(task_id, owned=True).path``)."""
+        return self.prepare_for(task_id, owned=True).path
+
+    def prepare_for(self, task_id: str, *, owned: bool) -> Prepared:
+        """The task's worktree, made if needed.
+
+        ``owned``: this plan's log recorded making the task's branch before.
+        Then a worktree that is there is reused as it is, and an existing
+        branch (a re-queued task) gets a worktree again with its commits.
+        Otherwise an existing branch with commits that are not on the base
+        branch, or an existing worktree holding any work, belongs to someone
+        else: ``BranchCollision``, and nothing is touched. A branch with no
+        commits of its own (ours, made just before a crash) is taken and
+        started afresh at the base. A new branch starts at the base branch.
+        Copy and set-up run only when the folder is new."""
         path = self.path_for(task_id)
         branch = self.branch_for(task_id)
         if self._admin_dir(path) is not None:
-            return path  # the common case for a re-run: no git process at all
+            if owned:
+                return Prepared(path, None)  # a re-run: no git process at all
+            self._refuse_foreign_worktree(task_id, path, branch)
+            # Clean, and nothing on its branch: a leftover with no work in it.
+            self._check(None, "worktree", "remove", str(path),
+                        what=f"remove the empty worktree of {task_id}")
         if path.exists():
             if path.is_dir() and not any(path.iterdir()):
                 path.rmdir()  # an empty leftover (a crash mid-add): nothing to keep
             else:
-                raise FactoryError(
+                raise BranchCollision(
                     f"{path} exists but is not a worktree of this repository; "
                     "move it away (it may hold work) and try again"
                 )
@@ -244,26 +300,76 @@ class Worktrees:
             # or `worktree add` refuses the path.
             self._check(None, "worktree", "prune", what=f"prune the stale worktree of {task_id}")
         branch_sha = self._ref(f"refs/heads/{branch}")
-        if branch_sha is not None:
+        start: str | None = None
+        if branch_sha is not None and owned:
             # A re-queued task goes on where it left off, in the same branch.
             self._check(None, "worktree", "add", str(path), branch,
                         what=f"create the worktree for {task_id}")
         else:
-            base_sha = self._base_sha()
+            start = self._base_sha()
+            if branch_sha is not None:
+                self._refuse_foreign_branch(task_id, branch, start, branch_sha)
             # Start from the sha already read, not the name: a tag or a
             # remote-tracking ref of the same name cannot get in the way.
-            self._check(None, "worktree", "add", "-b", branch, str(path), base_sha,
-                        what=f"create the worktree for {task_id}")
+            # -B: a branch without commits of its own is moved to the base.
+            self._check(None, "worktree", "add", "-B" if branch_sha else "-b", branch,
+                        str(path), start, what=f"create the worktree for {task_id}")
         try:
             self._copy_in(path, copies)
             if self.setup:
                 self._run_setup(path)
         except BaseException:
             # Undo a half-made worktree so that the next attempt starts clean
-            # and runs the set-up again; the branch stays if it held commits.
+            # and runs the set-up again; the branch stays if it was there.
             self._discard_new_worktree(path, branch, delete_branch=branch_sha is None)
             raise
-        return path
+        return Prepared(path, start)
+
+    def _refuse_foreign_branch(self, task_id: str, branch: str, base_sha: str, branch_sha: str) -> None:
+        extra = self._count_commits(base_sha, branch_sha)
+        if extra:
+            raise BranchCollision(
+                f"branch {branch} exists with {extra} commit{'s' if extra != 1 else ''} this plan "
+                f"did not make (an earlier plan's?); rename it (`git branch -m {branch} old/{task_id}`) "
+                f"or delete it, then re-queue {task_id}"
+            )
+
+    def _refuse_foreign_worktree(self, task_id: str, path: Path, branch: str) -> None:
+        admin = self._admin_dir(path)
+        head = _read_text(admin / "HEAD").strip() if admin else ""
+        on_branch = head == f"ref: refs/heads/{branch}"
+        base_sha = self._base_sha()
+        holds_work = (
+            not on_branch
+            or self._is_dirty(path)
+            or self._count_commits(base_sha, self._ref(f"refs/heads/{branch}") or base_sha) > 0
+        )
+        if holds_work:
+            raise BranchCollision(
+                f"a worktree for {task_id} exists at {path} with work this plan did not make "
+                f"(an earlier plan's?); move it (`git worktree move {path} <elsewhere>`) and rename "
+                f"its branch (`git branch -m {branch} old/{task_id}`), then re-queue {task_id}"
+            )
+
+    def _count_commits(self, base_sha: str, tip: str) -> int:
+        """Commits on ``tip`` that the base does not hold."""
+        if tip == base_sha:
+            return 0
+        out = self._check(None, "rev-list", "--count", f"{base_sha}..{tip}",
+                          what=f"count the commits of {tip[:12]}")
+        return int(out.strip() or 0)
+
+    def branch_descends_from(self, task_id: str, start: str) -> bool:
+        """Whether the task's branch still grows from ``start`` (the commit
+        its plan made it at): False for a branch made again by someone else,
+        or none at all."""
+        sha = self._ref(f"refs/heads/{self.branch_for(task_id)}")
+        if sha is None:
+            return False
+        try:
+            return sha == start or self._is_ancestor(start, sha)
+        except FactoryError:
+            return False  # ``start`` is not a commit of this repository
 
     def _copy_plan(self) -> list[str]:
         plan = []
@@ -353,7 +459,7 @@ class Worktrees:
         status, out, err = self._commit(path, "commit", "-q", "--no-verify", "-m", message)
         if status == 0:
             return True
-        if "nothing to commit" in out or "nothing added to commit" in out:
+        if any(phrase in out for phrase in _NOTHING_TO_COMMIT):
             return False
         raise FactoryError(f"cannot commit the work in {path}: {_one_line(err or out)}")
 
@@ -469,10 +575,22 @@ class Worktrees:
         commit made in the task's worktree; the base branch then moves by a
         fast-forward (or a compare-and-swap when nobody has it checked out).
 
+        When the base branch moves while the merge is made (another
+        approval landed first, the user committed), nothing is landed and
+        the merge is made again on the new base, a few times at most.
+
         Raises MergeConflict (branch and main checkout unchanged) or
         MergeRefused (nothing changed at all)."""
         with self._merge_lock:
-            return self._merge(task_id, message)
+            for _ in range(MERGE_ATTEMPTS):
+                try:
+                    return self._merge(task_id, message)
+                except _BaseMoved:
+                    continue
+        raise MergeRefused(
+            f"{self.base_branch} kept moving while {task_id} was being merged; nothing changed, "
+            "try again"
+        )
 
     def _merge(self, task_id: str, message: str) -> str:
         path = self.path_for(task_id)
@@ -506,7 +624,10 @@ class Worktrees:
                 # touching a file when it cannot be done.
                 status, out, err = self._run(checkout, "merge", "--ff-only", "--no-autostash", "-q", branch_sha)
                 if status == 0:
-                    return branch_sha
+                    # The base may have moved to a descendant of the branch
+                    # meanwhile ("already up to date"): say where it is.
+                    return self._base_sha()
+                self._raise_if_moved(base_sha)
                 if self._is_ancestor(base_sha, branch_sha):
                     # It was a fast-forward, so git refused for another reason:
                     # the user's uncommitted changes are in the way.
@@ -546,6 +667,12 @@ class Worktrees:
         self._run(path, "checkout", "-q", "-B", branch)
         return merged_sha
 
+    def _raise_if_moved(self, base_sha: str) -> None:
+        """_BaseMoved if the base branch is no longer at ``base_sha``: a
+        landing that failed for that reason is tried again, not refused."""
+        if self._ref(f"refs/heads/{self.base_branch}") != base_sha:
+            raise _BaseMoved
+
     def _raise_failed_merge(self, path: Path, task_id: str, output: str) -> None:
         status, names, _ = self._run(path, "diff", "--name-only", "--diff-filter=U", "-z",
                                      raw=True)
@@ -568,6 +695,7 @@ class Worktrees:
             # on the base meanwhile is never thrown away.
             status, _, err = self._run(None, "update-ref", "-m", message, base_ref, new, old)
             if status != 0:
+                self._raise_if_moved(old)
                 raise MergeRefused(
                     f"{self.base_branch} moved while merging; nothing changed: {_one_line(err)}"
                 )
@@ -577,6 +705,7 @@ class Worktrees:
         # a configured merge.autoStash must not stash and re-apply them.
         status, out, err = self._run(checkout, "merge", "--ff-only", "--no-autostash", "-q", new)
         if status != 0:
+            self._raise_if_moved(old)
             raise MergeRefused(
                 f"cannot fast-forward {self.base_branch} in {checkout}; nothing changed: "
                 f"{_one_line(err or out)}"
@@ -606,6 +735,8 @@ class Worktrees:
             if status != 0:
                 if not path.exists():
                     self._run(None, "worktree", "prune")  # removed all but the record
+                elif "submodules" in err:
+                    self._remove_with_submodules(task_id, path, admin)
                 elif not self._commit_all(path, f"{task_id}: work left in the worktree"):
                     raise FactoryError(f"cannot remove the worktree of {task_id}: {_one_line(err)}")
                 else:
@@ -624,6 +755,70 @@ class Worktrees:
             self._check(None, "worktree", "prune", what=f"prune the worktree of {task_id}")
         if delete_branch:
             self._delete_branch_if_merged(branch)
+
+    def _remove_with_submodules(self, task_id: str, path: Path, admin: Path) -> None:
+        """git refuses to remove a worktree with initialised submodules
+        unless forced, because their repositories (in the worktree's
+        administrative folder) go with it. Forcing is safe once no
+        submodule holds uncommitted changes or commits that exist nowhere
+        else, and the superproject's own leftovers are committed."""
+        kept = "nothing was removed"
+        for name in self._live_submodules(path):
+            where = path / name
+            if self._is_dirty(where):
+                raise FactoryError(
+                    f"cannot remove the worktree of {task_id}: its submodule {name} has uncommitted "
+                    f"changes; commit and push them (or discard them) first; {kept}"
+                )
+            self._refuse_unique_commits(task_id, where, f"its submodule {name}", kept)
+        for gitdir in _module_gitdirs(admin / "modules"):
+            # Repositories of submodules not checked out any more go too.
+            self._refuse_unique_commits(
+                task_id, gitdir, f"the submodule repository {gitdir}", kept,
+                env={"GIT_DIR": str(gitdir), "GIT_WORK_TREE": str(gitdir)},
+            )
+        self._commit_all(path, f"{task_id}: work left in the worktree")
+        if self._is_dirty(path):
+            raise FactoryError(f"cannot remove the worktree of {task_id}: it still has changes; {kept}")
+        # One --force: submodules and ignored files go; a locked worktree
+        # (it takes --force twice) is still refused.
+        self._check(None, "worktree", "remove", "--force", str(path),
+                    what=f"remove the worktree of {task_id}")
+
+    def _live_submodules(self, path: Path) -> list[str]:
+        """Checked-out submodules (and repositories added as gitlinks) in the
+        checkout at ``path``, nested ones included, as paths relative to it."""
+        status, out, err = self._run(path, "ls-files", "--stage", "-z", raw=True, read_only=True)
+        if status != 0:
+            raise FactoryError(f"cannot list the submodules of {path}: {_one_line(_text(err))}")
+        found = []
+        for entry in _split_z(out):
+            mode, _, rest = entry.partition(" ")
+            name = rest.partition("\t")[2]
+            if mode != _GITLINK_MODE or not name or not (path / name / ".git").exists():
+                continue
+            found.append(name)
+            found.extend(f"{name}/{nested}" for nested in self._live_submodules(path / name))
+        return found
+
+    def _refuse_unique_commits(self, task_id: str, where: Path, what: str, kept: str,
+                               env: dict[str, str] | None = None) -> None:
+        """Refuse when a repository that is about to be deleted holds commits
+        (on any branch, tag, stash or HEAD) that no remote-tracking branch
+        holds, that is, commits that exist nowhere else."""
+        status, out, err = self._run(where, "rev-list", "--count", "--all", "--not", "--remotes",
+                                     read_only=True, env=env)
+        if status != 0:
+            raise FactoryError(
+                f"cannot remove the worktree of {task_id}: cannot read {what}: {_one_line(err)}; {kept}"
+            )
+        unique = int(out.strip() or 0)
+        if unique:
+            counted = "1 commit that exists" if unique == 1 else f"{unique} commits that exist"
+            raise FactoryError(
+                f"cannot remove the worktree of {task_id}: {what} has {counted} nowhere else; "
+                f"push {'it' if unique == 1 else 'them'} first; {kept}"
+            )
 
     def _delete_branch_if_merged(self, branch: str) -> None:
         sha = self._ref(f"refs/heads/{branch}")
@@ -860,6 +1055,19 @@ def _check_id(task_id: str) -> str:
     ):
         raise InvalidInput(f"not a usable task id for a worktree: {task_id!r}")
     return task_id
+
+
+def _module_gitdirs(folder: Path) -> Iterator[Path]:
+    """The submodule repositories under a ``modules`` folder of a git
+    directory (names may hold slashes; nested ones sit in their parent's
+    own ``modules``)."""
+    if not folder.is_dir():
+        return
+    for current, subfolders, _ in os.walk(folder):
+        here = Path(current)
+        if (here / "HEAD").is_file() and (here / "objects").is_dir():
+            yield here
+            subfolders[:] = ["modules"] if "modules" in subfolders else []
 
 
 def _fallback_identity() -> list[str]:

@@ -55,5 +55,6 @@ KIND_STYLE: dict[str, Style] = {
     "depends": Style(color="#abb2bf"),
     "note": Style(color="#c678dd"),
     "progress": Style(color="#7f848e"),
+    "warning": Style(color="#e5c07b", bold=True),
     "stopped": Style(color="#d19a66"),
 }
