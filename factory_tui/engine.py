@@ -39,6 +39,7 @@ from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
+from factory_tui.backends.locks import OperatorBusy, OperatorLock
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.prompt import DependencyOutcome, assemble_prompt
 from factory_tui.backends.runs import (
@@ -196,6 +197,9 @@ class Engine:
         # dies ("failed to read …/commondir"). Runs start in parallel, so
         # the engine makes and removes worktrees one at a time.
         self._worktree_lock = threading.Lock()
+        # Across processes, the same holds for an operator's approve or
+        # clean: the engine's worktree changes take the operator lock too.
+        self._operator_lock = OperatorLock(base.dir)
         self.agent_name = "?"
         # Why the engine stopped itself (the log or the disk cannot be
         # written), or None.
@@ -297,6 +301,8 @@ class Engine:
                 last_check = now
                 await self._check_jobs()
             if now - last_reap >= self.reap_seconds:
+                # A tidy-up may have deleted the lock's description.
+                await self._call(self._lock.describe)
                 reaped = await self._try_log(self.log.reap_expired, actor=self.worker, keep=self._own_tokens())
                 if reaped is not BUSY:
                     last_reap = now
@@ -428,6 +434,11 @@ class Engine:
                 except FactoryError as error:
                     if job.run is not None or isinstance(error, LogError):
                         raise
+                    if isinstance(error, OperatorBusy):
+                        # Stopping while an operator's action held the base:
+                        # not the task's fault.
+                        await self._give_back(job, f"not started: {error}")
+                        return
                     await self._fail_early(job, str(error))
                     return
             await self._follow(job)
@@ -926,9 +937,18 @@ class Engine:
         self.request_stop(stop_agents=True)
 
     def _locked(self, function, *args, **kwargs):
-        """Worktree creation and removal, one at a time (worker thread)."""
+        """Worktree creation and removal, one at a time, in this engine and
+        against operators' actions in other processes (worker thread). An
+        operator's slow approve is waited out, never taken for a failure."""
+        doing = f"engine: {function.__name__.strip('_').replace('_', ' ')} {args[0] if args else ''}".strip()
         with self._worktree_lock:
-            return function(*args, **kwargs)
+            while True:
+                try:
+                    with self._operator_lock.held(doing, timeout=5.0):
+                        return function(*args, **kwargs)
+                except OperatorBusy:
+                    if self._stopping:
+                        raise
 
     def _publish(self) -> None:
         try:

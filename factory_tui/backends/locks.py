@@ -18,6 +18,7 @@ the way. The engine lock (``engine_lock.py``) is a ``PathLock`` as well.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
@@ -212,6 +213,10 @@ class OperatorLock:
         try:
             acquired = lock.acquire(wait)
         except OSError as error:
+            if error.errno == errno.EROFS:
+                raise FactoryError(
+                    f"the base {self.path.parent} is read-only: {doing} cannot be done here"
+                ) from None
             raise FactoryError(
                 f"cannot take the operator lock {self.path}: {error.strerror or error}"
             ) from None
