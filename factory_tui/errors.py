@@ -84,3 +84,12 @@ class LogCorrupt(LogError):
 
 class LogTooNew(LogError):
     """``log.db`` was written by a newer factory-tui; it is never altered."""
+
+
+class AgentRefused(FactoryError):
+    """A process presents itself as an agent (or runs under one) but cannot
+    prove a live run of this log: its run token is missing, forged or stale."""
+
+
+class NotPermitted(FactoryError):
+    """An agent asked for something that is the operator's to do."""
