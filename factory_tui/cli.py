@@ -283,15 +283,24 @@ def main(ctx: click.Context, base_path: str | None) -> None:
 @needs(Need.INIT, base_may_be_missing=True)
 def init(path: str | None, name: str | None, as_json: bool) -> None:
     """Make the git repository at PATH (default: here) a factory base."""
-    from factory_tui.backends.base import FactoryBase
+    from factory_tui.backends.base import FactoryBase, Leftovers
+    from factory_tui.backends.log import ExecutionLog
 
     base, created = FactoryBase.init(path, name=name)
+    with ExecutionLog.open(base.log_path, busy_timeout_ms=_busy_timeout()) as log:
+        fresh = log.last_event_id() == 0
+    # A new log numbers its tasks from T-1 again: branches and worktrees
+    # already here are another plan's, and its tasks will not take them over.
+    leftovers = base.leftovers() if fresh else Leftovers()
     if as_json:
-        click.echo(dumps_json({"base": str(base.root), "created": created}))
-    elif created:
+        click.echo(dumps_json({"base": str(base.root), "created": created, "leftovers": leftovers.to_json()}))
+        return
+    if created:
         click.echo(f"Initialised a factory base in {literal(str(base.dir))}")
     else:
         click.echo(f"{literal(str(base.dir))} is already a factory base; nothing to do")
+    if leftovers:
+        click.echo(literal(leftovers.describe()))
 
 
 # --- plan ---------------------------------------------------------------

@@ -27,6 +27,7 @@ from factory_tui.model import STATE_ORDER, State
 FACTORY_BIN = Path(sys.executable).parent / "factory"
 ESC = "\x1b"
 CLI_ACTOR = actor_name("cli")
+NO_LEFTOVERS = {"branches": [], "worktrees": []}
 
 # --- helpers ----------------------------------------------------------------
 
@@ -182,7 +183,7 @@ def test_init_in_the_current_directory_and_with_a_name(git_repo: Path, monkeypat
     monkeypatch.chdir(sub)
     data = ok_json(None, "init", "--name", "shop floor")
     # The base goes to the top of the repository, not into the subdirectory.
-    assert data == {"base": str(git_repo.resolve()), "created": True}
+    assert data == {"base": str(git_repo.resolve()), "created": True, "leftovers": NO_LEFTOVERS}
     assert not (sub / ".factory").exists()
     assert ok_json(None, "status")["name"] == "shop floor"
 
@@ -195,7 +196,9 @@ def test_init_twice_is_harmless(git_repo: Path) -> None:
     ignore_before = (factory / ".gitignore").read_bytes()
     second = ok(None, "init", str(git_repo))
     assert "already a factory base" in second.stdout
-    assert ok_json(None, "init", str(git_repo)) == {"base": str(git_repo.resolve()), "created": False}
+    assert ok_json(None, "init", str(git_repo)) == {
+        "base": str(git_repo.resolve()), "created": False, "leftovers": NO_LEFTOVERS,
+    }
     assert (factory / "factory.toml").read_bytes() == config_before
     assert (factory / ".gitignore").read_bytes() == ignore_before
     assert [t["id"] for t in ok_json(git_repo, "plan", "list")] == [task_id]
@@ -243,7 +246,9 @@ def test_init_subprocess_outside_git_and_inside(outside: Path, git_repo: Path) -
     created = run_bin("init", "--json", cwd=git_repo)
     assert created.returncode == 0, created.stderr
     assert created.stderr == b""
-    assert json.loads(created.stdout) == {"base": str(git_repo.resolve()), "created": True}
+    assert json.loads(created.stdout) == {
+        "base": str(git_repo.resolve()), "created": True, "leftovers": NO_LEFTOVERS,
+    }
     added = run_bin("plan", "add", "from a subprocess", cwd=git_repo / ".factory" / "qa")
     assert added.returncode == 0, added.stderr
     assert added.stdout == b"T-1\n"
