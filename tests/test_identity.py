@@ -329,7 +329,7 @@ def test_an_unknown_action_in_agents_may_is_one_line(base: FactoryBase) -> None:
 class FakeLog:
     """The two questions identify asks, answered from sets."""
 
-    def __init__(self, secrets: dict[str, str] = {}, live: set[tuple[str, int]] = set()) -> None:
+    def __init__(self, secrets: dict[str, str], live: set[tuple[str, int]]) -> None:
         self.secrets, self.live = secrets, live
 
     def agent_for(self, secret: str) -> str | None:
