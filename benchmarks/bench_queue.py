@@ -17,7 +17,8 @@ raw sqlite3 running the same statements, in one run: at least 0.7 of raw."
       (autocommit, WAL, synchronous=NORMAL, foreign_keys=ON, the same busy
       timeout; checked and printed) runs exactly the same statements (the
       ``SQL_*`` constants of ``factory_tui.backends.log``) with the same
-      parameters (``secrets.token_hex(8)``, ``json.dumps`` of the event data,
+      parameters (``secrets.token_hex(8)`` for the lease, the sha256 of a
+      ``secrets.token_hex(32)`` agent secret, ``json.dumps`` of the event data,
       ``time.time()``), in plain inline Python:
       claim  = BEGIN IMMEDIATE; SQL_CLAIM; SQL_EVENT_INSERT; COMMIT
       finish = BEGIN IMMEDIATE; SQL_FINISH; SQL_EVENT_INSERT; COMMIT
@@ -72,6 +73,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -87,6 +89,7 @@ from pathlib import Path
 
 from factory_tui.backends.log import (
     DEFAULT_LEASE_SECONDS,
+    EXTRA,
     SQL_CLAIM,
     SQL_EVENT_INSERT,
     SQL_FINISH,
@@ -195,15 +198,17 @@ def run_raw(path: Path, n: int) -> float:
         for _ in range(n):
             # claim
             now = time.time()
+            run_secret = secrets.token_hex(32)  # the agent's (its random part)
             params = {
                 "now": now,
                 "secret": secrets.token_hex(8),
                 "worker": WORKER,
                 "expires": now + DEFAULT_LEASE_SECONDS,
+                "run_secret": hashlib.sha256(run_secret.encode()).hexdigest(),
             }
             conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(SQL_CLAIM, params).fetchone()
-            seq, token = row[0], row[12]
+            seq, token = row[0], row[EXTRA]
             task_id = f"T-{seq}"
             conn.execute(
                 SQL_EVENT_INSERT,
@@ -217,7 +222,7 @@ def run_raw(path: Path, n: int) -> float:
             row = conn.execute(SQL_FINISH, ("review", now, seq, token)).fetchone()
             conn.execute(
                 SQL_EVENT_INSERT,
-                (now, task_id, "finished", row[12], "running", "review",
+                (now, task_id, "finished", row[EXTRA], "running", "review",
                  None, json.dumps({"lease": token})),
             )
             conn.execute("COMMIT")

@@ -9,6 +9,7 @@ gets one line too, and exits 2.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import click
 from click.exceptions import NoArgsIsHelpError
 
-from factory_tui.actors import actor_name
+from factory_tui.actors import Caller, Need, agent_may_queue, check_permitted, identify
 from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.model import (
     CREATABLE_STATES,
@@ -78,12 +79,15 @@ def _busy_timeout() -> int | None:
 
 
 class Context:
-    """What every command shares: where the base is, opened on first use."""
+    """What every command shares: where the base is, opened on first use, and
+    who is calling (resolved only for commands that need a caller)."""
 
     def __init__(self, base_path: str | None) -> None:
         self.base_path = base_path
         self._base = None
         self._log = None
+        self._caller: Caller | None = None
+        self._agent_may: tuple[str, ...] = ()
 
     @property
     def base(self):
@@ -103,9 +107,83 @@ class Context:
             )
         return self._log
 
+    @property
+    def caller(self) -> Caller:
+        """Who runs this command (``require`` has checked what they may)."""
+        assert self._caller is not None, "a command that acts must declare its need"
+        return self._caller
+
+    @property
+    def agent_may(self) -> tuple[str, ...]:
+        return self._agent_may
+
+    def require(self, need: Need, *, subject: str | None = None, where: list[str | None] | None = None) -> Caller:
+        """Resolve the caller against this base's log and check that they
+        may do what ``need`` names. ``where``: for init and demo, whose base
+        may not exist yet, the places a base to check against may be; with
+        none found, only a caller presenting itself as an agent is refused."""
+        if self._caller is None:
+            if where is None:
+                self._caller = self._identify(self.base, self.log)
+            else:
+                self._caller = self._identify_where(where)
+        check_permitted(self._caller, need, may=self._agent_may, subject=subject)
+        return self._caller
+
+    def _identify(self, base, log) -> Caller:
+        caller = identify(log, base.runs_dir if base else None, channel="cli")
+        if caller.is_agent:
+            self._agent_may = base.config().agent_may
+        return caller
+
+    def _identify_where(self, places: list[str | None]) -> Caller:
+        """The caller, checked against the first of ``places`` (None: here)
+        that is a base with a log; that log is not the command's own (init
+        and demo make theirs), so it is closed again."""
+        from factory_tui.backends.base import FactoryBase
+        from factory_tui.backends.log import ExecutionLog
+        from factory_tui.errors import BaseNotFound, LogError
+
+        for place in places:
+            try:
+                base = FactoryBase.find(place)
+                if not base.log_path.is_file():
+                    continue
+                log = ExecutionLog.open(base.log_path, busy_timeout_ms=_busy_timeout())
+            except (BaseNotFound, LogError):
+                continue
+            with log:
+                return self._identify(base, log)
+        return self._identify(None, None)
+
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
+
+
+def needs(need: Need, *, base_may_be_missing: bool = False):
+    """Declare what a command needs of its caller, and check it before the
+    command runs: an agent may read, note and propose; the rest is the
+    operator's unless factory.toml's ``[agents] may`` grants it. Reading
+    resolves no caller at all (it is cheap and open to every caller).
+
+    ``base_may_be_missing``: a command that makes a base (init, demo) checks
+    its caller against the base at its PATH, or the one --base names, if
+    either has a log."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def checked(*args, **kwargs):
+            if need is not Need.READ:
+                state = click.get_current_context().find_object(Context)
+                where = [kwargs.get("path"), state.base_path] if base_may_be_missing else None
+                state.require(need, subject=kwargs.get("task_id"), where=where)
+            return function(*args, **kwargs)
+
+        checked.needs = need
+        return checked
+
+    return decorate
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -202,17 +280,27 @@ def main(ctx: click.Context, base_path: str | None) -> None:
     help="The factory's name (default: the repository's folder name).",
 )
 @json_option
+@needs(Need.INIT, base_may_be_missing=True)
 def init(path: str | None, name: str | None, as_json: bool) -> None:
     """Make the git repository at PATH (default: here) a factory base."""
-    from factory_tui.backends.base import FactoryBase
+    from factory_tui.backends.base import FactoryBase, Leftovers
+    from factory_tui.backends.log import ExecutionLog
 
     base, created = FactoryBase.init(path, name=name)
+    with ExecutionLog.open(base.log_path, busy_timeout_ms=_busy_timeout()) as log:
+        fresh = log.last_event_id() == 0
+    # A new log numbers its tasks from T-1 again: branches and worktrees
+    # already here are another plan's, and its tasks will not take them over.
+    leftovers = base.leftovers() if fresh else Leftovers()
     if as_json:
-        click.echo(dumps_json({"base": str(base.root), "created": created}))
-    elif created:
+        click.echo(dumps_json({"base": str(base.root), "created": created, "leftovers": leftovers.to_json()}))
+        return
+    if created:
         click.echo(f"Initialised a factory base in {literal(str(base.dir))}")
     else:
         click.echo(f"{literal(str(base.dir))} is already a factory base; nothing to do")
+    if leftovers:
+        click.echo(literal(leftovers.describe()))
 
 
 # --- plan ---------------------------------------------------------------
@@ -246,6 +334,7 @@ def plan() -> None:
 )
 @json_option
 @pass_ctx
+@needs(Need.PROPOSE)
 def plan_add(
     ctx: Context,
     title: str,
@@ -266,23 +355,34 @@ def plan_add(
         except UnicodeDecodeError:
             name = "standard input" if body_file.name == "<stdin>" else body_file.name
             raise FactoryError(f"{name} is not UTF-8 text") from None
-    if state is None:
-        # An agent's suggestion waits for the operator's go-ahead.
-        state = State.PROPOSED if os.environ.get("FACTORY_TASK") else State.QUEUED
+    caller = ctx.caller
+    asked = State(state) if state is not None else None
+    if agent_may_queue(caller, ctx.agent_may):
+        state = asked or (State.PROPOSED if caller.is_agent else State.QUEUED)
+    else:
+        # An agent's suggestion waits for the operator's go-ahead, whatever
+        # it asked for: otherwise the engine would run it at once.
+        state = State.PROPOSED
     deps = tuple(normalize_task_id(ref) for ref in after)
     task = ctx.log.add_task(
         NewTask(
             title=title,
             body=body,
             priority=priority,
-            state=State(state),
+            state=state,
             after=deps,
             profile=profile,
-            source=os.environ.get("FACTORY_TASK") and f"agent:{os.environ['FACTORY_TASK']}" or "cli",
+            source=caller.actor if caller.is_agent else "cli",
         ),
-        actor=actor_name("cli"),
+        actor=caller.actor,
     )
     emit(as_json, task, task.id)
+    if asked is not None and asked is not task.state:
+        click.echo(f"{task.id} is {task.state}, not {asked}: {AGENT_PROPOSES}", err=True)
+
+
+# What an agent is told when its tasks were made proposed.
+AGENT_PROPOSES = "an agent's tasks wait for the operator's approval (see [agents] may in factory.toml)"
 
 
 @plan.command("list")
@@ -296,6 +396,7 @@ def plan_add(
 )
 @json_option
 @pass_ctx
+@needs(Need.READ)
 def plan_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
     """List the plan, grouped by state."""
     tasks = ctx.log.list_tasks([State(s) for s in states] if states else None)
@@ -346,6 +447,7 @@ def _styled_state(state: State) -> str:
 @click.argument("task_id", callback=task_id_arg, metavar="ID")
 @json_option
 @pass_ctx
+@needs(Need.READ)
 def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     """Show one task: its body, dependencies both ways and its events."""
     task = ctx.log.get_task(task_id)
@@ -390,6 +492,7 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
 )
 @json_option
 @pass_ctx
+@needs(Need.PROPOSE)
 def plan_import(ctx: Context, file: str, state: str, as_json: bool) -> None:
     """Turn a markdown checklist into tasks, in file order.
 
@@ -413,12 +516,22 @@ def plan_import(ctx: Context, file: str, state: str, as_json: bool) -> None:
             raise FactoryError(f"cannot read {file}: {error.strerror}") from None
         text = _decode_utf8(data, file)
         source = _display_name(Path(file).name)
-    tasks = import_plan(ctx.log, text, source=source, actor=actor_name("cli"), state=State(state))
+    caller = ctx.caller
+    proposer = None if agent_may_queue(caller, ctx.agent_may) else caller.actor
+    tasks = import_plan(
+        ctx.log, text, source=source, actor=caller.actor, state=State(state), proposer=proposer,
+    )
     if as_json:
         click.echo(dumps_json([task.to_json() for task in tasks]))
         return
     done = sum(task.state is State.DONE for task in tasks)
     span = tasks[0].id if len(tasks) == 1 else f"{tasks[0].id}…{tasks[-1].id}"
+    if proposer is not None:
+        click.echo(
+            f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), all "
+            f"proposed: {AGENT_PROPOSES}."
+        )
+        return
     click.echo(
         f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), "
         f"{done} of them done."
@@ -441,10 +554,11 @@ def _operator_command(action: Action, doc: str):
     )
     @json_option
     @pass_ctx
+    @needs(Need(action.value))
     def command(ctx: Context, task_id: str, note: str | None, as_json: bool) -> None:
         from factory_tui.backends.operator import Operator
 
-        outcome = Operator(ctx.base, ctx.log).apply(task_id, action, actor=actor_name("cli"), note=note)
+        outcome = Operator(ctx.base, ctx.log).apply(task_id, action, actor=ctx.caller.actor, note=note)
         emit(as_json, outcome.task, literal(outcome.message))
 
     command.__doc__ = doc
@@ -464,6 +578,7 @@ _operator_command(Action.RELEASE, "Release held ID back to the queue.")
 @click.argument("priority", metavar="N|+N|-N")
 @json_option
 @pass_ctx
+@needs(Need.PRIORITY)
 def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> None:
     """Set ID's priority to N, or change it by +N / -N."""
     from factory_tui.model import parse_priority
@@ -474,7 +589,7 @@ def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> N
         value = current.priority + parse_priority(text)
     else:
         value = parse_priority(text)
-    updated = ctx.log.set_priority(task_id, value, actor=actor_name("cli"))
+    updated = ctx.log.set_priority(task_id, value, actor=ctx.caller.actor)
     emit(as_json, updated, f"{updated.id}: priority {current.priority} → {updated.priority}")
 
 
@@ -483,23 +598,26 @@ def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> N
 @click.argument("other", callback=task_id_arg, metavar="OTHER")
 @json_option
 @pass_ctx
+@needs(Need.DEPEND)
 def task_depend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
     """Make ID depend on OTHER (a cycle is refused)."""
-    updated = ctx.log.add_dependency(task_id, other, actor=actor_name("cli"))
+    updated = ctx.log.add_dependency(task_id, other, actor=ctx.caller.actor)
     emit(as_json, updated, f"{updated.id} depends on {', '.join(updated.depends_on)}")
 
 
 @main.command()
 @click.argument("text", callback=utf8_text("the note"))
 @click.option("--task", "task_id", callback=lambda c, p, v: v and task_id_arg(c, p, v), metavar="ID",
-              help="The task it is about (default: $FACTORY_TASK inside an agent's run).")
+              help="The task it is about (default: an agent's own task).")
 @json_option
 @pass_ctx
+@needs(Need.NOTE)
 def note(ctx: Context, text: str, task_id: str | None, as_json: bool) -> None:
     """Write a note to the log (an agent tells the operator something)."""
-    if task_id is None and os.environ.get("FACTORY_TASK"):
-        task_id = normalize_task_id(os.environ["FACTORY_TASK"])
-    event = ctx.log.add_note(task_id, text, actor=actor_name("cli"))
+    caller = ctx.caller
+    if task_id is None:
+        task_id = caller.task_id
+    event = ctx.log.add_note(task_id, text, actor=caller.actor)
     emit(as_json, event, f"noted{' on ' + task_id if task_id else ''}")
 
 
@@ -511,6 +629,7 @@ def note(ctx: Context, text: str, task_id: str | None, as_json: bool) -> None:
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="Agents at once (default: factory.toml).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @pass_ctx
+@needs(Need.RUN)
 def run(ctx: Context, once: bool, max_parallel: int | None, quiet: bool) -> None:
     """Run the engine headless: agents work on the ready tasks."""
     import asyncio
@@ -541,6 +660,7 @@ def run(ctx: Context, once: bool, max_parallel: int | None, quiet: bool) -> None
 @main.group(cls=FactoryGroup, invoke_without_command=True)
 @json_option
 @click.pass_context
+@needs(Need.READ)
 def worktrees(click_ctx: click.Context, as_json: bool) -> None:
     """List the task worktrees (running, awaiting review, orphaned)."""
     if click_ctx.invoked_subcommand is not None:
@@ -582,6 +702,7 @@ def _worktree_rows(ctx: Context) -> list[dict]:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @json_option
 @pass_ctx
+@needs(Need.CLEAN)
 def worktrees_clean(ctx: Context, yes: bool, as_json: bool) -> None:
     """Remove the worktrees no task owns any more (work is committed first)."""
     from factory_tui.backends.operator import Operator
@@ -603,6 +724,7 @@ def worktrees_clean(ctx: Context, yes: bool, as_json: bool) -> None:
 @main.command()
 @json_option
 @pass_ctx
+@needs(Need.READ)
 def agents(ctx: Context, as_json: bool) -> None:
     """The agent profiles of this base, and which one tasks run with."""
     from factory_tui.backends.agents import default_profile_name, load_profiles
@@ -649,6 +771,7 @@ def format_event(event: Event, *, with_task: bool = True) -> str:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they are written.")
 @json_option
 @pass_ctx
+@needs(Need.READ)
 def log_command(
     ctx: Context,
     task_id: str | None,
@@ -701,6 +824,7 @@ def _print_events(events: list[Event], as_json: bool) -> None:
 @main.command()
 @json_option
 @pass_ctx
+@needs(Need.READ)
 def status(ctx: Context, as_json: bool) -> None:
     """Counts of tasks by state, the engine, and the newest event."""
     from factory_tui.backends.engine_lock import EngineLock, describe_holder
@@ -740,6 +864,7 @@ def status(ctx: Context, as_json: bool) -> None:
 @click.option("--no-engine", is_flag=True, help="Do not run an engine inside the console.")
 @click.option("--bench-first-frame", is_flag=True, hidden=True)
 @pass_ctx
+@needs(Need.RUN)
 def console(ctx: Context, no_engine: bool, bench_first_frame: bool) -> None:
     """Open the operator console (it runs the engine too, unless a headless
     one already does)."""
@@ -760,6 +885,7 @@ def console(ctx: Context, no_engine: bool, bench_first_frame: bool) -> None:
 @click.option("--path", type=click.Path(file_okay=False), help="Build the demo here (an empty or new folder) and keep it.")
 @click.option("--no-console", is_flag=True, help="Only build the demo base and print its path.")
 @click.pass_context
+@needs(Need.RUN, base_may_be_missing=True)
 def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
     """Open the console on a throwaway demo base (a git repo with a plan)."""
     import shutil

@@ -29,6 +29,8 @@ class FactoryConfig:
     peers: dict[str, str] = field(default_factory=dict)
     worktree_copy: list[str] = field(default_factory=list)
     worktree_setup: list[str] | None = None
+    # `[agents] may`: what agents may do beyond reading, noting and proposing.
+    agent_may: tuple[str, ...] = ()
     raw: dict = field(default_factory=dict)
 
 
@@ -65,6 +67,9 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     agents = data.get("agents", {})
     if not isinstance(agents, dict):
         raise fail("[agents] must be a table of profiles")
+    # `may` is a key of [agents] beside the profiles, never a profile itself.
+    agents = dict(agents)
+    agent_may = _agent_may(agents.pop("may", []), fail)
     default_agent = data.get("default_agent")
     if default_agent is not None and not isinstance(default_agent, str):
         raise fail("default_agent must be a profile name")
@@ -94,8 +99,22 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         peers=dict(peers),
         worktree_copy=list(copy),
         worktree_setup=list(setup) if setup else None,
+        agent_may=agent_may,
         raw=data,
     )
+
+
+def _agent_may(may: object, fail) -> tuple[str, ...]:
+    """``[agents] may``: the operator's actions agents are allowed as well,
+    by name; a name that means nothing is refused rather than ignored."""
+    from factory_tui.actors import MAY_NAMES
+
+    if not isinstance(may, list) or not all(isinstance(v, str) for v in may):
+        raise fail(f'[agents] may must be a list of actions such as ["cancel"] ({", ".join(MAY_NAMES)})')
+    for name in may:
+        if name not in MAY_NAMES:
+            raise fail(f"[agents] may: unknown action {name!r} (actions: {', '.join(MAY_NAMES)})")
+    return tuple(dict.fromkeys(may))
 
 
 def _toml_string(value: str) -> str:

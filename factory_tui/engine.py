@@ -52,7 +52,7 @@ from factory_tui.backends.runs import (
     write_json,
     write_private,
 )
-from factory_tui.backends.worktrees import Worktrees
+from factory_tui.backends.worktrees import BranchCollision, Worktrees
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
 from factory_tui.model import Claim, State, Task, task_seq
 
@@ -439,7 +439,8 @@ class Engine:
                         # not the task's fault.
                         await self._give_back(job, f"not started: {error}")
                         return
-                    await self._fail_early(job, str(error))
+                    # Another plan's worktree is not ours to commit into.
+                    await self._fail_early(job, str(error), save=not isinstance(error, BranchCollision))
                     return
             await self._follow(job)
             if job.stop_reason == "detached":
@@ -483,7 +484,14 @@ class Engine:
         stopped = await self._call(self._stop_earlier_runs, task.id)
         if stopped:
             self._report(f"{task.id}: stopped what an earlier attempt left running ({stopped})")
-        worktree = await self._call(self._locked, self.worktrees.create_for, task.id)
+        # A branch or worktree that this plan did not make (an earlier
+        # plan's T-1) is never taken over: BranchCollision fails the task
+        # with what to do, and nothing of it is touched.
+        prepared = await self._call(
+            self._locked, self.worktrees.prepare_for, task.id, owned=task.branch_start is not None)
+        if prepared.start is not None:
+            await self._log(self.log.record_branch_start, task.id, prepared.start)
+        worktree = prepared.path
         job.start_head = await self._call(self.worktrees.branch_head, task.id)
         prompt = await self._log(self._prompt_for, task, job.attempt)
         await self._call(self._prepare_run_dir, job.run_dir)
@@ -730,13 +738,14 @@ class Engine:
         await self._save_work(job.task_id, f"factory: work left when {job.task_id}'s run was abandoned")
         await self._give_back(job, note)
 
-    async def _fail_early(self, job: Job, reason: str) -> None:
+    async def _fail_early(self, job: Job, reason: str, *, save: bool = True) -> None:
         """The run could not start (no worktree, no such agent program or
         profile), or the engine met a bug: the task fails with the reason,
         after whatever the agent left is stopped and committed."""
         if job.run is not None:
             await self._call(job.run.stop)
-        await self._save_work(job.task_id, f"factory: work left by {job.task_id}'s run ({reason[:200]})")
+        if save:
+            await self._save_work(job.task_id, f"factory: work left by {job.task_id}'s run ({reason[:200]})")
         try:
             await self._log(self.log.finish, job.token, State.FAILED, note=reason[:2000])
             self.failures += 1

@@ -104,3 +104,12 @@ class LogReadOnly(LogError):
 
 class LogDiskFull(LogError):
     """The disk holding ``log.db`` is full; the write was rolled back."""
+
+
+class AgentRefused(FactoryError):
+    """A process presents itself as an agent (or runs under one) but cannot
+    prove a live run of this log: its run token is missing, forged or stale."""
+
+
+class NotPermitted(FactoryError):
+    """An agent asked for something that is the operator's to do."""

@@ -113,6 +113,10 @@ STATE_ORDER: tuple[State, ...] = (
     State.CANCELLED,
 )
 
+# Task.branch_start of a task that ran before the log recorded where its
+# branch started: the branch is the plan's own, its start unknown.
+BRANCH_START_UNRECORDED = "unrecorded"
+
 # The states a task may be created in (by `plan add`, an import, a form).
 CREATABLE_STATES = (State.QUEUED, State.PROPOSED, State.HELD)
 
@@ -211,6 +215,10 @@ class Task:
     updated_at: float = 0.0
     started_at: float | None = None
     progress: str | None = None
+    # The commit the task's branch was made at, recorded by the engine when
+    # it made the branch: a branch whose history does not hold it is not
+    # this task's (another plan, an earlier log, left it).
+    branch_start: str | None = None
     depends_on: tuple[str, ...] = ()
     blocked_by: tuple[str, ...] = ()
 
@@ -233,6 +241,7 @@ class Task:
             "updated": iso_time(self.updated_at),
             "started": iso_time(self.started_at) if self.started_at else None,
             "progress": self.progress,
+            "branch_start": self.branch_start,
             "depends_on": list(self.depends_on),
             "blocked_by": list(self.blocked_by),
         }
@@ -279,12 +288,18 @@ class NewTask:
 
 @dataclass(slots=True, frozen=True)
 class Claim:
-    """What a worker holds after ``ExecutionLog.claim_next``."""
+    """What a worker holds after ``ExecutionLog.claim_next``.
+
+    ``token`` is the lease (the engine's, for heartbeats and the finish);
+    ``secret`` is the run's agent secret, given to the agent alone (as
+    ``FACTORY_TOKEN``) so that it can prove to ``factory`` which run it is.
+    The log keeps only its sha256."""
 
     task: Task
     token: str
     worker: str
     expires_at: float
+    secret: str = field(repr=False)
 
 
 def iso_time(at: float) -> str:

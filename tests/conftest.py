@@ -30,8 +30,9 @@ def _stable_environment() -> None:
         "GIT_CONFIG_NOSYSTEM": "1",
     }.items():
         os.environ.setdefault(key, value)
-    os.environ.pop("FACTORY_TASK", None)
-    os.environ.pop("FACTORY_BASE", None)
+    # An agent running this suite must not lend it its identity.
+    for name in ("FACTORY_TASK", "FACTORY_BASE", "FACTORY_RUN", "FACTORY_TOKEN"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture

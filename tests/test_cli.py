@@ -27,6 +27,7 @@ from factory_tui.model import STATE_ORDER, State
 FACTORY_BIN = Path(sys.executable).parent / "factory"
 ESC = "\x1b"
 CLI_ACTOR = actor_name("cli")
+NO_LEFTOVERS = {"branches": [], "worktrees": []}
 
 # --- helpers ----------------------------------------------------------------
 
@@ -43,7 +44,10 @@ def run(
     never pass for a result."""
     root = base.root if isinstance(base, FactoryBase) else base
     argv = (["--base", str(root)] if root is not None else []) + list(args)
-    environment = {"FACTORY_TASK": None, "FACTORY_BASE": None, **(env or {})}
+    environment = {
+        "FACTORY_TASK": None, "FACTORY_BASE": None, "FACTORY_RUN": None, "FACTORY_TOKEN": None,
+        **(env or {}),
+    }
     result = CliRunner(catch_exceptions=False).invoke(
         main, argv, input=input, env=environment, color=color, prog_name="factory"
     )
@@ -111,7 +115,7 @@ def engine_run(base: FactoryBase, task_id: str, outcome: State) -> None:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("FACTORY_TASK", "FACTORY_BASE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("FACTORY_TASK", "FACTORY_BASE", "FACTORY_RUN", "FACTORY_TOKEN")}
     env.update(extra)
     return env
 
@@ -179,7 +183,7 @@ def test_init_in_the_current_directory_and_with_a_name(git_repo: Path, monkeypat
     monkeypatch.chdir(sub)
     data = ok_json(None, "init", "--name", "shop floor")
     # The base goes to the top of the repository, not into the subdirectory.
-    assert data == {"base": str(git_repo.resolve()), "created": True}
+    assert data == {"base": str(git_repo.resolve()), "created": True, "leftovers": NO_LEFTOVERS}
     assert not (sub / ".factory").exists()
     assert ok_json(None, "status")["name"] == "shop floor"
 
@@ -192,7 +196,9 @@ def test_init_twice_is_harmless(git_repo: Path) -> None:
     ignore_before = (factory / ".gitignore").read_bytes()
     second = ok(None, "init", str(git_repo))
     assert "already a factory base" in second.stdout
-    assert ok_json(None, "init", str(git_repo)) == {"base": str(git_repo.resolve()), "created": False}
+    assert ok_json(None, "init", str(git_repo)) == {
+        "base": str(git_repo.resolve()), "created": False, "leftovers": NO_LEFTOVERS,
+    }
     assert (factory / "factory.toml").read_bytes() == config_before
     assert (factory / ".gitignore").read_bytes() == ignore_before
     assert [t["id"] for t in ok_json(git_repo, "plan", "list")] == [task_id]
@@ -240,7 +246,9 @@ def test_init_subprocess_outside_git_and_inside(outside: Path, git_repo: Path) -
     created = run_bin("init", "--json", cwd=git_repo)
     assert created.returncode == 0, created.stderr
     assert created.stderr == b""
-    assert json.loads(created.stdout) == {"base": str(git_repo.resolve()), "created": True}
+    assert json.loads(created.stdout) == {
+        "base": str(git_repo.resolve()), "created": True, "leftovers": NO_LEFTOVERS,
+    }
     added = run_bin("plan", "add", "from a subprocess", cwd=git_repo / ".factory" / "qa")
     assert added.returncode == 0, added.stderr
     assert added.stdout == b"T-1\n"
@@ -304,23 +312,22 @@ def test_plan_add_body_from_stdin_and_file(base, tmp_path: Path) -> None:
     assert "line one\nline two ünïcode\n" in out
 
 
-def test_plan_add_by_an_agent_is_proposed(base) -> None:
-    agent = {"FACTORY_TASK": "T-1"}
+def test_a_name_is_not_an_agents_identity(base) -> None:
+    """FACTORY_TASK alone (no run token) proves nothing: refused, nothing
+    written. An agent proper (a live run's token) is tests/test_identity.py's."""
     add(base, "the agent's own task")
-    data = ok_json(base, "plan", "add", "a follow-up", env=agent)
-    assert data["state"] == "proposed"
-    assert data["source"] == "agent:T-1"
-    events = ok_json(base, "log", "--task", data["id"])
-    assert [(e["kind"], e["actor"], e["to"]) for e in events] == [
-        ("created", "agent:T-1", "proposed")
-    ]
-    # An explicit --state still wins; the actor is still the agent.
-    queued = ok_json(base, "plan", "add", "urgent", "--state", "queued", env=agent)
-    assert queued["state"] == "queued"
-    assert ok_json(base, "log", "--task", queued["id"])[0]["actor"] == "agent:T-1"
-    # Without FACTORY_TASK, the operator's tasks are queued and by cli:<user>.
+    before = snapshot(base)
+    for args in (("plan", "add", "a follow-up"), ("note", "hello"), ("task", "hold", "T-1")):
+        line = refused(base, *args, env={"FACTORY_TASK": "T-1"})
+        assert "claims to be an agent (FACTORY_TASK set)" in line
+        assert "run token is missing, forged or stale; refused" in line
+    assert snapshot(base) == before
+    # Reading needs no identity.
+    assert [t["id"] for t in ok_json(base, "plan", "list", env={"FACTORY_TASK": "T-1"})] == ["T-1"]
+    # Without the agent variables, the operator's tasks are queued and by cli:<user>.
     mine = ok_json(base, "plan", "add", "mine")
     assert mine["state"] == "queued"
+    assert mine["source"] == "cli"
     assert ok_json(base, "log", "--task", mine["id"])[0]["actor"] == CLI_ACTOR
 
 

@@ -174,7 +174,7 @@ def record(tmp_path: Path) -> Path:
 
 
 def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("FACTORY_BASE", "FACTORY_TASK", "FACTORY_RUN")}
+    env = {k: v for k, v in os.environ.items() if k not in ("FACTORY_BASE", "FACTORY_TASK", "FACTORY_RUN", "FACTORY_TOKEN")}
     env.update({"FACTORY_DEMO_SECONDS": "0", "FACTORY_DEMO_FAIL_RATE": "0"})
     env.update(extra)
     return env

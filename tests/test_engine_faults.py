@@ -553,3 +553,63 @@ def test_a_disk_that_fills_under_a_running_engine_stops_it_with_one_line_and_los
     # (its agent's work is on its branch, in review or failed with a reason).
     final = json.loads((out / "final.json").read_text())
     assert final[0]["state"] in ("review", "failed"), final
+
+
+# --- 7. ids and branches of another plan are never taken over ---------------------
+
+
+def _someones_branch(base: FactoryBase, branch: str) -> str:
+    git(base.root, "checkout", "-q", "-b", branch)
+    (base.root / "theirs.txt").write_text("someone else's work\n")
+    git(base.root, "add", "theirs.txt")
+    git(base.root, "commit", "-q", "-m", "someone else's commit")
+    git(base.root, "checkout", "-q", "main")
+    return git(base.root, "rev-parse", branch)
+
+
+def test_a_branch_the_plan_did_not_make_is_never_run_on_or_merged(base: FactoryBase, agent: Path) -> None:
+    theirs = _someones_branch(base, "factory/T-1")
+    main_before = git(base.root, "rev-parse", "main")
+    configure(base, default_agent="quick", agents={"quick": agent_profile(agent)})
+    task_id = add(base, "A new T-1")
+    assert task_id == "T-1"
+
+    done = factory(base, "run", "--once")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    [failed] = events(base, task_id, "failed")
+    assert "branch factory/T-1 exists with 1 commit this plan did not make" in failed.note
+    assert "git branch -m factory/T-1" in failed.note
+    assert git(base.root, "rev-parse", "factory/T-1") == theirs  # untouched
+    assert git(base.root, "rev-parse", "main") == main_before
+    assert not (base.worktrees_dir / task_id).exists()
+    # Renamed as the message says, the task runs on a branch of its own.
+    git(base.root, "branch", "-m", "factory/T-1", "old/T-1")
+    factory(base, "task", "requeue", task_id)
+    again = factory(base, "run", "--once")
+    assert again.returncode == 0, again.stdout + again.stderr
+    approved = factory(base, "task", "approve", task_id)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "theirs.txt" not in git(base.root, "ls-tree", "--name-only", "main")
+
+
+def test_a_new_log_after_the_old_one_was_deleted_does_not_adopt_its_branches(
+    base: FactoryBase, agent: Path,
+) -> None:
+    configure(base, default_agent="quick", agents={"quick": agent_profile(agent)})
+    add(base, "The old plan's T-1")
+    assert factory(base, "run", "--once").returncode == 0  # factory/T-1 with work, in review
+    old_tip = git(base.root, "rev-parse", "factory/T-1")
+    base.log_path.unlink()
+    for extra in ("-wal", "-shm"):
+        Path(str(base.log_path) + extra).unlink(missing_ok=True)
+    init = factory(base, "init", str(base.root))
+    assert init.returncode == 0 and "factory/T-1" in init.stdout, init.stdout + init.stderr
+    task_id = add(base, "The new plan's T-1")
+
+    done = factory(base, "run", "--once")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    [failed] = events(base, task_id, "failed")
+    assert "this plan did not make" in failed.note or "not a worktree" in failed.note, failed.note
+    assert git(base.root, "rev-parse", "factory/T-1") == old_tip

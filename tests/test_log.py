@@ -697,3 +697,27 @@ def test_feed_catches_up_on_a_burst_in_pages(base) -> None:
             assert not feed.poll()
         finally:
             feed.close()
+
+
+def test_a_branch_start_is_recorded_and_read_with_the_task(log: ExecutionLog) -> None:
+    log.add_task(NewTask(title="branch"), actor="t")
+    assert log.get_task("T-1").branch_start is None
+    claim = log.claim_next("w")
+    assert claim is not None and claim.task.branch_start is None
+    sha = "0123456789abcdef0123456789ABCDEF01234567"
+    log.record_branch_start("T-1", sha)
+    # Every way a task is read carries it, and it is not an event.
+    assert log.get_task("T-1").branch_start == sha.lower()
+    assert log.list_tasks()[0].branch_start == sha.lower()
+    assert log.get_tasks(["T-1"])[0].branch_start == sha.lower()
+    assert log.get_task("T-1").to_json()["branch_start"] == sha.lower()
+    assert [e.kind for e in log.events(task_id="T-1")] == ["created", "claimed"]
+    log.finish(claim.token, State.REVIEW)
+    log.apply("T-1", Action.REQUEUE, actor="t")
+    again = log.claim_next("w")
+    assert again is not None and again.task.branch_start == sha.lower()
+    with pytest.raises(UnknownTask):
+        log.record_branch_start("T-9", sha)
+    for bad in ("", "abc", "g" * 40, sha + "0"):
+        with pytest.raises(InvalidInput, match="not a commit id"):
+            log.record_branch_start("T-1", bad)

@@ -84,8 +84,10 @@ def test_a_log_that_is_not_sqlite_is_refused_by_every_command(
         done = factory(base, *args)
         line = one_line_error(done.returncode, done.stdout, done.stderr)
         assert f"the log {base.log_path} is not a readable SQLite database" in line, args
-    # `factory init` does not take it for a missing log either.
-    assert factory(base, "init", str(base.root)).returncode == 0
+    # `factory init` does not take it for a missing log either: it says so.
+    init = factory(base, "init", str(base.root))
+    line = one_line_error(init.returncode, init.stdout, init.stderr)
+    assert f"the log {base.log_path} is not a readable SQLite database" in line
     assert fingerprint(base.log_path) == before
     assert files_beside(base.log_path) == files
     for opener in (

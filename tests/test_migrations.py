@@ -45,3 +45,24 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
     assert {"started_at", "progress"} <= columns
+
+
+def test_a_version_2_log_gains_run_secrets_and_branch_starts(tmp_path):
+    path = tmp_path / "log.db"
+    make_log_at(path, 2)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE tasks SET started_at = 5.0, progress = 'half way'")
+    conn.commit()
+    conn.close()
+    with ExecutionLog.open(path) as log:
+        task = log.get_task("T-1")
+        assert (task.title, task.progress, task.branch_start) == ("from v1", "half way", None)
+        claim = log.claim_next("w")
+        assert claim is not None and log.agent_for(claim.secret) == "T-1"
+        log.record_branch_start("T-1", "ab" * 20)
+        assert log.get_task("T-1").branch_start == "ab" * 20
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    assert {"run_secret", "branch_start"} <= columns
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2  # from v1, claimed

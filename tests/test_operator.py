@@ -26,7 +26,7 @@ from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.operator import Operator, plan_owns_branch
 from factory_tui.backends.worktrees import BranchCollision
 from factory_tui.errors import FactoryError
-from factory_tui.model import Action, State
+from factory_tui.model import BRANCH_START_UNRECORDED, Action, State
 from factory_tui.widgets.dialogs import ConfirmDialog
 from tests.console_helpers import move_to, ready, wait_until
 from tests.test_engine import (
@@ -339,8 +339,8 @@ def test_a_plan_owns_a_branch_that_grows_from_the_start_it_recorded(base: Factor
     other = git(base.root, "commit-tree", "-m", "someone else's start", f"{main}^{{tree}}")
     assert not plan_owns_branch(worktrees, SimpleNamespace(id=task_id, branch_start=other))
     assert not plan_owns_branch(worktrees, SimpleNamespace(id=task_id, branch_start="0" * 40))
-    # A log that keeps no record at all cannot tell.
-    assert plan_owns_branch(worktrees, SimpleNamespace(id=task_id))
+    # A task that ran before the log kept this record: trusted.
+    assert plan_owns_branch(worktrees, SimpleNamespace(id=task_id, branch_start=BRANCH_START_UNRECORDED))
 
 
 # --- the console: the warning, and `c` to clean up later -------------------------------

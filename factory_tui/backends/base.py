@@ -114,10 +114,7 @@ class FactoryBase:
         if repo.bare or repo.working_tree_dir is None:
             raise NotAGitRepository(f"{start.resolve()} is a bare repository; a base needs a work tree")
         base = cls(Path(repo.working_tree_dir).resolve())
-        try:
-            branch = repo.active_branch.name
-        except TypeError:  # detached HEAD
-            branch = "main"
+        branch = detect_base_branch(repo)
         created = False
         try:
             base.dir.mkdir(exist_ok=True)
@@ -148,6 +145,106 @@ class FactoryBase:
             ExecutionLog.open(base.log_path, create=True).close()
             created = True
         return base, created
+
+
+    def leftovers(self) -> Leftovers:
+        """Task branches (``factory/*``, mail branches aside) and worktree
+        folders that are in the repository: to a new log they belong to
+        another plan (an earlier log, another clone's)."""
+        import git
+
+        try:
+            refs = git.Git(str(self.root)).for_each_ref(
+                "--format=%(refname:short)", "refs/heads/factory/"
+            )
+        except git.GitCommandError:
+            refs = ""
+        branches = tuple(
+            name for name in refs.splitlines()
+            if name and not name.startswith("factory/mail/")
+        )
+        try:
+            folders = tuple(
+                sorted(
+                    entry.name for entry in self.worktrees_dir.iterdir()
+                    if not entry.name.startswith(".")
+                )
+            )
+        except OSError:
+            folders = ()
+        return Leftovers(branches=branches, worktrees=folders)
+
+
+@dataclass(frozen=True, slots=True)
+class Leftovers:
+    """Task branches and worktree folders found in a repository."""
+
+    branches: tuple[str, ...] = ()
+    worktrees: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.branches or self.worktrees)
+
+    def names(self) -> list[str]:
+        return [*self.branches, *(f"{FACTORY_DIR}/worktrees/{name}" for name in self.worktrees)]
+
+    def to_json(self) -> dict:
+        return {"branches": list(self.branches), "worktrees": list(self.worktrees)}
+
+    def describe(self, shown: int = 3) -> str:
+        """One line for ``factory init``: how many, the first few, and what
+        that means for the tasks of the new log."""
+        names = self.names()
+        listed = ", ".join(names[:shown]) + (", …" if len(names) > shown else "")
+        counts = []
+        if self.branches:
+            counts.append(_count(len(self.branches), "task branch", "task branches"))
+        if self.worktrees:
+            counts.append(_count(len(self.worktrees), "worktree", "worktrees"))
+        return (
+            f"Found {' and '.join(counts)} from an earlier plan ({listed}); tasks of this "
+            "log with those ids will refuse them until they are renamed or deleted."
+        )
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+# A detached HEAD says nothing of the base branch; these are the usual names.
+USUAL_BASE_BRANCHES = ("main", "master")
+
+
+def detect_base_branch(repo) -> str:
+    """The branch task branches start from, for a new factory.toml: the
+    branch HEAD names (a symbolic ref, born or not). On a detached HEAD:
+    main or master, whichever exists (both: the one at HEAD, else main);
+    else the only local branch; else the branch whose tip is HEAD; else
+    "main". Task branches (``factory/*``) are never the base."""
+    try:
+        return repo.active_branch.name
+    except TypeError:  # detached HEAD
+        pass
+    tips: dict[str, str | None] = {}
+    for head in repo.heads:
+        if head.name.startswith("factory/"):
+            continue
+        try:
+            tips[head.name] = head.commit.hexsha
+        except ValueError:  # a ref that names no commit
+            tips[head.name] = None
+    try:
+        at_head = repo.head.commit.hexsha
+    except ValueError:
+        at_head = None
+    usual = [name for name in USUAL_BASE_BRANCHES if name in tips]
+    if len(usual) == 1:
+        return usual[0]
+    if usual:
+        return next((name for name in usual if tips[name] == at_head), usual[0])
+    if len(tips) == 1:
+        return next(iter(tips))
+    return next((name for name in sorted(tips) if tips[name] == at_head), "main")
 
 
 def _write_atomically(path: Path, text: str) -> None:

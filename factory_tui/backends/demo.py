@@ -138,13 +138,17 @@ _TRANSCRIPT = {
 
 
 def _write_work(base: FactoryBase, start: float) -> None:
+    from factory_tui.backends.log import ExecutionLog
     from factory_tui.backends.worktrees import Worktrees
 
     config = base.config()
     worktrees = Worktrees(base.root, base_branch=config.base_branch, merge=config.merge)
-    with _git_dates(start + 600):
+    with _git_dates(start + 600), ExecutionLog.open(base.log_path) as log:
         for task_id, (rel, text) in _WORK.items():
-            path = worktrees.create_for(task_id) / rel
+            # Made as the engine makes a branch: recorded, so the plan owns it.
+            prepared = worktrees.prepare_for(task_id, owned=False)
+            log.record_branch_start(task_id, prepared.start)
+            path = prepared.path / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             worktrees.commit_all(task_id, f"{task_id}: {rel}")

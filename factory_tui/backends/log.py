@@ -15,7 +15,9 @@ is set, and ending it clears the token. Its history is in the events
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -62,16 +64,16 @@ from factory_tui.model import (
 
 TASK_COLUMNS = (
     "seq, title, state, priority, attempts, profile, source, feedback, "
-    "created_at, updated_at, started_at, progress"
+    "created_at, updated_at, started_at, progress, branch_start"
 )
 # Rows that carry more than the task: the extra columns start here.
-EXTRA = 12
+EXTRA = 13
 
 SQL_CLAIM = f"""
 UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now,
        started_at = :now, progress = NULL,
        lease_token = 'T-' || seq || ':' || :secret, lease_worker = :worker,
-       lease_expires = :expires
+       lease_expires = :expires, run_secret = :run_secret
 WHERE seq = (
     SELECT t.seq FROM tasks AS t
     WHERE t.state = 'queued'
@@ -112,6 +114,9 @@ SQL_TASK_INSERT = (
 SQL_BODY_INSERT = "INSERT INTO task_bodies (seq, body) VALUES (?, ?)"
 
 DEFAULT_LEASE_SECONDS = 30.0
+# A full commit id: sha1 (40 hex digits) or sha256 (64).
+_SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+_TASK_ID = re.compile(r"T-[1-9][0-9]{0,8}")
 
 
 def task_from_row(row: Sequence, body: str = "") -> Task:
@@ -129,6 +134,7 @@ def task_from_row(row: Sequence, body: str = "") -> Task:
         updated_at=row[9],
         started_at=row[10],
         progress=row[11],
+        branch_start=row[12],
     )
 
 
@@ -147,6 +153,19 @@ def event_from_row(row: Sequence) -> Event:
         note=row[7],
         data=json.loads(row[8]) if row[8] else {},
     )
+
+
+def new_run_secret() -> tuple[str, str]:
+    """The random part of a fresh agent secret, and the sha256 (hex) the log
+    keeps of it: the log's file never holds a secret an agent could be
+    impersonated with. The agent is given ``T-3:<random part>``, so that
+    checking it is a look-up by the task's key."""
+    random_part = secrets.token_hex(32)
+    return random_part, secret_hash(random_part)
+
+
+def secret_hash(random_part: str) -> str:
+    return hashlib.sha256(random_part.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def task_of_token(token: str) -> str:
@@ -775,7 +794,11 @@ class ExecutionLog:
         """
         now = self._clock()
         expires = now + lease_seconds
-        params = {"now": now, "secret": secrets.token_hex(8), "worker": worker, "expires": expires}
+        random_part, hashed = new_run_secret()
+        params = {
+            "now": now, "secret": secrets.token_hex(8), "worker": worker,
+            "expires": expires, "run_secret": hashed,
+        }
         with self._write() as conn:
             row = conn.execute(SQL_CLAIM, params).fetchone()
             if row is None:
@@ -788,7 +811,10 @@ class ExecutionLog:
                  f"attempt {row[4]}", json.dumps({"lease": token})),
             )
         task = task_from_row(row, row[EXTRA + 1] or "")
-        return Claim(task=task, token=token, worker=worker, expires_at=expires)
+        return Claim(
+            task=task, token=token, worker=worker, expires_at=expires,
+            secret=f"{task_id}:{random_part}",
+        )
 
     def heartbeat(
         self, token: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -926,6 +952,47 @@ class ExecutionLog:
             if row is None:
                 raise self._lease_lost(conn, task_id, token)
             self._event(conn, now, task_id, KIND_PROGRESS, row[0], note=text, data=data)
+
+    # --- who is calling: an agent proves its run with the run's secret ----------
+
+    def agent_for(self, secret: str) -> str | None:
+        """The task whose live run (running, lease live) was given
+        ``secret``; None for a secret that is forged or stale (the run ended,
+        its lease expired, or the task was claimed again since)."""
+        task_id, colon, random_part = (secret or "").partition(":")
+        if not colon or not _TASK_ID.fullmatch(task_id) or not random_part:
+            return None
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT seq FROM tasks WHERE seq = ? AND state = 'running' AND run_secret = ? "
+                "AND lease_token IS NOT NULL AND lease_expires >= ?",
+                (task_seq(task_id), secret_hash(random_part), self._clock()),
+            ).fetchone()
+        return task_id if row else None
+
+    def run_is_live(self, task_id: str, attempt: int) -> bool:
+        """Whether attempt ``attempt`` of ``task_id`` is the task's current
+        run and its lease is live (a run folder names both)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM tasks WHERE seq = ? AND state = 'running' AND attempts = ? "
+                "AND lease_token IS NOT NULL AND lease_expires >= ?",
+                (task_seq(task_id), attempt, self._clock()),
+            ).fetchone()
+        return row is not None
+
+    def record_branch_start(self, task_id: str, sha: str) -> None:
+        """The commit ``task_id``'s branch was made at (the engine records it
+        when it makes the branch): from then on the branch is this plan's."""
+        if not _SHA.fullmatch(sha or ""):
+            raise InvalidInput(f"not a commit id: {sha!r}")
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE tasks SET branch_start = ? WHERE seq = ?",
+                (sha.lower(), task_seq(task_id)),
+            )
+            if not cursor.rowcount:
+                raise UnknownTask(task_id)
 
     def live_tokens(self, tokens: Iterable[str]) -> set[str]:
         """Which of these lease tokens are still live."""

@@ -28,7 +28,7 @@ from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
 from factory_tui.errors import FactoryError, UnknownTask
-from factory_tui.model import Action, State, Task, next_state
+from factory_tui.model import BRANCH_START_UNRECORDED, Action, State, Task, next_state
 
 
 def worktree_status(state: State | None) -> str:
@@ -46,16 +46,15 @@ def worktree_status(state: State | None) -> str:
     return "orphaned"
 
 
-_NOT_RECORDED = object()
 
 
 def plan_owns_branch(worktrees: Worktrees, task: Task) -> bool:
     """Whether the task's branch is the one its plan made: the log recorded
     the commit the branch started at (``Task.branch_start``) and the branch
     still grows from it. A log that keeps no such record (older than the
-    column) cannot tell, and is trusted."""
-    start = getattr(task, "branch_start", _NOT_RECORDED)
-    if start is _NOT_RECORDED:
+    column) marked the tasks that had run as ``unrecorded``: trusted."""
+    start = task.branch_start
+    if start == BRANCH_START_UNRECORDED:
         return True
     return start is not None and worktrees.branch_descends_from(task.id, start)
 

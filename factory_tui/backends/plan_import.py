@@ -21,10 +21,12 @@ def import_plan(
     source: str,
     actor: str,
     state: State = State.PROPOSED,
+    proposer: str | None = None,
 ) -> list[Task]:
     """Create a task per checklist item, in file order. Unticked items start
     in ``state``; ticked ones are done. Nothing is written if any line is
-    wrong."""
+    wrong. ``proposer`` (an agent, ``agent:T-3``): every item is only
+    proposed, ticked or not, with the agent as its source."""
     items = parse_plan(text, source)
     if not items:
         raise PlanSyntaxError(source, 1, "no checklist items (lines like `- [ ] title`) found")
@@ -33,16 +35,18 @@ def import_plan(
             title=item.title,
             body=item.body,
             priority=item.priority,
-            state=state,
+            state=State.PROPOSED if proposer else state,
             after=tuple(item.after),
             profile=item.profile,
-            source=f"import:{source}",
+            source=proposer or f"import:{source}",
         )
         for item in items
     ]
     try:
         batch = log.check_tasks(
-            new, labels=[item.label for item in items], done=[item.done for item in items]
+            new,
+            labels=[item.label for item in items],
+            done=[item.done and not proposer for item in items],
         )
     except UnknownTask as error:
         line = next(

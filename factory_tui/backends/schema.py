@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -116,7 +116,24 @@ def _v2(conn: sqlite3.Connection) -> None:
     db["tasks"].add_column("progress", str)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(conn: sqlite3.Connection) -> None:
+    """Identity: the hash of the current run's agent secret (an agent proves
+    who it is with the secret; the log keeps only its sha256), and the commit
+    a task's branch was made at (from then on the branch is this plan's own,
+    so that a branch left by another plan is never taken over)."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db["tasks"].add_column("run_secret", str)
+    db["tasks"].add_column("branch_start", str)
+    # Tasks that ran before the log kept this record: their branches are
+    # this plan's own, its start unknown (see model.BRANCH_START_UNRECORDED).
+    conn.execute("UPDATE tasks SET branch_start = 'unrecorded' WHERE attempts > 0")
+    # No index: a secret names its task (``T-3:…``), so it is checked by
+    # the task's key, and the claim writes no more pages than before.
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
