@@ -255,8 +255,14 @@ def test_a_read_only_base_says_so_and_still_reads(base: FactoryBase, tmp_path: P
         ("factory", "log", ["log"]),
         *(("factory", name, list(args)) for name, args in WRITES.items()),
         ("factory", "plan import", ["plan", "import", str(plan)]),
+        ("factory", "run", ["run", "--once"]),
     ]
     results = in_namespace(unshare, tmp_path, str(base.root), steps)
+    # The engine says it too, in one line on stderr, and stops.
+    run = results["run"]
+    assert run["code"] == 1 and "Traceback" not in run["stdout"] + run["stderr"], run
+    assert run["stderr"].startswith("factory: ") and len(run["stderr"].splitlines()) == 1, run
+    assert "read-only" in run["stderr"], run
     for name in ("plan list", "plan show", "status", "log"):
         assert results[name]["code"] == 0, (name, results[name])
         assert "Traceback" not in results[name]["stderr"]

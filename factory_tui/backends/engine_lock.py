@@ -80,7 +80,10 @@ class EngineLock:
         except OSError:
             # Only the description is lost: the lock itself is held, and
             # ``holder`` still finds the pid.
-            temporary.unlink(missing_ok=True)
+            try:
+                temporary.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only base: nothing was made
 
     def release(self) -> None:
         if self._lock.held:
