@@ -86,8 +86,11 @@ async def test_o_and_e_open_a_shell_and_an_editor_that_work_on_this_base(demo_ba
         await ready(pilot)
         await pilot.press("2")
         table = app.worktree_table
-        while table.selected_row.task_id != "T-3":
+        for _ in range(len(table.rows)):
+            if table.selected_row.task_id == "T-3":
+                break
             await pilot.press("j")
+        assert table.selected_row.task_id == "T-3"
         await pilot.press("o")
         await wait_until(pilot, lambda: (tmp_path / "shell.status").exists(), "the shell")
         await pilot.press("e")
