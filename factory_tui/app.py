@@ -9,7 +9,6 @@ message, and the app hands the result to a widget. Widgets post intents
 from __future__ import annotations
 
 import gc
-import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from factory_tui.widgets.plan_table import PlanTable
 from factory_tui.widgets.run_screen import RunScreen
 from factory_tui.widgets.task_screen import TaskScreen
 from factory_tui.widgets.worktree_table import WorktreeRow, WorktreeTable
+from factory_tui.worktree_shell import editor_argv, operator_environment, shell_argv
 
 POLL_SECONDS = 0.1
 # Worktrees and their diff stats are read from git this often.
@@ -581,18 +581,19 @@ class FactoryApp(App[None]):
 
     def _open_in(self, worktree: Path, command: str) -> None:
         """A shell or $EDITOR in the worktree; the console suspends until it
-        exits, then comes back."""
-        if command == "shell":
-            argv = [os.environ.get("SHELL") or shutil.which("bash") or "/bin/sh"]
-        else:
-            editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-            argv = [*editor.split(), "."]
-        if shutil.which(argv[0]) is None:
+        exits, then comes back. ``factory`` run there works on this base."""
+        env = operator_environment(self.base.root)
+        try:
+            argv = shell_argv(env) if command == "shell" else editor_argv(env)
+        except FactoryError as error:
+            self.notify(literal(str(error)), severity="error", markup=False)
+            return
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
             self.notify(f"cannot open {literal(argv[0])}: not found", severity="error", markup=False)
             return
         try:
             with self.suspend():
-                subprocess.run(argv, cwd=worktree)
+                subprocess.run(argv, cwd=worktree, env=env)
         except Exception as error:  # no terminal to hand over (tests, headless)
             self.notify(literal(f"cannot open {argv[0]} here: {error}"), severity="error", markup=False)
 

@@ -4,18 +4,54 @@ one for ``factory init``.
 TOML is read with the standard library's ``tomllib``; the first file is
 written from a commented template so that a user who opens it sees what each
 key does.
+
+Everything is checked when the file is read, agent profiles included: a typo
+in a key, a bad timeout or a placeholder the engine could not fill is one line
+naming the file and the key before anything runs, never a task that fails
+later (or a key silently ignored, leaving a default in force).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from factory_tui.errors import ConfigError
 
 MERGE_MODES = ("ff", "merge")
+# The keys factory.toml may hold; anything else is a typo until proven
+# otherwise. [peers] and each profile's env are free maps of names.
+TOP_LEVEL_KEYS = (
+    "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
+)
+WORKTREE_KEYS = ("copy", "setup")
+# [agents] holds profiles (tables) and these plain keys: ``may``, the list of
+# operator actions agents are allowed as well.
+AGENTS_KEYS = ("may",)
+
+
+def unknown_key(key: str, known: Iterable[str]) -> str:
+    """The complaint about ``key``, with the nearest known key as a
+    suggestion when one is close ("did you mean max_parallel?")."""
+    known = list(known)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key}; did you mean {close[0]}?"
+    return f"unknown key {key} (known: {', '.join(known)})"
+
+
+def check_keys(table: dict, known: Iterable[str], *, where: str = "") -> str | None:
+    """The complaint about the first key of ``table`` not in ``known``, or
+    None; ``where`` (``[worktree] ``) says which table it is in."""
+    known = tuple(known)
+    for key in table:
+        if key not in known:
+            return where + unknown_key(key, known)
+    return None
 
 
 @dataclass(slots=True)
@@ -25,6 +61,7 @@ class FactoryConfig:
     max_parallel: int = 2
     merge: str = "ff"
     default_agent: str | None = None
+    # The profiles' tables, checked; [agents] may is not among them.
     agents: dict[str, dict] = field(default_factory=dict)
     peers: dict[str, str] = field(default_factory=dict)
     worktree_copy: list[str] = field(default_factory=list)
@@ -49,9 +86,15 @@ def load_config(path: Path) -> FactoryConfig:
 
 
 def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConfig:
+    # The profiles' own checks live with the profiles (agents builds on this
+    # module, so it is imported here rather than at the top).
+    from factory_tui.backends.agents import BUILTIN_PROFILES, profile_from_dict
+
     def fail(message: str) -> ConfigError:
         return ConfigError(f"{source}: {message}")
 
+    if (problem := check_keys(data, TOP_LEVEL_KEYS)) is not None:
+        raise fail(problem)
     name = data.get("name", "factory")
     if not isinstance(name, str) or not name.strip():
         raise fail("name must be a non-empty string")
@@ -68,11 +111,22 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     if not isinstance(agents, dict):
         raise fail("[agents] must be a table of profiles")
     # `may` is a key of [agents] beside the profiles, never a profile itself.
-    agents = dict(agents)
-    agent_may = _agent_may(agents.pop("may", []), fail)
+    agent_may = _agent_may(agents.get("may", []), fail)
+    profiles = {}
+    for key, value in agents.items():
+        if key in AGENTS_KEYS:
+            continue
+        if not isinstance(value, dict):
+            # Not a profile, so a plain key of [agents]: only the known ones.
+            raise fail("[agents] " + unknown_key(key, AGENTS_KEYS))
+        profile_from_dict(key, value, source=source)
+        profiles[key] = value
     default_agent = data.get("default_agent")
     if default_agent is not None and not isinstance(default_agent, str):
         raise fail("default_agent must be a profile name")
+    known_profiles = profiles or BUILTIN_PROFILES
+    if default_agent is not None and default_agent not in known_profiles:
+        raise fail(f"default_agent {default_agent!r} is not a profile (profiles: {', '.join(known_profiles)})")
     peers = data.get("peers", {})
     if not isinstance(peers, dict) or not all(
         isinstance(v, str) for v in peers.values()
@@ -81,6 +135,8 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     worktree = data.get("worktree", {})
     if not isinstance(worktree, dict):
         raise fail("[worktree] must be a table")
+    if (problem := check_keys(worktree, WORKTREE_KEYS, where="[worktree] ")) is not None:
+        raise fail(problem)
     copy = worktree.get("copy", [])
     if not isinstance(copy, list) or not all(isinstance(v, str) for v in copy):
         raise fail("[worktree] copy must be a list of paths")
@@ -95,7 +151,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         max_parallel=max_parallel,
         merge=merge,
         default_agent=default_agent,
-        agents=agents,
+        agents=profiles,
         peers=dict(peers),
         worktree_copy=list(copy),
         worktree_setup=list(setup) if setup else None,

@@ -3,9 +3,12 @@ literally.
 
 Terminal control characters become visible symbols (ESC shows as ␛), so a
 title can neither colour nor move the operator's terminal, and bidirectional
-overrides are shown as escapes so that text cannot disguise itself. Rich
-markup needs no treatment here: every widget builds ``Text``/``Content`` from
-these strings without parsing markup.
+overrides and invisible characters (zero-width spaces and joiners, the byte
+order mark, soft hyphens, line and paragraph separators) are shown as
+escapes (``\\u200b``) so that text cannot disguise itself: two titles that
+look alike are told apart, and nothing hides inside a word. Rich markup needs
+no treatment here: every widget builds ``Text``/``Content`` from these strings
+without parsing markup.
 """
 
 from __future__ import annotations
@@ -17,8 +20,19 @@ import re
 _C0 = {code: chr(0x2400 + code) for code in range(0x20)}
 _C0[0x7F] = "\u2421"
 _C0.pop(0x09)  # tab is handled by expand
-_C1_AND_BIDI = re.compile("[\x80-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
-_NEEDS_WORK = re.compile("[\x00-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+# Shown as \uXXXX escapes: C1 controls, bidi marks and overrides, and the
+# characters that take no room: zero-width space, non-joiner and joiner
+# (U+200B-U+200D), word joiner and invisible operators (U+2060-U+2064), the
+# byte order mark / zero-width no-break space (U+FEFF), the soft hyphen
+# (U+00AD), the Mongolian vowel separator (U+180E), and the line and
+# paragraph separators (U+2028, U+2029) that some terminals break lines on.
+_ESCAPED = (
+    "\x80-\x9f"
+    "\u202a-\u202e\u2066-\u2069\u200e\u200f"
+    "\u200b-\u200d\u2060-\u2064\ufeff\u00ad\u180e\u2028\u2029"
+)
+_C1_AND_BIDI = re.compile(f"[{_ESCAPED}]")
+_NEEDS_WORK = re.compile(f"[\x00-\x1f\x7f{_ESCAPED}]")
 
 
 def _escape(match: re.Match) -> str:

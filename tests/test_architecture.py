@@ -26,6 +26,7 @@ PURE_MODULES = [
     "factory_tui.text",
     "factory_tui.errors",
     "factory_tui.actors",
+    "factory_tui.worktree_shell",
 ]
 
 

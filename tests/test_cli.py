@@ -928,6 +928,31 @@ def test_markup_and_escapes_are_shown_literally(base) -> None:
     assert "␛[31mred␛[0m" in coloured
 
 
+# Characters that take no room on screen (zero-width space, joiners, word
+# joiner, invisible operators, byte order mark, soft hyphen, Mongolian vowel
+# separator, line and paragraph separators).
+INVISIBLE = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u2028\u2029"
+
+
+def test_invisible_characters_are_shown_as_escapes(base) -> None:
+    title = "pay\u200bpal\ufeff"
+    ok(base, "plan", "add", title, "--body", "the body\u2060hides" + INVISIBLE)
+    ok(base, "note", "--task", "T-1", "a note\u200d\u2028with a break")
+    outputs = {
+        "list": ok(base, "plan", "list").stdout,
+        "show": ok(base, "plan", "show", "T-1").stdout,
+        "log": ok(base, "log").stdout,
+        "json": ok(base, "plan", "show", "T-1", "--json").stdout,
+    }
+    for name, out in outputs.items():
+        assert not any(char in out for char in INVISIBLE), name
+        assert "pay\\u200bpal\\ufeff" in out, name
+    assert "the body\\u2060hides" + "".join(f"\\u{ord(c):04x}" for c in INVISIBLE) in outputs["show"]
+    assert "a note\\u200d\\u2028with a break" in outputs["log"]
+    # Stored as given: only the showing changes.
+    assert show(base, "T-1")["title"] == title
+
+
 def test_raw_stdout_bytes_hold_no_escape(tmp_path: Path, git_repo: Path) -> None:
     """Through a real process: stdout is exactly what a terminal would get."""
     assert run_bin("init", cwd=git_repo).returncode == 0

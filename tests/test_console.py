@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from textual.widgets import Static
 
 from factory_tui.app import FactoryApp
 from factory_tui.backends.log import ExecutionLog
@@ -243,6 +244,22 @@ async def test_outside_text_is_shown_literally(base):
         text = row_text(app, "T-2")
         assert "\x1b" not in text and "\x07" not in text
         assert "␛[31mred␛[0m␇bell" in text
+
+
+async def test_invisible_characters_in_a_title_are_shown(base):
+    # A zero-width space and a byte order mark: "paypal" that is not "paypal".
+    with ExecutionLog.open(base.log_path) as log:
+        log.add_task(NewTask(title="pay\u200bpal\ufeff"), actor="test")
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        text = row_text(app, "T-1")
+        assert "\u200b" not in text and "\ufeff" not in text
+        assert "pay\\u200bpal\\ufeff" in text
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskScreen) and app.screen.detail is not None, "the task screen")
+        title = str(app.screen.query_one("#task-title", Static).render())
+        assert "pay\\u200bpal\\ufeff" in title and "\u200b" not in title
 
 
 async def test_help_shows_the_focused_panes_keys(demo_base):

@@ -5,9 +5,13 @@ while agents work. Real git, real demo agents, real engine threads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +58,50 @@ async def test_worktrees_pane_lists_the_demo_worktrees(demo_base):
         assert rows["T-5"].status == "running"
         assert rows["T-8"].status == "failed"
         assert rows["T-3"].added and rows["T-3"].added > 0
+
+
+async def test_o_and_e_open_a_shell_and_an_editor_that_work_on_this_base(demo_base, tmp_path, monkeypatch):
+    # Stand-ins for the operator's shell and editor: real programs that
+    # record where they ran, their factory variables, and what `factory
+    # status` says there.
+    script = tmp_path / "record.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'out="{tmp_path}/${{1:-shell}}"\n'
+        'pwd > "$out.cwd"\n'
+        'env | grep -E "^FACTORY_(BASE|TASK|RUN|TOKEN)=" | sort > "$out.env"\n'
+        f'"{sys.executable}" -m factory_tui status --json > "$out.status" 2>&1\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("SHELL", str(script))
+    monkeypatch.setenv("EDITOR", f"{script} editor")
+    monkeypatch.delenv("VISUAL", raising=False)
+    # The console itself may have been started from an agent's shell.
+    monkeypatch.setenv("FACTORY_TASK", "T-5")
+    monkeypatch.setenv("FACTORY_TOKEN", "an-agents-token")
+    # Pilot has no terminal to hand over; the programs run all the same.
+    monkeypatch.setattr(FactoryApp, "suspend", lambda self: contextlib.nullcontext())
+    app = FactoryApp(demo_base, engine=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await ready(pilot)
+        await pilot.press("2")
+        table = app.worktree_table
+        for _ in range(len(table.rows)):
+            if table.selected_row.task_id == "T-3":
+                break
+            await pilot.press("j")
+        assert table.selected_row.task_id == "T-3"
+        await pilot.press("o")
+        await wait_until(pilot, lambda: (tmp_path / "shell.status").exists(), "the shell")
+        await pilot.press("e")
+        await wait_until(pilot, lambda: (tmp_path / "editor.status").exists(), "the editor")
+        assert not app._notifications, [n.message for n in app._notifications]
+    worktree = demo_base.worktrees_dir / "T-3"
+    for program in ("shell", "editor"):
+        assert Path((tmp_path / f"{program}.cwd").read_text().strip()) == worktree
+        assert (tmp_path / f"{program}.env").read_text() == f"FACTORY_BASE={demo_base.root}\n"
+        status = json.loads((tmp_path / f"{program}.status").read_text())
+        assert status["base"] == str(demo_base.root)
 
 
 async def test_run_screen_shows_transcript_and_diff(demo_base):

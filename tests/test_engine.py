@@ -796,19 +796,22 @@ def test_a_missing_agent_program_fails_with_a_clear_reason(base: FactoryBase) ->
     no_traceback_anywhere(base, done.stdout, done.stderr)
 
 
-def test_a_profile_with_an_unknown_placeholder_fails_with_a_config_message(base: FactoryBase, agent: Path) -> None:
+def test_a_profile_with_an_unknown_placeholder_is_refused_before_anything_runs(base: FactoryBase, agent: Path) -> None:
     configure(base, default_agent="broken",
               agents={"broken": {"argv": ["{python}", str(agent), "{nope}"], "output": "text"}})
     task_id = add(base, "Use a broken profile")
 
     done = factory(base, "run", "--once")
 
+    # factory.toml is refused when it is read: one line, and the task is
+    # left queued for a corrected profile rather than failed by it.
     assert done.returncode == 1, done.stdout + done.stderr
-    assert task(base, task_id).state is State.FAILED
-    [event] = events(base, task_id, "failed")
-    assert "[agents.broken]" in event.note
-    assert "unknown placeholder {nope}" in event.note
-    assert "{prompt_file}" in event.note  # the known ones are listed
+    [line] = done.stderr.splitlines()
+    assert line.startswith("factory: ") and "[agents.broken]" in line
+    assert "unknown placeholder {nope}" in line
+    assert "{prompt_file}" in line  # the known ones are listed
+    assert task(base, task_id).state is State.QUEUED
+    assert EngineLock.holder(base) is None
     no_traceback_anywhere(base, done.stdout, done.stderr)
 
 

@@ -8,6 +8,7 @@ from factory_tui.app import FactoryApp
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.model import NewTask
 from factory_tui.widgets.help_screen import HelpScreen
+from factory_tui.widgets.task_body import TaskBody
 from factory_tui.widgets.task_screen import TaskScreen
 from tests.console_helpers import move_to, ready, wait_until
 
@@ -29,6 +30,8 @@ def test_task_screen(snap_compare, demo_base):
         await move_to(pilot, "T-3")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, TaskScreen) and app.screen.detail is not None, "the task screen")
+        body = app.screen.query_one(TaskBody)
+        await wait_until(pilot, lambda: body.rendered, "the description")
         await pilot.pause(0.2)
 
     assert snap_compare(FactoryApp(demo_base, engine=False, clock=lambda: NOW), terminal_size=SIZE, run_before=run_before)

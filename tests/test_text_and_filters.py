@@ -18,13 +18,17 @@ from factory_tui.text import dumps_json, literal, one_line
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
 C1 = "".join(chr(c) for c in range(0x80, 0xA0))
+# Characters that take no room on screen: a title holding them looks like
+# another title, or hides a word break.
+INVISIBLE = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u2028\u2029"
 
 
 def raw_controls(text: str) -> list[str]:
-    """Characters a terminal would act on, or that reorder the text shown."""
+    """Characters a terminal would act on, that reorder the text shown, or
+    that cannot be seen."""
     return [
         ch for ch in text
-        if unicodedata.category(ch) == "Cc" or ch in BIDI
+        if unicodedata.category(ch) == "Cc" or ch in BIDI or ch in INVISIBLE
     ]
 
 
@@ -68,6 +72,32 @@ def test_c1_controls_and_bidi_overrides_are_escaped() -> None:
     assert shown == "".join(f"\\u{ord(ch):04x}" for ch in C1 + BIDI)
 
 
+@pytest.mark.parametrize("char", list(INVISIBLE))
+def test_invisible_characters_are_escaped(char: str) -> None:
+    escape = f"\\u{ord(char):04x}"
+    assert literal(f"pay{char}pal") == f"pay{escape}pal"
+    assert literal(f"pay{char}pal\nnext", multiline=True) == f"pay{escape}pal\nnext"
+    assert one_line(f"{char}x", 20) == f"{escape}x"
+    # Two titles that look alike are told apart.
+    assert literal(f"Deploy{char}") != literal("Deploy")
+
+
+def test_a_byte_order_mark_and_separators_among_other_text() -> None:
+    shown = literal("\ufeffTitle\u2028second\u2029third \u00adsoft", multiline=True)
+    assert shown == "\\ufeffTitle\\u2028second\\u2029third \\u00adsoft"
+    assert raw_controls(shown) == []
+    # Visible characters next to them are untouched: emoji joined by ZWJ
+    # show the joiner, the emoji stay.
+    assert literal("👩\u200d💻") == "👩\\u200d💻"
+
+
+@given(st.text(alphabet=st.sampled_from(INVISIBLE + "ab\n")))
+@settings(max_examples=100, deadline=None)
+def test_literal_never_leaves_an_invisible_character_raw(text: str) -> None:
+    assert raw_controls(literal(text)) == []
+    assert [ch for ch in raw_controls(literal(text, multiline=True)) if ch != "\n"] == []
+
+
 @given(st.text())
 @settings(max_examples=200, deadline=None)
 def test_literal_never_leaves_a_control_raw(text: str) -> None:
@@ -109,11 +139,12 @@ def test_one_line_fits_its_width(text: str, width: int) -> None:
 
 
 def test_dumps_json() -> None:
-    data = {"title": "café \x1b[31m\x9b\u202eevil", "n": [1, None], "ok": True}
+    data = {"title": "café \x1b[31m\x9b\u202eevil\u200b\ufeff\u2028", "n": [1, None], "ok": True}
     text = dumps_json(data)
     assert raw_controls(text.replace("\n", "")) == []
     assert "café" in text  # readable, not \u00e9
     assert "\\u001b" in text and "\\u009b" in text and "\\u202e" in text
+    assert "\\u200b" in text and "\\ufeff" in text and "\\u2028" in text
     # Still JSON, and it reads back as the same data.
     assert json.loads(text) == data
 

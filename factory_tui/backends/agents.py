@@ -9,17 +9,19 @@ quotes and semicolons reaches the agent as one argument and nothing else.
 
 from __future__ import annotations
 
+import math
 import shutil
 import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factory_tui.config import FactoryConfig
+from factory_tui.config import FactoryConfig, check_keys
 from factory_tui.errors import ConfigError
 
 OUTPUT_FORMATS = ("claude-stream-json", "codex-json", "text")
 PLACEHOLDERS = ("prompt", "prompt_file", "task_id", "worktree", "python")
+PROFILE_KEYS = ("argv", "output", "timeout", "env")
 # The order in which an unset default_agent is looked for on PATH.
 DETECTION_ORDER = ("claude", "codex", "aider")
 
@@ -85,33 +87,62 @@ class AgentProfile:
         return shutil.which(program) is not None
 
 
+def _placeholder_problem(arg: str) -> str | None:
+    """What is wrong with the placeholders of one argv item, or None.
+
+    A placeholder is a bare name: ``str.format`` would also apply a format
+    spec (``{prompt:>999999999}`` pads a prompt to a gigabyte, ``{prompt:d}``
+    fails on every run), a conversion (``{prompt!r}``), an attribute or an
+    index (``{prompt.attr}``, ``{prompt[0]}``), and only when a task runs.
+    """
+    known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+    try:
+        parsed = list(string.Formatter().parse(arg))
+    except ValueError as error:
+        return f"argv has a malformed placeholder in {arg!r}: {error} (write {{{{ and }}}} for a brace)"
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        bare = name.split(".", 1)[0].split("[", 1)[0]
+        if bare not in PLACEHOLDERS:
+            return f"argv uses an unknown placeholder {written} (known: {known})"
+        if written != "{" + bare + "}":
+            return (
+                f"argv placeholder {written} is not allowed: a placeholder takes no format spec, "
+                f"conversion, attribute or index; write {{{bare}}}"
+            )
+    return None
+
+
 def profile_from_dict(name: str, data: object, *, source: str = "factory.toml") -> AgentProfile:
     def fail(message: str) -> ConfigError:
         return ConfigError(f"{source}: [agents.{name}] {message}")
 
     if not isinstance(data, dict):
         raise fail("must be a table")
+    if (problem := check_keys(data, PROFILE_KEYS)) is not None:
+        raise fail(problem)
     argv = data.get("argv")
     if isinstance(argv, str):
         raise fail('argv must be a list of arguments such as ["claude", "-p", "{prompt}"], not a shell string')
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise fail("argv must be a non-empty list of strings")
     for arg in argv:
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
-        except ValueError as error:
-            raise fail(f"argv has a malformed placeholder in {arg!r}: {error}") from None
-        for placeholder in fields:
-            if placeholder not in PLACEHOLDERS:
-                raise fail(
-                    f"argv uses an unknown placeholder {{{placeholder}}} "
-                    f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
-                )
+        problem = _placeholder_problem(arg)
+        if problem is not None:
+            raise fail(problem)
     output = data.get("output", "text")
     if output not in OUTPUT_FORMATS:
         raise fail(f"output must be one of {', '.join(OUTPUT_FORMATS)}, not {output!r}")
     timeout = data.get("timeout", 3600)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    # TOML allows nan and inf; neither is a time an agent can be given.
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
         raise fail(f"timeout must be a positive number of seconds, not {timeout!r}")
     env = data.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):

@@ -1,5 +1,6 @@
-"""The task screen (``enter`` on a task): its body as markdown, what it
-depends on and what depends on it, and its whole history.
+"""The task screen (``enter`` on a task): its body (as markdown, or as plain
+text when it is large: see task_body.py), what it depends on and what
+depends on it, and its whole history.
 
 The screen asks the app for the task's detail and redraws when the app
 hands over a fresh one; it reads nothing itself.
@@ -16,12 +17,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Footer, Static
 
 from factory_tui.messages import TaskCommand, TaskDetail, TaskDetailLoaded
 from factory_tui.model import State, Task, iso_time
 from factory_tui.text import literal
 from factory_tui.widgets.styles import KIND_STYLE, STATE_STYLE, STATE_SYMBOL
+from factory_tui.widgets.task_body import TaskBody
 
 
 def _task_line(task: Task) -> Text:
@@ -54,8 +56,7 @@ class TaskScreen(Screen):
         yield Static(Text(f" {self.task_id}  loading…"), id="task-title")
         yield Static("", id="task-meta")
         with Horizontal(id="task-main"):
-            with VerticalScroll(id="task-body-scroll"):
-                yield Markdown("", id="task-body")
+            yield TaskBody(id="task-body-box")
             with Vertical(id="task-side"):
                 yield Static("", id="task-deps", classes="task-box")
                 yield VerticalScroll(Static("", id="task-events"), id="task-events-scroll", classes="task-box")
@@ -64,7 +65,7 @@ class TaskScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#task-deps").border_title = "Dependencies"
         self.query_one("#task-events-scroll").border_title = "History"
-        self.query_one("#task-body-scroll").border_title = "Description"
+        self.query_one("#task-body-box").border_title = "Description"
 
     def action_command(self, command: str) -> None:
         self.post_message(TaskCommand(self.task_id, command))
@@ -92,10 +93,7 @@ class TaskScreen(Screen):
             meta.append("\n feedback: ", style="bold")
             meta.append(literal(task.feedback))
         self.query_one("#task-meta", Static).update(meta)
-        # Markdown is the body's own format; raw control characters are made
-        # visible first, and the Markdown widget never reads Rich markup.
-        body = literal(task.body, multiline=True) if task.body.strip() else "*No description.*"
-        self.query_one("#task-body", Markdown).update(body)
+        self.query_one(TaskBody).show(task.body)
         self.query_one("#task-deps", Static).update(self._dependencies(detail))
         self.query_one("#task-events", Static).update(self._history(detail))
 
