@@ -14,6 +14,9 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.demo import build_demo
 from factory_tui.backends.log import ExecutionLog
 
+# The engine's fixtures (agent, record, tidy) serve every test module.
+pytest_plugins = ["tests.engine_helpers"]
+
 # 2026-09-21 13:46:40 UTC: the demo's fixed start, so pictures never change.
 DEMO_START = 1_790_000_000.0
 

@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-
 import factory_tui.backends
 
 PROJECT = Path(__file__).resolve().parent.parent

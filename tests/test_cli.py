@@ -23,6 +23,7 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.cli import main
 from factory_tui.model import STATE_ORDER, State
+from tests.helpers import assert_one_line_error, log_tables
 
 FACTORY_BIN = Path(sys.executable).parent / "factory"
 ESC = "\x1b"
@@ -73,27 +74,9 @@ def refused(base, *args: str, code: int = 1, **kwargs) -> str:
     return assert_one_line_error(result.exit_code, result.stdout, result.stderr, code=code)
 
 
-def assert_one_line_error(exit_code: int, stdout: str, stderr: str, *, code: int = 1) -> str:
-    assert "Traceback" not in stdout + stderr
-    assert exit_code == code, (exit_code, stdout, stderr)
-    assert stdout == ""
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("factory: "), stderr
-    return lines[0]
-
-
 def snapshot(base: FactoryBase) -> dict:
-    """Everything the log holds, read with plain sqlite3, to show that a
-    refused command wrote nothing."""
-    conn = sqlite3.connect(base.log_path)
-    try:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in ("tasks", "task_bodies", "deps", "events", "meta")
-        }
-    finally:
-        conn.close()
+    """Everything the log holds, to show that a refused command wrote nothing."""
+    return log_tables(base.log_path)
 
 
 def add(base, title: str, *args: str, **kwargs) -> str:

@@ -15,7 +15,7 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.config import config_from_dict, load_config
 from factory_tui.errors import ConfigError
 from factory_tui.model import State
-from tests.test_engine import add, agent_profile, configure, factory, task
+from tests.engine_helpers import add, agent_profile, configure, factory, task
 
 SOURCE = "/somewhere/.factory/factory.toml"
 PROFILE = '[agents.x]\nargv = ["agent", "{prompt_file}"]\n'

@@ -28,9 +28,8 @@ import pytest
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.model import State
-from tests.test_engine import (  # noqa: F401  (agent, record, tidy: fixtures)
+from tests.engine_helpers import (
     add,
-    agent,
     agent_pid,
     agent_profile,
     alive,
@@ -40,12 +39,10 @@ from tests.test_engine import (  # noqa: F401  (agent, record, tidy: fixtures)
     factory,
     git,
     no_traceback_anywhere,
-    record,
     run_dir,
     start_factory,
     starts,
     task,
-    tidy,
     wait_for,
 )
 

@@ -30,7 +30,7 @@ from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.operator import Operator
 from factory_tui.errors import FactoryError
 from factory_tui.model import EVENT_KIND, TRANSITIONS, Action, NewTask, State
-from tests.test_engine import configure, environment, git, start_factory, wait_for
+from tests.engine_helpers import configure, environment, git, start_factory, wait_for
 
 # A failure names its faults (printed); another seed explores other ones:
 # FACTORY_FAULT_SEED=7 python -m pytest tests/test_faults.py -s

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from factory_tui.actors import Caller, Need, ancestor_environments, check_permitted, identify
+from factory_tui.actors import (
+    Caller,
+    Need,
+    ancestor_environments,
+    check_permitted,
+    identify,
+)
 from factory_tui.backends.agents import load_profiles
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
@@ -27,6 +32,7 @@ from factory_tui.cli import main
 from factory_tui.config import config_from_dict
 from factory_tui.errors import AgentRefused, ConfigError, NotPermitted
 from factory_tui.model import Action, Claim, NewTask, State
+from tests.helpers import assert_one_line_error, log_tables
 
 from .test_log import Clock
 
@@ -74,22 +80,11 @@ def factory(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 def refusal(done: subprocess.CompletedProcess) -> str:
     """The one line a refused command prints (exit 1, nothing on stdout)."""
-    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("factory: "), done.stderr
-    return lines[0]
+    return assert_one_line_error(done.returncode, done.stdout, done.stderr)
 
 
 def snapshot(base: FactoryBase) -> dict:
-    conn = sqlite3.connect(base.log_path)
-    try:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in ("tasks", "task_bodies", "deps", "events")
-        }
-    finally:
-        conn.close()
+    return log_tables(base.log_path)
 
 
 def in_state(log: ExecutionLog, state: State, title: str) -> str:

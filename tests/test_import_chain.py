@@ -20,6 +20,7 @@ from factory_tui.backends.log import ExecutionLog
 from factory_tui.errors import DependencyCycle, LogBusy, UnknownTask
 from factory_tui.model import NewTask, State
 from factory_tui.plan_file import parse_plan
+from tests.helpers import assert_one_line_error, log_tables
 
 
 def factory(base: FactoryBase, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -34,22 +35,7 @@ def factory(base: FactoryBase, *args: str, **env: str) -> subprocess.CompletedPr
 
 
 def one_line_error(done: subprocess.CompletedProcess) -> str:
-    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("factory: "), done.stderr
-    return lines[0]
-
-
-def snapshot(path: Path) -> dict:
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in ("tasks", "task_bodies", "deps", "events")
-        }
-    finally:
-        conn.close()
+    return assert_one_line_error(done.returncode, done.stdout, done.stderr)
 
 
 def chain(n: int, *, first_after: str | None = None) -> str:
@@ -136,26 +122,26 @@ def test_a_loop_across_a_long_batch_is_refused_with_its_path_and_nothing_written
 ) -> None:
     n = 5_000
     seed(base, 1)
-    before = snapshot(base.log_path)
+    before = log_tables(base.log_path)
     plan = tmp_path / "loop.md"
     plan.write_text(chain(n, first_after=f"s{n - 1}"))  # the first item needs the last
     line = one_line_error(factory(base, "plan", "import", str(plan)))
     # The first item is on line 3 of the file; its loop runs through all n.
     assert line.startswith(f"factory: loop.md:3: dependency cycle: #s0 → #s{n - 1} → #s{n - 2} → ")
     assert line.endswith(" → #s1 → #s0") and f"({n + 1 - 11:,} more)" in line
-    assert snapshot(base.log_path) == before
+    assert log_tables(base.log_path) == before
     # A short loop in the middle of a plan: named in full, on its first item's line.
     plan.write_text(chain(50) + "- [ ] a {#a after=c}\n- [ ] b {#b after=a}\n- [ ] c {#c after=b,s3}\n")
     line = one_line_error(factory(base, "plan", "import", str(plan)))
     assert line == "factory: loop.md:103: dependency cycle: #a → #c → #b → #a"
-    assert snapshot(base.log_path) == before
+    assert log_tables(base.log_path) == before
 
 
 def test_add_tasks_refuses_a_loop_among_its_labels_and_writes_nothing(
     log: ExecutionLog,
 ) -> None:
     log.add_task(NewTask(title="existing"), actor="seed")
-    before = snapshot(log.path)
+    before = log_tables(log.path)
     batch = [
         NewTask(title="a", after=("T-1", "c")),
         NewTask(title="b", after=("a",)),
@@ -171,14 +157,14 @@ def test_add_tasks_refuses_a_loop_among_its_labels_and_writes_nothing(
     # A task id names a task already in the log, never one of the batch.
     with pytest.raises(UnknownTask, match="T-2"):
         log.add_tasks([NewTask(title="a"), NewTask(title="b", after=("T-2",))], actor="t")
-    assert snapshot(log.path) == before
+    assert log_tables(log.path) == before
 
 
 def test_a_missing_task_id_is_refused_with_its_line_and_nothing_written(
     base: FactoryBase, tmp_path: Path
 ) -> None:
     seed(base, 3)
-    before = snapshot(base.log_path)
+    before = log_tables(base.log_path)
     plan = tmp_path / "plan.md"
     text = chain(2_000, first_after="T-3")
     # Line 3001 (item 1500) also needs T-42, which the log does not hold.
@@ -188,7 +174,7 @@ def test_a_missing_task_id_is_refused_with_its_line_and_nothing_written(
     plan.write_text("\n".join(lines) + "\n")
     line = one_line_error(factory(base, "plan", "import", str(plan)))
     assert line == "factory: plan.md:3003: after=T-42: no such task in the log"
-    assert snapshot(base.log_path) == before
+    assert log_tables(base.log_path) == before
 
 
 def _hold_write_lock(path: Path) -> sqlite3.Connection:
@@ -209,7 +195,7 @@ def test_an_import_is_checked_without_the_write_lock(base: FactoryBase, tmp_path
     itself waits for the lock (and, with a short busy timeout, gives up
     without writing anything)."""
     seed(base, 1)
-    before = snapshot(base.log_path)
+    before = log_tables(base.log_path)
     plan = tmp_path / "plan.md"
     holder = _hold_write_lock(base.log_path)
     try:
@@ -224,7 +210,7 @@ def test_an_import_is_checked_without_the_write_lock(base: FactoryBase, tmp_path
         if holder.in_transaction:
             holder.execute("ROLLBACK")
         holder.close()
-    assert snapshot(base.log_path)["tasks"] == before["tasks"]
+    assert log_tables(base.log_path)["tasks"] == before["tasks"]
     done = factory(base, "plan", "import", str(plan))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Imported 1000 tasks (T-2…T-1001), 0 of them done."

@@ -20,7 +20,7 @@ from factory_tui.backends.locks import OperatorLock, PathLock, wait_seconds
 from factory_tui.engine import EngineLock
 from factory_tui.engine_host import EngineHost
 from factory_tui.errors import ConfigError
-from tests.test_engine import configure, factory, start_factory, tidy, wait_for  # noqa: F401 (tidy: a fixture)
+from tests.engine_helpers import configure, factory, start_factory, wait_for
 
 
 def times_open(pid: int, path: Path) -> int:

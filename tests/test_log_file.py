@@ -27,6 +27,7 @@ from factory_tui.backends.log import ExecutionLog, LogReader
 from factory_tui.backends.schema import _create_log, open_connection
 from factory_tui.errors import LogCorrupt
 from factory_tui.model import NewTask, State
+from tests.helpers import assert_one_line_error, log_tables
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -45,15 +46,6 @@ def factory(base: FactoryBase, *args: str) -> subprocess.CompletedProcess:
     )
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
-
-
-def one_line_error(code: int, stdout: str, stderr: str) -> str:
-    assert "Traceback" not in stdout + stderr, stderr
-    assert code == 1, (code, stdout, stderr)
-    assert stdout == ""
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("factory: "), stderr
-    return lines[0]
 
 
 def fingerprint(path: Path) -> tuple[bytes, int, int]:
@@ -82,11 +74,11 @@ def test_a_log_that_is_not_sqlite_is_refused_by_every_command(
     files = files_beside(base.log_path)
     for args in (("plan", "list"), ("plan", "add", "x"), ("status",), ("log",), ("note", "hi")):
         done = factory(base, *args)
-        line = one_line_error(done.returncode, done.stdout, done.stderr)
+        line = assert_one_line_error(done.returncode, done.stdout, done.stderr)
         assert f"the log {base.log_path} is not a readable SQLite database" in line, args
     # `factory init` does not take it for a missing log either: it says so.
     init = factory(base, "init", str(base.root))
-    line = one_line_error(init.returncode, init.stdout, init.stderr)
+    line = assert_one_line_error(init.returncode, init.stdout, init.stderr)
     assert f"the log {base.log_path} is not a readable SQLite database" in line
     assert fingerprint(base.log_path) == before
     assert files_beside(base.log_path) == files
@@ -229,21 +221,10 @@ def _seed(log_path: Path) -> None:
         log.add_note("T-1", "seeded", actor="seed")
 
 
-def snapshot(path: Path) -> dict:
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in ("tasks", "task_bodies", "deps", "events")
-        }
-    finally:
-        conn.close()
-
-
 def test_a_read_only_base_says_so_and_still_reads(base: FactoryBase, tmp_path: Path) -> None:
     unshare = _unshare_or_skip()
     _seed(base.log_path)
-    before = snapshot(base.log_path)
+    before = log_tables(base.log_path)
     plan = tmp_path / "plan.md"
     plan.write_text("- [ ] imported\n")
     folder = str(base.dir)
@@ -273,12 +254,12 @@ def test_a_read_only_base_says_so_and_still_reads(base: FactoryBase, tmp_path: P
     assert "seeded" in results["log"]["stdout"]
     for name in (*WRITES, "plan import"):
         result = results[name]
-        line = one_line_error(result["code"], result["stdout"], result["stderr"])
+        line = assert_one_line_error(result["code"], result["stdout"], result["stderr"])
         # An operator's action meets the read-only folder at its lock,
         # before the log; either way the line says read-only.
         assert (f"the log {base.log_path} is read-only" in line
                 or f"the base {base.dir} is read-only" in line), (name, line)
-    assert snapshot(base.log_path) == before
+    assert log_tables(base.log_path) == before
 
 
 def test_a_full_disk_says_so_keeps_the_log_whole_and_still_reads(tmp_path: Path) -> None:
@@ -320,7 +301,7 @@ def test_a_full_disk_says_so_keeps_the_log_whole_and_still_reads(tmp_path: Path)
     assert results["free"] == 0
     for name in ("big body", *WRITES):
         result = results[name]
-        line = one_line_error(result["code"], result["stdout"], result["stderr"])
+        line = assert_one_line_error(result["code"], result["stdout"], result["stderr"])
         assert line == (
             f"factory: the disk holding {log_path} is full; free some space and try again "
             "(nothing was written)"

@@ -29,7 +29,7 @@ from factory_tui.errors import FactoryError
 from factory_tui.model import BRANCH_START_UNRECORDED, Action, State
 from factory_tui.widgets.dialogs import ConfirmDialog
 from tests.console_helpers import move_to, ready, wait_until
-from tests.test_engine import (
+from tests.engine_helpers import (
     ACTOR,
     add,
     configure,
