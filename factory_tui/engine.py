@@ -528,6 +528,8 @@ class Engine:
         """Stop every live process of any run of ``task_id`` (worker thread);
         returns which runs had any, for the report."""
         task_runs = self.base.runs_dir / task_id
+        if not task_runs.exists():
+            return ""  # no run of it was ever started here: nothing to look for
         found = processes.of_task(task_runs)
         runs = sorted({item.run for item in found})
         for run in runs:
