@@ -91,6 +91,10 @@ class _Busy:
 
 BUSY = _Busy()
 
+# Log calls that only read: they go through while another process holds the
+# write lock (WAL), so their success says nothing about the lock being free.
+_READS = frozenset({"has_ready", "live_tokens", "get_task", "list_tasks", "live_leases", "_prompt_for"})
+
 
 @dataclass
 class EngineStatus:
@@ -910,7 +914,7 @@ class Engine:
             except LogError as error:
                 self._fail_engine(str(error))
                 raise
-            self._log_free()
+            self._log_free(function)
             return result
 
     async def _try_log(self, function, *args, **kwargs):
@@ -924,7 +928,7 @@ class Engine:
         except LogError as error:
             self._fail_engine(str(error))
             raise
-        self._log_free()
+        self._log_free(function)
         return result
 
     def _log_busy(self) -> None:
@@ -932,8 +936,8 @@ class Engine:
             self._busy_since = time.monotonic()
             self._report("the log is busy (another process holds its write lock); agents go on, writes wait")
 
-    def _log_free(self) -> None:
-        if self._busy_since is not None:
+    def _log_free(self, function) -> None:
+        if self._busy_since is not None and getattr(function, "__name__", "") not in _READS:
             waited = time.monotonic() - self._busy_since
             self._busy_since = None
             self._report(f"the log is free again after {waited:.1f} s")
