@@ -1,104 +1,65 @@
-"""The operator console: the dashboard of six panes over one factory base.
+"""The operator console: the dashboard of panes over one factory base.
 
-The app owns the backends, the embedded engine and every worker. Data
-travels one way: a worker reads or writes the log (or runs git), posts a
-message, and the app hands the result to a widget. Widgets post intents
-(``TaskCommand``, ``WorktreeTable.Wanted``) and never touch SQLite or git.
+The app composes the panes from their registry (``panes/__init__.py``) and
+routes only what is global: the keys that move between panes, help, zoom,
+quitting, the engine it runs or attaches to, and the log feed. Each pane
+owns its own data, workers and messages; every backend call goes through
+one ``FactorySession`` (backends/session.py), the same facade the CLI and
+the engine use. A task command from anywhere (``TaskCommand``) goes to
+``TaskActions`` (actions.py).
+
+Data travels one way: a worker reads or writes (SQLite, git) and posts a
+message; the widget that owns the worker shows the result. Widgets never
+import SQLite or git.
 """
 
 from __future__ import annotations
 
 import gc
-import shutil
-import subprocess
 import sys
 import time
-from array import array
 from collections.abc import Callable
-from pathlib import Path
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from factory_tui.actions import TaskActions
 from factory_tui.actors import actor_name
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.feed import LogFeed
-from factory_tui.backends.log import ExecutionLog, LogReader
-from factory_tui.backends.operator import Operator, worktree_status
+from factory_tui.backends.session import FactorySession
 from factory_tui.commands import FactoryCommands
-from factory_tui.engine import EngineStatus
 from factory_tui.engine_host import EngineHost
 from factory_tui.errors import FactoryError
-from factory_tui.filters import LogFilter
+from factory_tui.keys import bindings
 from factory_tui.messages import (
+    EngineChanged,
     LogChanged,
     NewTaskWanted,
     PlanLoaded,
     TaskCommand,
-    TaskDetail,
-    TaskDetailLoaded,
+    WorktreesChanged,
 )
-from factory_tui.model import Action, Event, NewTask, State, Task, next_state
-from factory_tui.text import literal, one_line
-from factory_tui.widgets.dialogs import ChoiceDialog, ConfirmDialog, NewTaskDialog, NoteDialog
-from factory_tui.widgets.event_log import EventLog
+from factory_tui.model import State, Task
+from factory_tui.panes import PANES, Area, PaneSpec
+from factory_tui.panes.feed import FeedListener
+from factory_tui.panes.log import LogPane
+from factory_tui.panes.pane import Pane
+from factory_tui.panes.plan import PlanPane
+from factory_tui.panes.worktrees import WorktreesPane
+from factory_tui.screens.dialogs import ChoiceDialog
+from factory_tui.screens.help import HelpScreen
+from factory_tui.screens.task import TaskScreen
+from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
-from factory_tui.widgets.help_screen import HelpScreen
-from factory_tui.widgets.pane import ComingPane, Pane
-from factory_tui.widgets.plan_table import PlanTable
-from factory_tui.widgets.run_screen import RunScreen
-from factory_tui.widgets.task_screen import TaskScreen
-from factory_tui.widgets.worktree_table import WorktreeRow, WorktreeTable
-from factory_tui.worktree_shell import editor_argv, operator_environment, shell_argv
 
 POLL_SECONDS = 0.1
-# Worktrees and their diff stats are read from git this often.
-SCAN_SECONDS = 3.0
-
-
-class EngineChanged(Message):
-    def __init__(self, status: EngineStatus | None = None) -> None:
-        super().__init__()
-        self.status = status
-
-
-class WorktreesScanned(Message):
-    def __init__(self, rows: list[WorktreeRow]) -> None:
-        super().__init__()
-        self.rows = rows
-
-
-class DiffLoaded(Message):
-    def __init__(self, screen: RunScreen, files: list) -> None:
-        super().__init__()
-        self.screen = screen
-        self.files = files
-
-
-class EventsFetched(Message):
-    def __init__(self, events: list[Event]) -> None:
-        super().__init__()
-        self.events = events
-
-
-class FilterResult(Message):
-    def __init__(self, log_filter: LogFilter, ids: array) -> None:
-        super().__init__()
-        self.log_filter = log_filter
-        self.ids = ids
-
-
-class TaskCreated(Message):
-    def __init__(self, dialog: NewTaskDialog, task: Task) -> None:
-        super().__init__()
-        self.dialog = dialog
-        self.task = task
 
 
 class FactoryApp(App[None]):
@@ -108,17 +69,16 @@ class FactoryApp(App[None]):
     TITLE = "factory"
     COMMANDS = App.COMMANDS | {FactoryCommands}
 
-    PANE_NAMES = {1: "Plan", 2: "Worktrees", 3: "Artifacts", 4: "QA", 5: "Mail", 6: "Log"}
+    PANE_NAMES = {spec.number: spec.name for spec in PANES}
     # Below 120 columns the Plan takes more of the width (app.tcss).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
-        Binding("question_mark", "help", "Help", id="app.help", tooltip="Keys for the focused pane"),
-        Binding("q", "quit", "Quit", show=False, id="app.quit"),
-        Binding("z", "zoom", "Zoom pane", show=False, id="app.zoom", tooltip="Fill the screen with the focused pane, or back"),
+        *bindings("app.help", "app.quit", "app.zoom"),
         *(
-            Binding(str(n), f"focus_pane({n})", f"Go to {name}", show=False, id=f"app.pane-{n}")
-            for n, name in PANE_NAMES.items()
+            Binding(spec.key, f"focus_pane({spec.number})", f"Go to {spec.name}", show=False,
+                    id=f"app.pane-{spec.number}")
+            for spec in PANES
         ),
     ]
 
@@ -133,6 +93,7 @@ class FactoryApp(App[None]):
     ) -> None:
         super().__init__()
         self.base = base
+        self.session = FactorySession(base)
         self.with_engine = engine
         # What "now" is for elapsed times (pictures and tests fix it).
         self.clock = clock
@@ -143,49 +104,78 @@ class FactoryApp(App[None]):
         self.bench_first_frame = bench_first_frame
         self.poll_seconds = poll_seconds
         self.actor = actor_name("console")
-        self._execution_log: ExecutionLog | None = None
-        self._operator: Operator | None = None
-        self._reader: LogReader | None = None
-        self._config = None
         self.plan_ready = False
-        # Kept by reference: query_one looks only at the screen on top, and
-        # the dashboard's widgets are needed under dialogs and task screens.
-        self.plan = PlanTable(id="plan")
-        self.event_log = EventLog(id="log")
-        self.worktree_table = WorktreeTable(id="worktrees")
+        self.actions = TaskActions(self)
         self.header = FactoryHeader(id="header")
+        # The panes by number, made once: the dashboard's widgets are needed
+        # under dialogs and screens too, where queries do not reach them.
+        self.panes: dict[int, Pane] = {
+            spec.number: Pane(spec.number, spec.name, spec.make(id=spec.widget_id),
+                              filterable=spec.filterable, id=f"pane-{spec.number}")
+            for spec in PANES
+        }
 
-    # --- layout ----------------------------------------------------------------
+    # --- the panes ----------------------------------------------------------------
+
+    def _area(self, area: Area) -> list[Pane]:
+        return [self.panes[spec.number] for spec in PANES if spec.area is area]
 
     def compose(self) -> ComposeResult:
-        coming = {
-            3: "Living documents from .factory/artifacts/ appear here.",
-            4: "QA scenarios from .factory/qa/ appear here.",
-            5: "Messages from other factories appear here.",
-        }
-        self.panes = {
-            1: Pane(1, "Plan", self.plan, filterable=True, id="pane-1"),
-            2: Pane(2, "Worktrees", self.worktree_table, id="pane-2"),
-            **{
-                n: Pane(n, self.PANE_NAMES[n], ComingPane(text, id=self.PANE_NAMES[n].lower()), id=f"pane-{n}")
-                for n, text in coming.items()
-            },
-            6: Pane(6, "Log", self.event_log, filterable=True, id="pane-6"),
-        }
         yield self.header
         with Horizontal(id="dashboard"):
-            yield self.panes[1]
+            yield from self._area(Area.LEFT)
             with Vertical(id="right"):
-                yield self.panes[2]
+                yield from self._area(Area.RIGHT_TOP)
                 with Horizontal(id="right-middle"):
-                    yield self.panes[3]
-                    yield self.panes[4]
-                yield self.panes[5]
-        yield self.panes[6]
+                    yield from self._area(Area.RIGHT_MIDDLE)
+                yield from self._area(Area.RIGHT_BOTTOM)
+        yield from self._area(Area.BOTTOM)
         yield Footer()
 
+    def _body(self, kind: type[Widget]):
+        return next(pane.body for pane in self.panes.values() if isinstance(pane.body, kind))
+
+    @property
+    def plan(self) -> PlanPane:
+        return self._body(PlanPane)
+
+    @property
+    def worktree_table(self) -> WorktreesPane:
+        return self._body(WorktreesPane)
+
+    @property
+    def event_log(self) -> LogPane:
+        return self._body(LogPane)
+
+    def _listeners(self) -> list[FeedListener]:
+        return [pane.body for pane in self.panes.values() if isinstance(pane.body, FeedListener)]
+
+    # --- what every part reaches (context.Console) --------------------------------
+
+    def task_by_id(self, task_id: str) -> Task | None:
+        return self.plan.task_by_id(task_id)
+
+    def all_tasks(self) -> list[Task]:
+        return list(self.plan.tasks.values())
+
+    def current_task(self) -> Task | None:
+        """The task the operator is looking at: the open task screen's, the
+        Log's selected event's, or the Plan's cursor row."""
+        screen = self.top_screen
+        if isinstance(screen, TaskScreen):
+            return self.task_by_id(screen.task_id)
+        if self.focused is self.event_log:
+            event = self.event_log.selected_event
+            if event is not None and event.task_id:
+                return self.task_by_id(event.task_id)
+        return self.plan.selected_task
+
+    # --- start and end --------------------------------------------------------------
+
     def on_mount(self) -> None:
-        self.worktree_table.now = self.clock()
+        keymap = getattr(getattr(self.session.config, "console", None), "keymap", None)
+        if keymap:
+            self.set_keymap(dict(keymap))
         self.plan.focus()
         self.follow_log()
         if self.with_engine:
@@ -193,30 +183,21 @@ class FactoryApp(App[None]):
         else:
             self.header.engine = "engine: off"
         self.find_agent()
-        self.scan_worktrees()
-        self.set_interval(SCAN_SECONDS, self.scan_worktrees)
         self.set_interval(1.0, self._tick)
 
     def on_unmount(self) -> None:
-        for backend in (self._execution_log, self._reader):
-            if backend is not None:
-                backend.close()
+        self.session.close()
 
-    # --- following the log -------------------------------------------------
+    # --- following the log -------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="feed", exit_on_error=False)
     def follow_log(self) -> None:
-        """Open the log, send the first snapshot, then every change (from
-        any process) within ``poll_seconds``."""
+        """Send the first snapshot, then every change (from any process)
+        within ``poll_seconds``."""
         worker = get_current_worker()
-        self._config = self.base.config()
         feed = LogFeed(self.base.log_path)
         try:
-            self._execution_log = ExecutionLog.open(self.base.log_path)
-            # One for the console's life: a new one re-reads factory.toml and
-            # reopens the repository, and the worktrees are scanned every 3 s.
-            self._operator = Operator(self.base, self._execution_log)
-            self._reader = LogReader(self.base.log_path)
+            self.session.log  # opened here, in a worker, not on the screen's time
             self.post_message(PlanLoaded(feed.snapshot()))
             failing = False
             while not worker.is_cancelled:
@@ -238,16 +219,13 @@ class FactoryApp(App[None]):
 
     @on(PlanLoaded)
     def _plan_loaded(self, message: PlanLoaded) -> None:
-        snapshot = message.snapshot
-        header = self.header
-        if self._config is not None:
-            header.factory_name = self._config.name
-            header.base_branch = self._config.base_branch
-        self.plan.load(snapshot.tasks)
-        self.event_log.load(snapshot.event_ids, snapshot.recent_events)
+        config = self.session.config
+        self.header.factory_name = config.name
+        self.header.base_branch = config.base_branch
+        for listener in self._listeners():
+            listener.log_loaded(message.snapshot)
         self._update_counts()
         self.plan_ready = True
-        self.scan_worktrees()
         # A big plan is tens of thousands of long-lived objects; a full
         # garbage collection that walks them all stalls a frame by 30 ms.
         # Frozen objects are left out of the walk.
@@ -265,15 +243,13 @@ class FactoryApp(App[None]):
     @on(LogChanged)
     def _log_changed(self, message: LogChanged) -> None:
         changes = message.changes
+        for listener in self._listeners():
+            listener.log_changed(changes)
         if changes.tasks:
-            self.plan.update_tasks(changes.tasks)
             self._update_counts()
-            self._refresh_worktree_rows(changes.tasks)
-        if changes.events:
-            self.event_log.append_events(changes.events)
         screen = self.top_screen
         if isinstance(screen, TaskScreen) and any(e.task_id == screen.task_id for e in changes.events):
-            self.load_task_detail(screen)
+            self.actions.load_detail(screen)
 
     def _update_counts(self) -> None:
         counts = {state: 0 for state in State}
@@ -281,171 +257,25 @@ class FactoryApp(App[None]):
             counts[task.state] += 1
         self.header.counts = counts
 
-    # --- the Log pane's data ---------------------------------------------------
-
-    @on(EventLog.PagesWanted)
-    def _pages_wanted(self, message: EventLog.PagesWanted) -> None:
-        self.fetch_events(message.ids)
-
-    @work(thread=True, group="pages", exit_on_error=False)
-    def fetch_events(self, ids: list[int]) -> None:
-        if self._reader is not None:
-            self.post_message(EventsFetched(self._reader.events_by_id(ids)))
-
-    @on(EventsFetched)
-    def _events_fetched(self, message: EventsFetched) -> None:
-        self.event_log.add_events(message.events)
-
-    @on(EventLog.FilterWanted)
-    def _filter_wanted(self, message: EventLog.FilterWanted) -> None:
-        self.filter_events(message.log_filter)
-
-    @work(thread=True, exclusive=True, group="log-filter", exit_on_error=False)
-    def filter_events(self, log_filter: LogFilter) -> None:
-        if self._reader is not None:
-            ids = self._reader.event_ids(**log_filter.query_args())
-            self.post_message(FilterResult(log_filter, ids))
-
-    @on(FilterResult)
-    def _filter_result(self, message: FilterResult) -> None:
-        self.event_log.set_filter_result(message.log_filter, message.ids)
-
-    # --- operator commands -------------------------------------------------------
-
-    def current_task(self) -> Task | None:
-        """The task the operator is looking at: the open task screen's, the
-        Log's selected event's, or the Plan's cursor row."""
-        screen = self.top_screen
-        if isinstance(screen, TaskScreen):
-            return self.plan.task_by_id(screen.task_id)
-        if self.focused is self.event_log:
-            event = self.event_log.selected_event
-            if event is not None and event.task_id:
-                return self.plan.task_by_id(event.task_id)
-        return self.plan.selected_task
-
-    def all_tasks(self) -> list[Task]:
-        return list(self.plan.tasks.values())
+    # --- routing -------------------------------------------------------------------
 
     @on(TaskCommand)
     def _task_command(self, message: TaskCommand) -> None:
-        task = self.plan.task_by_id(message.task_id)
-        if task is None:
-            self.notify(f"no such task: {message.task_id}", severity="error", markup=False)
-            return
-        command = message.command
-        if command == "open":
-            self.open_task(task.id)
-            return
-        if command in ("priority_up", "priority_down"):
-            step = 1 if command == "priority_up" else -1
-            self.run_priority(task.id, task.priority + step)
-            return
-        if command == "hold":
-            action = Action.RELEASE if task.state is State.HELD else Action.HOLD
-        else:
-            action = Action(command)
-        try:
-            next_state(task.id, task.state, action)
-        except FactoryError as error:
-            self.notify(str(error), severity="warning", markup=False)
-            return
-        title = one_line(task.title, 70)
-        if action is Action.REQUEUE:
-            self.push_screen(
-                NoteDialog(
-                    f"Re-queue {task.id}: {title}",
-                    "Feedback for the agent's next attempt (optional; it goes into the prompt).",
-                    placeholder="What to do differently…",
-                    submit="Re-queue",
-                ),
-                lambda note: note is not None and self.apply_action(task.id, action, note.strip() or None),
-            )
-        elif action is Action.CANCEL:
-            detail = "Its branch is kept; `r` re-queues it later."
-            if task.state is State.RUNNING:
-                detail = "Its agent will be stopped. " + detail
-            self.push_screen(
-                ConfirmDialog(f"Cancel {task.id}: {title}?", detail, yes="Cancel task"),
-                lambda yes: yes and self.apply_action(task.id, action, None),
-            )
-        else:
-            self.apply_action(task.id, action, None)
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def apply_action(self, task_id: str, action: Action, note: str | None) -> None:
-        # Through the Operator: approving a task in review merges its branch.
-        outcome = self._require_operator().apply(task_id, action, actor=self.actor, note=note)
-        if outcome.warning:
-            self.notify(literal(outcome.message), severity="warning", timeout=8, markup=False)
-        else:
-            self.notify(literal(outcome.message), timeout=4, markup=False)
-        self.scan_worktrees()
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def run_priority(self, task_id: str, priority: int) -> None:
-        self._require_log().set_priority(task_id, priority, actor=self.actor)
-
-    def _require_operator(self) -> Operator:
-        self._require_log()
-        assert self._operator is not None  # made with the log
-        return self._operator
-
-    def _require_log(self) -> ExecutionLog:
-        if self._execution_log is None:
-            raise FactoryError("the log is still opening; try again in a moment")
-        return self._execution_log
-
-    # --- the task screen ------------------------------------------------------------
-
-    def open_task(self, task_id: str) -> None:
-        screen = TaskScreen(task_id)
-        self.push_screen(screen)
-        self.load_task_detail(screen)
-
-    @work(thread=True, group="detail", exit_on_error=False)
-    def load_task_detail(self, screen: TaskScreen) -> None:
-        log = self._require_log()
-        task = log.get_task(screen.task_id)
-        by_id = {t.id: t for t in log.get_tasks(task.depends_on)}
-        detail = TaskDetail(
-            task=task,
-            dependencies=[by_id[d] for d in task.depends_on if d in by_id],
-            dependents=log.dependents(task.id),
-            # The history scans the events: on the reader's own connection, so
-            # that operator actions do not wait for it.
-            events=self._reader.task_history(task.id) if self._reader else log.events(task_id=task.id),
-        )
-        screen.post_message(TaskDetailLoaded(detail))
-
-    # --- new task --------------------------------------------------------------------
+        self.actions.handle(message)
 
     @on(NewTaskWanted)
     def action_new_task(self) -> None:
-        self.push_screen(NewTaskDialog(known_ids=set(self.plan.tasks)))
+        self.plan.open_new_task_form()
 
-    @on(NewTaskDialog.Submitted)
-    def _new_task_submitted(self, message: NewTaskDialog.Submitted) -> None:
-        self.create_task(message.dialog, message.new_task)
+    @on(WorktreesChanged)
+    def _worktrees_changed(self) -> None:
+        self.worktree_table.post_message(WorktreesChanged())
 
-    @work(thread=True, group="actions", exit_on_error=False)
-    def create_task(self, dialog: NewTaskDialog, new_task: NewTask) -> None:
-        try:
-            task = self._require_log().add_task(new_task, actor=self.actor)
-        except FactoryError as error:
-            # The form stays open with everything typed in it.
-            self.call_from_thread(dialog.show_error, str(error))
-            raise
-        self.post_message(TaskCreated(dialog, task))
+    def open_task(self, task_id: str) -> None:
+        self.actions.open_task(task_id)
 
-    @on(TaskCreated)
-    def _task_created(self, message: TaskCreated) -> None:
-        if message.dialog.is_attached:
-            message.dialog.dismiss(None)
-        self.notify(f"{message.task.id} created: {one_line(message.task.title, 60)}", timeout=3, markup=False)
-        self.plan.update_tasks([message.task])
-        self._update_counts()
-        self.plan.select_task(message.task.id)
+    def open_run(self, task_id: str) -> None:
+        self.actions.open_run(task_id)
 
     # --- the engine -----------------------------------------------------------
 
@@ -459,17 +289,16 @@ class FactoryApp(App[None]):
         """Which profile tasks run with (found on PATH: a worker)."""
         from factory_tui.backends.agents import default_profile_name, load_profiles
 
-        config = self.base.config()
+        config = self.session.config
         name = default_profile_name(config, load_profiles(config))
         self.call_from_thread(setattr, self.header, "agent", name)
 
     @on(EngineChanged)
     def _engine_changed(self, message: EngineChanged) -> None:
         self.header.engine = self.engine.describe()
-        self.scan_worktrees()
+        self.worktree_table.post_message(WorktreesChanged())
 
     def _tick(self) -> None:
-        self.worktree_table.now = self.clock()
         if self.with_engine and self.engine.mode != "embedded" and not self._quitting:
             self.check_engine()
 
@@ -486,170 +315,6 @@ class FactoryApp(App[None]):
         else:
             self.notify(self.engine.describe(), timeout=3, markup=False)
 
-    # --- worktrees ---------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="worktrees", exit_on_error=False)
-    def scan_worktrees(self) -> None:
-        """Worktrees and their changes, from git (a worker: git is slow)."""
-        log, operator = self._execution_log, self._operator
-        if log is None or operator is None:
-            return
-        worktrees = operator.worktrees
-        infos = worktrees.list()
-        tasks = {t.id: t for t in log.get_tasks([i.task_id for i in infos if i.task_id])}
-        rows = []
-        for info in infos:
-            task = tasks.get(info.task_id) if info.task_id else None
-            row = WorktreeRow(
-                task_id=info.task_id,
-                status=worktree_status(task.state if task else None),
-                branch=info.branch,
-                path=str(info.path),
-                exists=info.exists,
-                started_at=task.started_at if task else None,
-                progress=task.progress if task else None,
-            )
-            if info.exists and info.task_id:
-                try:
-                    stat = worktrees.diff_stat(info.task_id)
-                    row.added, row.removed = stat.added, stat.removed
-                except FactoryError:
-                    pass
-            rows.append(row)
-        self.post_message(WorktreesScanned(rows))
-
-    @on(WorktreesScanned)
-    def _worktrees_scanned(self, message: WorktreesScanned) -> None:
-        self._merge_progress(message.rows)
-        self.worktree_table.set_rows(message.rows)
-
-    def _merge_progress(self, rows: list[WorktreeRow]) -> None:
-        """The plan holds the newest state and progress: prefer them."""
-        for row in rows:
-            task = self.plan.task_by_id(row.task_id) if row.task_id else None
-            if task is not None:
-                row.status = worktree_status(task.state)
-                row.progress = task.progress or row.progress
-                row.started_at = task.started_at or row.started_at
-
-    def _refresh_worktree_rows(self, changed: list[Task]) -> None:
-        rows = self.worktree_table.rows
-        known = {row.task_id for row in rows}
-        if any(task.id not in known and task.state is State.RUNNING for task in changed):
-            self.scan_worktrees()
-        if any(task.id in known for task in changed):
-            self._merge_progress(rows)
-            self.worktree_table.set_rows(list(rows))
-
-    @on(WorktreeTable.Wanted)
-    def _worktree_wanted(self, message: WorktreeTable.Wanted) -> None:
-        row = message.row
-        if message.command == "clean":
-            self._clean_orphans()
-            return
-        if row is None or row.task_id is None:
-            self.notify("This worktree belongs to no task.", severity="warning", markup=False)
-            return
-        self._worktree_command(row.task_id, message.command)
-
-    @on(RunScreen.CommandWanted)
-    def _run_command(self, message: RunScreen.CommandWanted) -> None:
-        self._worktree_command(message.task_id, message.command)
-
-    def _worktree_command(self, task_id: str, command: str) -> None:
-        task = self.plan.task_by_id(task_id)
-        worktree = self.base.worktrees_dir / task_id
-        if command == "open":
-            self.open_run(task_id)
-        elif command == "stop":
-            if task is None or task.state is not State.RUNNING:
-                self.notify(f"{task_id} has no agent running.", severity="warning", markup=False)
-                return
-            self.push_screen(
-                ConfirmDialog(
-                    f"Stop the agent on {task_id}: {one_line(task.title, 60)}?",
-                    "The task is cancelled and the agent's work is committed to its branch; r re-queues it.",
-                    yes="Stop agent",
-                ),
-                lambda yes: yes and self.apply_action(task_id, Action.CANCEL, "stopped from the console"),
-            )
-        elif command in ("shell", "editor"):
-            if not worktree.is_dir():
-                self.notify(f"{task_id} has no worktree folder.", severity="warning", markup=False)
-                return
-            self._open_in(worktree, command)
-
-    def _open_in(self, worktree: Path, command: str) -> None:
-        """A shell or $EDITOR in the worktree; the console suspends until it
-        exits, then comes back. ``factory`` run there works on this base."""
-        env = operator_environment(self.base.root)
-        try:
-            argv = shell_argv(env) if command == "shell" else editor_argv(env)
-        except FactoryError as error:
-            self.notify(literal(str(error)), severity="error", markup=False)
-            return
-        if shutil.which(argv[0], path=env.get("PATH")) is None:
-            self.notify(f"cannot open {literal(argv[0])}: not found", severity="error", markup=False)
-            return
-        try:
-            with self.suspend():
-                subprocess.run(argv, cwd=worktree, env=env)
-        except Exception as error:  # no terminal to hand over (tests, headless)
-            self.notify(literal(f"cannot open {argv[0]} here: {error}"), severity="error", markup=False)
-
-    def _clean_orphans(self) -> None:
-        orphans = [row for row in self.worktree_table.rows if row.status == "orphaned" and row.task_id]
-        if not orphans:
-            self.notify("No orphaned worktrees.", timeout=3)
-            return
-        names = ", ".join(row.task_id for row in orphans)
-        self.push_screen(
-            ConfirmDialog(
-                f"Remove {len(orphans)} orphaned worktree(s)?",
-                f"{names}. Whatever is uncommitted in them is committed to their branches first.",
-                yes="Remove",
-            ),
-            lambda yes: yes and self.remove_worktrees([row.task_id for row in orphans]),
-        )
-
-    @work(thread=True, group="actions", exit_on_error=False)
-    def remove_worktrees(self, task_ids: list[str]) -> None:
-        operator = self._require_operator()
-        for task_id in task_ids:
-            operator.clean(task_id)
-        self.notify(f"Removed {len(task_ids)} worktree(s).", timeout=3)
-        self.scan_worktrees()
-
-    # --- the run screen ---------------------------------------------------------------
-
-    def open_run(self, task_id: str) -> None:
-        task = self.plan.task_by_id(task_id)
-        attempt = task.attempts if task else 0
-        transcript = self.base.runs_dir / task_id / str(attempt) / "transcript.log" if attempt else None
-        self.push_screen(
-            RunScreen(
-                task_id,
-                title=task.title if task else "",
-                transcript=transcript,
-                worktree=self.base.worktrees_dir / task_id,
-                branch=f"factory/{task_id}",
-            )
-        )
-
-    @on(RunScreen.DiffWanted)
-    def _diff_wanted(self, message: RunScreen.DiffWanted) -> None:
-        self.load_diff(message.screen)
-
-    @work(thread=True, group="diff", exit_on_error=False)
-    def load_diff(self, screen: RunScreen) -> None:
-        worktrees = self._require_operator().worktrees
-        self.post_message(DiffLoaded(screen, worktrees.diff(screen.task_id)))
-
-    @on(DiffLoaded)
-    def _diff_loaded(self, message: DiffLoaded) -> None:
-        if message.screen.is_attached:
-            message.screen.show_diff(message.files)
-
     # --- quitting ---------------------------------------------------------------------
 
     async def action_quit(self) -> None:
@@ -663,12 +328,14 @@ class FactoryApp(App[None]):
             self._quit_after(stop_agents=True)
             return
         names = ", ".join(running)
+        who = "1 agent is" if len(running) == 1 else f"{len(running)} agents are"
         self.push_screen(
             ChoiceDialog(
-                f"{len(running)} agent(s) are at work ({names}).",
+                f"{who} at work ({names}).",
                 "Stop them, and their tasks go back to the queue with their work committed; "
                 "or leave them running, and a headless engine (factory run) takes over.",
-                choices=[("stop", "Stop agents (s)", "s"), ("leave", "Leave them running (l)", "l"), ("cancel", "Don't quit (esc)", "escape")],
+                choices=[("stop", "Stop agents (s)", "s"), ("leave", "Leave them running (l)", "l"),
+                         ("cancel", "Don't quit (esc)", "escape")],
             ),
             self._quit_choice,
         )
@@ -698,6 +365,7 @@ class FactoryApp(App[None]):
     # --- errors ---------------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's failure, wherever it ran, as one notification."""
         if event.state is not WorkerState.ERROR:
             return
         error = event.worker.error
@@ -728,35 +396,37 @@ class FactoryApp(App[None]):
             return False
         return True
 
-    def _pane(self, number: int) -> Pane:
-        return self.panes[number]
+    def pane_spec(self, number: int) -> PaneSpec:
+        return next(spec for spec in PANES if spec.number == number)
 
     def action_focus_pane(self, number: int) -> None:
         if self.screen.maximized is not None:
             self.screen.minimize()
-        self._pane(number).body.focus()
+        self.panes[number].body.focus()
 
     def action_filter_pane(self, number: int) -> None:
         self.action_focus_pane(number)
-        self._pane(number).action_filter()
+        self.panes[number].action_filter()
 
     def action_follow_log(self) -> None:
-        self.action_focus_pane(6)
+        self.action_focus_pane(next(spec.number for spec in PANES if spec.make is LogPane))
         self.event_log.action_last()
+
+    def _focused_pane(self) -> Pane | None:
+        focused = self.focused
+        return next((node for node in (focused.ancestors_with_self if focused else []) if isinstance(node, Pane)), None)
 
     def action_zoom(self) -> None:
         screen = self.screen
         if screen.maximized is not None:
             screen.minimize()
             return
-        focused = self.focused
-        pane = next((node for node in (focused.ancestors_with_self if focused else []) if isinstance(node, Pane)), None)
+        pane = self._focused_pane()
         if pane is not None:
             screen.maximize(pane, container=False)
 
     def action_help(self) -> None:
-        focused = self.focused
-        pane = next((node for node in (focused.ancestors_with_self if focused else []) if isinstance(node, Pane)), None)
+        pane = self._focused_pane()
         if isinstance(self.screen, TaskScreen):
             title = f"task {self.screen.task_id}"
         elif pane is not None:

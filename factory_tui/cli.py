@@ -85,7 +85,7 @@ class Context:
     def __init__(self, base_path: str | None) -> None:
         self.base_path = base_path
         self._base = None
-        self._log = None
+        self._session = None
         self._caller: Caller | None = None
         self._agent_may: tuple[str, ...] = ()
 
@@ -98,14 +98,17 @@ class Context:
         return self._base
 
     @property
-    def log(self):
-        from factory_tui.backends.log import ExecutionLog
+    def session(self):
+        """The base's backends (backends/session.py), the console's too."""
+        from factory_tui.backends.session import FactorySession
 
-        if self._log is None:
-            self._log = ExecutionLog.open(
-                self.base.log_path, busy_timeout_ms=_busy_timeout()
-            )
-        return self._log
+        if self._session is None:
+            self._session = FactorySession(self.base, busy_timeout_ms=_busy_timeout())
+        return self._session
+
+    @property
+    def log(self):
+        return self.session.log
 
     @property
     def caller(self) -> Caller:
@@ -157,8 +160,8 @@ class Context:
         return self._identify(None, None)
 
     def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
+        if self._session is not None:
+            self._session.close()
 
 
 def needs(need: Need, *, base_may_be_missing: bool = False):
@@ -681,21 +684,7 @@ def worktrees(click_ctx: click.Context, as_json: bool) -> None:
 
 
 def _worktree_rows(ctx: Context) -> list[dict]:
-    from factory_tui.backends.operator import Operator, worktree_status
-
-    operator = Operator(ctx.base, ctx.log)
-    infos = operator.worktrees.list()
-    states = {t.id: t.state for t in ctx.log.get_tasks([i.task_id for i in infos if i.task_id])}
-    return [
-        {
-            "task": info.task_id,
-            "status": worktree_status(states.get(info.task_id) if info.task_id else None),
-            "branch": info.branch,
-            "path": str(info.path),
-            "exists": info.exists,
-        }
-        for info in infos
-    ]
+    return [row.to_json() for row in ctx.session.worktree_report(with_changes=False)]
 
 
 @worktrees.command("clean")
@@ -705,20 +694,16 @@ def _worktree_rows(ctx: Context) -> list[dict]:
 @needs(Need.CLEAN)
 def worktrees_clean(ctx: Context, yes: bool, as_json: bool) -> None:
     """Remove the worktrees no task owns any more (work is committed first)."""
-    from factory_tui.backends.operator import Operator
-
-    orphans = [row for row in _worktree_rows(ctx) if row["status"] == "orphaned"]
+    orphans = ctx.session.orphans()
     if not orphans:
         click.echo(dumps_json([]) if as_json else "No orphaned worktrees.")
         return
     if not yes:
-        names = ", ".join(row["task"] or row["path"] for row in orphans)
+        names = ", ".join(row.task_id or row.path for row in orphans)
         click.confirm(f"Remove {len(orphans)} orphaned worktree(s) ({names})? Their work is committed first", abort=True)
-    operator = Operator(ctx.base, ctx.log)
-    for row in orphans:
-        if row["task"]:
-            operator.clean(row["task"])
-    click.echo(dumps_json(orphans) if as_json else f"Removed {len(orphans)} worktree(s).")
+    ctx.session.clean([row.task_id for row in orphans if row.task_id])
+    listed = [row.to_json() for row in orphans]
+    click.echo(dumps_json(listed) if as_json else f"Removed {len(orphans)} worktree(s).")
 
 
 @main.command()

@@ -14,7 +14,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.fuzzy import Matcher
 
-from factory_tui.messages import NewTaskWanted, TaskCommand
+from factory_tui.messages import Command, NewTaskWanted, TaskCommand
 from factory_tui.model import TRANSITIONS, Action, State, Task, allowed_actions
 from factory_tui.text import one_line
 
@@ -56,20 +56,20 @@ class FactoryCommands(Provider):
         task = app.current_task()
         if task is not None:
             label = f"{task.id} {one_line(task.title, 60)}"
-            commands.append((f"task: open {label}", lambda t=task: app.post_message(TaskCommand(t.id, "open")), "Its body, dependencies and history"))
+            commands.append((f"task: open {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.OPEN)), "Its body, dependencies and history"))
             for action in allowed_actions(task.state):
-                command = "hold" if action in (Action.HOLD, Action.RELEASE) else action.value
+                command = Command.HOLD if action in (Action.HOLD, Action.RELEASE) else Command(action.value)
                 commands.append(
                     (f"task: {_VERBS[action]} {label}", lambda t=task, c=command: app.post_message(TaskCommand(t.id, c)), f"{task.state.value} → {_target(task.state, action)}")
                 )
-            commands.append((f"task: raise priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, "priority_up")), f"now {task.priority}"))
-            commands.append((f"task: lower priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, "priority_down")), f"now {task.priority}"))
+            commands.append((f"task: raise priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.PRIORITY_UP)), f"now {task.priority}"))
+            commands.append((f"task: lower priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.PRIORITY_DOWN)), f"now {task.priority}"))
             if any(row.task_id == task.id for row in app.worktree_table.rows):
-                commands.append((f"run: open {label}", lambda t=task: app.open_run(t.id), "Its live transcript and diff"))
+                commands.append((f"run: open {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.OPEN_RUN)), "Its live transcript and diff"))
         commands.append(("task: new", lambda: app.post_message(NewTaskWanted()), "Add a task with a form"))
         if app.engine.mode == "none" and app.with_engine:
             commands.append(("engine: start in the console", app.action_start_engine, "Run agents on the ready tasks"))
-        commands.append(("worktrees: clean up orphaned", app._clean_orphans, "Remove worktrees no task owns (asks first)"))
+        commands.append(("worktrees: clean up orphaned", app.worktree_table.action_clean, "Remove worktrees no task owns (asks first)"))
         for number, name in app.PANE_NAMES.items():
             commands.append((f"pane: {name.lower()}", lambda n=number: app.action_focus_pane(n), f"Key {number}"))
         commands.append(("plan: filter", lambda: app.action_filter_pane(1), "Show only matching tasks"))
@@ -111,7 +111,7 @@ class FactoryCommands(Provider):
             yield Hit(
                 score * 0.9,
                 highlight_literal(matcher, text),
-                lambda t=task: self.factory.post_message(TaskCommand(t.id, "open")),
+                lambda t=task: self.factory.post_message(TaskCommand(t.id, Command.OPEN)),
                 text=text,
                 help=f"{task.state.value}, priority {task.priority}",
             )

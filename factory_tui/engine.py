@@ -40,7 +40,6 @@ from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
-from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.prompt import DependencyOutcome, assemble_prompt
 from factory_tui.backends.runs import (
     AgentRun,
@@ -52,7 +51,8 @@ from factory_tui.backends.runs import (
     write_json,
     write_private,
 )
-from factory_tui.backends.worktrees import BranchCollision, Worktrees
+from factory_tui.backends.session import FactorySession
+from factory_tui.backends.worktrees import BranchCollision
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
 from factory_tui.model import Claim, State, Task, task_seq
 
@@ -139,7 +139,7 @@ class Job:
 
 
 def run_dir_for(base: FactoryBase, task_id: str, attempt: int) -> Path:
-    return base.runs_dir / task_id / str(attempt)
+    return base.run_dir(task_id, attempt)
 
 
 def program_missing(argv: list[str]) -> str | None:
@@ -256,15 +256,11 @@ class Engine:
         self._wake = asyncio.Event()
         self._lock.acquire(self.mode)
         try:
-            self.config = self.base.config()
-            self.log = ExecutionLog.open(self.base.log_path, busy_timeout_ms=ENGINE_BUSY_TIMEOUT_MS)
-            self.worktrees = Worktrees(
-                self.base.root,
-                base_branch=self.config.base_branch,
-                merge=self.config.merge,
-                copy=self.config.worktree_copy,
-                setup=self.config.worktree_setup,
-            )
+            # The same session the CLI and the console work through.
+            self.session = FactorySession(self.base, busy_timeout_ms=ENGINE_BUSY_TIMEOUT_MS)
+            self.config = self.session.config
+            self.log = self.session.log
+            self.worktrees = self.session.worktrees
             try:
                 self.agent_name = profile_for(None, self.config).name
             except FactoryError:
@@ -283,8 +279,8 @@ class Engine:
             try:
                 await self._shutdown()
             finally:
-                if hasattr(self, "log"):
-                    self.log.close()
+                if hasattr(self, "session"):
+                    self.session.close()
                 self._lock.release()
         if self.fatal:
             raise EngineStopped(self.fatal)
@@ -531,7 +527,7 @@ class Engine:
     def _stop_earlier_runs(self, task_id: str) -> str:
         """Stop every live process of any run of ``task_id`` (worker thread);
         returns which runs had any, for the report."""
-        task_runs = self.base.runs_dir / task_id
+        task_runs = self.base.task_runs_dir(task_id)
         if not task_runs.exists():
             return ""  # no run of it was ever started here: nothing to look for
         found = processes.of_task(task_runs)

@@ -1,61 +1,98 @@
-"""Messages that cross the console: data travelling from the workers to the
-widgets, and intents travelling from the widgets to the app.
+"""Messages that cross the console: data travelling from the log feed to the
+panes, and intents travelling from panes and screens to the app.
 
-A widget's own messages live on its class (``EventLog.PagesWanted``); these
-are the ones more than one widget sends or receives.
+A pane's own messages live in its module (``panes/worktrees.py`` posts
+``WorktreesScanned`` to itself); these are the ones more than one part of
+the console sends or receives. Messages are dataclasses; what is asked for
+is an enum, never a string compared in an ``if`` chain.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from factory_tui.backends.feed import Changes, Snapshot
-from factory_tui.model import Event, Task
+from factory_tui.model import Action, TaskDetail
+
+if TYPE_CHECKING:
+    # Types only: the console's widgets import this module, and they never
+    # import SQLite or git, even through the backends.
+    from factory_tui.backends.feed import Changes, Snapshot
+    from factory_tui.engine import EngineStatus
 
 
+class Command(StrEnum):
+    """What the operator can ask for about a task, from any pane or screen."""
+
+    OPEN = "open"
+    OPEN_RUN = "open_run"
+    APPROVE = "approve"
+    REQUEUE = "requeue"
+    CANCEL = "cancel"
+    HOLD = "hold"  # hold, or release a held task
+    PRIORITY_UP = "priority_up"
+    PRIORITY_DOWN = "priority_down"
+    SHELL = "shell"
+    EDITOR = "editor"
+
+    @property
+    def action(self) -> Action | None:
+        """The operator action it stands for, if it is one."""
+        return _ACTIONS.get(self)
+
+
+_ACTIONS = {
+    Command.APPROVE: Action.APPROVE,
+    Command.REQUEUE: Action.REQUEUE,
+    Command.CANCEL: Action.CANCEL,
+    Command.HOLD: Action.HOLD,
+}
+
+
+@dataclass
 class PlanLoaded(Message):
     """The first full read of the log has landed."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
-        super().__init__()
-        self.snapshot = snapshot
+    snapshot: Snapshot
 
 
+@dataclass
 class LogChanged(Message):
     """Someone (this console, the CLI, an agent, an engine) wrote to the log."""
 
-    def __init__(self, changes: Changes) -> None:
-        super().__init__()
-        self.changes = changes
+    changes: Changes
 
 
+@dataclass
 class TaskCommand(Message):
-    """The operator asked for something to happen to a task: ``open``,
-    ``approve``, ``requeue``, ``cancel``, ``hold`` (hold or release),
-    ``priority_up``, ``priority_down``. The app confirms what needs
-    confirming and runs it in a worker."""
+    """The operator asked for something to happen to a task. The app
+    confirms what needs confirming and runs it in a worker."""
 
-    def __init__(self, task_id: str, command: str) -> None:
-        super().__init__()
-        self.task_id = task_id
-        self.command = command
+    task_id: str
+    command: Command
 
 
+@dataclass
 class NewTaskWanted(Message):
     """The operator asked for the new-task form."""
 
 
 @dataclass
-class TaskDetail:
-    task: Task
-    dependencies: list[Task]
-    dependents: list[Task]
-    events: list[Event]
-
-
 class TaskDetailLoaded(Message):
-    def __init__(self, detail: TaskDetail) -> None:
-        super().__init__()
-        self.detail = detail
+    detail: TaskDetail
+
+
+@dataclass
+class EngineChanged(Message):
+    """The embedded engine's status changed, or the engine lock's holder."""
+
+    status: EngineStatus | None = None
+
+
+@dataclass
+class WorktreesChanged(Message):
+    """Something the Worktrees pane shows changed on disk (an operator's
+    action, the engine): scan again now rather than at the next round."""

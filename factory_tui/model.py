@@ -117,6 +117,28 @@ STATE_ORDER: tuple[State, ...] = (
 # branch started: the branch is the plan's own, its start unknown.
 BRANCH_START_UNRECORDED = "unrecorded"
 
+class WorktreeStatus(StrEnum):
+    """What a task's worktree is for, from its task's state."""
+
+    RUNNING = "running"
+    REVIEW = "review"
+    FAILED = "failed"
+    WAITING = "waiting"  # queued, held or proposed again: its work is kept
+    ORPHANED = "orphaned"  # no task needs it any more
+
+
+def worktree_status(state: State | None) -> WorktreeStatus:
+    if state is State.RUNNING:
+        return WorktreeStatus.RUNNING
+    if state is State.REVIEW:
+        return WorktreeStatus.REVIEW
+    if state is State.FAILED:
+        return WorktreeStatus.FAILED
+    if state in (State.QUEUED, State.HELD, State.PROPOSED):
+        return WorktreeStatus.WAITING
+    return WorktreeStatus.ORPHANED
+
+
 # The states a task may be created in (by `plan add`, an import, a form).
 CREATABLE_STATES = (State.QUEUED, State.PROPOSED, State.HELD)
 
@@ -305,3 +327,56 @@ class Claim:
 def iso_time(at: float) -> str:
     """ISO 8601 in local time with its offset, to the second."""
     return datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(slots=True)
+class DiffStat:
+    files: int
+    added: int
+    removed: int
+
+
+@dataclass(slots=True)
+class FileDiff:
+    """One file of a task's diff against the base branch."""
+
+    path: str
+    status: str  # added | modified | deleted | renamed
+    patch: str
+    added: int
+    removed: int
+
+
+@dataclass
+class TaskDetail:
+    """A task with what the task screen shows of it."""
+
+    task: Task
+    dependencies: list[Task]
+    dependents: list[Task]
+    events: list[Event]
+
+
+@dataclass(slots=True)
+class WorktreeReport:
+    """One task worktree: whose it is, what it is for, and what changed."""
+
+    task_id: str | None
+    status: WorktreeStatus
+    branch: str | None
+    path: str
+    exists: bool = True
+    started_at: float | None = None
+    progress: str | None = None
+    added: int | None = None
+    removed: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.task_id or self.path
+
+    def to_json(self) -> dict:
+        return {
+            "task": self.task_id, "status": self.status.value, "branch": self.branch,
+            "path": self.path, "exists": self.exists, "added": self.added, "removed": self.removed,
+        }

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from factory_tui.app import FactoryApp  # noqa: E402
 from factory_tui.backends.demo import build_demo  # noqa: E402
-from factory_tui.widgets.help_screen import HelpScreen  # noqa: E402
-from factory_tui.widgets.run_screen import RunScreen, TranscriptView  # noqa: E402
-from factory_tui.widgets.task_screen import TaskScreen  # noqa: E402
+from factory_tui.screens.help import HelpScreen  # noqa: E402
+from factory_tui.screens.run import RunScreen, TranscriptView  # noqa: E402
+from factory_tui.screens.task import TaskScreen  # noqa: E402
 from tests.console_helpers import move_to, ready, wait_until  # noqa: E402
 
 DEMO_START = 1_790_000_000.0

@@ -12,9 +12,9 @@ from textual.widgets import Static
 from factory_tui.app import FactoryApp
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.model import NewTask, State
-from factory_tui.widgets.dialogs import ConfirmDialog, NewTaskDialog, NoteDialog
-from factory_tui.widgets.help_screen import HelpScreen
-from factory_tui.widgets.task_screen import TaskScreen
+from factory_tui.screens.dialogs import ConfirmDialog, NewTaskDialog, NoteDialog
+from factory_tui.screens.help import HelpScreen
+from factory_tui.screens.task import TaskScreen
 from tests.console_helpers import move_to, ready, row_text, wait_until
 
 SIZE = (160, 48)

@@ -19,8 +19,8 @@ from factory_tui.app import FactoryApp
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.engine import EngineLock
 from factory_tui.model import NewTask, State
-from factory_tui.widgets.dialogs import ChoiceDialog, ConfirmDialog
-from factory_tui.widgets.run_screen import RunScreen, TranscriptView
+from factory_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+from factory_tui.screens.run import RunScreen, TranscriptView
 from tests.console_helpers import move_to, ready, wait_until
 
 SIZE = (160, 48)
@@ -122,11 +122,11 @@ async def test_run_screen_shows_transcript_and_diff(demo_base):
         files = app.screen.query_one("#diff-view").files
         assert [f.path for f in files] == ["shopfront/login.py"]
         assert files[0].status == "added" and "+from argon2" in files[0].patch
-        # k stops an agent; this task has none running, and says so.
-        await pilot.press("k")
-        await pilot.pause(0.2)
-        assert not isinstance(app.screen, ConfirmDialog)
-        assert any("no agent running" in n.message for n in app._notifications)
+        # The review happens where the operator looks: `a` on the run
+        # screen approves the task (its branch lands on main).
+        await pilot.press("a")
+        await wait_until(pilot, lambda: state_of(demo_base, "T-3") is State.DONE, "T-3 approved from the run screen")
+        assert "shopfront/login.py" in git(demo_base, "ls-tree", "-r", "--name-only", "main")
         await pilot.press("escape")
         assert not isinstance(app.screen, RunScreen)
 
@@ -159,7 +159,7 @@ async def test_engine_runs_queued_tasks_from_the_console(demo_base, quick_agents
     assert EngineLock.holder(demo_base) is None
 
 
-async def test_stop_an_agent_with_k(demo_base, slow_agents):
+async def test_stop_an_agent_with_x_in_the_worktrees_pane(demo_base, slow_agents):
     app = FactoryApp(demo_base)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
@@ -173,7 +173,8 @@ async def test_stop_an_agent_with_k(demo_base, slow_agents):
         table = app.worktree_table
         while table.selected_row.task_id != "T-6":
             await pilot.press("j")
-        await pilot.press("k")
+        # x cancels, as in the Plan; k moves up, as in every list.
+        await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
         await pilot.press("y")
         await wait_until(pilot, lambda: state_of(demo_base, "T-6") is State.CANCELLED, "T-6 cancelled")

@@ -27,7 +27,7 @@ from factory_tui.backends.operator import Operator, plan_owns_branch
 from factory_tui.backends.worktrees import BranchCollision
 from factory_tui.errors import FactoryError
 from factory_tui.model import BRANCH_START_UNRECORDED, Action, State
-from factory_tui.widgets.dialogs import ConfirmDialog
+from factory_tui.screens.dialogs import ConfirmDialog
 from tests.console_helpers import move_to, ready, wait_until
 from tests.engine_helpers import (
     ACTOR,

@@ -22,7 +22,7 @@ from factory_tui.widgets.task_body import (
     too_big_for_markdown,
     wrap_rows,
 )
-from factory_tui.widgets.task_screen import TaskScreen
+from factory_tui.screens.task import TaskScreen
 from tests.console_helpers import ready, wait_until
 
 SIZE = (160, 48)

@@ -16,6 +16,9 @@ from factory_tui.config import FactoryConfig, load_config, render_initial_config
 from factory_tui.errors import BaseNotFound, FactoryError, NotAGitRepository
 
 FACTORY_DIR = ".factory"
+# A task's branch is BRANCH_PREFIX + its id (backends/worktrees.py makes it).
+BRANCH_PREFIX = "factory/"
+TRANSCRIPT_NAME = "transcript.log"
 CONFIG_NAME = "factory.toml"
 LOG_NAME = "log.db"
 
@@ -32,6 +35,11 @@ log.db-journal
 runs/
 worktrees/
 """
+
+
+def task_branch(task_id: str) -> str:
+    """The branch a task's work is on."""
+    return BRANCH_PREFIX + task_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,22 @@ class FactoryBase:
     @property
     def worktrees_dir(self) -> Path:
         return self.dir / "worktrees"
+
+    # The one home of the run-folder layout and of a task's names on disk.
+
+    def task_runs_dir(self, task_id: str) -> Path:
+        """Every run of a task: ``runs/<task>/``."""
+        return self.runs_dir / task_id
+
+    def run_dir(self, task_id: str, attempt: int) -> Path:
+        """One run: ``runs/<task>/<attempt>/`` (see backends/runs.py)."""
+        return self.runs_dir / task_id / str(attempt)
+
+    def transcript_path(self, task_id: str, attempt: int) -> Path:
+        return self.run_dir(task_id, attempt) / TRANSCRIPT_NAME
+
+    def worktree_path(self, task_id: str) -> Path:
+        return self.worktrees_dir / task_id
 
     def config(self) -> FactoryConfig:
         return load_config(self.config_path)

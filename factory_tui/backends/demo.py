@@ -141,8 +141,7 @@ def _write_work(base: FactoryBase, start: float) -> None:
     from factory_tui.backends.log import ExecutionLog
     from factory_tui.backends.worktrees import Worktrees
 
-    config = base.config()
-    worktrees = Worktrees(base.root, base_branch=config.base_branch, merge=config.merge)
+    worktrees = Worktrees.for_config(base.root, base.config())
     with _git_dates(start + 600), ExecutionLog.open(base.log_path) as log:
         for task_id, (rel, text) in _WORK.items():
             # Made as the engine makes a branch: recorded, so the plan owns it.

@@ -28,22 +28,15 @@ from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
 from factory_tui.errors import FactoryError, UnknownTask
-from factory_tui.model import BRANCH_START_UNRECORDED, Action, State, Task, next_state
-
-
-def worktree_status(state: State | None) -> str:
-    """What a worktree is for, from its task's state: ``running``,
-    ``review``, ``failed``, ``waiting`` (queued again, work kept) or
-    ``orphaned`` (no task owns it any more)."""
-    if state is State.RUNNING:
-        return "running"
-    if state is State.REVIEW:
-        return "review"
-    if state is State.FAILED:
-        return "failed"
-    if state in (State.QUEUED, State.HELD, State.PROPOSED):
-        return "waiting"
-    return "orphaned"
+from factory_tui.model import (
+    BRANCH_START_UNRECORDED,
+    Action,
+    State,
+    Task,
+    WorktreeStatus,
+    next_state,
+    worktree_status,
+)
 
 
 
@@ -83,24 +76,18 @@ class Operator:
         log: ExecutionLog,
         *,
         owns: Callable[[Task], bool] | None = None,
+        worktrees: Worktrees | None = None,
     ) -> None:
         self.base = base
         self.log = log
         self.lock = OperatorLock(base.dir)
         self._owns = owns
-        self._worktrees: Worktrees | None = None
+        self._worktrees = worktrees
 
     @property
     def worktrees(self) -> Worktrees:
         if self._worktrees is None:
-            config = self.base.config()
-            self._worktrees = Worktrees(
-                self.base.root,
-                base_branch=config.base_branch,
-                merge=config.merge,
-                copy=config.worktree_copy,
-                setup=config.worktree_setup,
-            )
+            self._worktrees = Worktrees.for_config(self.base.root, self.base.config())
         return self._worktrees
 
     def apply(self, task_id: str, action: Action, *, actor: str, note: str | None = None) -> Outcome:
@@ -136,7 +123,7 @@ class Operator:
                 task: Task | None = self.log.get_task(task_id)
             except UnknownTask:
                 task = None
-            if task is not None and worktree_status(task.state) != "orphaned":
+            if task is not None and worktree_status(task.state) is not WorktreeStatus.ORPHANED:
                 raise FactoryError(
                     f"{task_id} is {task.state} now and needs its worktree; it was left as it is"
                 )

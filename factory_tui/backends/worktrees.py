@@ -51,6 +51,9 @@ from pathlib import Path
 
 import git
 
+from factory_tui.backends.base import BRANCH_PREFIX, task_branch
+from factory_tui.config import FactoryConfig
+from factory_tui.model import DiffStat, FileDiff
 from factory_tui.errors import (
     ConfigError,
     FactoryError,
@@ -59,7 +62,6 @@ from factory_tui.errors import (
 )
 
 WORKTREES_SUBDIR = Path(".factory") / "worktrees"
-BRANCH_PREFIX = "factory/"
 MERGE_MODES = ("ff", "merge")
 
 # Used only when the repository has no identity of its own: a commit must
@@ -129,22 +131,6 @@ class Prepared:
 
     path: Path
     start: str | None
-
-
-@dataclass(slots=True)
-class DiffStat:
-    files: int
-    added: int
-    removed: int
-
-
-@dataclass(slots=True)
-class FileDiff:
-    path: str
-    status: str  # added | modified | deleted | renamed
-    patch: str
-    added: int
-    removed: int
 
 
 @dataclass(slots=True)
@@ -231,6 +217,17 @@ class Worktrees:
         # checkout's index lock; one after the other they both land.
         self._merge_lock = threading.Lock()
 
+    @classmethod
+    def for_config(cls, root: Path, config: FactoryConfig) -> Worktrees:
+        """The worktrees of the base at ``root`` as its factory.toml says."""
+        return cls(
+            root,
+            base_branch=config.base_branch,
+            merge=config.merge,
+            copy=config.worktree_copy,
+            setup=config.worktree_setup,
+        )
+
     # --- names -------------------------------------------------------------
 
     def path_for(self, task_id: str) -> Path:
@@ -240,7 +237,7 @@ class Worktrees:
         return self._ref(f"refs/heads/{self.branch_for(task_id)}") is not None
 
     def branch_for(self, task_id: str) -> str:
-        return BRANCH_PREFIX + _check_id(task_id)
+        return task_branch(_check_id(task_id))
 
     def branch_head(self, task_id: str) -> str | None:
         """The commit the task's branch points at, or None (no branch)."""

@@ -1,8 +1,10 @@
-"""The Log pane: the event stream, newest last, following live.
+"""The event list of the Log pane: the event stream, newest last,
+following live.
 
 It keeps only an array of event ids (8 bytes an event) and an LRU cache of
 the events it has seen; rows it has not got yet draw as a dim placeholder
-while it asks the app for their page. So 100,000 events cost under a
+while it asks for their page (``PagesWanted``, posted to itself: the Log
+pane that owns the reader answers it). So 100,000 events cost under a
 megabyte, and a page costs the 40 rows on screen.
 """
 
@@ -13,12 +15,12 @@ from array import array
 from collections import deque
 
 from rich.segment import Segment
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.message import Message
 
 from factory_tui.filters import LogFilter
-from factory_tui.messages import TaskCommand
+from factory_tui.keys import bindings
+from factory_tui.messages import Command, TaskCommand
 from factory_tui.model import Event
 from factory_tui.text import literal
 from factory_tui.widgets.styles import DIM, ID_STYLE, KIND_STYLE
@@ -47,16 +49,11 @@ class EventLog(VirtualList):
     """Events oldest first; while the cursor is on the last row it follows
     new events."""
 
-    BINDINGS = [
-        Binding("enter", "open_task", "Open task", id="log.open",
-                tooltip="Open the task this event belongs to"),
-        Binding("end,G", "last", "Follow", id="log.follow",
-                tooltip="Jump to the newest event and follow new ones"),
-    ]
+    BINDINGS = bindings("task.open", "log.follow", show={"task.open": True})
 
-    # These two go straight to the app, which owns the readers: a message
-    # built while another node is active (a render, the Pane's filter
-    # handler) takes that node as its sender and stops bubbling there.
+    # Posted to the list itself (its pane answers them): a message built
+    # while another node is active (a render, the Pane's filter handler)
+    # takes that node as its sender, and would stop bubbling there.
 
     class PagesWanted(Message):
         """The log needs these events to draw its rows."""
@@ -114,7 +111,7 @@ class EventLog(VirtualList):
         if log_filter == self.log_filter:
             return
         self.log_filter = log_filter
-        self.app.post_message(self.FilterWanted(log_filter))
+        self.post_message(self.FilterWanted(log_filter))
 
     def add_events(self, events: list[Event]) -> None:
         """Events fetched for rows that were waiting for them."""
@@ -215,7 +212,7 @@ class EventLog(VirtualList):
                 wanted.append(event_id)
         if wanted:
             requested.update(wanted)
-            self.app.post_message(self.PagesWanted(wanted))
+            self.post_message(self.PagesWanted(wanted))
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -229,12 +226,12 @@ class EventLog(VirtualList):
 
     # --- keys ----------------------------------------------------------------
 
-    def action_open_task(self) -> None:
+    def action_command(self, command: str) -> None:
         event = self.selected_event
         if event is None or event.task_id is None:
             self.notify("This event belongs to no task.", severity="warning", timeout=3)
             return
-        self.post_message(TaskCommand(event.task_id, "open"))
+        self.post_message(TaskCommand(event.task_id, Command(command)))
 
     def on_double_click(self) -> None:
-        self.action_open_task()
+        self.action_command(Command.OPEN)

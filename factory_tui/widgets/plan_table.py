@@ -2,18 +2,19 @@
 operator first), sorted by priority within a group.
 
 It holds the tasks it was given and updates them by id; it never reads the
-log. Keys post ``TaskCommand`` for the app to confirm and carry out.
+log. Keys post ``TaskCommand`` for the app to confirm and carry out; the
+Plan pane (panes/plan.py) feeds it.
 """
 
 from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.reactive import reactive
 
 from factory_tui.filters import plan_matches
-from factory_tui.messages import NewTaskWanted, TaskCommand
+from factory_tui.keys import bindings
+from factory_tui.messages import Command, NewTaskWanted, TaskCommand
 from factory_tui.model import STATE_ORDER, State, Task
 from factory_tui.text import literal
 from factory_tui.widgets.styles import (
@@ -50,24 +51,10 @@ MIN_TITLE = 24
 class PlanTable(VirtualList):
     """Tasks grouped by state under a heading each."""
 
-    BINDINGS = [
-        Binding("a", "command('approve')", "Approve", id="plan.approve",
-                tooltip="Approve: proposed → queued, review → done"),
-        Binding("r", "command('requeue')", "Re-queue", id="plan.requeue",
-                tooltip="Re-queue with a feedback note (review, failed, cancelled)"),
-        Binding("x", "command('cancel')", "Cancel", id="plan.cancel",
-                tooltip="Cancel the task (asks first)"),
-        # Shown in the help and the palette: the footer keeps to six keys.
-        Binding("n", "new_task", "New", show=False, id="plan.new", tooltip="Add a task with a form"),
-        Binding("h", "command('hold')", "Hold/release", show=False, id="plan.hold",
-                tooltip="Hold a queued task, or release a held one"),
-        Binding("plus,equals_sign", "command('priority_up')", "Priority +", show=False,
-                id="plan.priority-up", tooltip="Raise the priority by one"),
-        Binding("minus,underscore", "command('priority_down')", "Priority −", show=False,
-                id="plan.priority-down", tooltip="Lower the priority by one"),
-        Binding("enter", "open", "Open", show=False, id="plan.open",
-                tooltip="Open the task: body, dependencies, history"),
-    ]
+    BINDINGS = bindings(
+        "task.approve", "task.requeue", "task.cancel", "task.new", "task.hold",
+        "task.priority-up", "task.priority-down", "task.open",
+    )
 
     filter_text: reactive[str] = reactive("")
     """Only tasks whose id, state or title hold every word are shown."""
@@ -216,13 +203,10 @@ class PlanTable(VirtualList):
         if task is None:
             self.notify("Move the cursor to a task first.", severity="warning", timeout=3)
             return
-        self.post_message(TaskCommand(task.id, command))
-
-    def action_open(self) -> None:
-        self.action_command("open")
+        self.post_message(TaskCommand(task.id, Command(command)))
 
     def on_double_click(self) -> None:
-        self.action_open()
+        self.action_command(Command.OPEN)
 
     def action_new_task(self) -> None:
         self.post_message(NewTaskWanted())

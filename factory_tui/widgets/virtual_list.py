@@ -17,12 +17,13 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from factory_tui.keys import bindings
 
 
 def fit(text: str, width: int, *, right: bool = False) -> str:
@@ -113,14 +114,9 @@ class VirtualList(ScrollView, can_focus=True):
     }
     """
 
-    BINDINGS = [
-        Binding("up,k", "cursor_up", "Up", show=False, id="list.up"),
-        Binding("down,j", "cursor_down", "Down", show=False, id="list.down"),
-        Binding("pageup,ctrl+b", "page_up", "Page up", show=False, id="list.page-up"),
-        Binding("pagedown,ctrl+f", "page_down", "Page down", show=False, id="list.page-down"),
-        Binding("home,g", "first", "First row", show=False, id="list.first"),
-        Binding("end,G", "last", "Last row", show=False, id="list.last"),
-    ]
+    BINDINGS = bindings(
+        "list.up", "list.down", "list.page-up", "list.page-down", "list.first", "list.last",
+    )
 
     cursor: reactive[int] = reactive(0, always_update=True)
     """The row under the cursor (rows count from 0, below the header line)."""

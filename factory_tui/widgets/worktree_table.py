@@ -1,20 +1,22 @@
-"""The Worktrees pane: a row per task worktree (running, awaiting review,
-failed, waiting to run again, orphaned) with its branch, how long the agent
-has been at it, its last line of progress and the lines it changed.
+"""The list of the Worktrees pane: a row per task worktree (running,
+awaiting review, failed, waiting to run again, orphaned) with its branch,
+how long the agent has been at it, its last line of progress and the lines
+it changed.
 
-The app hands it rows; it keeps the cursor on the same task when they change.
+It is handed rows (``WorktreeReport``s, from the session); it keeps the
+cursor on the same task when they change. Its keys act on the row's task
+like the Plan's keys do, and open the run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import reactive
 
+from factory_tui.keys import bindings
+from factory_tui.messages import Command, TaskCommand
+from factory_tui.model import WorktreeReport, WorktreeStatus
 from factory_tui.text import literal
 from factory_tui.widgets.styles import DIM, ID_STYLE
 from factory_tui.widgets.virtual_list import (
@@ -26,13 +28,13 @@ from factory_tui.widgets.virtual_list import (
 )
 
 STATUS_STYLE = {
-    "running": Style(color="#56b6c2", bold=True),
-    "review": Style(color="#e5c07b"),
-    "failed": Style(color="#e06c75"),
-    "waiting": Style(color="#61afef"),
-    "orphaned": Style(color="#7f848e", italic=True),
+    WorktreeStatus.RUNNING: Style(color="#56b6c2", bold=True),
+    WorktreeStatus.REVIEW: Style(color="#e5c07b"),
+    WorktreeStatus.FAILED: Style(color="#e06c75"),
+    WorktreeStatus.WAITING: Style(color="#61afef"),
+    WorktreeStatus.ORPHANED: Style(color="#7f848e", italic=True),
 }
-STATUS_ORDER = {"running": 0, "review": 1, "failed": 2, "waiting": 3, "orphaned": 4}
+STATUS_ORDER = {status: n for n, status in enumerate(STATUS_STYLE)}
 ADDED = Style(color="#98c379")
 
 COLUMNS = (
@@ -47,21 +49,8 @@ COLUMNS = (
 MIN_PROGRESS = 16
 
 
-@dataclass(slots=True)
-class WorktreeRow:
-    task_id: str | None
-    status: str
-    branch: str | None
-    path: str
-    exists: bool = True
-    started_at: float | None = None
-    progress: str | None = None
-    added: int | None = None
-    removed: int | None = None
-
-    @property
-    def key(self) -> str:
-        return self.task_id or self.path
+# The rows are the session's reports.
+WorktreeRow = WorktreeReport
 
 
 def elapsed(seconds: float) -> str:
@@ -77,27 +66,10 @@ def elapsed(seconds: float) -> str:
 class WorktreeTable(VirtualList):
     """Task worktrees, running ones first."""
 
-    BINDINGS = [
-        Binding("enter", "open", "Open run", id="worktrees.open",
-                tooltip="The live transcript and the diff against the base branch"),
-        Binding("k", "stop", "Stop agent", id="worktrees.stop",
-                tooltip="Stop the agent (asks first); its work is committed to the branch"),
-        Binding("o", "shell", "Shell", show=False, id="worktrees.shell",
-                tooltip="Open a shell in the worktree (the console comes back when it exits)"),
-        Binding("e", "editor", "Editor", show=False, id="worktrees.editor",
-                tooltip="Open $EDITOR in the worktree"),
-        Binding("c", "clean", "Clean up", show=False, id="worktrees.clean",
-                tooltip="Remove the orphaned worktrees (asks first; work is committed first)"),
-    ]
-
-    class Wanted(Message):
-        """The operator asked for something about a worktree: ``open``,
-        ``stop``, ``shell``, ``editor`` or ``clean``."""
-
-        def __init__(self, row: WorktreeRow | None, command: str) -> None:
-            super().__init__()
-            self.row = row
-            self.command = command
+    BINDINGS = bindings(
+        "run.open", "task.approve", "task.requeue", "task.cancel", "run.shell", "run.editor",
+        "worktrees.clean", show={"task.requeue": False},
+    )
 
     now: reactive[float] = reactive(0.0)
     """The time the elapsed column counts to (the app ticks it)."""
@@ -130,7 +102,7 @@ class WorktreeTable(VirtualList):
         return self._rows[self.cursor]
 
     def watch_now(self) -> None:
-        if any(row.status == "running" for row in self._rows):
+        if any(row.status is WorktreeStatus.RUNNING for row in self._rows):
             self.rows_changed()
 
     # --- rendering -------------------------------------------------------------
@@ -149,13 +121,13 @@ class WorktreeTable(VirtualList):
 
     def row_cache_key(self, index: int):
         row = self._rows[index]
-        clock = int(self.now) if row.status == "running" else 0
+        clock = int(self.now) if row.status is WorktreeStatus.RUNNING else 0
         return (row.key, row.status, row.progress, row.added, row.removed, row.exists, clock)
 
     def render_row(self, index: int, width: int) -> list[Segment]:
         row = self._rows[index]
         when = ""
-        if row.status == "running" and row.started_at:
+        if row.status is WorktreeStatus.RUNNING and row.started_at:
             when = elapsed(self.now - row.started_at)
         changes = ""
         if row.added is not None:
@@ -165,7 +137,7 @@ class WorktreeTable(VirtualList):
             progress = "(folder missing)"
         cells = {
             "task": (row.task_id or "?", ID_STYLE),
-            "status": (row.status, STATUS_STYLE.get(row.status)),
+            "status": (row.status.value, STATUS_STYLE.get(row.status)),
             "elapsed": (when, DIM),
             "changes": (changes, ADDED if row.added else DIM),
             "progress": (progress, DIM if not row.exists else None),
@@ -175,27 +147,24 @@ class WorktreeTable(VirtualList):
 
     # --- keys ------------------------------------------------------------------------
 
-    def _want(self, command: str) -> None:
+    def action_command(self, command: str) -> None:
         row = self.selected_row
-        if row is None and command != "clean":
+        if row is None:
             self.notify("No worktree under the cursor.", severity="warning", timeout=3)
             return
-        self.post_message(self.Wanted(row, command))
+        if row.task_id is None:
+            self.notify("This worktree belongs to no task.", severity="warning", timeout=3)
+            return
+        self.post_message(TaskCommand(row.task_id, Command(command)))
 
-    def action_open(self) -> None:
-        self._want("open")
-
-    def action_stop(self) -> None:
-        self._want("stop")
+    def action_open_run(self) -> None:
+        self.action_command(Command.OPEN_RUN)
 
     def action_shell(self) -> None:
-        self._want("shell")
+        self.action_command(Command.SHELL)
 
     def action_editor(self) -> None:
-        self._want("editor")
-
-    def action_clean(self) -> None:
-        self._want("clean")
+        self.action_command(Command.EDITOR)
 
     def on_double_click(self) -> None:
-        self.action_open()
+        self.action_open_run()

@@ -2,8 +2,9 @@
 text when it is large: see task_body.py), what it depends on and what
 depends on it, and its whole history.
 
-The screen asks the app for the task's detail and redraws when the app
-hands over a fresh one; it reads nothing itself.
+The app's task actions load the task's detail (from the session, in a
+worker) and hand it over again whenever the log feed shows the task changed;
+the screen reads nothing itself.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from factory_tui.messages import TaskCommand, TaskDetail, TaskDetailLoaded
-from factory_tui.model import State, Task, iso_time
+from factory_tui.keys import bindings
+from factory_tui.messages import Command, TaskCommand, TaskDetailLoaded
+from factory_tui.model import State, Task, TaskDetail, iso_time
 from factory_tui.text import literal
 from factory_tui.widgets.styles import KIND_STYLE, STATE_STYLE, STATE_SYMBOL
 from factory_tui.widgets.task_body import TaskBody
@@ -37,15 +38,10 @@ def _task_line(task: Task) -> Text:
 class TaskScreen(Screen):
     """One task in full."""
 
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="task.back"),
-        Binding("a", "command('approve')", "Approve", id="task.approve"),
-        Binding("r", "command('requeue')", "Re-queue", id="task.requeue"),
-        Binding("x", "command('cancel')", "Cancel", id="task.cancel"),
-        Binding("h", "command('hold')", "Hold/release", show=False, id="task.hold"),
-        Binding("plus,equals_sign", "command('priority_up')", "Priority +", show=False, id="task.priority-up"),
-        Binding("minus,underscore", "command('priority_down')", "Priority −", show=False, id="task.priority-down"),
-    ]
+    BINDINGS = bindings(
+        "screen.back", "task.approve", "task.requeue", "task.cancel", "task.hold",
+        "task.priority-up", "task.priority-down",
+    )
 
     def __init__(self, task_id: str) -> None:
         super().__init__()
@@ -68,7 +64,7 @@ class TaskScreen(Screen):
         self.query_one("#task-body-box").border_title = "Description"
 
     def action_command(self, command: str) -> None:
-        self.post_message(TaskCommand(self.task_id, command))
+        self.post_message(TaskCommand(self.task_id, Command(command)))
 
     @on(TaskDetailLoaded)
     def show_detail(self, message: TaskDetailLoaded) -> None:

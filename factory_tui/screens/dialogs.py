@@ -7,16 +7,16 @@ with markup off, so a title cannot style or break the dialog.
 
 from __future__ import annotations
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from factory_tui.context import console
 from factory_tui.errors import FactoryError
-from factory_tui.model import CREATABLE_STATES, NewTask, State, normalize_task_id, parse_priority
+from factory_tui.model import CREATABLE_STATES, NewTask, State, Task, normalize_task_id, parse_priority
 from factory_tui.text import literal
 
 
@@ -126,20 +126,16 @@ class NoteDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class NewTaskDialog(ModalScreen[None]):
-    """The new-task form. It stays open until the task is really written, so
-    that nothing typed is lost when the log refuses it."""
+class NewTaskDialog(ModalScreen[Task | None]):
+    """The new-task form. It writes the task itself (through the session,
+    in a worker) and stays open until the task is really written, so that
+    nothing typed is lost when the log refuses it; it is dismissed with the
+    new task."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="new.cancel"),
         Binding("ctrl+s", "submit", "Create", id="new.create"),
     ]
-
-    class Submitted(Message):
-        def __init__(self, dialog: NewTaskDialog, new_task: NewTask) -> None:
-            super().__init__()
-            self.dialog = dialog
-            self.new_task = new_task
 
     def __init__(self, known_ids: set[str] | None = None) -> None:
         super().__init__(classes="dialog-screen")
@@ -194,7 +190,18 @@ class NewTaskDialog(ModalScreen[None]):
             self.show_error(str(error))
             return
         self.show_error("")
-        self.post_message(self.Submitted(self, new_task))
+        self.create(new_task)
+
+    @work(thread=True, exclusive=True, group="new-task", exit_on_error=False)
+    def create(self, new_task: NewTask) -> None:
+        context = console(self)
+        try:
+            task = context.session.add_task(new_task, actor=context.actor)
+        except FactoryError as error:
+            # The form stays open with everything typed in it.
+            self.app.call_from_thread(self.show_error, str(error))
+            return
+        self.app.call_from_thread(self.dismiss, task)
 
     def _read_form(self) -> NewTask:
         from factory_tui.model import check_title

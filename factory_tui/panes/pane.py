@@ -1,5 +1,5 @@
-"""A dashboard pane: a bordered box with a number key and a title, holding
-one list and, for lists that filter, a ``/`` filter bar.
+"""A dashboard pane's frame: a bordered box with a number key and a title,
+holding the pane's body and, for bodies that filter, a ``/`` filter bar.
 
 The list decides what its filter means (``apply_filter``); the pane only
 shows the bar, forwards what is typed, and says in its border what is
@@ -16,9 +16,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from factory_tui.errors import FactoryError
+from factory_tui.keys import bindings
 from factory_tui.text import literal
 
 
@@ -31,7 +32,7 @@ class Filterable(Protocol):
 class FilterBar(Input):
     """The one-line filter under a list."""
 
-    BINDINGS = [Binding("escape", "clear", "Clear filter", show=False, id="filter.clear")]
+    BINDINGS = [Binding("escape", "clear", "Clear filter", show=False, id="pane.clear-filter")]
 
     def action_clear(self) -> None:
         self.value = ""
@@ -45,10 +46,7 @@ class Pane(Vertical):
 
     ALLOW_MAXIMIZE = True  # `z` zooms the whole pane, border and filter bar included
 
-    BINDINGS = [
-        Binding("slash", "filter", "Filter", id="pane.filter", tooltip="Filter this pane"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="pane.clear-filter"),
-    ]
+    BINDINGS = bindings("pane.filter", "pane.clear-filter")
 
     def __init__(self, number: int, title: str, body: Widget, *, filterable: bool = False, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
@@ -112,10 +110,3 @@ class Pane(Vertical):
     def _filter_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.close_filter()
-
-
-class ComingPane(Static, can_focus=True):
-    """A pane whose contents arrive with a later part of the engine."""
-
-    def __init__(self, text: str, *, id: str | None = None) -> None:
-        super().__init__(text, id=id, classes="coming", markup=False)

@@ -3,8 +3,8 @@ the diff of its worktree against the base branch, file by file.
 
 The transcript is a file that grows; a worker follows it and hands over
 where new lines start, and the view reads only the lines on screen, so a
-50 MB transcript scrolls like a small one. The diff comes from the app (git
-is the app's to run).
+50 MB transcript scrolls like a small one. The diff comes from the session,
+in the screen's own worker. Its task keys are the Plan's.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.segment import Segment
@@ -20,7 +21,6 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
@@ -30,6 +30,10 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from factory_tui.backends.line_index import read_line, scan_line_starts
+from factory_tui.context import console
+from factory_tui.keys import bindings
+from factory_tui.messages import Command, TaskCommand
+from factory_tui.model import FileDiff
 from factory_tui.text import literal
 from factory_tui.widgets.virtual_list import VirtualList, fit
 
@@ -43,21 +47,14 @@ LINE_STYLES = {
 FOLLOW_SECONDS = 0.25
 
 
-class TranscriptView(VirtualList, inherit_bindings=False):
+class TranscriptView(VirtualList):
     """A growing text file, a screenful at a time; follows new lines while
     the cursor is on the last one."""
 
     header_lines = 0
 
-    # Not the lists' own keys: `k` here is the run screen's (stop the agent).
-    BINDINGS = [
-        Binding("up", "cursor_up", "Up", show=False, id="transcript.up"),
-        Binding("down,j", "cursor_down", "Down", show=False, id="transcript.down"),
-        Binding("pageup,ctrl+b", "page_up", "Page up", show=False, id="transcript.page-up"),
-        Binding("pagedown,ctrl+f,space", "page_down", "Page down", show=False, id="transcript.page-down"),
-        Binding("home,g", "first", "First line", show=False, id="transcript.first"),
-        Binding("end,G", "last", "Follow", id="transcript.follow", tooltip="Jump to the newest line and follow"),
-    ]
+    # A list's own keys, and G follows the newest line as the Log does.
+    BINDINGS = bindings("log.follow")
 
     class Grew(Message):
         def __init__(self, view: TranscriptView, starts: array, size: int) -> None:
@@ -195,26 +192,14 @@ class DiffView(Horizontal):
 class RunScreen(Screen):
     """One task's agent run."""
 
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="run.back"),
-        Binding("t", "tab('transcript')", "Transcript", id="run.transcript"),
-        Binding("d", "tab('diff')", "Diff", id="run.diff"),
-        Binding("k", "command('stop')", "Stop agent", id="run.stop",
-                tooltip="Stop the agent (asks first)"),
-        Binding("o", "command('shell')", "Shell", show=False, id="run.shell"),
-        Binding("e", "command('editor')", "Editor", show=False, id="run.editor"),
-    ]
+    BINDINGS = bindings(
+        "screen.back", "run.transcript", "run.diff", "task.approve", "task.requeue", "task.cancel",
+        "run.shell", "run.editor", show={"task.requeue": False},
+    )
 
-    class DiffWanted(Message):
-        def __init__(self, screen: RunScreen) -> None:
-            super().__init__()
-            self.screen = screen
-
-    class CommandWanted(Message):
-        def __init__(self, task_id: str, command: str) -> None:
-            super().__init__()
-            self.task_id = task_id
-            self.command = command
+    @dataclass
+    class DiffLoaded(Message):
+        files: list[FileDiff]
 
     def __init__(self, task_id: str, *, title: str, transcript: Path | None, worktree: Path, branch: str) -> None:
         super().__init__()
@@ -251,11 +236,26 @@ class RunScreen(Screen):
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "diff":
-            self.app.post_message(self.DiffWanted(self))
+            self.load_diff()
+
+    @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
+    def load_diff(self) -> None:
+        """The worktree's diff against the base branch (git: a worker)."""
+        self.post_message(self.DiffLoaded(console(self).session.diff(self.task_id)))
+
+    @on(DiffLoaded)
+    def _diff_loaded(self, message: DiffLoaded) -> None:
+        self.show_diff(message.files)
 
     def show_diff(self, files: list) -> None:
         self.diff_loaded = True
         self.query_one(DiffView).show(files)
 
     def action_command(self, command: str) -> None:
-        self.app.post_message(self.CommandWanted(self.task_id, command))
+        self.post_message(TaskCommand(self.task_id, Command(command)))
+
+    def action_shell(self) -> None:
+        self.action_command(Command.SHELL)
+
+    def action_editor(self) -> None:
+        self.action_command(Command.EDITOR)

@@ -11,23 +11,14 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-# Friendlier names for the places bindings come from.
-_ORIGIN = {
-    "PlanTable": "Plan",
-    "EventLog": "Log",
-    "Pane": "Pane",
-    "FactoryApp": "Everywhere",
-    "TaskScreen": "Task",
-    "Screen": "Everywhere",
-}
+from factory_tui.keys import SECTIONS, section_of
+
 _RENAMED = {"app.focus_next": "Next pane", "app.focus_previous": "Previous pane"}
-_MOVING = {"cursor_up", "cursor_down", "page_up", "page_down", "first", "last"}
 # The list widgets scroll by rows only; ScrollView's sideways keys do nothing.
 _HIDDEN = {
     "scroll_left", "scroll_right", "page_left", "page_right", "scroll_home", "scroll_end",
     "command_palette", "screen.copy_text",
 }
-_ORDER = ["Task", "Plan", "Log", "Moving", "Pane", "Everywhere"]
 
 
 def describe_bindings(app, bindings: dict[str, ActiveBinding]) -> list[tuple[str, list[tuple[str, str, str]]]]:
@@ -39,7 +30,8 @@ def describe_bindings(app, bindings: dict[str, ActiveBinding]) -> list[tuple[str
         action = binding.action
         if binding.system or action in _HIDDEN:
             continue
-        section = "Moving" if action in _MOVING else _ORIGIN.get(type(active.node).__name__, type(active.node).__name__)
+        # Sections come from the keys' own registry, never from class names.
+        section = section_of(binding.id) or "Everywhere"
         if action.startswith("focus_pane("):
             # One row for the six number keys.
             action, binding = "focus_pane", Binding(key, "focus_pane", "Go to pane 1–6 (1 Plan … 6 Log)")
@@ -50,13 +42,13 @@ def describe_bindings(app, bindings: dict[str, ActiveBinding]) -> list[tuple[str
         sections.setdefault(section, []).append(
             (" ".join(dict.fromkeys(keys)), _RENAMED.get(action, binding.description or action), binding.tooltip)
         )
-    return sorted(sections.items(), key=lambda item: _ORDER.index(item[0]) if item[0] in _ORDER else len(_ORDER))
+    return sorted(sections.items(), key=lambda item: SECTIONS.index(item[0]) if item[0] in SECTIONS else len(SECTIONS))
 
 
 class HelpScreen(ModalScreen[None]):
     """Keys for the focused pane; any key closes it."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]  # a dialog's own
 
     def __init__(self, title: str, bindings: dict[str, ActiveBinding]) -> None:
         super().__init__(classes="dialog-screen")

@@ -1,0 +1,166 @@
+"""What the operator's task commands do in the console.
+
+Every place a task is shown (the Plan, the Worktrees pane, the Log, the task
+and run screens, the palette) posts a ``TaskCommand``; the app hands it to
+``TaskActions``, which asks first where it must (cancel, re-queue with a
+note), acts through the session in a worker, and says what happened. Opening
+a task, its run, or a shell or editor in its worktree is here too: it is the
+same "this task, do that" from wherever the operator is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from factory_tui.backends.base import task_branch
+from factory_tui.errors import FactoryError
+from factory_tui.messages import Command, TaskCommand, TaskDetailLoaded, WorktreesChanged
+from factory_tui.model import Action, State, Task, next_state
+from factory_tui.screens.dialogs import ConfirmDialog, NoteDialog
+from factory_tui.screens.run import RunScreen
+from factory_tui.screens.task import TaskScreen
+from factory_tui.text import literal, one_line
+from factory_tui.worktree_shell import editor_argv, operator_environment, shell_argv
+
+if TYPE_CHECKING:
+    from factory_tui.app import FactoryApp
+
+
+class TaskActions:
+    def __init__(self, app: FactoryApp) -> None:
+        self.app = app
+
+    # --- dispatch ---------------------------------------------------------------
+
+    def handle(self, message: TaskCommand) -> None:
+        app = self.app
+        task = app.task_by_id(message.task_id)
+        if task is None:
+            app.notify(f"no such task: {message.task_id}", severity="error", markup=False)
+            return
+        command = message.command
+        if command is Command.OPEN:
+            self.open_task(task.id)
+        elif command is Command.OPEN_RUN:
+            self.open_run(task.id)
+        elif command in (Command.SHELL, Command.EDITOR):
+            self.open_in_worktree(task.id, command)
+        elif command in (Command.PRIORITY_UP, Command.PRIORITY_DOWN):
+            step = 1 if command is Command.PRIORITY_UP else -1
+            self._run(self._set_priority, task.id, task.priority + step)
+        else:
+            self.act(task, command)
+
+    def act(self, task: Task, command: Command) -> None:
+        """An operator action: refused at once if the state does not allow
+        it, confirmed first where it must be, then carried out."""
+        app = self.app
+        action = command.action
+        if action is Action.HOLD and task.state is State.HELD:
+            action = Action.RELEASE
+        assert action is not None
+        try:
+            next_state(task.id, task.state, action)
+        except FactoryError as error:
+            app.notify(str(error), severity="warning", markup=False)
+            return
+        title = one_line(task.title, 70)
+        if action is Action.REQUEUE:
+            app.push_screen(
+                NoteDialog(
+                    f"Re-queue {task.id}: {title}",
+                    "Feedback for the agent's next attempt (optional; it goes into the prompt).",
+                    placeholder="What to do differently…",
+                    submit="Re-queue",
+                ),
+                lambda note: note is not None and self.apply(task.id, action, note.strip() or None),
+            )
+        elif action is Action.CANCEL:
+            if task.state is State.RUNNING:
+                detail = f"Its agent is stopped and its work committed to {task_branch(task.id)}; r re-queues it."
+            elif task.attempts:
+                detail = f"Its work stays on {task_branch(task.id)}; r re-queues it."
+            else:
+                detail = "It never ran; r re-queues it."
+            app.push_screen(
+                ConfirmDialog(f"Cancel {task.id}: {title}?", detail, yes="Cancel task"),
+                lambda yes: yes and self.apply(task.id, action, None),
+            )
+        else:
+            self.apply(task.id, action, None)
+
+    def apply(self, task_id: str, action: Action, note: str | None) -> None:
+        self._run(self._apply, task_id, action, note)
+
+    # --- in workers -----------------------------------------------------------------
+
+    def _run(self, function, *args) -> None:
+        self.app.run_worker(lambda: function(*args), thread=True, group="actions", exit_on_error=False)
+
+    def _apply(self, task_id: str, action: Action, note: str | None) -> None:
+        app = self.app
+        # Through the session's operator: approving a task in review merges it.
+        outcome = app.session.apply(task_id, action, actor=app.actor, note=note)
+        if outcome.warning:
+            app.notify(literal(outcome.message), severity="warning", timeout=8, markup=False)
+        else:
+            app.notify(literal(outcome.message), timeout=4, markup=False)
+        app.post_message(WorktreesChanged())
+
+    def _set_priority(self, task_id: str, priority: int) -> None:
+        self.app.session.set_priority(task_id, priority, actor=self.app.actor)
+
+    # --- opening things ---------------------------------------------------------------
+
+    def open_task(self, task_id: str) -> None:
+        screen = TaskScreen(task_id)
+        self.app.push_screen(screen)
+        self.load_detail(screen)
+
+    def load_detail(self, screen: TaskScreen) -> None:
+        app = self.app
+        app.run_worker(
+            lambda: screen.post_message(TaskDetailLoaded(app.session.task_detail(screen.task_id))),
+            thread=True, group="detail", exit_on_error=False,
+        )
+
+    def open_run(self, task_id: str) -> None:
+        app = self.app
+        task = app.task_by_id(task_id)
+        attempt = task.attempts if task else 0
+        base = app.base
+        app.push_screen(
+            RunScreen(
+                task_id,
+                title=task.title if task else "",
+                transcript=base.transcript_path(task_id, attempt) if attempt else None,
+                worktree=base.worktree_path(task_id),
+                branch=task_branch(task_id),
+            )
+        )
+
+    def open_in_worktree(self, task_id: str, command: Command) -> None:
+        """A shell or $EDITOR in the worktree; the console suspends until it
+        exits, then comes back. ``factory`` run there works on this base."""
+        app = self.app
+        worktree: Path = app.base.worktree_path(task_id)
+        if not worktree.is_dir():
+            app.notify(f"{task_id} has no worktree folder.", severity="warning", markup=False)
+            return
+        env = operator_environment(app.base.root)
+        try:
+            argv = shell_argv(env) if command is Command.SHELL else editor_argv(env)
+        except FactoryError as error:
+            app.notify(literal(str(error)), severity="error", markup=False)
+            return
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
+            app.notify(f"cannot open {literal(argv[0])}: not found", severity="error", markup=False)
+            return
+        try:
+            with app.suspend():
+                subprocess.run(argv, cwd=worktree, env=env, check=False)
+        except Exception as error:  # no terminal to hand over (tests, headless)
+            app.notify(literal(f"cannot open {argv[0]} here: {error}"), severity="error", markup=False)

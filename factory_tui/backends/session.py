@@ -1,0 +1,168 @@
+"""One base, opened: the facade the CLI, the console and the engine share.
+
+``FactorySession`` holds what working on a base takes: its config, the
+execution log (and, for the console, a second read-only connection that
+never waits behind writes), the operator (approve, cancel …) and the task
+worktrees, each made once, on first use. On top of them it answers the
+questions more than one front end asks: a task with everything about it, a
+report of the worktrees, cleaning orphans, a task's diff. A front end never
+builds these itself, so the CLI and the console cannot disagree.
+
+No Textual; safe to share between threads (the log serialises its own
+connection, and git runs in processes of its own).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.log import ExecutionLog, LogReader
+from factory_tui.backends.operator import Operator, Outcome
+from factory_tui.backends.worktrees import Worktrees
+from factory_tui.config import FactoryConfig
+from factory_tui.errors import FactoryError
+from factory_tui.model import (
+    Action,
+    FileDiff,
+    NewTask,
+    Task,
+    TaskDetail,
+    WorktreeReport,
+    WorktreeStatus,
+    worktree_status,
+)
+
+
+@dataclass
+class FactorySession:
+    """A base's backends, opened on first use and closed together."""
+
+    base: FactoryBase
+    busy_timeout_ms: int | None = None
+    _log: ExecutionLog | None = field(default=None, init=False, repr=False)
+    _reader: LogReader | None = field(default=None, init=False, repr=False)
+    _operator: Operator | None = field(default=None, init=False, repr=False)
+    _config: FactoryConfig | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    # --- the parts -----------------------------------------------------------
+
+    @property
+    def config(self) -> FactoryConfig:
+        if self._config is None:
+            self._config = self.base.config()
+        return self._config
+
+    @property
+    def log(self) -> ExecutionLog:
+        with self._lock:
+            if self._log is None:
+                self._log = ExecutionLog.open(self.base.log_path, busy_timeout_ms=self.busy_timeout_ms)
+            return self._log
+
+    @property
+    def reader(self) -> LogReader:
+        """Read-only queries on a connection of their own (the console's
+        long history scans never hold up its writes)."""
+        with self._lock:
+            if self._reader is None:
+                self._reader = LogReader(self.base.log_path)
+            return self._reader
+
+    @property
+    def operator(self) -> Operator:
+        log = self.log
+        with self._lock:
+            if self._operator is None:
+                self._operator = Operator(self.base, log, worktrees=self._new_worktrees())
+            return self._operator
+
+    @property
+    def worktrees(self) -> Worktrees:
+        return self.operator.worktrees
+
+    def _new_worktrees(self) -> Worktrees:
+        return Worktrees.for_config(self.base.root, self.config)
+
+    def close(self) -> None:
+        with self._lock:
+            for backend in (self._log, self._reader):
+                if backend is not None:
+                    backend.close()
+            self._log = self._reader = None
+            self._operator = None
+
+    def __enter__(self) -> FactorySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- questions more than one front end asks ------------------------------
+
+    def task_detail(self, task_id: str) -> TaskDetail:
+        log = self.log
+        task = log.get_task(task_id)
+        by_id = {t.id: t for t in log.get_tasks(task.depends_on)}
+        return TaskDetail(
+            task=task,
+            dependencies=[by_id[d] for d in task.depends_on if d in by_id],
+            dependents=log.dependents(task.id),
+            # The history scans the events: on the reader's own connection, so
+            # that operator actions do not wait for it.
+            events=self.reader.task_history(task.id),
+        )
+
+    def worktree_report(self, *, with_changes: bool = True) -> list[WorktreeReport]:
+        """Every task worktree (git's list, and folders git does not know),
+        what it is for by its task's state, and, with ``with_changes``, the
+        lines it changed since it left the base branch."""
+        worktrees = self.worktrees
+        infos = worktrees.list()
+        tasks = {t.id: t for t in self.log.get_tasks([i.task_id for i in infos if i.task_id])}
+        report = []
+        for info in infos:
+            task = tasks.get(info.task_id) if info.task_id else None
+            row = WorktreeReport(
+                task_id=info.task_id,
+                status=worktree_status(task.state if task else None),
+                branch=info.branch,
+                path=str(info.path),
+                exists=info.exists,
+                started_at=task.started_at if task else None,
+                progress=task.progress if task else None,
+            )
+            if with_changes and info.exists and info.task_id:
+                try:
+                    stat = worktrees.diff_stat(info.task_id)
+                    row.added, row.removed = stat.added, stat.removed
+                except FactoryError:
+                    pass  # a worktree git cannot diff (broken by an agent) shows no counts
+            report.append(row)
+        return report
+
+    def orphans(self) -> list[WorktreeReport]:
+        """The worktrees no task needs any more."""
+        return [row for row in self.worktree_report(with_changes=False)
+                if row.status is WorktreeStatus.ORPHANED]
+
+    def clean(self, task_ids: list[str]) -> list[str]:
+        """Remove these tasks' worktrees (work committed first); one line
+        each of what was done."""
+        return [self.operator.clean(task_id) for task_id in task_ids]
+
+    def diff(self, task_id: str) -> list[FileDiff]:
+        return self.worktrees.diff(task_id)
+
+    # --- changes ------------------------------------------------------------------
+
+    def apply(self, task_id: str, action: Action, *, actor: str, note: str | None = None) -> Outcome:
+        return self.operator.apply(task_id, action, actor=actor, note=note)
+
+    def set_priority(self, task_id: str, priority: int, *, actor: str) -> Task:
+        return self.log.set_priority(task_id, priority, actor=actor)
+
+    def add_task(self, new: NewTask, *, actor: str) -> Task:
+        return self.log.add_task(new, actor=actor)

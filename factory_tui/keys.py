@@ -1,0 +1,101 @@
+"""Every key of the console, once: one binding id per action.
+
+A pane, a screen or the app that offers an action takes its binding from
+here by id, so "approve" is the same key (and the same id in a user's
+keymap) in the Plan, on the task screen, in the Worktrees pane, on the run
+screen and in the diff. ``[console] keymap`` in factory.toml maps ids to
+other keys (Textual's ``App.set_keymap``); ``?`` shows them by section.
+
+No key means two things: ``j``/``k`` move in every list, so nothing else
+takes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    id: str
+    keys: str
+    action: str
+    description: str
+    section: str
+    tooltip: str = ""
+    show: bool = True
+
+    def binding(self, *, show: bool | None = None) -> Binding:
+        return Binding(
+            self.keys, self.action, self.description, show=self.show if show is None else show,
+            id=self.id, tooltip=self.tooltip,
+        )
+
+
+# The sections of the help screen, in the order it shows them.
+SECTIONS = ("Task", "Run", "Diff", "Log", "Moving", "Pane", "Everywhere")
+
+_KEYS = [
+    # --- what the operator does to a task, wherever a task is under the cursor
+    Key("task.approve", "a", "command('approve')", "Approve", "Task",
+        "proposed → queued, or review → done (merges its branch)"),
+    Key("task.requeue", "r", "command('requeue')", "Re-queue", "Task",
+        "Run it again, with your feedback in the prompt"),
+    Key("task.cancel", "x", "command('cancel')", "Cancel", "Task",
+        "Drop it (asks first); a running agent is stopped, its work kept on the branch"),
+    Key("task.hold", "h", "command('hold')", "Hold/release", "Task",
+        "Park a queued task, or let a held one run", show=False),
+    Key("task.priority-up", "plus,equals_sign", "command('priority_up')", "Priority +", "Task",
+        "Runs sooner", show=False),
+    Key("task.priority-down", "minus,underscore", "command('priority_down')", "Priority −", "Task",
+        "Runs later", show=False),
+    Key("task.open", "enter", "command('open')", "Open", "Task",
+        "Its description, dependencies and history", show=False),
+    Key("task.new", "n", "new_task", "New", "Task", "Add a task with a form", show=False),
+    # --- a task's run: its worktree, transcript and diff
+    Key("run.open", "enter", "open_run", "Open run", "Run",
+        "The live transcript and the diff against the base branch"),
+    Key("run.shell", "o", "shell", "Shell", "Run",
+        "A shell in the worktree (the console comes back when it exits)", show=False),
+    Key("run.editor", "e", "editor", "Editor", "Run", "$EDITOR in the worktree", show=False),
+    Key("run.transcript", "t", "tab('transcript')", "Transcript", "Run", "The agent's output"),
+    Key("run.diff", "d", "tab('diff')", "Diff", "Run", "What changed against the base branch"),
+    Key("worktrees.clean", "c", "clean", "Clean up", "Run",
+        "Remove the orphaned worktrees (asks first; work is committed first)", show=False),
+    # --- the Log pane
+    Key("log.follow", "end,G", "last", "Follow", "Log", "Jump to the newest event and follow"),
+    # --- moving in any list
+    Key("list.up", "up,k", "cursor_up", "Up", "Moving", show=False),
+    Key("list.down", "down,j", "cursor_down", "Down", "Moving", show=False),
+    Key("list.page-up", "pageup,ctrl+b", "page_up", "Page up", "Moving", show=False),
+    Key("list.page-down", "pagedown,ctrl+f", "page_down", "Page down", "Moving", show=False),
+    Key("list.first", "home,g", "first", "First row", "Moving", show=False),
+    Key("list.last", "end,G", "last", "Last row", "Moving", show=False),
+    # --- a pane's own
+    Key("pane.filter", "slash", "filter", "Filter", "Pane", "Show only what matches"),
+    Key("pane.clear-filter", "escape", "clear_filter", "Clear filter", "Pane", show=False),
+    # --- everywhere
+    Key("screen.back", "escape", "app.pop_screen", "Back", "Everywhere"),
+    Key("app.help", "question_mark", "help", "Help", "Everywhere", "Keys for where you are"),
+    Key("app.quit", "q", "quit", "Quit", "Everywhere", show=False),
+    Key("app.zoom", "z", "zoom", "Zoom pane", "Everywhere",
+        "Fill the screen with the focused pane, or back", show=False),
+]
+KEYS: dict[str, Key] = {key.id: key for key in _KEYS}
+
+
+def bindings(*ids: str, show: dict[str, bool] | None = None) -> list[Binding]:
+    """The bindings of these ids; ``show`` overrides which reach the footer."""
+    show = show or {}
+    return [KEYS[key_id].binding(show=show.get(key_id)) for key_id in ids]
+
+
+def section_of(binding_id: str | None) -> str | None:
+    key = KEYS.get(binding_id or "")
+    if key is not None:
+        return key.section
+    if binding_id and binding_id.startswith("app.pane-"):
+        return "Everywhere"
+    return None

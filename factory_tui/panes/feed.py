@@ -1,0 +1,22 @@
+"""What a pane is handed of the execution log: the app follows the log
+(one feed for the whole console, backends/feed.py) and gives every pane the
+first snapshot and each change; a pane takes what it shows from them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+
+
+if TYPE_CHECKING:
+    from factory_tui.backends.feed import Changes, Snapshot
+
+
+class FeedListener:
+    """A pane's side of the log feed; both do nothing unless overridden."""
+
+    def log_loaded(self, snapshot: Snapshot) -> None:
+        """The first full read of the log."""
+
+    def log_changed(self, changes: Changes) -> None:
+        """Tasks and events written since the last call, by any process."""

@@ -1,0 +1,110 @@
+"""The Worktrees pane (2): every task worktree, what it is for, how long its
+agent has been at it, its newest line of output and the lines it changed.
+
+Worktrees and their changes come from git, through the session, in a worker
+every few seconds (and at once when an action or the engine changed them);
+state and progress come from the log feed between scans, so a running
+agent's newest line shows within the feed's half second. Cleaning up
+orphaned worktrees is this pane's own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.message import Message
+
+from factory_tui.context import console
+from factory_tui.messages import WorktreesChanged
+from factory_tui.model import State, Task, WorktreeReport, WorktreeStatus, worktree_status
+from factory_tui.panes.feed import FeedListener
+from factory_tui.screens.dialogs import ConfirmDialog
+from factory_tui.widgets.worktree_table import WorktreeTable
+
+if TYPE_CHECKING:
+    from factory_tui.backends.feed import Changes
+
+# Worktrees and their diff stats are read from git this often.
+SCAN_SECONDS = 3.0
+
+
+class WorktreesPane(WorktreeTable, FeedListener):
+    @dataclass
+    class Scanned(Message):
+        rows: list[WorktreeReport]
+
+    def on_mount(self) -> None:
+        self.now = console(self).clock()
+        self.set_interval(SCAN_SECONDS, self.scan)
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        self.now = console(self).clock()
+
+    # --- from the log ----------------------------------------------------------------
+
+    def log_loaded(self, snapshot) -> None:
+        self.scan()
+
+    def log_changed(self, changes: Changes) -> None:
+        if not changes.tasks:
+            return
+        known = {row.task_id for row in self.rows}
+        if any(task.id not in known and task.state is State.RUNNING for task in changes.tasks):
+            self.scan()  # a new worktree: git has it, the rows do not yet
+        if any(task.id in known for task in changes.tasks):
+            self._merge_progress(self.rows)
+            self.set_rows(list(self.rows))
+
+    @on(WorktreesChanged)
+    def _changed(self, message: WorktreesChanged) -> None:
+        self.scan()
+
+    # --- from git --------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="worktrees", exit_on_error=False)
+    def scan(self) -> None:
+        """Worktrees and their changes, from git (a worker: git is slow)."""
+        self.post_message(self.Scanned(console(self).session.worktree_report()))
+
+    @on(Scanned)
+    def _scanned(self, message: Scanned) -> None:
+        self._merge_progress(message.rows)
+        self.set_rows(message.rows)
+
+    def _merge_progress(self, rows: list[WorktreeReport]) -> None:
+        """The log feed holds the newest state and progress: prefer them."""
+        find = console(self).task_by_id
+        for row in rows:
+            task: Task | None = find(row.task_id) if row.task_id else None
+            if task is not None:
+                row.status = worktree_status(task.state)
+                row.progress = task.progress or row.progress
+                row.started_at = task.started_at or row.started_at
+
+    # --- cleaning up -----------------------------------------------------------------
+
+    def action_clean(self) -> None:
+        orphans = [row.task_id for row in self.rows if row.status is WorktreeStatus.ORPHANED and row.task_id]
+        if not orphans:
+            self.notify("No orphaned worktrees.", timeout=3)
+            return
+        what = "1 orphaned worktree" if len(orphans) == 1 else f"{len(orphans)} orphaned worktrees"
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Remove {what}?",
+                f"{', '.join(orphans)}. Whatever is uncommitted in them is committed to their branches first.",
+                yes="Remove",
+            ),
+            lambda yes: yes and self.clean(orphans),
+        )
+
+    @work(thread=True, group="worktrees-clean", exit_on_error=False)
+    def clean(self, task_ids: list[str]) -> None:
+        console(self).session.clean(task_ids)
+        what = "1 worktree" if len(task_ids) == 1 else f"{len(task_ids)} worktrees"
+        self.notify(f"Removed {what}.", timeout=3)
+        self.post_message(WorktreesChanged())
