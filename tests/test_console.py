@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
 
 from factory_tui.app import FactoryApp
@@ -69,8 +70,9 @@ async def test_requeue_dialog_escape_changes_nothing(demo_base):
         await pilot.press("r")
         await wait_until(pilot, lambda: isinstance(app.screen, NoteDialog), "the feedback dialog")
         await pilot.press(*"never mind", "escape")
-        await pilot.pause(0.3)
-        assert not isinstance(app.screen, NoteDialog)
+        await wait_until(pilot, lambda: not isinstance(app.screen, NoteDialog), "the dialog to close")
+        # Nothing was set going: no action ran, and the task is as it was.
+        assert not actions_started(app)
         assert state_of(demo_base, "T-8") is State.FAILED
 
 
@@ -82,7 +84,8 @@ async def test_cancel_asks_first_and_n_keeps_the_task(demo_base):
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
         await pilot.press("n")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "the dialog to close")
+        assert not actions_started(app)
         assert state_of(demo_base, "T-6") is State.QUEUED
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
@@ -110,10 +113,11 @@ async def test_illegal_key_is_refused_with_a_notification(demo_base):
         await ready(pilot)
         await move_to(pilot, "T-1")  # done: nothing may change it
         await pilot.press("a", "r", "x", "h")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: len(app._notifications) >= 4, "a refusal for each key")
         messages = [n.message for n in app._notifications]
         assert any("cannot approve T-1" in m and "done" in m for m in messages)
         assert not isinstance(app.screen, (ConfirmDialog, NoteDialog))
+        assert not actions_started(app)
         assert state_of(demo_base, "T-1") is State.DONE
 
 
@@ -185,8 +189,9 @@ async def test_new_task_form_creates_the_task(demo_base):
         await pilot.press(*"Add [red]caching[/red]")
         await pilot.press("tab", "3", "tab", *"T-99")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.3)
         # An unknown dependency keeps the form open with everything typed.
+        error = app.screen.query_one("#form-error")
+        await wait_until(pilot, lambda: "no such task: T-99" in str(error.render()), "the form's error")
         assert isinstance(app.screen, NewTaskDialog)
         await pilot.press(*["backspace"] * 4, *"T-6")
         await pilot.press("ctrl+s")
@@ -295,9 +300,12 @@ async def test_palette_runs_task_commands(demo_base):
         await ready(pilot)
         await move_to(pilot, "T-10")
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
         await pilot.press(*"task: approve")
-        await pilot.pause(0.5)
+        options = app.screen.query_one(CommandList)
+        await wait_until(
+            pilot, lambda: options.option_count and "approve T-10" in str(options.get_option_at_index(0).prompt),
+            "the approve command found")
         await pilot.press("enter")
         await wait_until(pilot, lambda: state_of(demo_base, "T-10") is State.QUEUED, "T-10 approved from the palette")
 
@@ -317,7 +325,7 @@ async def test_q_quits(demo_base):
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("q")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: not app.is_running, "the console to quit")
     assert app.return_code in (0, None)
 
 
@@ -355,8 +363,13 @@ async def test_an_empty_plan_says_what_to_do(base):
         first_row = "".join(segment.text for segment in app.plan.render_line(1))
         assert "The plan is empty: press n" in first_row
         await pilot.press("slash", *"nothing")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: app.plan.filter_text == "nothing", "the filter")
         assert "The plan is empty" in "".join(s.text for s in app.plan.render_line(1))
+
+
+def actions_started(app) -> list:
+    """The operator actions the console set going (workers of the group)."""
+    return [worker for worker in app.workers if worker.group == "actions"]
 
 
 def footer_keys(app) -> set[str]:

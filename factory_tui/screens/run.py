@@ -10,7 +10,7 @@ in the screen's own worker. Its task keys are the Plan's.
 from __future__ import annotations
 
 import os
-import time
+import threading
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from factory_tui.backends.line_index import read_line, scan_line_starts
+from factory_tui.backends.watcher import watch
 from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, TaskCommand
@@ -44,7 +45,6 @@ LINE_STYLES = {
     "✗": Style(color="#e06c75", bold=True),
     "·": Style(dim=True),
 }
-FOLLOW_SECONDS = 0.25
 
 
 class TranscriptView(VirtualList):
@@ -70,27 +70,37 @@ class TranscriptView(VirtualList):
         self._file_size = 0
         self._fd: int | None = None
         self._lines: LRUCache[int, str] = LRUCache(4096)
+        self._stop = threading.Event()
 
     def on_mount(self) -> None:
         if self.path is not None:
             self.follow()
 
     def on_unmount(self) -> None:
+        self._stop.set()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
     @work(thread=True, exclusive=True, group="transcript", exit_on_error=False)
     def follow(self) -> None:
-        """Read the file as it grows (a worker: the screen never waits)."""
+        """Read the file as it grows (a worker: the screen never waits),
+        woken by the file watcher the moment the agent writes."""
         worker = get_current_worker()
         offset = 0
-        while not worker.is_cancelled:
+
+        def read_new_lines() -> None:
+            nonlocal offset
             starts, offset_after = scan_line_starts(self.path, offset)
             if offset_after != offset:
                 offset = offset_after
                 self.post_message(self.Grew(self, starts, offset))
-            time.sleep(FOLLOW_SECONDS)
+
+        read_new_lines()
+        for _ in watch(self.path, stop=self._stop):
+            if worker.is_cancelled:
+                return
+            read_new_lines()
 
     @on(Grew)
     def _grew(self, message: Grew) -> None:
