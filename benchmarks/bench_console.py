@@ -100,7 +100,7 @@ def measure_startup(base: FactoryBase, runs: int) -> tuple[list[float], list[flo
         _, _, usage = os.wait4(process.pid, 0)
         stderr = process.stderr.read()
         process.stderr.close()
-        line = next((l for l in stderr.splitlines() if l.startswith("first-frame ")), None)
+        line = next((text for text in stderr.splitlines() if text.startswith("first-frame ")), None)
         if line is None:
             raise SystemExit(f"the console did not report a first frame:\n{stderr[-2000:]}")
         parts = line.split()

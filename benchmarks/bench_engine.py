@@ -352,7 +352,7 @@ def run_raw(root: Path, n: int, warmup: int) -> RawRound:
         if index < warmup:
             continue
         result.totals.append(marks[-1] - marks[0])
-        for name, start, end in zip(RAW_STEPS, marks, marks[1:]):
+        for name, start, end in zip(RAW_STEPS, marks, marks[1:], strict=False):
             result.steps[name].append(end - start)
     cpu1, children1 = time.process_time(), os.times()
     result.cpu_self = (cpu1 - cpu0) / n

@@ -34,9 +34,9 @@ from factory_tui.app import FactoryApp  # noqa: E402
 from factory_tui.backends.base import FactoryBase  # noqa: E402
 from factory_tui.backends.log import ExecutionLog  # noqa: E402
 from factory_tui.model import NewTask  # noqa: E402
+from factory_tui.screens.task import TaskScreen  # noqa: E402
 from factory_tui.widgets import task_body  # noqa: E402
 from factory_tui.widgets.task_body import PlainBody, TaskBody  # noqa: E402
-from factory_tui.screens.task import TaskScreen  # noqa: E402
 
 KINDS = {
     "dense": (

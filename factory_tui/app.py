@@ -197,7 +197,7 @@ class FactoryApp(App[None]):
         worker = get_current_worker()
         feed = LogFeed(self.base.log_path)
         try:
-            self.session.log  # opened here, in a worker, not on the screen's time
+            self.session.open()  # here, in a worker, not on the screen's time
             self.post_message(PlanLoaded(feed.snapshot()))
             failing = False
             while not worker.is_cancelled:

@@ -56,16 +56,19 @@ class FactoryCommands(Provider):
         task = app.current_task()
         if task is not None:
             label = f"{task.id} {one_line(task.title, 60)}"
-            commands.append((f"task: open {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.OPEN)), "Its body, dependencies and history"))
+
+            def send(command: Command, task_id: str = task.id) -> Callable[[], object]:
+                return lambda: app.post_message(TaskCommand(task_id, command))
+
+            commands.append((f"task: open {label}", send(Command.OPEN), "Its body, dependencies and history"))
             for action in allowed_actions(task.state):
                 command = Command.HOLD if action in (Action.HOLD, Action.RELEASE) else Command(action.value)
-                commands.append(
-                    (f"task: {_VERBS[action]} {label}", lambda t=task, c=command: app.post_message(TaskCommand(t.id, c)), f"{task.state.value} → {_target(task.state, action)}")
-                )
-            commands.append((f"task: raise priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.PRIORITY_UP)), f"now {task.priority}"))
-            commands.append((f"task: lower priority of {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.PRIORITY_DOWN)), f"now {task.priority}"))
+                commands.append((f"task: {_VERBS[action]} {label}", send(command),
+                                 f"{task.state.value} → {_target(task.state, action)}"))
+            commands.append((f"task: raise priority of {label}", send(Command.PRIORITY_UP), f"now {task.priority}"))
+            commands.append((f"task: lower priority of {label}", send(Command.PRIORITY_DOWN), f"now {task.priority}"))
             if any(row.task_id == task.id for row in app.worktree_table.rows):
-                commands.append((f"run: open {label}", lambda t=task: app.post_message(TaskCommand(t.id, Command.OPEN_RUN)), "Its live transcript and diff"))
+                commands.append((f"run: open {label}", send(Command.OPEN_RUN), "Its live transcript and diff"))
         commands.append(("task: new", lambda: app.post_message(NewTaskWanted()), "Add a task with a form"))
         if app.engine.mode == "none" and app.with_engine:
             commands.append(("engine: start in the console", app.action_start_engine, "Run agents on the ready tasks"))

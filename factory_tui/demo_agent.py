@@ -232,7 +232,7 @@ def identity_options(cwd: Path) -> list[str]:
     """``-c user.name=… -c user.email=…`` for what the repository lacks, so a
     commit works on a fresh machine; a configured identity is left alone."""
     options = []
-    for key, fallback in zip(("user.name", "user.email"), FALLBACK_IDENTITY):
+    for key, fallback in zip(("user.name", "user.email"), FALLBACK_IDENTITY, strict=True):
         try:
             configured = git(cwd, "config", "--get", key)
         except GitFailed:

@@ -666,7 +666,8 @@ class Engine:
             if task.state is State.CANCELLED and self.worktrees.path_for(task_id).exists() and not broken:
                 await self._call(self._locked, self.worktrees.remove, task_id)
                 self._report(f"{task_id}: cancelled; agent stopped, work committed to {self.worktrees.branch_for(task_id)}")
-                await self._log(self.log.add_note, task_id, "agent stopped after the task was cancelled; its work is on the branch", actor=self.worker)
+                await self._log(self.log.add_note, task_id,
+                                "agent stopped after the task was cancelled; its work is on the branch", actor=self.worker)
             else:
                 self._report(f"{task_id}: lease lost; agent stopped")
             return

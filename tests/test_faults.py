@@ -188,7 +188,7 @@ def check_runs_never_overlapped(record: Path) -> None:
     assert not open_runs, f"runs that never ended: {sorted(open_runs)}"
     for task_id, intervals in spans.items():
         intervals.sort()
-        for (_, end), (start, _) in zip(intervals, intervals[1:]):
+        for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
             assert start >= end, f"two runs of {task_id} overlapped"
 
 

@@ -8,8 +8,8 @@ from factory_tui.app import FactoryApp
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.model import NewTask
 from factory_tui.screens.help import HelpScreen
-from factory_tui.widgets.task_body import TaskBody
 from factory_tui.screens.task import TaskScreen
+from factory_tui.widgets.task_body import TaskBody
 from tests.console_helpers import move_to, ready, wait_until
 
 SIZE = (160, 48)

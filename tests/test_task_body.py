@@ -14,6 +14,7 @@ from textual.widgets import Markdown, Static
 from factory_tui.app import FactoryApp
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.model import NewTask
+from factory_tui.screens.task import TaskScreen
 from factory_tui.widgets.task_body import (
     MARKDOWN_BLOCKS,
     MARKDOWN_CHARS,
@@ -22,7 +23,6 @@ from factory_tui.widgets.task_body import (
     too_big_for_markdown,
     wrap_rows,
 )
-from factory_tui.screens.task import TaskScreen
 from tests.console_helpers import ready, wait_until
 
 SIZE = (160, 48)
@@ -47,7 +47,7 @@ def dense_body(size: int) -> str:
 
 def rows(text: str, width: int) -> list[str]:
     starts, ends = wrap_rows(text, width)
-    return [text[a:b] for a, b in zip(starts, ends)]
+    return [text[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
 # --- wrapping ---------------------------------------------------------------------
@@ -70,7 +70,7 @@ def test_wide_characters_wrap_by_cells() -> None:
 @settings(max_examples=200, deadline=None)
 def test_wrapped_rows_fit_and_keep_every_character(text: str, width: int) -> None:
     starts, ends = wrap_rows(text, width)
-    shown = [text[a:b] for a, b in zip(starts, ends)]
+    shown = [text[a:b] for a, b in zip(starts, ends, strict=True)]
     # A double-width character needs two cells, whatever the width.
     assert all(cell_len(row) <= max(width, 2) for row in shown)
     # In order, nothing lost: only the newlines and the spaces rows were

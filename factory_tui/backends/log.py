@@ -265,7 +265,7 @@ def _batch_writes(
         ),
         (
             "INSERT INTO deps (task, depends_on) VALUES (?, ?)",
-            [(first + index, target) for (index, _), target in zip(batch.edges, targets)],
+            [(first + index, target) for (index, _), target in zip(batch.edges, targets, strict=True)],
         ),
         (
             SQL_EVENT_INSERT,
@@ -274,7 +274,7 @@ def _batch_writes(
             [
                 (now, f"T-{first + index}", KIND_DEPENDS, actor, None, None,
                  f"depends on T-{target}", f'{{"on": "T-{target}"}}')
-                for (index, _), target in zip(batch.edges, targets)
+                for (index, _), target in zip(batch.edges, targets, strict=True)
             ],
         ),
     ]

@@ -39,8 +39,6 @@ from factory_tui.model import (
 )
 
 
-
-
 def plan_owns_branch(worktrees: Worktrees, task: Task) -> bool:
     """Whether the task's branch is the one its plan made: the log recorded
     the commit the branch started at (``Task.branch_start``) and the branch

@@ -86,6 +86,10 @@ class FactorySession:
     def _new_worktrees(self) -> Worktrees:
         return Worktrees.for_config(self.base.root, self.config)
 
+    def open(self) -> None:
+        """Open the log now (a front end does it off its screen's time)."""
+        _ = self.log
+
     def close(self) -> None:
         with self._lock:
             for backend in (self._log, self._reader):

@@ -53,13 +53,13 @@ import git
 
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
 from factory_tui.config import FactoryConfig
-from factory_tui.model import DiffStat, FileDiff
 from factory_tui.errors import (
     ConfigError,
     FactoryError,
     InvalidInput,
     NotAGitRepository,
 )
+from factory_tui.model import DiffStat, FileDiff
 
 WORKTREES_SUBDIR = Path(".factory") / "worktrees"
 MERGE_MODES = ("ff", "merge")

@@ -8,10 +8,9 @@ workers, and feeds new events from the log feed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from array import array
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.message import Message
@@ -21,7 +20,6 @@ from factory_tui.filters import LogFilter
 from factory_tui.model import Event
 from factory_tui.panes.feed import FeedListener
 from factory_tui.widgets.event_log import EventLog
-
 
 if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes, Snapshot

@@ -16,7 +16,6 @@ from factory_tui.screens.dialogs import NewTaskDialog
 from factory_tui.text import one_line
 from factory_tui.widgets.plan_table import PlanTable
 
-
 if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes, Snapshot
 
