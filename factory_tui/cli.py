@@ -286,17 +286,26 @@ def init(path: str | None, name: str | None, as_json: bool) -> None:
     from factory_tui.backends.base import FactoryBase, Leftovers
     from factory_tui.backends.log import ExecutionLog
 
-    base, created = FactoryBase.init(path, name=name)
+    result = FactoryBase.initialise(path, name=name)
+    base, created = result.base, result.created
     with ExecutionLog.open(base.log_path, busy_timeout_ms=_busy_timeout()) as log:
         fresh = log.last_event_id() == 0
     # A new log numbers its tasks from T-1 again: branches and worktrees
     # already here are another plan's, and its tasks will not take them over.
     leftovers = base.leftovers() if fresh else Leftovers()
     if as_json:
-        click.echo(dumps_json({"base": str(base.root), "created": created, "leftovers": leftovers.to_json()}))
+        click.echo(dumps_json({
+            "base": str(base.root), "created": created,
+            "ignore_rules_added": list(result.rules_added), "leftovers": leftovers.to_json(),
+        }))
         return
     if created:
         click.echo(f"Initialised a factory base in {literal(str(base.dir))}")
+    elif result.rules_added:
+        click.echo(
+            f"{literal(str(base.dir))} is already a factory base; added "
+            f"{', '.join(result.rules_added)} to its .gitignore"
+        )
     else:
         click.echo(f"{literal(str(base.dir))} is already a factory base; nothing to do")
     if leftovers:
@@ -567,7 +576,7 @@ def _operator_command(action: Action, doc: str):
 
 _operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done (merges its branch).")
 _operator_command(Action.REQUEUE, "Re-queue ID (from review, failed or cancelled) with --note as feedback.")
-_operator_command(Action.CANCEL, "Cancel ID (its branch is kept).")
+_operator_command(Action.CANCEL, "Cancel ID (the branch of a task that ran is kept).")
 _operator_command(Action.HOLD, "Hold queued ID so that it does not run.")
 _operator_command(Action.RELEASE, "Release held ID back to the queue.")
 
@@ -887,7 +896,12 @@ def console(ctx: Context, no_engine: bool, bench_first_frame: bool) -> None:
 @click.pass_context
 @needs(Need.RUN, base_may_be_missing=True)
 def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
-    """Open the console on a throwaway demo base (a git repo with a plan)."""
+    """Open the console on a throwaway demo base (a git repo with a plan).
+
+    Its demo agent fails one run in ten on purpose, so that a failure and a
+    re-queue can be tried (FACTORY_DEMO_FAIL_RATE sets how often, 0 to 1;
+    FACTORY_DEMO_SECONDS how long a run works).
+    """
     import shutil
 
     from factory_tui.backends.demo import build_demo, demo_root_default
@@ -908,8 +922,22 @@ def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
         state.close()
         from factory_tui.backends.engine_lock import EngineLock
 
-        if not keep and EngineLock.holder(base):
-            # Agents were left to a headless engine: their base must stay.
-            click.echo(f"The demo base stays at {literal(str(base.root))} while its engine works.")
-        elif not keep:
+        engine_stays = EngineLock.holder(base) is not None
+        if not keep and not engine_stays:
             shutil.rmtree(root.parent, ignore_errors=True)
+        click.echo(demo_farewell(base.root, kept=keep, engine_stays=engine_stays))
+
+
+def demo_farewell(root: Path, *, kept: bool, engine_stays: bool) -> str:
+    """What ``factory demo`` says when its console has gone: where the
+    demo's base is (or was)."""
+    where = literal(str(root))
+    if kept:
+        return f"The demo base is kept at {where} (`factory --base {where} status` looks at it)."
+    if engine_stays:
+        # Agents were left to a headless engine: their base must stay.
+        return (
+            f"The demo base stays at {where} while its engine works "
+            f"(`factory --base {where} engine stop` stops it)."
+        )
+    return f"The demo base at {where} was removed (`factory demo --path DIR` keeps one)."

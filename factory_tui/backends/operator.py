@@ -117,12 +117,32 @@ class Operator:
             after = self.log.apply(task_id, action, actor=actor, note=note)
             message = f"{task_id}: {before} → {after.state}"
             warning = None
-            if action is Action.CANCEL and before is not State.RUNNING and self._has_worktree(task_id):
-                # A running task's worktree is the engine's to tidy once its agent stopped.
-                warning = self._remove_worktree(task_id, actor=actor, delete_branch=False)
+            if action is Action.CANCEL:
+                if before is not State.RUNNING and self._has_worktree(task_id):
+                    # A running task's worktree is the engine's to tidy once its agent stopped.
+                    warning = self._remove_worktree(task_id, actor=actor, delete_branch=False)
                 if warning is None:
-                    message += f"; its work stays on {self.worktrees.branch_for(task_id)}"
+                    message += self._cancelled_work(task_id, before)
             return Outcome(after, message + (f"; {warning}" if warning else ""), warning)
+
+    def cancel_detail(self, task: Task) -> str:
+        """What cancelling ``task`` does to its work, for the question the
+        console asks first: a task that never ran has no branch to mention."""
+        branch = self.worktrees.branch_for(task.id)
+        if task.state is State.RUNNING:
+            return f"Its agent is stopped and its work committed to {branch}; re-queueing it goes on from there."
+        if self._has_branch(task.id):
+            return f"Its work stays on {branch}; re-queueing it goes on from there."
+        return "It never ran, so it has no work to keep; it can be re-queued later."
+
+    def _cancelled_work(self, task_id: str, before: State) -> str:
+        """The end of a cancel's message: where the work is, if there is any."""
+        branch = self.worktrees.branch_for(task_id)
+        if before is State.RUNNING:
+            return f"; its agent is being stopped and its work committed to {branch}"
+        if self._has_branch(task_id):
+            return f"; its work stays on {branch}"
+        return ""
 
     def clean(self, task_id: str) -> str:
         """Remove the worktree of a task that needs it no more (done,
