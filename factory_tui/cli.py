@@ -10,6 +10,7 @@ gets one line too, and exits 2.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import time
@@ -31,40 +32,72 @@ from factory_tui.model import (
 from factory_tui.text import dumps_json, literal, one_line
 
 
-def _click_error_line(error: click.ClickException) -> str:
+# Set in the context's meta (shared by every nested context) when the
+# command line asks for JSON: errors are then JSON as well.
+JSON_ERRORS = "factory.json_errors"
+
+
+def _click_error_text(error: click.ClickException) -> str:
     """click's own errors (usage, bad values, unreadable files) as one line:
     click would print the usage, a hint and the error on three or more."""
-    message = f"factory: {literal(error.format_message())}"
+    message = error.format_message()
     ctx = getattr(error, "ctx", None)
     if isinstance(error, click.UsageError) and ctx is not None:
-        message += f" (see `{literal(ctx.command_path)} --help`)"
+        message += f" (see `{ctx.command_path} --help`)"
     return message
+
+
+def error_line(message: str, *, as_json: bool) -> str:
+    """The one line an error is told in: ``factory: <message>``, or with
+    ``--json`` the object ``{"error": "<message>"}`` (ASCII-only JSON, so
+    no control character or escape sequence reaches the terminal raw)."""
+    if as_json:
+        return json.dumps({"error": message}, ensure_ascii=True)
+    return f"factory: {literal(message)}"
+
+
+def _asks_for_json(args) -> bool:
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 class FactoryGroup(click.Group):
     """A click group that turns our errors into one line and exit status 1,
-    and click's usage errors into one line and exit status 2."""
+    and click's usage errors into one line and exit status 2; with
+    ``--json`` on the command line that line is JSON."""
 
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
-        # The group's own options are parsed here, before ``invoke``.
+        # The group's own options are parsed here, before ``invoke``. The
+        # whole command line is here too (for the outermost group), so this
+        # is where a --json anywhere in it is seen, before any option or
+        # argument of the command is checked.
+        as_json = _asks_for_json(args) or bool(parent and parent.meta.get(JSON_ERRORS))
         try:
-            return super().make_context(info_name, args, parent=parent, **extra)
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
         except NoArgsIsHelpError:
             raise  # `factory plan` alone prints the group's help
         except click.ClickException as error:
-            click.echo(_click_error_line(error), err=True)
+            click.echo(error_line(_click_error_text(error), as_json=as_json), err=True)
             raise click.exceptions.Exit(error.exit_code) from None
+        if as_json:
+            ctx.meta[JSON_ERRORS] = True
+        return ctx
 
     def invoke(self, ctx: click.Context):
+        as_json = bool(ctx.meta.get(JSON_ERRORS))
         try:
             return super().invoke(ctx)
         except FactoryError as error:
-            click.echo(f"factory: {literal(str(error))}", err=True)
+            click.echo(error_line(str(error), as_json=as_json), err=True)
             ctx.exit(1)
         except NoArgsIsHelpError:
             raise
         except click.ClickException as error:
-            click.echo(_click_error_line(error), err=True)
+            click.echo(error_line(_click_error_text(error), as_json=as_json), err=True)
             ctx.exit(error.exit_code)
         except BrokenPipeError:
             # `factory log | head`: the reader left; that is not an error.
@@ -177,13 +210,27 @@ def needs(need: Need, *, base_may_be_missing: bool = False):
             if need is not Need.READ:
                 state = click.get_current_context().find_object(Context)
                 where = [kwargs.get("path"), state.base_path] if base_may_be_missing else None
-                state.require(need, subject=kwargs.get("task_id"), where=where)
+                state.require(need, subject=_subject(kwargs), where=where)
             return function(*args, **kwargs)
 
         checked.needs = need
         return checked
 
     return decorate
+
+
+def _subject(kwargs: dict) -> str | None:
+    """The task a command is about, for a refusal's message: its ID, or
+    the one ID of a command that takes several."""
+    if kwargs.get("task_id"):
+        return kwargs["task_id"]
+    ids = kwargs.get("task_ids") or ()
+    if len(ids) == 1:
+        try:
+            return normalize_task_id(ids[0])
+        except InvalidInput:
+            return None
+    return None
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -556,7 +603,7 @@ def task() -> None:
 
 
 def _operator_command(action: Action, doc: str):
-    @click.argument("task_id", callback=task_id_arg, metavar="ID")
+    @click.argument("task_ids", nargs=-1, required=True, metavar="ID [ID ...]")
     @click.option(
         "--note", "-n", callback=utf8_text("--note"),
         help="Why; kept in the event (the feedback, for requeue).",
@@ -564,21 +611,68 @@ def _operator_command(action: Action, doc: str):
     @json_option
     @pass_ctx
     @needs(Need(action.value))
-    def command(ctx: Context, task_id: str, note: str | None, as_json: bool) -> None:
+    def command(ctx: Context, task_ids: tuple[str, ...], note: str | None, as_json: bool) -> None:
         from factory_tui.backends.operator import Operator
 
-        outcome = Operator(ctx.base, ctx.log).apply(task_id, action, actor=ctx.caller.actor, note=note)
-        emit(as_json, outcome.task, literal(outcome.message))
+        operator = Operator(ctx.base, ctx.log)
+        if len(task_ids) == 1:
+            # One task: its result, or the one line of its error, as ever.
+            outcome = operator.apply(normalize_task_id(task_ids[0]), action, actor=ctx.caller.actor, note=note)
+            click.echo(dumps_json(_outcome_json(outcome)) if as_json else literal(outcome.message))
+            return
+        # Several: each is attempted, in the order given, and reported on a
+        # line of its own (an error on stderr); any failure makes the exit 1.
+        results: list[dict] = []
+        failed = False
+        for raw in task_ids:
+            try:
+                outcome = operator.apply(normalize_task_id(raw), action, actor=ctx.caller.actor, note=note)
+            except FactoryError as error:
+                failed = True
+                results.append({"id": _id_or_text(raw), "error": str(error)})
+                if not as_json:
+                    click.echo(error_line(str(error), as_json=False), err=True)
+                continue
+            results.append(_outcome_json(outcome))
+            if not as_json:
+                click.echo(literal(outcome.message))
+        if as_json:
+            click.echo(dumps_json(results))
+        if failed:
+            sys.exit(1)
 
     command.__doc__ = doc
     return task.command(action.value)(command)
 
 
-_operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done (merges its branch).")
-_operator_command(Action.REQUEUE, "Re-queue ID (from review, failed or cancelled) with --note as feedback.")
-_operator_command(Action.CANCEL, "Cancel ID (the branch of a task that ran is kept).")
-_operator_command(Action.HOLD, "Hold queued ID so that it does not run.")
-_operator_command(Action.RELEASE, "Release held ID back to the queue.")
+def _outcome_json(outcome) -> dict:
+    """An operator action's result: the task, the one-line message, and
+    for an approval that merged, the base branch's new commit."""
+    data = outcome.task.to_json()
+    data["message"] = outcome.message
+    if outcome.warning:
+        data["warning"] = outcome.warning
+    if outcome.task.state is State.DONE:
+        data["merge_commit"] = outcome.merge_commit
+    return data
+
+
+def _id_or_text(raw: str) -> str:
+    try:
+        return normalize_task_id(raw)
+    except InvalidInput:
+        return raw
+
+
+_SEVERAL = (
+    " Several IDs: each is attempted and reported on its own line, exit 1 if any"
+    " failed; --json gives a list."
+)
+_operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done (merges its branch)." + _SEVERAL)
+_operator_command(Action.REQUEUE, "Re-queue ID (from review, failed or cancelled) with --note as feedback." + _SEVERAL)
+_operator_command(Action.CANCEL, "Cancel ID (the branch of a task that ran is kept)." + _SEVERAL)
+_operator_command(Action.HOLD, "Hold queued ID so that it does not run." + _SEVERAL)
+_operator_command(Action.RELEASE, "Release held ID back to the queue." + _SEVERAL)
 
 
 # ignore_unknown_options: `-3` is a priority change, not an unknown option.

@@ -525,7 +525,10 @@ def test_plan_import_malformed_writes_nothing(base, tmp_path, text, line, words)
     assert message.startswith(f"factory: plan.md:{line}: "), message
     assert words in message
     assert snapshot(base) == before
-    assert refused(base, "plan", "import", str(plan), "--json") == message
+    # With --json the same one line is JSON.
+    as_json = run(base, "plan", "import", str(plan), "--json")
+    assert (as_json.exit_code, as_json.stdout) == (1, "")
+    assert json.loads(as_json.stderr) == {"error": message.removeprefix("factory: ")}
     assert snapshot(base) == before
 
 

@@ -70,6 +70,8 @@ class Outcome:
     # Set when the action took effect but its tidy-up did not (the message
     # says it too): the console shows it as a warning.
     warning: str | None = None
+    # An approval that merged: the base branch's commit after the merge.
+    merge_commit: str | None = None
 
 
 class Operator:
@@ -215,7 +217,7 @@ class Operator:
             ) from None
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
         warning = self._remove_worktree(task_id, actor=actor, delete_branch=True)
-        return Outcome(done, message + (f"; {warning}" if warning else ""), warning)
+        return Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha)
 
     def _remove_worktree(self, task_id: str, *, actor: str, delete_branch: bool) -> str | None:
         """Remove the task's worktree after its action took effect. A
