@@ -509,9 +509,13 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     task = ctx.log.get_task(task_id)
     dependents = ctx.log.dependents(task_id)
     events = ctx.log.events(task_id=task_id)
+    failure = ctx.log.failure(task_id) if task.state is State.FAILED else None
+    stuck = ctx.log.never_runs([task_id]).get(task_id)
     if as_json:
         data = task.to_json()
         data["dependents"] = [t.id for t in dependents]
+        data["failure"] = failure.to_json() if failure else None
+        data["never_runs"] = stuck.to_json() if stuck else None
         data["events"] = [e.to_json() for e in events]
         click.echo(dumps_json(data))
         return
@@ -520,11 +524,18 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
         f"state {_styled_state(task.state).rstrip()}   priority {task.priority}   "
         f"attempts {task.attempts}" + (f"   profile {literal(task.profile)}" if task.profile else "")
     )
+    if failure is not None:
+        click.echo(f"failed:     {literal(failure.reason)}")
     if task.depends_on:
         deps = ", ".join(
             f"{d}{' (blocking)' if d in task.blocked_by else ''}" for d in task.depends_on
         )
         click.echo(f"depends on: {deps}")
+    if stuck is not None:
+        click.echo(
+            f"never runs: {stuck.text}, so it can never run as it is; "
+            f"`factory task undepend {task.id} {stuck.through[0]}` drops that dependency"
+        )
     if dependents:
         click.echo("needed by:  " + ", ".join(f"{t.id} ({t.state})" for t in dependents))
     if task.feedback:
@@ -706,6 +717,19 @@ def task_depend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
     """Make ID depend on OTHER (a cycle is refused)."""
     updated = ctx.log.add_dependency(task_id, other, actor=ctx.caller.actor)
     emit(as_json, updated, f"{updated.id} depends on {', '.join(updated.depends_on)}")
+
+
+@task.command("undepend")
+@click.argument("task_id", callback=task_id_arg, metavar="ID")
+@click.argument("other", callback=task_id_arg, metavar="OTHER")
+@json_option
+@pass_ctx
+@needs(Need.DEPEND)
+def task_undepend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
+    """ID no longer waits for OTHER (say, a task that was cancelled)."""
+    updated = ctx.log.remove_dependency(task_id, other, actor=ctx.caller.actor)
+    rest = ", ".join(updated.depends_on)
+    emit(as_json, updated, f"{updated.id} no longer depends on {other}" + (f"; it depends on {rest}" if rest else ""))
 
 
 @main.command()

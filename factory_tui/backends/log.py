@@ -42,6 +42,7 @@ from factory_tui.model import (
     KIND_CREATED,
     KIND_DEPENDS,
     KIND_NOTE,
+    KIND_UNDEPENDS,
     KIND_PRIORITY,
     KIND_PROGRESS,
     KIND_WARNING,
@@ -49,11 +50,16 @@ from factory_tui.model import (
     Action,
     Claim,
     Event,
+    WAITING_STATES,
+    Failure,
+    NeverRuns,
     NewTask,
     State,
     Task,
     check_priority,
     check_title,
+    failure_of,
+    never_runs,
     next_state,
     normalize_task_id,
     task_seq,
@@ -460,6 +466,65 @@ class ExecutionLog:
                 self._with_dependencies(conn, [task])
             return tasks
 
+    def failures(self, task_ids: Iterable[str] | None = None) -> dict[str, Failure]:
+        """Why each failed task (of ``task_ids``, or all) failed: its last
+        ``failed`` event, as a ``Failure`` short enough for a row. Tasks
+        that are not failed now are left out. One scan of the events."""
+        with self._read() as conn:
+            failed = [row[0] for row in conn.execute("SELECT seq FROM tasks WHERE state = 'failed'")]
+            if task_ids is not None:
+                wanted = {task_seq(task_id) for task_id in task_ids}
+                failed = [seq for seq in failed if seq in wanted]
+            if not failed:
+                return {}
+            failed_ids = {f"T-{seq}" for seq in failed}
+            # One scan of the events for every task's last failure; then
+            # the few wanted are read by id.
+            last = [
+                event_id for task_id, event_id in conn.execute(
+                    "SELECT task_id, max(id) FROM events WHERE kind = 'failed' GROUP BY task_id"
+                )
+                if task_id in failed_ids
+            ]
+            found: dict[str, Failure] = {}
+            for start in range(0, len(last), 500):
+                chunk = last[start : start + 500]
+                rows = conn.execute(
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for row in rows:
+                    event = event_from_row(row)
+                    found[event.task_id] = failure_of(event)
+        return found
+
+    def never_runs(self, task_ids: Iterable[str] | None = None) -> dict[str, NeverRuns]:
+        """The waiting tasks (of ``task_ids``, or all) that can never run as
+        the plan is (``model.never_runs``). For a few tasks only what lies
+        below them is read, not the whole plan."""
+        if task_ids is None:
+            return never_runs(self.list_tasks(bodies=False))
+        wanted = list(dict.fromkeys(task_ids))
+        seen: dict[str, Task] = {}
+        frontier = wanted
+        while frontier:
+            found = self.get_tasks(frontier)
+            for task in found:
+                seen[task.id] = task
+            # Only a waiting task's dependencies matter: below a done,
+            # running or dead task the walk stops.
+            frontier = list(dict.fromkeys(
+                dep for task in found if task.state in WAITING_STATES
+                for dep in task.depends_on if dep not in seen
+            ))
+        result = never_runs(seen.values())
+        return {task_id: result[task_id] for task_id in wanted if task_id in result}
+
+    def failure(self, task_id: str) -> Failure | None:
+        """Why ``task_id`` failed, if it is failed now (``failures``)."""
+        self.get_task(task_id)  # UnknownTask for an id the log does not hold
+        return self.failures([task_id]).get(task_id)
+
     def counts(self) -> dict[State, int]:
         """How many tasks are in each state (every state present, maybe 0)."""
         with self._read() as conn:
@@ -630,10 +695,34 @@ class ExecutionLog:
             self._add_dependency(conn, self._clock(), task_id, depends_on, actor, checked_at)
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 
+    def remove_dependency(self, task_id: str, depends_on: str, *, actor: str) -> Task:
+        """``task_id`` no longer waits for ``depends_on`` (the way out for a
+        task that can never run as it is, waiting for a cancelled one); an
+        ``undepends`` event records it. InvalidInput if there is no such
+        dependency: nothing is written then."""
+        now = self._clock()
+        with self._write() as conn:
+            self._task_row(conn, task_id)
+            self._task_row(conn, depends_on)
+            cursor = conn.execute(
+                "DELETE FROM deps WHERE task = ? AND depends_on = ?",
+                (task_seq(task_id), task_seq(depends_on)),
+            )
+            if not cursor.rowcount:
+                raise InvalidInput(f"{task_id} does not depend on {depends_on}")
+            self._event(
+                conn, now, task_id, KIND_UNDEPENDS, actor,
+                note=f"no longer depends on {depends_on}", data={"on": depends_on},
+            )
+            return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
+
     @staticmethod
     def _deps_mark(conn: sqlite3.Connection) -> int:
-        # Dependencies are only ever added, so the newest rowid tells whether
-        # any was added since it was read.
+        # The newest rowid tells whether a dependency was added since it was
+        # read: a new row takes max(rowid) + 1. Removing rows may lower the
+        # mark again, but only to a set of dependencies that is a subset of
+        # the one checked (every row above the mark is gone), and taking
+        # dependencies away never closes a loop, so the check still holds.
         return conn.execute("SELECT coalesce(max(rowid), 0) FROM deps").fetchone()[0]
 
     def _check_dependency(

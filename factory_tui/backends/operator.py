@@ -198,7 +198,8 @@ class Operator:
                 task_id,
                 actor=actor,
                 note=f"merge conflict with {base_branch} in {files}; re-queue it to have them resolved",
-                data={"conflicts": conflict.files},
+                data={"failure": "conflict", "reason": f"merge conflict with {base_branch} in {files}",
+                      "conflicts": conflict.files, "base_branch": base_branch},
             )
             raise MergeFailed(
                 f"cannot merge {task_id}: conflict with {base_branch} in {files}; "
