@@ -511,9 +511,11 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     events = ctx.log.events(task_id=task_id)
     failure = ctx.log.failure(task_id) if task.state is State.FAILED else None
     stuck = ctx.log.never_runs([task_id]).get(task_id)
+    usage = ctx.log.usage(task_ids=[task_id], per_task=False).total
     if as_json:
         data = task.to_json()
         data["dependents"] = [t.id for t in dependents]
+        data["usage"] = usage.to_json()
         data["failure"] = failure.to_json() if failure else None
         data["never_runs"] = stuck.to_json() if stuck else None
         data["events"] = [e.to_json() for e in events]
@@ -526,6 +528,8 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     )
     if failure is not None:
         click.echo(f"failed:     {literal(failure.reason)}")
+    if usage.runs:
+        click.echo(f"cost:       {usage.text}")
     if task.depends_on:
         deps = ", ".join(
             f"{d}{' (blocking)' if d in task.blocked_by else ''}" for d in task.depends_on
@@ -960,6 +964,7 @@ def status(ctx: Context, as_json: bool) -> None:
     counts = ctx.log.counts()
     latest = ctx.log.events(last=1)
     holder = EngineLock.holder(ctx.base)
+    usage = ctx.log.usage(per_task=False)
     if as_json:
         click.echo(
             dumps_json(
@@ -970,6 +975,7 @@ def status(ctx: Context, as_json: bool) -> None:
                     "counts": {state.value: counts[state] for state in STATE_ORDER},
                     "total": sum(counts.values()),
                     "engine": holder,
+                    "usage": {"today": usage.today.to_json(), "total": usage.total.to_json()},
                     "last_event": latest[0].to_json() if latest else None,
                 }
             )
@@ -980,6 +986,8 @@ def status(ctx: Context, as_json: bool) -> None:
         "  ".join(f"{_styled_state(state).rstrip()} {counts[state]}" for state in STATE_ORDER)
     )
     click.echo(f"engine: {literal(describe_holder(holder)) if holder else 'none (start one: factory run)'}")
+    if usage.total.runs:
+        click.echo(f"cost: today {usage.today.text}; in all {usage.total.text}")
     if latest:
         click.echo("last event: " + format_event(latest[0]))
 

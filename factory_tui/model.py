@@ -473,3 +473,70 @@ def never_runs(tasks: Iterable[Task]) -> dict[str, NeverRuns]:
         )
         result[task_id] = NeverRuns(task_id, tuple((dead_id, state_of[dead_id]) for dead_id in dead), through)
     return result
+
+
+# --- what runs cost ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Totals:
+    """Cost and tokens of some runs, as their agents reported them (a run
+    whose agent reports nothing adds to ``runs`` only)."""
+
+    runs: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    turns: int = 0
+
+    def add(self, other: Totals) -> None:
+        self.runs += other.runs
+        self.cost_usd += other.cost_usd
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.turns += other.turns
+
+    def to_json(self) -> dict:
+        return {
+            "runs": self.runs, "cost_usd": round(self.cost_usd, 6),
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "turns": self.turns,
+        }
+
+    @property
+    def text(self) -> str:
+        """``$1.2345 · 1.2M in / 45k out · 3 runs``: what was reported."""
+        parts = [f"${self.cost_usd:.4f}"] if self.cost_usd else []
+        if self.input_tokens or self.output_tokens:
+            parts.append(f"{_count_text(self.input_tokens)} in / {_count_text(self.output_tokens)} out")
+        parts.append(f"{self.runs} run{'s' if self.runs != 1 else ''}")
+        return " · ".join(parts)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Cost and tokens per task, for the runs ended since ``since`` (the
+    start of today, local time), and for the whole base."""
+
+    tasks: dict[str, Totals]
+    today: Totals
+    total: Totals
+    since: float
+
+    def to_json(self) -> dict:
+        return {
+            "today": self.today.to_json(),
+            "total": self.total.to_json(),
+            "since": iso_time(self.since),
+            "tasks": {task_id: totals.to_json() for task_id, totals in self.tasks.items()},
+        }
+
+
+def _count_text(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return str(n)

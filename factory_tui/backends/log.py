@@ -54,6 +54,8 @@ from factory_tui.model import (
     Failure,
     NeverRuns,
     NewTask,
+    Totals,
+    Usage,
     State,
     Task,
     check_priority,
@@ -524,6 +526,67 @@ class ExecutionLog:
         """Why ``task_id`` failed, if it is failed now (``failures``)."""
         self.get_task(task_id)  # UnknownTask for an id the log does not hold
         return self.failures([task_id]).get(task_id)
+
+    def usage(
+        self, *, since: float | None = None, task_ids: Iterable[str] | None = None,
+        per_task: bool = True,
+    ) -> Usage:
+        """Cost, tokens and turns of the runs that ended (``finished`` and
+        ``failed`` events of the engine, whose data holds what the agent
+        reported), per task, for the runs that ended since ``since``
+        (default: the start of today, local time) and for the whole base.
+        ``task_ids``: only those tasks (the totals are then theirs).
+        ``per_task=False``: the two totals only (``tasks`` is empty), for a
+        header or ``factory status``.
+
+        One query with json_extract, a scan of the events: at 100,000 of
+        them, 18,000 of them runs' ends of 10,000 tasks, about 60 ms per
+        task and 45 ms for the totals alone (benchmarks/bench_usage.py)."""
+        if since is None:
+            since = start_of_day(self._clock())
+        where = "kind IN ('finished', 'failed') AND data IS NOT NULL"
+        params: list = [since]
+        if task_ids is not None:
+            wanted = list(dict.fromkeys(task_ids))
+            if not wanted:
+                return Usage({}, Totals(), Totals(), since)
+            where += f" AND task_id IN ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        # Each figure is extracted once per event (the inner query), then
+        # summed per task, today's runs apart from the earlier ones (a
+        # grouping of two keys: one set of sums instead of a today's copy of
+        # each, which took half as long again). A run's end is an event
+        # whose data names its run folder.
+        sql = f"""
+            SELECT {"task_id" if per_task else "NULL"}, today, count(run), total(cost), sum(tokens_in),
+                   sum(tokens_out), sum(turns)
+            FROM (
+                SELECT task_id, at >= ? AS today,
+                       json_extract(data, '$.run') AS run,
+                       json_extract(data, '$.cost_usd') AS cost,
+                       json_extract(data, '$.input_tokens') AS tokens_in,
+                       json_extract(data, '$.output_tokens') AS tokens_out,
+                       json_extract(data, '$.turns') AS turns
+                FROM events WHERE {where}
+            )
+            WHERE run IS NOT NULL
+            GROUP BY {"task_id, " if per_task else ""}today
+        """
+        tasks: dict[str, Totals] = {}
+        today, total = Totals(), Totals()
+        with self._read() as conn:
+            for task_id, is_today, *figures in conn.execute(sql, params):
+                part = _totals(figures)
+                if task_id is None:
+                    pass  # the totals only
+                elif task_id in tasks:
+                    tasks[task_id].add(part)
+                else:
+                    tasks[task_id] = part  # add() never changes its argument
+                total.add(part)
+                if is_today:
+                    today.add(part)
+        return Usage(tasks, today, total, since)
 
     def counts(self) -> dict[State, int]:
         """How many tasks are in each state (every state present, maybe 0)."""
@@ -1138,6 +1201,20 @@ class ExecutionLog:
             else:
                 rows = conn.execute(f"{sql} ORDER BY id", params).fetchall()
         return [event_from_row(row) for row in rows]
+
+
+def start_of_day(at: float) -> float:
+    """Local midnight before ``at``."""
+    moment = time.localtime(at)
+    return time.mktime((moment.tm_year, moment.tm_mon, moment.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
+def _totals(row: Sequence) -> Totals:
+    runs, cost, tokens_in, tokens_out, turns = row
+    return Totals(
+        runs=runs or 0, cost_usd=float(cost or 0.0), input_tokens=int(tokens_in or 0),
+        output_tokens=int(tokens_out or 0), turns=int(turns or 0),
+    )
 
 
 def event_filter(
