@@ -53,6 +53,8 @@ def build_big_base(path: Path) -> FactoryBase:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    subprocess.run(["git", "-C", str(path), "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",
+                    "commit", "-q", "--allow-empty", "-m", "start"], check=True)
     base, _ = FactoryBase.init(path, name="big")
     print(f"building a base with {TASKS:,} tasks and {EVENTS:,} events (once) …", flush=True)
     with ExecutionLog.open(base.log_path) as log:

@@ -152,6 +152,8 @@ def make_base(path: Path, *, agent: str, max_parallel: int) -> FactoryBase:
     (path / "README.md").write_text("# bench\n", encoding="utf-8")
     (path / "pkg").mkdir()
     (path / "pkg" / "__init__.py").write_text("", encoding="utf-8")
+    # `factory init` needs a commit on the base branch to start tasks from.
+    git("commit", "-q", "--allow-empty", "-m", "empty start", cwd=path)
     base, _ = FactoryBase.init(path, name="bench")
     demo = BUILTIN_PROFILES["demo"]
     base.config_path.write_text(

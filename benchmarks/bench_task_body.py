@@ -77,6 +77,8 @@ def blocks(text: str) -> int:
 
 def make_base(folder: Path, bodies: list[str]) -> FactoryBase:
     subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
+    subprocess.run(["git", "-C", str(folder), "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",
+                    "commit", "-q", "--allow-empty", "-m", "start"], check=True)
     base, _ = FactoryBase.init(folder, name="bench")
     with ExecutionLog.open(base.log_path) as log:
         for n, text in enumerate(bodies):

@@ -10,6 +10,7 @@ gets one line too, and exits 2.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import time
@@ -30,41 +31,72 @@ from factory_tui.model import (
 )
 from factory_tui.text import dumps_json, literal, one_line
 
+# Set in the context's meta (shared by every nested context) when the
+# command line asks for JSON: errors are then JSON as well.
+JSON_ERRORS = "factory.json_errors"
 
-def _click_error_line(error: click.ClickException) -> str:
+
+def _click_error_text(error: click.ClickException) -> str:
     """click's own errors (usage, bad values, unreadable files) as one line:
     click would print the usage, a hint and the error on three or more."""
-    message = f"factory: {literal(error.format_message())}"
+    message = error.format_message()
     ctx = getattr(error, "ctx", None)
     if isinstance(error, click.UsageError) and ctx is not None:
-        message += f" (see `{literal(ctx.command_path)} --help`)"
+        message += f" (see `{ctx.command_path} --help`)"
     return message
+
+
+def error_line(message: str, *, as_json: bool) -> str:
+    """The one line an error is told in: ``factory: <message>``, or with
+    ``--json`` the object ``{"error": "<message>"}`` (ASCII-only JSON, so
+    no control character or escape sequence reaches the terminal raw)."""
+    if as_json:
+        return json.dumps({"error": message}, ensure_ascii=True)
+    return f"factory: {literal(message)}"
+
+
+def _asks_for_json(args) -> bool:
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 class FactoryGroup(click.Group):
     """A click group that turns our errors into one line and exit status 1,
-    and click's usage errors into one line and exit status 2."""
+    and click's usage errors into one line and exit status 2; with
+    ``--json`` on the command line that line is JSON."""
 
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
-        # The group's own options are parsed here, before ``invoke``.
+        # The group's own options are parsed here, before ``invoke``. The
+        # whole command line is here too (for the outermost group), so this
+        # is where a --json anywhere in it is seen, before any option or
+        # argument of the command is checked.
+        as_json = _asks_for_json(args) or bool(parent and parent.meta.get(JSON_ERRORS))
         try:
-            return super().make_context(info_name, args, parent=parent, **extra)
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
         except NoArgsIsHelpError:
             raise  # `factory plan` alone prints the group's help
         except click.ClickException as error:
-            click.echo(_click_error_line(error), err=True)
+            click.echo(error_line(_click_error_text(error), as_json=as_json), err=True)
             raise click.exceptions.Exit(error.exit_code) from None
+        if as_json:
+            ctx.meta[JSON_ERRORS] = True
+        return ctx
 
     def invoke(self, ctx: click.Context):
+        as_json = bool(ctx.meta.get(JSON_ERRORS))
         try:
             return super().invoke(ctx)
         except FactoryError as error:
-            click.echo(f"factory: {literal(str(error))}", err=True)
+            click.echo(error_line(str(error), as_json=as_json), err=True)
             ctx.exit(1)
         except NoArgsIsHelpError:
             raise
         except click.ClickException as error:
-            click.echo(_click_error_line(error), err=True)
+            click.echo(error_line(_click_error_text(error), as_json=as_json), err=True)
             ctx.exit(error.exit_code)
         except BrokenPipeError:
             # `factory log | head`: the reader left; that is not an error.
@@ -180,13 +212,27 @@ def needs(need: Need, *, base_may_be_missing: bool = False):
             if need is not Need.READ:
                 state = click.get_current_context().find_object(Context)
                 where = [kwargs.get("path"), state.base_path] if base_may_be_missing else None
-                state.require(need, subject=kwargs.get("task_id"), where=where)
+                state.require(need, subject=_subject(kwargs), where=where)
             return function(*args, **kwargs)
 
         checked.needs = need
         return checked
 
     return decorate
+
+
+def _subject(kwargs: dict) -> str | None:
+    """The task a command is about, for a refusal's message: its ID, or
+    the one ID of a command that takes several."""
+    if kwargs.get("task_id"):
+        return kwargs["task_id"]
+    ids = kwargs.get("task_ids") or ()
+    if len(ids) == 1:
+        try:
+            return normalize_task_id(ids[0])
+        except InvalidInput:
+            return None
+    return None
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -289,17 +335,26 @@ def init(path: str | None, name: str | None, as_json: bool) -> None:
     from factory_tui.backends.base import FactoryBase, Leftovers
     from factory_tui.backends.log import ExecutionLog
 
-    base, created = FactoryBase.init(path, name=name)
+    result = FactoryBase.initialise(path, name=name)
+    base, created = result.base, result.created
     with ExecutionLog.open(base.log_path, busy_timeout_ms=_busy_timeout()) as log:
         fresh = log.last_event_id() == 0
     # A new log numbers its tasks from T-1 again: branches and worktrees
     # already here are another plan's, and its tasks will not take them over.
     leftovers = base.leftovers() if fresh else Leftovers()
     if as_json:
-        click.echo(dumps_json({"base": str(base.root), "created": created, "leftovers": leftovers.to_json()}))
+        click.echo(dumps_json({
+            "base": str(base.root), "created": created,
+            "ignore_rules_added": list(result.rules_added), "leftovers": leftovers.to_json(),
+        }))
         return
     if created:
         click.echo(f"Initialised a factory base in {literal(str(base.dir))}")
+    elif result.rules_added:
+        click.echo(
+            f"{literal(str(base.dir))} is already a factory base; added "
+            f"{', '.join(result.rules_added)} to its .gitignore"
+        )
     else:
         click.echo(f"{literal(str(base.dir))} is already a factory base; nothing to do")
     if leftovers:
@@ -456,9 +511,15 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     task = ctx.log.get_task(task_id)
     dependents = ctx.log.dependents(task_id)
     events = ctx.log.events(task_id=task_id)
+    failure = ctx.log.failure(task_id) if task.state is State.FAILED else None
+    stuck = ctx.log.never_runs([task_id]).get(task_id)
+    usage = ctx.log.usage(task_ids=[task_id], per_task=False).total
     if as_json:
         data = task.to_json()
         data["dependents"] = [t.id for t in dependents]
+        data["usage"] = usage.to_json()
+        data["failure"] = failure.to_json() if failure else None
+        data["never_runs"] = stuck.to_json() if stuck else None
         data["events"] = [e.to_json() for e in events]
         click.echo(dumps_json(data))
         return
@@ -467,11 +528,20 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
         f"state {_styled_state(task.state).rstrip()}   priority {task.priority}   "
         f"attempts {task.attempts}" + (f"   profile {literal(task.profile)}" if task.profile else "")
     )
+    if failure is not None:
+        click.echo(f"failed:     {literal(failure.reason)}")
+    if usage.runs:
+        click.echo(f"cost:       {usage.text}")
     if task.depends_on:
         deps = ", ".join(
             f"{d}{' (blocking)' if d in task.blocked_by else ''}" for d in task.depends_on
         )
         click.echo(f"depends on: {deps}")
+    if stuck is not None:
+        click.echo(
+            f"never runs: {stuck.text}, so it can never run as it is; "
+            f"`factory task undepend {task.id} {stuck.through[0]}` drops that dependency"
+        )
     if dependents:
         click.echo("needed by:  " + ", ".join(f"{t.id} ({t.state})" for t in dependents))
     if task.feedback:
@@ -550,7 +620,7 @@ def task() -> None:
 
 
 def _operator_command(action: Action, doc: str):
-    @click.argument("task_id", callback=task_id_arg, metavar="ID")
+    @click.argument("task_ids", nargs=-1, required=True, metavar="ID [ID ...]")
     @click.option(
         "--note", "-n", callback=utf8_text("--note"),
         help="Why; kept in the event (the feedback, for requeue).",
@@ -558,21 +628,68 @@ def _operator_command(action: Action, doc: str):
     @json_option
     @pass_ctx
     @needs(Need(action.value))
-    def command(ctx: Context, task_id: str, note: str | None, as_json: bool) -> None:
+    def command(ctx: Context, task_ids: tuple[str, ...], note: str | None, as_json: bool) -> None:
         from factory_tui.backends.operator import Operator
 
-        outcome = Operator(ctx.base, ctx.log).apply(task_id, action, actor=ctx.caller.actor, note=note)
-        emit(as_json, outcome.task, literal(outcome.message))
+        operator = Operator(ctx.base, ctx.log)
+        if len(task_ids) == 1:
+            # One task: its result, or the one line of its error, as ever.
+            outcome = operator.apply(normalize_task_id(task_ids[0]), action, actor=ctx.caller.actor, note=note)
+            click.echo(dumps_json(_outcome_json(outcome)) if as_json else literal(outcome.message))
+            return
+        # Several: each is attempted, in the order given, and reported on a
+        # line of its own (an error on stderr); any failure makes the exit 1.
+        results: list[dict] = []
+        failed = False
+        for raw in task_ids:
+            try:
+                outcome = operator.apply(normalize_task_id(raw), action, actor=ctx.caller.actor, note=note)
+            except FactoryError as error:
+                failed = True
+                results.append({"id": _id_or_text(raw), "error": str(error)})
+                if not as_json:
+                    click.echo(error_line(str(error), as_json=False), err=True)
+                continue
+            results.append(_outcome_json(outcome))
+            if not as_json:
+                click.echo(literal(outcome.message))
+        if as_json:
+            click.echo(dumps_json(results))
+        if failed:
+            sys.exit(1)
 
     command.__doc__ = doc
     return task.command(action.value)(command)
 
 
-_operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done (merges its branch).")
-_operator_command(Action.REQUEUE, "Re-queue ID (from review, failed or cancelled) with --note as feedback.")
-_operator_command(Action.CANCEL, "Cancel ID (its branch is kept).")
-_operator_command(Action.HOLD, "Hold queued ID so that it does not run.")
-_operator_command(Action.RELEASE, "Release held ID back to the queue.")
+def _outcome_json(outcome) -> dict:
+    """An operator action's result: the task, the one-line message, and
+    for an approval that merged, the base branch's new commit."""
+    data = outcome.task.to_json()
+    data["message"] = outcome.message
+    if outcome.warning:
+        data["warning"] = outcome.warning
+    if outcome.task.state is State.DONE:
+        data["merge_commit"] = outcome.merge_commit
+    return data
+
+
+def _id_or_text(raw: str) -> str:
+    try:
+        return normalize_task_id(raw)
+    except InvalidInput:
+        return raw
+
+
+_SEVERAL = (
+    " Several IDs: each is attempted and reported on its own line, exit 1 if any"
+    " failed; --json gives a list."
+)
+_operator_command(Action.APPROVE, "Approve ID: proposed → queued, or review → done (merges its branch)." + _SEVERAL)
+_operator_command(Action.REQUEUE, "Re-queue ID (from review, failed or cancelled) with --note as feedback." + _SEVERAL)
+_operator_command(Action.CANCEL, "Cancel ID (the branch of a task that ran is kept)." + _SEVERAL)
+_operator_command(Action.HOLD, "Hold queued ID so that it does not run." + _SEVERAL)
+_operator_command(Action.RELEASE, "Release held ID back to the queue." + _SEVERAL)
 
 
 # ignore_unknown_options: `-3` is a priority change, not an unknown option.
@@ -606,6 +723,19 @@ def task_depend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
     """Make ID depend on OTHER (a cycle is refused)."""
     updated = ctx.log.add_dependency(task_id, other, actor=ctx.caller.actor)
     emit(as_json, updated, f"{updated.id} depends on {', '.join(updated.depends_on)}")
+
+
+@task.command("undepend")
+@click.argument("task_id", callback=task_id_arg, metavar="ID")
+@click.argument("other", callback=task_id_arg, metavar="OTHER")
+@json_option
+@pass_ctx
+@needs(Need.DEPEND)
+def task_undepend(ctx: Context, task_id: str, other: str, as_json: bool) -> None:
+    """ID no longer waits for OTHER (say, a task that was cancelled)."""
+    updated = ctx.log.remove_dependency(task_id, other, actor=ctx.caller.actor)
+    rest = ", ".join(updated.depends_on)
+    emit(as_json, updated, f"{updated.id} no longer depends on {other}" + (f"; it depends on {rest}" if rest else ""))
 
 
 @main.command()
@@ -818,6 +948,7 @@ def status(ctx: Context, as_json: bool) -> None:
     counts = ctx.log.counts()
     latest = ctx.log.events(last=1)
     holder = EngineLock.holder(ctx.base)
+    usage = ctx.log.usage(per_task=False)
     if as_json:
         click.echo(
             dumps_json(
@@ -828,6 +959,7 @@ def status(ctx: Context, as_json: bool) -> None:
                     "counts": {state.value: counts[state] for state in STATE_ORDER},
                     "total": sum(counts.values()),
                     "engine": holder,
+                    "usage": {"today": usage.today.to_json(), "total": usage.total.to_json()},
                     "last_event": latest[0].to_json() if latest else None,
                 }
             )
@@ -838,6 +970,8 @@ def status(ctx: Context, as_json: bool) -> None:
         "  ".join(f"{_styled_state(state).rstrip()} {counts[state]}" for state in STATE_ORDER)
     )
     click.echo(f"engine: {literal(describe_holder(holder)) if holder else 'none (start one: factory run)'}")
+    if usage.total.runs:
+        click.echo(f"cost: today {usage.today.text}; in all {usage.total.text}")
     if latest:
         click.echo("last event: " + format_event(latest[0]))
 
@@ -872,7 +1006,12 @@ def console(ctx: Context, no_engine: bool, bench_first_frame: bool) -> None:
 @click.pass_context
 @needs(Need.RUN, base_may_be_missing=True)
 def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
-    """Open the console on a throwaway demo base (a git repo with a plan)."""
+    """Open the console on a throwaway demo base (a git repo with a plan).
+
+    Its demo agent fails one run in ten on purpose, so that a failure and a
+    re-queue can be tried (FACTORY_DEMO_FAIL_RATE sets how often, 0 to 1;
+    FACTORY_DEMO_SECONDS how long a run works).
+    """
     import shutil
 
     from factory_tui.backends.demo import build_demo, demo_root_default
@@ -893,8 +1032,22 @@ def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
         state.close()
         from factory_tui.backends.engine_lock import EngineLock
 
-        if not keep and EngineLock.holder(base):
-            # Agents were left to a headless engine: their base must stay.
-            click.echo(f"The demo base stays at {literal(str(base.root))} while its engine works.")
-        elif not keep:
+        engine_stays = EngineLock.holder(base) is not None
+        if not keep and not engine_stays:
             shutil.rmtree(root.parent, ignore_errors=True)
+        click.echo(demo_farewell(base.root, kept=keep, engine_stays=engine_stays))
+
+
+def demo_farewell(root: Path, *, kept: bool, engine_stays: bool) -> str:
+    """What ``factory demo`` says when its console has gone: where the
+    demo's base is (or was)."""
+    where = literal(str(root))
+    if kept:
+        return f"The demo base is kept at {where} (`factory --base {where} status` looks at it)."
+    if engine_stays:
+        # Agents were left to a headless engine: their base must stay.
+        return (
+            f"The demo base stays at {where} while its engine works "
+            f"(`factory --base {where} engine stop` stops it)."
+        )
+    return f"The demo base at {where} was removed (`factory demo --path DIR` keeps one)."

@@ -27,8 +27,11 @@ MERGE_MODES = ("ff", "merge")
 # otherwise. [peers] and each profile's env are free maps of names.
 TOP_LEVEL_KEYS = (
     "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
+    "console",
 )
 WORKTREE_KEYS = ("copy", "setup")
+# [console]: how the operator console behaves (the console applies them).
+CONSOLE_KEYS = ("keymap", "notify", "bell", "title")
 # [agents] holds profiles (tables) and these plain keys: ``may``, the list of
 # operator actions agents are allowed as well.
 AGENTS_KEYS = ("may",)
@@ -54,6 +57,20 @@ def check_keys(table: dict, known: Iterable[str], *, where: str = "") -> str | N
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """``[console]``: ``keymap`` maps the console's binding ids to keys
+    (Textual's keymap: ``"ctrl+a"``, or several as ``"a,ctrl+a"``);
+    ``notify``, ``bell`` and ``title`` switch the ways the console says a
+    task needs the operator (a notification, the terminal bell, the count
+    waiting for review in the terminal's title)."""
+
+    keymap: dict[str, str] = field(default_factory=dict)
+    notify: bool = True
+    bell: bool = True
+    title: bool = True
+
+
 @dataclass(slots=True)
 class FactoryConfig:
     name: str
@@ -68,6 +85,7 @@ class FactoryConfig:
     worktree_setup: list[str] | None = None
     # `[agents] may`: what agents may do beyond reading, noting and proposing.
     agent_may: tuple[str, ...] = ()
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     raw: dict = field(default_factory=dict)
 
 
@@ -145,6 +163,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         not isinstance(setup, list) or not setup or not all(isinstance(v, str) for v in setup)
     ):
         raise fail('[worktree] setup must be an argv list such as ["npm", "ci"], not a shell string')
+    console = _console(data.get("console", {}), fail)
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -156,6 +175,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         worktree_copy=list(copy),
         worktree_setup=list(setup) if setup else None,
         agent_may=agent_may,
+        console=console,
         raw=data,
     )
 
@@ -171,6 +191,33 @@ def _agent_may(may: object, fail) -> tuple[str, ...]:
         if name not in MAY_NAMES:
             raise fail(f"[agents] may: unknown action {name!r} (actions: {', '.join(MAY_NAMES)})")
     return tuple(dict.fromkeys(may))
+
+
+def _console(table: object, fail) -> ConsoleConfig:
+    """``[console]``, checked whole: known keys, switches that are true or
+    false, and a keymap of binding ids to key strings."""
+    if not isinstance(table, dict):
+        raise fail("[console] must be a table")
+    if (problem := check_keys(table, CONSOLE_KEYS, where="[console] ")) is not None:
+        raise fail(problem)
+    switches = {}
+    for key in ("notify", "bell", "title"):
+        value = table.get(key, True)
+        if not isinstance(value, bool):
+            raise fail(f"[console] {key} must be true or false, not {value!r}")
+        switches[key] = value
+    keymap = table.get("keymap", {})
+    if not isinstance(keymap, dict):
+        raise fail('[console] keymap must be a table of binding ids and keys, such as { approve = "a" }')
+    for binding, keys in keymap.items():
+        if isinstance(keys, dict):
+            # TOML reads plan.approve = "a" as a table plan holding approve.
+            raise fail(
+                f'[console] keymap: {binding} is a table; a binding id with a dot is quoted: "{binding}.…" = "key"'
+            )
+        if not isinstance(keys, str) or not keys.strip() or any(not part.strip() for part in keys.split(",")):
+            raise fail(f'[console] keymap: {binding} must be a key such as "ctrl+a" (several: "a,ctrl+a"), not {keys!r}')
+    return ConsoleConfig(keymap=dict(keymap), **switches)
 
 
 def _toml_string(value: str) -> str:
@@ -206,6 +253,14 @@ merge = "ff"
 [worktree]
 copy = []
 # setup = ["npm", "ci"]
+
+# The operator console: how it says a task needs you (reached review,
+# failed, blocked), each switchable, and keys of your own for its bindings.
+[console]
+notify = true   # a notification
+bell = true     # the terminal bell
+title = true    # the count waiting for review in the terminal's title
+# keymap = {{ "binding-id" = "ctrl+a" }}   # the README lists the binding ids
 
 # Other factories this one exchanges messages with, by path:
 [peers]

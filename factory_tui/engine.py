@@ -54,7 +54,7 @@ from factory_tui.backends.runs import (
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.worktrees import BranchCollision
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
-from factory_tui.model import Claim, State, Task, task_seq
+from factory_tui.model import FAILURE_TEXT_LIMIT, Claim, State, Task, task_seq
 
 __all__ = ["Engine", "EngineBusy", "EngineLock", "EngineStatus", "EngineThread", "describe_holder"]
 
@@ -453,13 +453,13 @@ class Engine:
             pass
         except OSError as error:
             if error.errno not in DISK_ERRORS:
-                await self._fail_early(job, f"engine error: {type(error).__name__}: {error}")
+                await self._fail_early(job, f"engine error: {type(error).__name__}: {error}", cause="engine")
             else:
                 # The disk, not the agent: no task is failed for it.
                 self._fail_engine(f"cannot go on with {job.task_id}'s run: {_os_error(error)}")
                 await self._abandon(job, f"the engine stopped: {_os_error(error)}")
         except Exception as error:  # an engine bug must not lose the task
-            await self._fail_early(job, f"engine error: {type(error).__name__}: {error}")
+            await self._fail_early(job, f"engine error: {type(error).__name__}: {error}", cause="engine")
         finally:
             self._unwatch_exit(job)
             if self.jobs.get(job.task_id) is job:
@@ -641,18 +641,23 @@ class Engine:
         if await self._call(job.run.stop) and code is None and reason is None:
             self._report(f"{task_id}: its supervisor was gone; the agent it left was stopped")
         failure = describe_exit(code)
+        # What kind of failure it is (model.FAILURE_CAUSES), for the log.
+        cause = "exit" if failure else None
         if failure is None and job.output.agent_failure:
             # The agent's own word counts, whatever its exit status: a run
             # that says it failed (is_error, a failed turn) never reaches
             # review as if it had worked.
             failure = f"the agent reported a failure: {job.output.agent_failure}"
+            cause = "agent"
         if reason == "timeout":
             timeout = job.profile.timeout if job.profile else job.run.timeout
             failure = f"timed out after {timeout:g} s"
+            cause = "timeout"
         faults.point("conclude.begin")
         broken = await self._call(self._broken_worktree, task_id)
         if broken and reason is None and failure is None:
             failure = broken
+            cause = "worktree"
         await self._call(write_json, job.run_dir / "exit.json", {
             "exit_code": code, "timed_out": reason == "timeout",
             "stopped": reason in ("lost", "shutdown"), "failure": failure,
@@ -682,6 +687,7 @@ class Engine:
             head = await self._call(self.worktrees.branch_head, task_id)
             if head == job.start_head and not await self._call(self.worktrees.branch_has_work, task_id):
                 failure = "the agent finished without changing anything: there is no work to review"
+                cause = "no-work"
         totals = job.output.totals
         data = {"run": str(job.run_dir.relative_to(self.base.root)), **totals}
         if job.output.summary:
@@ -694,6 +700,9 @@ class Engine:
             else:
                 tail = " | ".join(job.output.last_lines)
                 note = f"{failure}" + (f"; last output: {tail}" if tail else "")
+                data.update({"failure": cause, "reason": failure[:FAILURE_TEXT_LIMIT * 2]})
+                if cause == "exit":
+                    data["exit_code"] = code
                 await self._log(self.log.finish, job.token, State.FAILED, note=note[:2000], data=data)
                 self.failures += 1
                 self._report(f"{task_id}: failed ({failure})")
@@ -741,16 +750,18 @@ class Engine:
         await self._save_work(job.task_id, f"factory: work left when {job.task_id}'s run was abandoned")
         await self._give_back(job, note)
 
-    async def _fail_early(self, job: Job, reason: str, *, save: bool = True) -> None:
+    async def _fail_early(self, job: Job, reason: str, *, save: bool = True, cause: str = "start") -> None:
         """The run could not start (no worktree, no such agent program or
-        profile), or the engine met a bug: the task fails with the reason,
-        after whatever the agent left is stopped and committed."""
+        profile), or the engine met a bug (``cause="engine"``): the task
+        fails with the reason, after whatever the agent left is stopped and
+        committed."""
         if job.run is not None:
             await self._call(job.run.stop)
         if save:
             await self._save_work(job.task_id, f"factory: work left by {job.task_id}'s run ({reason[:200]})")
         try:
-            await self._log(self.log.finish, job.token, State.FAILED, note=reason[:2000])
+            await self._log(self.log.finish, job.token, State.FAILED, note=reason[:2000],
+                            data={"failure": cause, "reason": reason[:FAILURE_TEXT_LIMIT * 2]})
             self.failures += 1
             self._report(f"{job.task_id}: failed ({reason})")
         except (LeaseLost, FactoryError) as error:

@@ -20,6 +20,11 @@ class NotAGitRepository(FactoryError):
     """``factory init`` was run outside a git repository."""
 
 
+class NoCommits(FactoryError):
+    """``factory init`` in a repository whose base branch has no commit yet:
+    task branches start from a commit, so the first task would fail."""
+
+
 class ConfigError(FactoryError):
     """``factory.toml`` is missing, unreadable or holds a bad value."""
 

@@ -9,6 +9,7 @@ which moves are legal.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -87,6 +88,8 @@ EVENT_KIND: dict[Action, str] = {
 KIND_CREATED = "created"
 KIND_PRIORITY = "priority"
 KIND_DEPENDS = "depends"
+# A dependency dropped (the operator's way out of "can never run as it is").
+KIND_UNDEPENDS = "undepends"
 KIND_NOTE = "note"
 KIND_PROGRESS = "progress"
 # Something went wrong after an action took effect (a worktree that could not
@@ -96,6 +99,7 @@ EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
     KIND_DEPENDS,
+    KIND_UNDEPENDS,
     KIND_NOTE,
     KIND_PROGRESS,
     KIND_WARNING,
@@ -380,3 +384,234 @@ class WorktreeReport:
             "task": self.task_id, "status": self.status.value, "branch": self.branch,
             "path": self.path, "exists": self.exists, "added": self.added, "removed": self.removed,
         }
+
+
+# --- why a task failed ------------------------------------------------------------
+
+# ``data["failure"]`` of a ``failed`` event: what kind of failure it was.
+FAILURE_CAUSES = (
+    "exit",       # the agent exited non-zero or was killed by a signal
+    "timeout",    # the run took longer than its profile's timeout
+    "agent",      # the agent reported a failure of its own (is_error, turn.failed)
+    "worktree",   # the agent broke or removed its worktree
+    "no-work",    # the run left nothing to review
+    "start",      # the run could not start (no program, no worktree, a foreign branch)
+    "engine",     # the engine met a bug; the task is not to blame
+    "conflict",   # approving found a merge conflict with the base branch
+    "markers",    # a run left conflict markers in the files it was to resolve
+)
+# How long a reason may be on a row.
+FAILURE_TEXT_LIMIT = 160
+
+
+@dataclass(slots=True, frozen=True)
+class Failure:
+    """Why a task failed, from its last ``failed`` event: ``cause`` (one of
+    FAILURE_CAUSES, or ``None`` for an event older than them), ``reason``
+    (one line, short enough for a row), the files a conflict is in, and the
+    agent's exit status when it had one."""
+
+    task_id: str
+    cause: str | None
+    reason: str
+    conflicts: tuple[str, ...] = ()
+    exit_code: int | None = None
+    at: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "task": self.task_id, "cause": self.cause, "reason": self.reason,
+            "conflicts": list(self.conflicts), "exit_code": self.exit_code,
+            "at": iso_time(self.at) if self.at else None,
+        }
+
+
+def failure_of(event: Event, *, limit: int = FAILURE_TEXT_LIMIT) -> Failure:
+    """The ``Failure`` a ``failed`` event records. The engine's events say
+    it in their data (``failure``, ``reason``, ``exit_code``, ``conflicts``);
+    an older event's note is cut before the agent's last output."""
+    data = event.data if isinstance(event.data, dict) else {}
+    cause = data.get("failure") if data.get("failure") in FAILURE_CAUSES else None
+    conflicts = tuple(str(name) for name in data.get("conflicts") or () if isinstance(name, str))
+    if conflicts and cause is None:
+        cause = "conflict"  # written before causes were recorded
+    reason = data.get("reason") if isinstance(data.get("reason"), str) else None
+    if not reason:
+        reason = (event.note or "failed, without a reason recorded").split("; last output: ", 1)[0]
+    exit_code = data.get("exit_code")
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
+        exit_code = None
+    return Failure(
+        task_id=event.task_id or "",
+        cause=cause,
+        reason=_shorten(" ".join(reason.split()), limit),
+        conflicts=conflicts,
+        exit_code=exit_code,
+        at=event.at,
+    )
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --- tasks that can never run as they are -----------------------------------------
+
+# A task in these states waits to run; one that depends on a cancelled or
+# failed task (directly, or through another waiting task) never will.
+WAITING_STATES = frozenset({State.QUEUED, State.HELD, State.PROPOSED})
+DEAD_STATES = frozenset({State.CANCELLED, State.FAILED})
+# Enough to say why; a task behind a thousand dead ones needs no list of all.
+MAX_DEAD_NAMED = 8
+
+
+@dataclass(slots=True, frozen=True)
+class NeverRuns:
+    """A waiting task that can never run as it is: the cancelled or failed
+    tasks it waits for (``dead``, with their states), and which of its own
+    dependencies lead there (``through``: the ones to drop, or to see to)."""
+
+    task_id: str
+    dead: tuple[tuple[str, State], ...]
+    through: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """``waits for T-2 (cancelled)``, or ``… through T-4`` when the dead
+        task is further down the chain."""
+        dead = ", ".join(f"{task_id} ({state.value})" for task_id, state in self.dead)
+        direct = {task_id for task_id, _ in self.dead}
+        indirect = [task_id for task_id in self.through if task_id not in direct]
+        return f"waits for {dead}" + (f" through {', '.join(indirect)}" if indirect else "")
+
+    def to_json(self) -> dict:
+        return {
+            "task": self.task_id,
+            "waits_for": [{"task": task_id, "state": state.value} for task_id, state in self.dead],
+            "through": list(self.through),
+        }
+
+
+def never_runs(tasks: Iterable[Task]) -> dict[str, NeverRuns]:
+    """Every queued, held or proposed task among ``tasks`` that depends,
+    directly or through other waiting tasks, on a cancelled or failed one:
+    as the plan is, it can never run. ``tasks`` is the whole plan (its
+    ``depends_on`` and states); pure, linear in tasks and dependencies, and
+    without recursion (a 100,000-task chain is fine)."""
+    state_of: dict[str, State] = {}
+    deps_of: dict[str, tuple[str, ...]] = {}
+    for task in tasks:
+        state_of[task.id] = task.state
+        deps_of[task.id] = task.depends_on
+    waiting = {task_id for task_id, state in state_of.items() if state in WAITING_STATES}
+    dead_ids = {task_id for task_id, state in state_of.items() if state in DEAD_STATES}
+    # For each waiting task: the dead tasks below it, in the order found
+    # (a dict for its order), at most MAX_DEAD_NAMED of them.
+    dead_below: dict[str, dict[str, None]] = {}
+    for start in waiting:
+        if start in dead_below:
+            continue
+        # Depth first, dependencies before the tasks that wait for them.
+        stack: list[tuple[str, int]] = [(start, 0)]
+        on_stack = {start}
+        while stack:
+            current, index = stack[-1]
+            deps = deps_of[current]
+            if index < len(deps):
+                stack[-1] = (current, index + 1)
+                dep = deps[index]
+                if dep in waiting and dep not in dead_below and dep not in on_stack:
+                    stack.append((dep, 0))
+                    on_stack.add(dep)
+                continue
+            stack.pop()
+            on_stack.discard(current)
+            found: dict[str, None] = {}
+            for dep in deps:
+                if dep in dead_ids:
+                    found[dep] = None
+                elif dep in waiting:
+                    below = dead_below.get(dep)
+                    if below:
+                        found.update(below)
+                if len(found) >= MAX_DEAD_NAMED:
+                    found = dict.fromkeys(list(found)[:MAX_DEAD_NAMED])
+                    break
+            dead_below[current] = found
+    result: dict[str, NeverRuns] = {}
+    for task_id, dead in dead_below.items():
+        if not dead:
+            continue
+        through = tuple(
+            dep for dep in deps_of[task_id]
+            if dep in dead_ids or (dep in waiting and dead_below.get(dep))
+        )
+        result[task_id] = NeverRuns(task_id, tuple((dead_id, state_of[dead_id]) for dead_id in dead), through)
+    return result
+
+
+# --- what runs cost ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Totals:
+    """Cost and tokens of some runs, as their agents reported them (a run
+    whose agent reports nothing adds to ``runs`` only)."""
+
+    runs: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    turns: int = 0
+
+    def add(self, other: Totals) -> None:
+        self.runs += other.runs
+        self.cost_usd += other.cost_usd
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.turns += other.turns
+
+    def to_json(self) -> dict:
+        return {
+            "runs": self.runs, "cost_usd": round(self.cost_usd, 6),
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "turns": self.turns,
+        }
+
+    @property
+    def text(self) -> str:
+        """``$1.2345 · 1.2M in / 45k out · 3 runs``: what was reported."""
+        parts = [f"${self.cost_usd:.4f}"] if self.cost_usd else []
+        if self.input_tokens or self.output_tokens:
+            parts.append(f"{_count_text(self.input_tokens)} in / {_count_text(self.output_tokens)} out")
+        parts.append(f"{self.runs} run{'s' if self.runs != 1 else ''}")
+        return " · ".join(parts)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Cost and tokens per task, for the runs ended since ``since`` (the
+    start of today, local time), and for the whole base."""
+
+    tasks: dict[str, Totals]
+    today: Totals
+    total: Totals
+    since: float
+
+    def to_json(self) -> dict:
+        return {
+            "today": self.today.to_json(),
+            "total": self.total.to_json(),
+            "since": iso_time(self.since),
+            "tasks": {task_id: totals.to_json() for task_id, totals in self.tasks.items()},
+        }
+
+
+def _count_text(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return str(n)

@@ -166,7 +166,7 @@ def test_init_in_the_current_directory_and_with_a_name(git_repo: Path, monkeypat
     monkeypatch.chdir(sub)
     data = ok_json(None, "init", "--name", "shop floor")
     # The base goes to the top of the repository, not into the subdirectory.
-    assert data == {"base": str(git_repo.resolve()), "created": True, "leftovers": NO_LEFTOVERS}
+    assert data == {"base": str(git_repo.resolve()), "created": True, "ignore_rules_added": [], "leftovers": NO_LEFTOVERS}
     assert not (sub / ".factory").exists()
     assert ok_json(None, "status")["name"] == "shop floor"
 
@@ -180,7 +180,7 @@ def test_init_twice_is_harmless(git_repo: Path) -> None:
     second = ok(None, "init", str(git_repo))
     assert "already a factory base" in second.stdout
     assert ok_json(None, "init", str(git_repo)) == {
-        "base": str(git_repo.resolve()), "created": False, "leftovers": NO_LEFTOVERS,
+        "base": str(git_repo.resolve()), "created": False, "ignore_rules_added": [], "leftovers": NO_LEFTOVERS,
     }
     assert (factory / "factory.toml").read_bytes() == config_before
     assert (factory / ".gitignore").read_bytes() == ignore_before
@@ -230,7 +230,7 @@ def test_init_subprocess_outside_git_and_inside(outside: Path, git_repo: Path) -
     assert created.returncode == 0, created.stderr
     assert created.stderr == b""
     assert json.loads(created.stdout) == {
-        "base": str(git_repo.resolve()), "created": True, "leftovers": NO_LEFTOVERS,
+        "base": str(git_repo.resolve()), "created": True, "ignore_rules_added": [], "leftovers": NO_LEFTOVERS,
     }
     added = run_bin("plan", "add", "from a subprocess", cwd=git_repo / ".factory" / "qa")
     assert added.returncode == 0, added.stderr
@@ -525,7 +525,10 @@ def test_plan_import_malformed_writes_nothing(base, tmp_path, text, line, words)
     assert message.startswith(f"factory: plan.md:{line}: "), message
     assert words in message
     assert snapshot(base) == before
-    assert refused(base, "plan", "import", str(plan), "--json") == message
+    # With --json the same one line is JSON.
+    as_json = run(base, "plan", "import", str(plan), "--json")
+    assert (as_json.exit_code, as_json.stdout) == (1, "")
+    assert json.loads(as_json.stderr) == {"error": message.removeprefix("factory: ")}
     assert snapshot(base) == before
 
 

@@ -105,7 +105,7 @@ def test_an_unknown_key_with_nothing_close_lists_the_known_ones() -> None:
     message = refused("colour = 'blue'\n")
     assert message == (
         f"{SOURCE}: unknown key colour "
-        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents)"
+        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console)"
     )
 
 
@@ -207,3 +207,44 @@ def test_factory_run_refuses_a_bad_profile_before_any_agent_runs(
     assert task(base, task_id).state is State.QUEUED
     assert task(base, task_id).attempts == 0
     assert not any(base.runs_dir.iterdir())
+
+
+# --- [console] ----------------------------------------------------------------------
+
+
+def test_the_console_table_is_optional_and_switched_on_by_default() -> None:
+    console = config_from_dict({}, source=SOURCE).console
+    assert (console.notify, console.bell, console.title, console.keymap) == (True, True, True, {})
+
+
+def test_the_console_table_is_read_whole() -> None:
+    config = config_from_dict(tomllib.loads(
+        '[console]\nnotify = false\nbell = false\ntitle = true\n'
+        '[console.keymap]\napprove = "a,ctrl+a"\n"plan.stop" = "s"\n'
+    ), source=SOURCE)
+    assert (config.console.notify, config.console.bell, config.console.title) == (False, False, True)
+    assert config.console.keymap == {"approve": "a,ctrl+a", "plan.stop": "s"}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[console]\nbel = true\n", "[console] unknown key bel; did you mean bell?"),
+        ('[console]\nnotify = "yes"\n', "[console] notify must be true or false, not 'yes'"),
+        ("[console]\ntitle = 1\n", "[console] title must be true or false, not 1"),
+        ('console = "on"\n', "[console] must be a table"),
+        ('[console]\nkeymap = ["a"]\n', "[console] keymap must be a table"),
+        ('[console.keymap]\napprove = 1\n', '[console] keymap: approve must be a key such as "ctrl+a"'),
+        ('[console.keymap]\napprove = ""\n', "[console] keymap: approve must be a key"),
+        ('[console.keymap]\napprove = "a,,b"\n', "[console] keymap: approve must be a key"),
+        ('[console.keymap]\nplan.approve = "a"\n', '[console] keymap: plan is a table; a binding id with a dot is quoted'),
+    ],
+)
+def test_a_bad_console_table_is_one_line(text: str, words: str) -> None:
+    assert words in refused(text)
+
+
+def test_the_first_factory_toml_holds_the_console_table(base: FactoryBase) -> None:
+    console = base.config().console
+    assert (console.notify, console.bell, console.title) == (True, True, True)
+    assert "[console]" in base.config_path.read_text()

@@ -162,6 +162,8 @@ def test_an_agent_is_refused_the_operators_actions(base: FactoryBase, plan: Clai
         (("task", "release", "T-4"), "releasing T-4"),
         (("task", "priority", "T-3", "9"), "changing the priority of T-3"),
         (("task", "depend", "T-3", "T-2"), "changing the dependencies of T-3"),
+        (("task", "undepend", "T-3", "T-2"), "changing the dependencies of T-3"),
+        (("task", "hold", "T-3", "T-4"), "holding tasks"),
         (("worktrees", "clean", "--yes"), "cleaning worktrees"),
         (("run", "--once"), "running the engine or the console"),
         (("init", str(base.root)), "initialising a base"),

@@ -66,6 +66,7 @@ def test_the_branch_head_names_is_the_base(tmp_path: Path) -> None:
     unborn = tmp_path / "c"
     unborn.mkdir()
     git(unborn, "init", "-q", "-b", "develop")
+    git(unborn, "commit", "-q", "--allow-empty", "-m", "start")
     assert init_base_branch(unborn) == "develop"
 
 
@@ -166,3 +167,51 @@ def test_init_of_a_clean_repository_names_nothing(tmp_path: Path, as_json: bool)
         assert json.loads(done.stdout)["leftovers"] == {"branches": [], "worktrees": []}
     else:
         assert len(done.stdout.splitlines()) == 1
+
+
+# --- a repository with no commit, and the ignore rules ------------------------------------
+
+
+def test_a_repository_with_no_commit_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    repo = tmp_path / "new"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "develop")
+    done = factory(repo, "init")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"factory: {repo.resolve()} has no commit on develop yet; make a first commit: "
+        "git commit --allow-empty -m start"
+    ]
+    assert not (repo / ".factory").exists()
+    # Doing what it says is enough.
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    assert init_base_branch(repo) == "develop"
+
+
+def test_the_engine_log_is_ignored(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    assert factory(repo, "init").returncode == 0
+    (repo / ".factory" / "engine.log").write_text("a headless engine's output\n")
+    ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", ".factory/engine.log"])
+    assert ignored.returncode == 0
+    assert "engine.log" not in git(repo, "status", "--porcelain", "--untracked-files=all")
+
+
+def test_init_again_adds_the_rules_an_older_base_lacks(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    assert factory(repo, "init").returncode == 0
+    gitignore = repo / ".factory" / ".gitignore"
+    # A base made before engine.log was ignored, with a rule of the user's own.
+    older = gitignore.read_text().replace("engine.log\n", "") + "my-notes.txt"
+    gitignore.write_text(older)
+    done = factory(repo, "init", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ignore_rules_added"] == ["engine.log"]
+    text = gitignore.read_text()
+    assert text.startswith(older + "\n")  # the user's lines kept as they were
+    assert text.splitlines()[-1] == "engine.log"
+    again = factory(repo, "init")
+    assert again.returncode == 0
+    assert "nothing to do" in again.stdout
+    assert gitignore.read_text() == text

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory_tui.config import FactoryConfig, load_config, render_initial_config
-from factory_tui.errors import BaseNotFound, FactoryError, NotAGitRepository
+from factory_tui.errors import BaseNotFound, FactoryError, NoCommits, NotAGitRepository
 
 FACTORY_DIR = ".factory"
 # A task's branch is BRANCH_PREFIX + its id (backends/worktrees.py makes it).
@@ -34,6 +34,7 @@ log.db-journal
 *.lock
 runs/
 worktrees/
+engine.log
 """
 
 
@@ -122,8 +123,16 @@ class FactoryBase:
     @classmethod
     def init(cls, path: Path | str | None = None, *, name: str | None = None) -> tuple[FactoryBase, bool]:
         """Create ``.factory/`` at the top of the git repository holding
-        ``path``. Returns the base and whether anything was created; running
-        it again only fills in what is missing."""
+        ``path``. Returns the base and whether anything was created or
+        added; running it again only fills in what is missing."""
+        result = cls.initialise(path, name=name)
+        return result.base, result.created or bool(result.rules_added)
+
+    @classmethod
+    def initialise(cls, path: Path | str | None = None, *, name: str | None = None) -> Initialised:
+        """``init``, saying what it did: whether the base was created, and
+        the ignore rules an existing ``.factory/.gitignore`` lacked (a base
+        made by an older factory-tui), which are added to it."""
         import git  # GitPython costs ~0.1 s to import: only init needs it here
 
         start = Path(path if path is not None else os.getcwd()).expanduser()
@@ -139,7 +148,15 @@ class FactoryBase:
             raise NotAGitRepository(f"{start.resolve()} is a bare repository; a base needs a work tree")
         base = cls(Path(repo.working_tree_dir).resolve())
         branch = detect_base_branch(repo)
+        if not base.config_path.exists() and _head_is_unborn(repo):
+            # Task branches start from the base branch's commit: without one
+            # the first task would fail, so say now what to do instead.
+            raise NoCommits(
+                f"{base.root} has no commit on {branch} yet; make a first commit: "
+                "git commit --allow-empty -m start"
+            )
         created = False
+        rules_added: list[str] = []
         try:
             base.dir.mkdir(exist_ok=True)
             for sub in (*TRACKED_DIRS, *IGNORED_DIRS):
@@ -153,6 +170,8 @@ class FactoryBase:
             if not gitignore.exists():
                 _write_atomically(gitignore, GITIGNORE)
                 created = True
+            else:
+                rules_added = _add_missing_rules(gitignore)
             if not base.config_path.exists():
                 from factory_tui.backends.agents import render_profiles_toml
 
@@ -168,7 +187,7 @@ class FactoryBase:
 
             ExecutionLog.open(base.log_path, create=True).close()
             created = True
-        return base, created
+        return Initialised(base, created, tuple(rules_added))
 
 
     def leftovers(self) -> Leftovers:
@@ -197,6 +216,43 @@ class FactoryBase:
         except OSError:
             folders = ()
         return Leftovers(branches=branches, worktrees=folders)
+
+
+@dataclass(frozen=True, slots=True)
+class Initialised:
+    """What ``FactoryBase.initialise`` did."""
+
+    base: FactoryBase
+    created: bool
+    # Rules of ours that an existing .factory/.gitignore lacked, now added.
+    rules_added: tuple[str, ...] = ()
+
+
+def _head_is_unborn(repo) -> bool:
+    """Whether HEAD names a branch that has no commit yet (a repository
+    with no commits, or one just switched to with ``--orphan``)."""
+    status, _, _ = repo.git.rev_parse(
+        "--verify", "-q", "HEAD^{commit}", with_extended_output=True, with_exceptions=False,
+    )
+    return status != 0
+
+
+def _add_missing_rules(gitignore: Path) -> list[str]:
+    """Append the rules of ``GITIGNORE`` that ``gitignore`` lacks (its
+    user's own lines are kept byte for byte); returns those added."""
+    data = gitignore.read_bytes()
+    present = {line.strip() for line in data.splitlines()}
+    missing = [
+        rule for rule in GITIGNORE.splitlines()
+        if rule.strip() and not rule.startswith("#") and rule.strip().encode() not in present
+    ]
+    if missing:
+        joined = b"" if not data or data.endswith(b"\n") else b"\n"
+        added = "# Added by a later `factory init`:\n" + "\n".join(missing) + "\n"
+        temporary = gitignore.with_name(f".{gitignore.name}.tmp")
+        temporary.write_bytes(data + joined + added.encode())
+        os.replace(temporary, gitignore)
+    return missing
 
 
 @dataclass(frozen=True, slots=True)

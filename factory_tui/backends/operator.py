@@ -61,6 +61,8 @@ class Outcome:
     # Set when the action took effect but its tidy-up did not (the message
     # says it too): the console shows it as a warning.
     warning: str | None = None
+    # An approval that merged: the base branch's commit after the merge.
+    merge_commit: str | None = None
 
 
 class Operator:
@@ -102,12 +104,32 @@ class Operator:
             after = self.log.apply(task_id, action, actor=actor, note=note)
             message = f"{task_id}: {before} → {after.state}"
             warning = None
-            if action is Action.CANCEL and before is not State.RUNNING and self._has_worktree(task_id):
-                # A running task's worktree is the engine's to tidy once its agent stopped.
-                warning = self._remove_worktree(task_id, actor=actor, delete_branch=False)
+            if action is Action.CANCEL:
+                if before is not State.RUNNING and self._has_worktree(task_id):
+                    # A running task's worktree is the engine's to tidy once its agent stopped.
+                    warning = self._remove_worktree(task_id, actor=actor, delete_branch=False)
                 if warning is None:
-                    message += f"; its work stays on {self.worktrees.branch_for(task_id)}"
+                    message += self._cancelled_work(task_id, before)
             return Outcome(after, message + (f"; {warning}" if warning else ""), warning)
+
+    def cancel_detail(self, task: Task) -> str:
+        """What cancelling ``task`` does to its work, for the question the
+        console asks first: a task that never ran has no branch to mention."""
+        branch = self.worktrees.branch_for(task.id)
+        if task.state is State.RUNNING:
+            return f"Its agent is stopped and its work committed to {branch}; re-queueing it goes on from there."
+        if self._has_branch(task.id):
+            return f"Its work stays on {branch}; re-queueing it goes on from there."
+        return "It never ran, so it has no work to keep; it can be re-queued later."
+
+    def _cancelled_work(self, task_id: str, before: State) -> str:
+        """The end of a cancel's message: where the work is, if there is any."""
+        branch = self.worktrees.branch_for(task_id)
+        if before is State.RUNNING:
+            return f"; its agent is being stopped and its work committed to {branch}"
+        if self._has_branch(task_id):
+            return f"; its work stays on {branch}"
+        return ""
 
     def clean(self, task_id: str) -> str:
         """Remove the worktree of a task that needs it no more (done,
@@ -161,7 +183,8 @@ class Operator:
                 task_id,
                 actor=actor,
                 note=f"merge conflict with {base_branch} in {files}; re-queue it to have them resolved",
-                data={"conflicts": conflict.files},
+                data={"failure": "conflict", "reason": f"merge conflict with {base_branch} in {files}",
+                      "conflicts": conflict.files, "base_branch": base_branch},
             )
             raise MergeFailed(
                 f"cannot merge {task_id}: conflict with {base_branch} in {files}; "
@@ -180,7 +203,7 @@ class Operator:
             ) from None
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
         warning = self._remove_worktree(task_id, actor=actor, delete_branch=True)
-        return Outcome(done, message + (f"; {warning}" if warning else ""), warning)
+        return Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha)
 
     def _remove_worktree(self, task_id: str, *, actor: str, delete_branch: bool) -> str | None:
         """Remove the task's worktree after its action took effect. A
