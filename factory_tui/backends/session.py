@@ -25,10 +25,13 @@ from factory_tui.config import FactoryConfig
 from factory_tui.errors import FactoryError
 from factory_tui.model import (
     Action,
+    Failure,
     FileDiff,
+    NeverRuns,
     NewTask,
     Task,
     TaskDetail,
+    Usage,
     WorktreeReport,
     WorktreeStatus,
     worktree_status,
@@ -170,3 +173,20 @@ class FactorySession:
 
     def add_task(self, new: NewTask, *, actor: str) -> Task:
         return self.log.add_task(new, actor=actor)
+
+    def remove_dependency(self, task_id: str, depends_on: str, *, actor: str) -> Task:
+        return self.log.remove_dependency(task_id, depends_on, actor=actor)
+
+    # --- what needs the operator -----------------------------------------------
+
+    def failures(self, task_ids: list[str] | None = None) -> dict[str, Failure]:
+        """Why each failed task failed (its last ``failed`` event)."""
+        return self.log.failures(task_ids)
+
+    def never_runs(self, task_ids: list[str] | None = None) -> dict[str, NeverRuns]:
+        """The waiting tasks that can never run as the plan is."""
+        return self.log.never_runs(task_ids)
+
+    def usage(self, *, task_ids: list[str] | None = None, per_task: bool = True) -> Usage:
+        """Cost and tokens, per task, today and in all."""
+        return self.log.usage(task_ids=task_ids, per_task=per_task)
