@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,102 @@ class TaskActions:
 
     def apply(self, task_id: str, action: Action, note: str | None) -> None:
         self._run(self._apply, task_id, action, note)
+
+    def act_on_many(self, task_ids: Sequence[str], command: Command, *, done: Callable[[], None] | None = None) -> None:
+        """One operator action on several tasks (the rows marked with
+        space): the tasks whose state does not allow it are skipped, with
+        one line naming them; cancel asks once and re-queue takes one note
+        for all, each naming how many; then one worker acts on each in
+        turn (approvals merge one after the other) and reports each task's
+        own outcome. ``done`` is called once the operator went ahead (not
+        when a question was answered no)."""
+        app = self.app
+        wanted: list[tuple[Task, Action]] = []
+        skipped: list[str] = []
+        for task_id in dict.fromkeys(task_ids):
+            task = app.task_by_id(task_id)
+            if task is None:
+                skipped.append(f"{task_id} (unknown)")
+                continue
+            action = command.action
+            assert action is not None, command
+            if action is Action.HOLD and task.state is State.HELD:
+                action = Action.RELEASE
+            try:
+                next_state(task.id, task.state, action)
+            except FactoryError:
+                skipped.append(f"{task.id} ({task.state.value})")
+                continue
+            wanted.append((task, action))
+
+        def names(found: list[str], most: int = 8) -> str:
+            return ", ".join(found[:most]) + (f" and {len(found) - most} more" if len(found) > most else "")
+
+        verb = {Command.HOLD: "hold or release"}.get(command, command.value.replace("requeue", "re-queue"))
+        if skipped:
+            what = "1 task" if len(skipped) == 1 else f"{len(skipped)} tasks"
+            app.notify(
+                f"Skipped {what} whose state does not allow {verb}: {names(skipped)}",
+                severity="warning", timeout=6, markup=False,
+            )
+        if not wanted:
+            return
+        count = "1 task" if len(wanted) == 1 else f"{len(wanted)} tasks"
+        ids = names([task.id for task, _ in wanted])
+
+        def apply_each(actions: list[tuple[str, Action]], note: str | None) -> None:
+            """In a worker: each task in turn (approvals merge one after the
+            other); one notification with a line per task."""
+            lines: list[str] = []
+            troubled = 0
+            for task_id, action in actions:
+                try:
+                    outcome = app.session.apply(task_id, action, actor=app.actor, note=note)
+                except FactoryError as error:
+                    troubled += 1
+                    text = str(error)
+                    lines.append(text if text.startswith(task_id) else f"{task_id}: {text}")
+                    continue
+                troubled += bool(outcome.warning)
+                lines.append(outcome.message)
+            past = {Command.APPROVE: "Approved", Command.REQUEUE: "Re-queued", Command.CANCEL: "Cancelled"}
+            title = f"{past.get(command, 'Held or released')} {len(actions) - troubled} of {len(actions)}"
+            app.notify(
+                literal("\n".join(lines)), title=title, severity="warning" if troubled else "information",
+                timeout=8 if troubled else 5, markup=False,
+            )
+            app.post_message(WorktreesChanged())
+
+        def go(note: str | None) -> None:
+            if done is not None:
+                done()
+            self._run(apply_each, [(task.id, action) for task, action in wanted], note)
+
+        if command is Command.REQUEUE:
+            app.push_screen(
+                NoteDialog(
+                    f"Re-queue {count}: {ids}",
+                    "Feedback for every one of them (optional; it goes into each prompt).",
+                    placeholder="What to do differently…",
+                    submit=f"Re-queue {count}",
+                ),
+                lambda note: note is not None and go(note.strip() or None),
+            )
+        elif command is Command.CANCEL:
+            running = [task.id for task, _ in wanted if task.state is State.RUNNING]
+            ran = [task.id for task, _ in wanted if task.attempts and task.state is not State.RUNNING]
+            parts = []
+            if running:
+                parts.append(f"The agents of {names(running)} are stopped, their work committed to their branches.")
+            if ran:
+                parts.append(f"The work of {names(ran)} stays on their branches.")
+            detail = " ".join([*parts, "r re-queues a task."])
+            app.push_screen(
+                ConfirmDialog(f"Cancel {count}: {ids}?", detail, yes=f"Cancel {count}"),
+                lambda yes: yes and go(None),
+            )
+        else:
+            go(None)
 
     # --- in workers -----------------------------------------------------------------
 

@@ -54,6 +54,10 @@ _KEYS = [
     Key("task.open", "enter", "command('open')", "Open", "Task",
         "Its description, dependencies and history", show=False),
     Key("task.new", "n", "new_task", "New", "Task", "Add a task with a form", show=False),
+    Key("task.mark", "space", "toggle_mark", "Mark", "Task",
+        "Mark or unmark the row; then a, r, x and h act on every marked task", show=False),
+    Key("task.clear-marks", "escape", "clear_marks", "Clear marks", "Task",
+        "Unmark every row (a filter that is open is cleared first)", show=False),
     # --- a task's run: its worktree, transcript and diff
     Key("run.open", "enter", "open_run", "Open run", "Run",
         "The live transcript and the diff against the base branch"),

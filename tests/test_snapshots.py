@@ -1,5 +1,6 @@
 """Pictures of the console at a fixed size, over the demo base with its
-fixed clock. A changed picture is accepted only after looking at it
+fixed clock (the dashboard itself at several sizes: test_dashboard_snapshots.py).
+A changed picture is accepted only after looking at it
 (`pytest --snapshot-update`, then read snapshot_report.html)."""
 
 from __future__ import annotations
@@ -15,13 +16,6 @@ from tests.console_helpers import move_to, ready, wait_until
 SIZE = (160, 48)
 # Two hours into the demo's morning.
 NOW = 1_790_000_000.0 + 2 * 3600
-
-
-def test_dashboard(snap_compare, demo_base):
-    async def run_before(pilot):
-        await ready(pilot)
-
-    assert snap_compare(FactoryApp(demo_base, engine=False, clock=lambda: NOW), terminal_size=SIZE, run_before=run_before)
 
 
 def test_task_screen(snap_compare, demo_base):
@@ -58,12 +52,3 @@ def test_hostile_titles_render_literally(snap_compare, base):
         await ready(pilot)
 
     assert snap_compare(FactoryApp(base, engine=False, clock=lambda: NOW), terminal_size=(120, 30), run_before=run_before)
-
-
-def test_dashboard_in_80_columns(snap_compare, demo_base):
-    """A narrow terminal: the Plan widens and drops columns before titles."""
-
-    async def run_before(pilot):
-        await ready(pilot)
-
-    assert snap_compare(FactoryApp(demo_base, engine=False, clock=lambda: NOW), terminal_size=(80, 24), run_before=run_before)

@@ -35,6 +35,9 @@ class LogPane(EventLog, FeedListener):
         log_filter: LogFilter
         ids: array
 
+    def on_mount(self) -> None:
+        self.clock = console(self).clock
+
     def log_loaded(self, snapshot: Snapshot) -> None:
         self.load(snapshot.event_ids, snapshot.recent_events)
 

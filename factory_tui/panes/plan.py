@@ -1,32 +1,128 @@
-"""The Plan pane (1): every task, grouped by state, from the log feed; the
-new-task form.
+"""The Plan pane (1): every task, grouped by state, from the log feed; what
+its rows say beyond the task itself; the new-task form.
 
 The list itself is ``widgets/plan_table.py``; this module feeds it and owns
 what only the Plan offers. Its task keys (approve, re-queue …) post
-``TaskCommand`` like every other place a task is shown.
+``TaskCommand`` like every other place a task is shown; with rows marked,
+``MarkedCommand`` (panes/bulk.py).
+
+Why failed tasks failed, which waiting tasks can never run, and what runs
+cost are read through the session in workers, each only when the feed
+shows it may have changed: failures when a task fails or stops being
+failed, never-runs when a task changes state or a dependency changes, costs
+when a run ends. The costs' totals (today, and the base's) go to the
+header too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from factory_tui.model import Task
+from textual import on, work
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from factory_tui.context import console
+from factory_tui.model import Failure, NeverRuns, State, Task, Usage
+from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import NewTaskDialog
 from factory_tui.text import one_line
+from factory_tui.widgets.header import FactoryHeader
 from factory_tui.widgets.plan_table import PlanTable
 
 if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes, Snapshot
 
+# Events after which a task may never run, or run again: its dependencies
+# changed. (A state change is seen in the tasks themselves.)
+DEPENDENCY_KINDS = frozenset({"created", "depends", "undepends"})
+# The ends of runs: their data holds what the run cost.
+RUN_END_KINDS = frozenset({"finished", "failed"})
 
-class PlanPane(PlanTable, FeedListener):
+
+class PlanPane(ActsOnMarked, PlanTable, FeedListener):
+    @dataclass
+    class FailuresFetched(Message):
+        failures: dict[str, Failure]
+
+    @dataclass
+    class NeverRunsFetched(Message):
+        never_runs: dict[str, NeverRuns]
+
+    @dataclass
+    class UsageFetched(Message):
+        usage: Usage
+
+    def on_mount(self) -> None:
+        self._tick()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        self.now = console(self).clock()
+
+    # --- from the log ----------------------------------------------------------------
+
     def log_loaded(self, snapshot: Snapshot) -> None:
         self.load(snapshot.tasks)
+        self.fetch_failures()
+        self.fetch_never_runs()
+        self.fetch_usage()
 
     def log_changed(self, changes: Changes) -> None:
+        states_moved = failed_moved = False
+        for task in changes.tasks:
+            before = self.task_by_id(task.id)
+            if before is None or before.state is not task.state:
+                states_moved = True
+                if State.FAILED in (task.state, None if before is None else before.state):
+                    failed_moved = True
+        kinds = {event.kind for event in changes.events}
         if changes.tasks:
             self.update_tasks(changes.tasks)
+        if failed_moved:
+            self.fetch_failures()
+        if states_moved or kinds & DEPENDENCY_KINDS:
+            self.fetch_never_runs()
+        if kinds & RUN_END_KINDS:
+            self.fetch_usage()
+
+    # --- what the rows say beyond the task (workers) ------------------------------
+
+    @work(thread=True, exclusive=True, group="plan-failures", exit_on_error=False)
+    def fetch_failures(self) -> None:
+        found = console(self).session.failures()
+        if not get_current_worker().is_cancelled:  # a newer fetch is under way
+            self.post_message(self.FailuresFetched(found))
+
+    @work(thread=True, exclusive=True, group="plan-never-runs", exit_on_error=False)
+    def fetch_never_runs(self) -> None:
+        found = console(self).session.never_runs()
+        if not get_current_worker().is_cancelled:  # a newer fetch is under way
+            self.post_message(self.NeverRunsFetched(found))
+
+    @work(thread=True, exclusive=True, group="plan-usage", exit_on_error=False)
+    def fetch_usage(self) -> None:
+        found = console(self).session.usage()
+        if not get_current_worker().is_cancelled:  # a newer fetch is under way
+            self.post_message(self.UsageFetched(found))
+
+    @on(FailuresFetched)
+    def _failures_fetched(self, message: FailuresFetched) -> None:
+        self.set_notes(failures=message.failures)
+
+    @on(NeverRunsFetched)
+    def _never_runs_fetched(self, message: NeverRunsFetched) -> None:
+        self.set_notes(never_runs=message.never_runs)
+
+    @on(UsageFetched)
+    def _usage_fetched(self, message: UsageFetched) -> None:
+        self.set_notes(usage=message.usage.tasks)
+        for header in self.screen.query(FactoryHeader):
+            header.usage = (message.usage.today, message.usage.total)
+
+    # --- the new-task form -----------------------------------------------------------
 
     def action_new_task(self) -> None:
         self.open_new_task_form()

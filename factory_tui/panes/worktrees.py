@@ -10,7 +10,7 @@ orphaned worktrees is this pane's own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -19,9 +19,10 @@ from textual.message import Message
 from factory_tui.context import console
 from factory_tui.messages import WorktreesChanged
 from factory_tui.model import State, Task, WorktreeReport, WorktreeStatus, worktree_status
+from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import ConfirmDialog
-from factory_tui.widgets.worktree_table import WorktreeTable
+from factory_tui.widgets.worktree_table import MergeLook, WorktreeTable
 
 if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes
@@ -30,10 +31,12 @@ if TYPE_CHECKING:
 SCAN_SECONDS = 3.0
 
 
-class WorktreesPane(WorktreeTable, FeedListener):
+class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     @dataclass
     class Scanned(Message):
         rows: list[WorktreeReport]
+        # The review rows' dry-run merges into the base branch, by task.
+        merges: dict[str, MergeLook] = field(default_factory=dict)
 
     def on_mount(self) -> None:
         self.now = console(self).clock()
@@ -66,13 +69,30 @@ class WorktreesPane(WorktreeTable, FeedListener):
 
     @work(thread=True, exclusive=True, group="worktrees", exit_on_error=False)
     def scan(self) -> None:
-        """Worktrees and their changes, from git (a worker: git is slow)."""
-        self.post_message(self.Scanned(console(self).session.worktree_report()))
+        """Worktrees and their changes, from git (a worker: git is slow),
+        and whether each review row's branch still merges cleanly."""
+        session = console(self).session
+        rows = session.worktree_report()
+        self.post_message(self.Scanned(rows, self._merge_checks(session, rows)))
+
+    @staticmethod
+    def _merge_checks(session, rows: list[WorktreeReport]) -> dict[str, MergeLook]:
+        # The backend's dry-run merge (Worktrees.merge_check: git merge-tree,
+        # cached per pair of commits, so a scan every few seconds costs git
+        # only when a branch or the base moved). A base whose backend has
+        # none yet shows no merge column.
+        check = getattr(session.worktrees, "merge_check", None)
+        if check is None:
+            return {}
+        return {
+            row.task_id: check(row.task_id) for row in rows
+            if row.task_id and row.status is WorktreeStatus.REVIEW
+        }
 
     @on(Scanned)
     def _scanned(self, message: Scanned) -> None:
         self._merge_progress(message.rows)
-        self.set_rows(message.rows)
+        self.set_rows(message.rows, message.merges)
 
     def _merge_progress(self, rows: list[WorktreeReport]) -> None:
         """The log feed holds the newest state and progress: prefer them."""

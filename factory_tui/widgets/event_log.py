@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 
 from rich.segment import Segment
 from textual.cache import LRUCache
@@ -23,7 +24,8 @@ from factory_tui.keys import bindings
 from factory_tui.messages import Command, TaskCommand
 from factory_tui.model import Event
 from factory_tui.text import literal
-from factory_tui.widgets.styles import DIM, ID_STYLE, KIND_STYLE
+from factory_tui.times import MOMENT_WIDTH, moment
+from factory_tui.widgets.styles import palette
 from factory_tui.widgets.virtual_list import (
     Column,
     VirtualList,
@@ -35,7 +37,7 @@ from factory_tui.widgets.virtual_list import (
 
 PAGE = 200
 COLUMNS = (
-    Column("time", " TIME", 12),
+    Column("time", " TIME", MOMENT_WIDTH + 1),
     Column("task", "TASK", 6),
     Column("kind", "EVENT", 9),
     Column("change", "CHANGE", 20, drop=1),
@@ -77,7 +79,9 @@ class EventLog(VirtualList):
         self._recent: deque[Event] = deque(maxlen=2000)
         self.log_filter = LogFilter()
         self.loaded = False
-        self._today = time.strftime("%Y-%m-%d")
+        # What "now" is for the TIME column (the pane gives it the console's
+        # clock, which tests and pictures fix).
+        self.clock: Callable[[], float] = time.time
 
     # --- data in -----------------------------------------------------------
 
@@ -178,19 +182,17 @@ class EventLog(VirtualList):
         event = self._events.get(event_id)
         if event is None:
             self._want(index)
-            return [Segment(fit(f" #{event_id} …", width), DIM)]
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.at))
-        day, clock = stamp.split(" ")
-        when = f" {clock}" if day == self._today else f" {day[5:]} {clock[:5]}"
+            return [Segment(fit(f" #{event_id} …", width), palette(self).muted)]
+        colours = palette(self)
         change = f"{event.from_state or '∅'} → {event.to_state}" if event.to_state else ""
         return render_cells(
             layout_columns(COLUMNS, width, MIN_NOTE),
             {
-                "time": (when, DIM),
-                "task": (event.task_id or "—", ID_STYLE),
-                "kind": (event.kind, KIND_STYLE.get(event.kind)),
+                "time": (" " + moment(event.at, self.clock()), colours.muted),
+                "task": (event.task_id or "—", colours.ident),
+                "kind": (event.kind, colours.kind.get(event.kind)),
                 "change": (change, None),
-                "actor": (literal(event.actor), DIM),
+                "actor": (literal(event.actor), colours.muted),
                 "note": (literal(event.note or ""), None),
             },
         )

@@ -1,69 +1,88 @@
 """The Plan pane's table: every task, grouped by state (what needs the
 operator first), sorted by priority within a group.
 
-It holds the tasks it was given and updates them by id; it never reads the
-log. Keys post ``TaskCommand`` for the app to confirm and carry out; the
-Plan pane (panes/plan.py) feeds it.
+A row says what the operator needs to know about its task without opening
+it: how long it has been in its state, why it failed, what it waits for (or
+that it can never run as the plan is), and what its runs cost. The task
+list comes from the log feed; the failures, the tasks that can never run
+and the costs come from the Plan pane's workers (``set_notes``), fetched
+when they can have changed, never per render.
+
+It holds what it was given and updates it by id; it never reads the log.
+Keys post ``TaskCommand`` (or, with rows marked, ``MarkedCommand``) for the
+app to confirm and carry out; the Plan pane (panes/plan.py) feeds it.
 """
 
 from __future__ import annotations
 
 from rich.segment import Segment
-from rich.style import Style
 from textual.reactive import reactive
 
 from factory_tui.filters import plan_matches
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, NewTaskWanted, TaskCommand
-from factory_tui.model import STATE_ORDER, State, Task
+from factory_tui.model import STATE_ORDER, Failure, NeverRuns, State, Task, Totals
 from factory_tui.text import literal
-from factory_tui.widgets.styles import (
-    BLOCKED_STYLE,
-    DIM,
-    ID_STYLE,
-    STATE_HEADING_STYLE,
-    STATE_STYLE,
-    STATE_SYMBOL,
-)
+from factory_tui.times import SPAN_WIDTH, span
+from factory_tui.widgets.figures import usage_text
+from factory_tui.widgets.marks import MarkableList
+from factory_tui.widgets.styles import MARK_SYMBOL, STATE_SYMBOL, palette
 from factory_tui.widgets.virtual_list import (
     Column,
-    VirtualList,
+    Part,
+    column_width,
+    first_fitting,
     fit,
     header_text,
     layout_columns,
     render_cells,
+    span_into,
 )
 
 # Blocked-by is shown only where it explains why a task is not running.
 _WAITING = (State.QUEUED, State.HELD, State.PROPOSED)
+# The WHY column says what holds a task: what it waits for, that it can
+# never run as the plan is, or why it failed; a row with nothing there
+# gives its room to the title. Narrow, the list first drops
+# tries, then costs, priority, WHY (a failure's reason then follows the
+# title), and last how long a task has been in its state.
 COLUMNS = (
-    Column("indent", "", 1),
+    Column("mark", "", 1),
     Column("id", "ID", 6),
     Column("state", "STATE", 11),
-    Column("title", "TITLE"),
-    Column("priority", "PRI", 3, right=True, drop=1),
-    Column("blocked", "BLOCKED BY", 12, drop=2),
-    Column("attempts", "TRIES", 5, right=True, drop=3),
+    Column("age", "AGE", SPAN_WIDTH, right=True, drop=1),
+    Column("title", "TITLE", grow=3),
+    Column("why", "WHY", grow=3, least=12, drop=2),
+    Column("priority", "PRI", 3, right=True, drop=3),
+    Column("attempts", "TRIES", 5, right=True, drop=5),
+    Column("usage", "COST TOKENS", 11, right=True, drop=4),
 )
-MIN_TITLE = 24
+MIN_TITLE = 20
 
 
-class PlanTable(VirtualList):
+class PlanTable(MarkableList):
     """Tasks grouped by state under a heading each."""
 
     BINDINGS = bindings(
         "task.approve", "task.requeue", "task.cancel", "task.new", "task.hold",
-        "task.priority-up", "task.priority-down", "task.open",
+        "task.priority-up", "task.priority-down", "task.open", "task.mark", "task.clear-marks",
     )
 
     filter_text: reactive[str] = reactive("")
     """Only tasks whose id, state or title hold every word are shown."""
 
+    now: reactive[float] = reactive(0.0)
+    """The time ages count to (the pane ticks it; 0: no ages yet)."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._tasks: dict[str, Task] = {}
         self._rows: list[str | State] = []
+        self._index: dict[str, int] = {}
         self._group_sizes: dict[State, int] = {}
+        self.failures: dict[str, Failure] = {}
+        self.never_runs: dict[str, NeverRuns] = {}
+        self.usage: dict[str, Totals] = {}
         self.loaded = False
 
     # --- data in -------------------------------------------------------------
@@ -78,6 +97,24 @@ class PlanTable(VirtualList):
             self._tasks[task.id] = task
         self._rebuild()
 
+    def set_notes(
+        self,
+        *,
+        failures: dict[str, Failure] | None = None,
+        never_runs: dict[str, NeverRuns] | None = None,
+        usage: dict[str, Totals] | None = None,
+    ) -> None:
+        """What the pane's workers found out about the tasks: why the
+        failed ones failed, which can never run, what their runs cost. Each
+        given one replaces what was known."""
+        if failures is not None:
+            self.failures = failures
+        if never_runs is not None:
+            self.never_runs = never_runs
+        if usage is not None:
+            self.usage = usage
+        self.rows_changed()
+
     def task_by_id(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
@@ -90,6 +127,12 @@ class PlanTable(VirtualList):
 
     def watch_filter_text(self) -> None:
         self._rebuild()
+
+    def watch_now(self, old: float, new: float) -> None:
+        # Only the rows on screen are drawn again, and of them only those
+        # whose age reads differently (the age is in their cache key).
+        if self._rows and int(old) != int(new):
+            self.refresh()
 
     def _rebuild(self) -> None:
         kept = self._rows[self.cursor] if self._rows and self.cursor < len(self._rows) else None
@@ -109,9 +152,13 @@ class PlanTable(VirtualList):
             members.sort(key=lambda t: (-t.priority, t.seq))
             rows.extend(task.id for task in members)
         self._rows = rows
+        # (A State is a str too: headings are told apart by their type.)
+        self._index = {row: n for n, row in enumerate(rows) if not isinstance(row, State)}
         index = self.cursor
-        if kept is not None:
-            index = next((n for n, row in enumerate(rows) if row == kept), index)
+        if isinstance(kept, State):
+            index = next((n for n, row in enumerate(rows) if row is kept), index)
+        elif kept is not None:
+            index = self._index.get(kept, index)
         self.rows_changed()
         target = self.nearest_selectable(index, +1)
         if target is not None:
@@ -128,10 +175,7 @@ class PlanTable(VirtualList):
 
     def index_of(self, task_id: str) -> int | None:
         """The row showing ``task_id``, or None if it is filtered out."""
-        try:
-            return self._rows.index(task_id)
-        except ValueError:
-            return None
+        return self._index.get(task_id)
 
     def select_task(self, task_id: str) -> bool:
         index = self.index_of(task_id)
@@ -146,30 +190,84 @@ class PlanTable(VirtualList):
             if (other := self._tasks.get(dep)) is None or other.state is not State.DONE
         ]
 
+    # --- marks (widgets/marks.py) ---------------------------------------------
+
+    def task_at(self, index: int) -> str | None:
+        row = self._rows[index]
+        return None if isinstance(row, State) else row
+
+    def row_of(self, task_id: str) -> int | None:
+        return self._index.get(task_id)
+
     # --- rendering ----------------------------------------------------------
 
     @property
     def row_count(self) -> int:
         return len(self._rows)
 
+    def _layout(self, width: int):
+        return layout_columns(COLUMNS, width, MIN_TITLE)
+
     def render_header(self, width: int) -> str:
-        return header_text(layout_columns(COLUMNS, width, MIN_TITLE))
+        marks = self.marks_text()
+        if not marks:
+            return header_text(self._layout(width))
+        # The count takes the WHY column's title too: it must be read whole.
+        return header_text(span_into(self._layout(width), "title", "why"), {"title": f"TITLE · {marks} · esc unmarks"})
+
+    def _age(self, task: Task) -> str:
+        if not self.now or not task.updated_at:
+            return ""
+        return span(self.now - task.updated_at)
+
+    def _why(self, task: Task, width: int) -> Part:
+        """What holds ``task``, in the longest form that fits ``width``."""
+        colours = palette(self)
+        if task.state is State.FAILED:
+            failure = self.failures.get(task.id)
+            return (literal(failure.reason), colours.problem) if failure else ("", None)
+        if task.state not in _WAITING:
+            return ("", None)
+        never = self.never_runs.get(task.id)
+        if never is not None:
+            with_states = ", ".join(f"{task_id} {state.value}" for task_id, state in never.dead)
+            ids = ",".join(task_id for task_id, _ in never.dead)
+            texts = [f"never runs: {with_states}", f"never runs: {ids}", f"never: {ids}"]
+            return (first_fitting(texts, width), colours.problem)
+        blocked = ",".join(self.blocked_by(task))
+        if not blocked:
+            return ("", None)
+        # One wording on every row, short enough for a narrow column: it
+        # runs after these.
+        return (f"after {blocked}", colours.blocked)
 
     def render_row(self, index: int, width: int) -> list[Segment]:
         row = self._rows[index]
+        colours = palette(self)
         if isinstance(row, State):
             return self._render_heading(row, width)
         task = self._tasks[row]
-        blocked = ",".join(self.blocked_by(task)) if task.state in _WAITING else ""
+        layout = self._layout(width)
+        why = self._why(task, column_width(layout, "why"))
+        title: list[Part] = [(literal(task.title), None)]
+        if not why[0]:
+            # Nothing holds it: its title has the WHY column's room too.
+            layout = span_into(layout, "title", "why")
+        elif task.state is State.FAILED and not column_width(layout, "why"):
+            title.append(("  " + why[0], why[1]))
+        usage = usage_text(self.usage.get(task.id))
         return render_cells(
-            layout_columns(COLUMNS, width, MIN_TITLE),
+            layout,
             {
-                "id": (task.id, ID_STYLE),
-                "state": (f"{STATE_SYMBOL[task.state]} {task.state.value}", STATE_STYLE[task.state]),
-                "title": (literal(task.title), None),
-                "priority": (str(task.priority), None) if task.priority else ("·", DIM),
-                "blocked": (blocked, BLOCKED_STYLE),
-                "attempts": (str(task.attempts), None) if task.attempts else ("·", DIM),
+                "mark": (MARK_SYMBOL, colours.mark) if task.id in self.marked else ("", None),
+                "id": (task.id, colours.ident),
+                "state": (f"{STATE_SYMBOL[task.state]} {task.state.value}", colours.state[task.state]),
+                "age": (self._age(task), colours.muted),
+                "title": title,
+                "priority": (str(task.priority), None) if task.priority else ("·", colours.muted),
+                "why": why,
+                "attempts": (str(task.attempts), None) if task.attempts else ("·", colours.muted),
+                "usage": (usage, None) if usage else ("·", colours.muted),
             },
         )
 
@@ -184,26 +282,49 @@ class PlanTable(VirtualList):
         return not isinstance(self._rows[index], State)
 
     def _render_heading(self, state: State, width: int) -> list[Segment]:
+        colours = palette(self)
         label = f"{STATE_SYMBOL[state]} {state.value.upper()} · {self._group_sizes.get(state, 0)} "
-        style: Style = STATE_HEADING_STYLE[state]
-        return [Segment(fit(label, min(width, len(label))), style),
-                Segment("─" * max(0, width - len(label)), DIM)]
+        return [Segment(fit(label, min(width, len(label))), colours.heading[state]),
+                Segment("─" * max(0, width - len(label)), colours.muted)]
 
     def row_cache_key(self, index: int):
         row = self._rows[index]
         if isinstance(row, State):
             return ("heading", row, self._group_sizes.get(row))
         task = self._tasks[row]
-        return (row, task.state, task.priority, task.attempts, task.title, tuple(self.blocked_by(task)))
+        failure = self.failures.get(row)
+        never = self.never_runs.get(row)
+        usage = self.usage.get(row)
+        return (
+            row, task.state, task.priority, task.attempts, task.title, tuple(self.blocked_by(task)),
+            row in self.marked, self._age(task), failure.reason if failure else None,
+            never.dead if never else None, usage_text(usage),
+        )
 
     # --- keys ------------------------------------------------------------------
 
     def action_command(self, command: str) -> None:
+        wanted = Command(command)
+        if self.command_for_marked(wanted):
+            return
         task = self.selected_task
         if task is None:
             self.notify("Move the cursor to a task first.", severity="warning", timeout=3)
             return
-        self.post_message(TaskCommand(task.id, Command(command)))
+        self.post_message(TaskCommand(task.id, wanted))
+        if wanted is Command.APPROVE and task.state is State.REVIEW:
+            self._to_next_review(task.id)
+
+    def _to_next_review(self, approved: str) -> None:
+        """After approving a task in review, the cursor goes on to the next
+        one (the next row of the group, else its first row), so that a run
+        of reviews is a run of keystrokes."""
+        reviews = [row for row in self._rows if not isinstance(row, State) and row != approved
+                   and self._tasks[row].state is State.REVIEW]
+        if not reviews:
+            return
+        after = [row for row in reviews if self._index[row] > self.cursor]
+        self.cursor = self._index[(after or reviews)[0]]
 
     def on_double_click(self) -> None:
         self.action_command(Command.OPEN)

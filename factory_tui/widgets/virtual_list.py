@@ -9,7 +9,7 @@ rows on screen, not the rows in the list.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -18,12 +18,14 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.cache import LRUCache
+from textual.color import Color
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from factory_tui.keys import bindings
+from factory_tui.widgets.styles import contrast
 
 
 def fit(text: str, width: int, *, right: bool = False) -> str:
@@ -40,48 +42,155 @@ def fit(text: str, width: int, *, right: bool = False) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A column of a list: a fixed ``width``, or 0 for the one that takes
-    what is left. When the list is narrow, columns with the highest ``drop``
-    go first (0: never dropped)."""
+    """A column of a list: a fixed ``width``, or 0 for one that takes a
+    share (``grow``) of what is left, at least ``least`` cells (the first
+    such column: at least the list's ``min_flex``). When the list is
+    narrow, columns with the highest ``drop`` go first (0: never dropped)."""
 
     name: str
     title: str
     width: int = 0
     right: bool = False
     drop: int = 0
+    grow: int = 1
+    least: int = 0
 
 
 @lru_cache(maxsize=64)
 def layout_columns(columns: tuple[Column, ...], width: int, min_flex: int) -> tuple[tuple[Column, int], ...]:
     """The columns that fit in ``width`` with their widths (a space between
-    each), dropping optional ones until the flexible column has ``min_flex``."""
+    each), dropping optional ones until every flexible column has its
+    least (the first one ``min_flex``); what is left over is shared by the
+    flexible columns by their ``grow``."""
+    first_flex = next((c for c in columns if not c.width), None)
+
+    def least(column: Column) -> int:
+        return min_flex if column is first_flex else column.least
+
     shown = list(columns)
     while True:
         fixed = sum(c.width for c in shown) + len(shown) - 1
+        flexible = [c for c in shown if not c.width]
         flex = width - fixed
         droppable = [c for c in shown if c.drop]
-        if flex >= min_flex or not droppable:
+        if flex >= sum(least(c) for c in flexible) or not droppable:
             break
         shown.remove(max(droppable, key=lambda c: c.drop))
-    return tuple((c, c.width or max(1, flex)) for c in shown)
+    widths: dict[Column, int] = {}
+    spare = flex - sum(least(c) for c in flexible)
+    grown = sum(c.grow for c in flexible)
+    for n, column in enumerate(flexible):
+        if spare < 0:
+            share = 0
+        elif n == len(flexible) - 1:
+            share = spare - sum(widths[c] - least(c) for c in flexible[:-1])  # the rest: no cell lost to rounding
+        else:
+            share = spare * column.grow // grown
+        widths[column] = max(1, least(column) + share) if spare >= 0 else max(1, flex if n == 0 else 1)
+    return tuple((c, c.width or widths[c]) for c in shown)
+
+
+Part = tuple[str, Style | None]
+# A cell is one (text, style), or several drawn one after the other (a
+# title, then why its task failed).
+Cell = Part | list[Part]
+
+
+def fit_parts(parts: Sequence[Part], width: int, *, right: bool = False) -> list[Segment]:
+    """Styled ``parts`` in exactly ``width`` cells: padded, or cut with an
+    ellipsis where they run out of room."""
+    if width <= 0:
+        return []
+    total = sum(cell_len(text) for text, _ in parts)
+    if total <= width:
+        segments = [Segment(text, style) for text, style in parts if text]
+        pad = Segment(" " * (width - total))
+        return [pad, *segments] if right else [*segments, pad]
+    segments = []
+    room = width
+    for text, style in parts:
+        length = cell_len(text)
+        if length < room:
+            segments.append(Segment(text, style))
+            room -= length
+            continue
+        # This part reaches the edge with more to come: cut it, ending in
+        # the ellipsis.
+        segments.append(Segment(set_cell_size(text, room - 1) + "…", style))
+        break
+    return segments
 
 
 def render_cells(
     layout: Sequence[tuple[Column, int]],
-    cells: Mapping[str, tuple[str, Style | None]],
+    cells: Mapping[str, Cell],
 ) -> list[Segment]:
-    """A row's segments: each column's (text, style), fitted to the layout."""
+    """A row's segments: each column's cell, fitted to the layout."""
     segments: list[Segment] = []
     for n, (column, width) in enumerate(layout):
         if n:
             segments.append(Segment(" "))
-        text, style = cells.get(column.name, ("", None))
-        segments.append(Segment(fit(text, width, right=column.right), style))
+        cell = cells.get(column.name, ("", None))
+        if isinstance(cell, list):
+            segments.extend(fit_parts(cell, width, right=column.right))
+        else:
+            text, style = cell
+            segments.append(Segment(fit(text, width, right=column.right), style))
     return segments
 
 
-def header_text(layout: Sequence[tuple[Column, int]]) -> str:
-    return " ".join(fit(column.title, width, right=column.right) for column, width in layout)
+def first_fitting(texts: Sequence[str], width: int) -> str:
+    """The first of ``texts`` (longest first) that fits ``width`` cells,
+    else the last, to be cut."""
+    for text in texts:
+        if cell_len(text) <= width:
+            return text
+    return texts[-1] if texts else ""
+
+
+def span_into(layout: tuple[tuple[Column, int], ...], into: str, spanned: str) -> tuple[tuple[Column, int], ...]:
+    """``layout`` with the column ``spanned`` given over to the column just
+    before it, ``into`` (a row with nothing to say there)."""
+    names = [column.name for column, _ in layout]
+    if into not in names or spanned not in names or names.index(spanned) != names.index(into) + 1:
+        return layout
+    at = names.index(into)
+    merged = (layout[at][0], layout[at][1] + 1 + layout[at + 1][1])
+    return (*layout[:at], merged, *layout[at + 2:])
+
+
+def column_width(layout: Sequence[tuple[Column, int]], name: str) -> int:
+    """How wide the column ``name`` is in ``layout`` (0: not shown)."""
+    return next((width for column, width in layout if column.name == name), 0)
+
+
+def header_text(layout: Sequence[tuple[Column, int]], titles: Mapping[str, str] | None = None) -> str:
+    """The column titles, fitted; ``titles`` replaces some (a count)."""
+    titles = titles or {}
+    return " ".join(fit(titles.get(column.name, column.title), width, right=column.right) for column, width in layout)
+
+
+# Below this contrast a coloured cell on the cursor's background takes the
+# cursor's own text colour (a dark colour of a light theme on its dark
+# cursor bar).
+CURSOR_CONTRAST = 3.0
+
+
+def readable_on(segments: Iterable[Segment], cursor: Style) -> list[Segment]:
+    """``segments`` with every colour that would not read on the cursor's
+    background replaced by the cursor's text colour."""
+    if cursor.bgcolor is None or cursor.color is None:
+        return list(segments)
+    background = Color.from_rich_color(cursor.bgcolor)
+    text_colour = Style(color=cursor.color)
+    out = []
+    for segment in segments:
+        style = segment.style
+        if style is not None and style.color is not None and style.color.triplet is not None:
+            if contrast(Color.from_rich_color(style.color), background) < CURSOR_CONTRAST:
+                segment = Segment(segment.text, style + text_colour)
+        out.append(segment)
+    return out
 
 
 class VirtualList(ScrollView, can_focus=True):
@@ -195,7 +304,7 @@ class VirtualList(ScrollView, can_focus=True):
                 cursor_style = self.get_component_rich_style(
                     "virtual-list--cursor" if self.has_focus else "virtual-list--cursor-blurred"
                 )
-                strip = strip.apply_style(cursor_style)
+                strip = Strip(readable_on(strip, cursor_style), strip.cell_length).apply_style(cursor_style)
             strip = strip.apply_style(base)
             if row_key is not None:
                 self._cache[key] = strip
