@@ -19,6 +19,7 @@ import gc
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -31,10 +32,12 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from factory_tui.actions import TaskActions
 from factory_tui.actors import actor_name
+from factory_tui.attention import Need, Notice, notices, window_title
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.feed import LogFeed
 from factory_tui.backends.session import FactorySession
 from factory_tui.commands import FactoryCommands
+from factory_tui.config import ConsoleConfig
 from factory_tui.engine_host import EngineHost
 from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
@@ -65,7 +68,8 @@ POLL_SECONDS = 0.1
 class FactoryApp(App[None]):
     """The console over one base."""
 
-    CSS_PATH = "app.tcss"
+    # A path of its own: a subclass elsewhere (a test's) finds the same file.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "factory"
     COMMANDS = App.COMMANDS | {FactoryCommands}
 
@@ -105,6 +109,8 @@ class FactoryApp(App[None]):
         self.poll_seconds = poll_seconds
         self.actor = actor_name("console")
         self.plan_ready = False
+        # What the terminal's title was last set to ("": not yet).
+        self.window_title = ""
         self.actions = TaskActions(self)
         self.header = FactoryHeader(id="header")
         # The panes by number, made once: the dashboard's widgets are needed
@@ -173,7 +179,7 @@ class FactoryApp(App[None]):
     # --- start and end --------------------------------------------------------------
 
     def on_mount(self) -> None:
-        keymap = getattr(getattr(self.session.config, "console", None), "keymap", None)
+        keymap = self._console_config.keymap
         if keymap:
             self.set_keymap(dict(keymap))
         self.plan.focus()
@@ -243,10 +249,12 @@ class FactoryApp(App[None]):
     @on(LogChanged)
     def _log_changed(self, message: LogChanged) -> None:
         changes = message.changes
+        before = {task.id: known.state for task in changes.tasks if (known := self.task_by_id(task.id))}
         for listener in self._listeners():
             listener.log_changed(changes)
         if changes.tasks:
             self._update_counts()
+            self._say_what_needs_you(notices(before, changes.tasks, self.all_tasks()))
         screen = self.top_screen
         if isinstance(screen, TaskScreen) and any(e.task_id == screen.task_id for e in changes.events):
             self.actions.load_detail(screen)
@@ -256,6 +264,35 @@ class FactoryApp(App[None]):
         for task in self.plan.tasks.values():
             counts[task.state] += 1
         self.header.counts = counts
+        if self._console_config.title:
+            self._set_window_title(window_title(self.session.config.name, counts[State.REVIEW]))
+
+    # --- what needs the operator ----------------------------------------------------
+
+    @property
+    def _console_config(self) -> ConsoleConfig:
+        return self.session.config.console
+
+    def _say_what_needs_you(self, found: list[Notice]) -> None:
+        """A notification each, and the bell once, as [console] allows."""
+        if not found:
+            return
+        config = self._console_config
+        if config.notify:
+            for notice in found:
+                severity = "information" if notice.need is Need.REVIEW else "warning"
+                self.notify(literal(notice.text), severity=severity, timeout=6, markup=False)
+        if config.bell:
+            self.bell()
+
+    def _set_window_title(self, title: str) -> None:
+        """The terminal window's title (OSC 2), where there is a terminal."""
+        if title == self.window_title:
+            return
+        self.window_title = title
+        driver = self._driver
+        if driver is not None and not driver.is_headless:
+            driver.write(f"\x1b]2;{literal(title)}\x07")
 
     # --- routing -------------------------------------------------------------------
 
@@ -433,4 +470,17 @@ class FactoryApp(App[None]):
             title = f"{pane.number} {pane.title}"
         else:
             title = "console"
-        self.push_screen(HelpScreen(title, self.screen.active_bindings))
+        self.push_screen(HelpScreen(title, self.screen.active_bindings, note=self._engine_note()))
+
+    def _engine_note(self) -> str:
+        """Where no engine runs, how to start one (tasks shown running are
+        then waiting for an engine to take them over)."""
+        if self.engine.mode != "none":
+            return ""
+        running = sum(1 for task in self.all_tasks() if task.state is State.RUNNING)
+        if running == 1:
+            waiting = "1 task shown running waits for one. "
+        else:
+            waiting = f"{running} tasks shown running wait for one. " if running else ""
+        return (f"No engine runs on this base: {waiting}Start one with `factory run` in a terminal, "
+                "or ctrl+p → engine: start in the console.")

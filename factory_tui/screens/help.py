@@ -50,10 +50,12 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]  # a dialog's own
 
-    def __init__(self, title: str, bindings: dict[str, ActiveBinding]) -> None:
+    def __init__(self, title: str, bindings: dict[str, ActiveBinding], *, note: str = "") -> None:
         super().__init__(classes="dialog-screen")
         self.help_title = title
         self.bindings = bindings
+        # A word about the state of things (no engine running, say).
+        self.note = note
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -68,6 +70,8 @@ class HelpScreen(ModalScreen[None]):
         table.add_row(Text("ctrl+p", style="bold"), "Command palette", Text("every action by name", style="dim"))
         with Vertical(classes="dialog help"):
             yield Static(f"Keys: {self.help_title}", classes="dialog-title", markup=False)
+            if self.note:
+                yield Static(self.note, classes="dialog-detail help-note", markup=False)
             with VerticalScroll():
                 yield Static(table)
             yield Static("esc closes this help", classes="dialog-detail", markup=False)
