@@ -166,6 +166,14 @@ class TaskActions:
                 done()
             self._run(apply_each, [(task.id, action) for task, action in wanted], note)
 
+        def noted(note: str | None) -> None:
+            if note is not None:
+                go(note.strip() or None)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                go(None)
+
         if command is Command.REQUEUE:
             app.push_screen(
                 NoteDialog(
@@ -174,7 +182,7 @@ class TaskActions:
                     placeholder="What to do differently…",
                     submit=f"Re-queue {count}",
                 ),
-                lambda note: note is not None and go(note.strip() or None),
+                noted,
             )
         elif command is Command.CANCEL:
             running = [task.id for task, _ in wanted if task.state is State.RUNNING]
@@ -187,7 +195,7 @@ class TaskActions:
             detail = " ".join([*parts, "r re-queues a task."])
             app.push_screen(
                 ConfirmDialog(f"Cancel {count}: {ids}?", detail, yes=f"Cancel {count}"),
-                lambda yes: yes and go(None),
+                answered,
             )
         else:
             go(None)

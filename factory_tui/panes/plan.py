@@ -9,8 +9,8 @@ what only the Plan offers. Its task keys (approve, re-queue …) post
 Why failed tasks failed, which waiting tasks can never run, and what runs
 cost are read through the session in workers, each only when the feed
 shows it may have changed: failures when a task fails or stops being
-failed, never-runs when a task changes state or a dependency changes, costs
-when a run ends. The costs' totals (today, and the base's) go to the
+failed, never-runs when a task is cancelled or fails (or comes back) or a
+dependency changes, costs when a run ends. The costs' totals (today, and the base's) go to the
 header too.
 """
 
@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from factory_tui.context import console
-from factory_tui.model import Failure, NeverRuns, State, Task, Usage
+from factory_tui.model import DEAD_STATES, Failure, NeverRuns, State, Task, Usage
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import NewTaskDialog
@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes, Snapshot
 
 # Events after which a task may never run, or run again: its dependencies
-# changed. (A state change is seen in the tasks themselves.)
-DEPENDENCY_KINDS = frozenset({"created", "depends", "undepends"})
+# changed. (Tasks dying or coming back are seen in the tasks themselves; a
+# task leaving the waiting states needs nothing: only waiting rows say it.)
+DEPENDENCY_KINDS = frozenset({"depends", "undepends"})
 # The ends of runs: their data holds what the run cost.
 RUN_END_KINDS = frozenset({"finished", "failed"})
 
@@ -66,24 +67,32 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
 
     def log_loaded(self, snapshot: Snapshot) -> None:
         self.load(snapshot.tasks)
+        # After the first frame: the rows are worth seeing before their notes.
+        self.call_after_refresh(self._fetch_notes)
+
+    def _fetch_notes(self) -> None:
         self.fetch_failures()
         self.fetch_never_runs()
         self.fetch_usage()
 
     def log_changed(self, changes: Changes) -> None:
-        states_moved = failed_moved = False
+        failed_moved = dead_moved = False
         for task in changes.tasks:
             before = self.task_by_id(task.id)
-            if before is None or before.state is not task.state:
-                states_moved = True
-                if State.FAILED in (task.state, None if before is None else before.state):
-                    failed_moved = True
+            if before is None:
+                moved = {task.state}
+            else:
+                moved = set() if before.state is task.state else {before.state, task.state}
+            failed_moved |= State.FAILED in moved
+            # A task that dies (or comes back) changes what waits for it; a
+            # new task only if it waits for others.
+            dead_moved |= bool(moved & DEAD_STATES) or (before is None and bool(task.depends_on))
         kinds = {event.kind for event in changes.events}
         if changes.tasks:
             self.update_tasks(changes.tasks)
         if failed_moved:
             self.fetch_failures()
-        if states_moved or kinds & DEPENDENCY_KINDS:
+        if dead_moved or kinds & DEPENDENCY_KINDS:
             self.fetch_never_runs()
         if kinds & RUN_END_KINDS:
             self.fetch_usage()

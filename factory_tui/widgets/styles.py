@@ -229,16 +229,14 @@ def _palette(variables: dict[str, str]) -> Palette:
     )
 
 
-_PALETTES: dict[tuple[str, int], Palette] = {}
+_PALETTES: dict[str, Palette] = {}
 
 
 def palette(node: DOMNode) -> Palette:
     """The colours for ``node``'s app under its current theme (made once
-    per theme)."""
+    per theme name: rows ask for it as they are drawn)."""
     app = node.app
-    theme = app.current_theme
-    key = (theme.name, id(theme))
-    found = _PALETTES.get(key)
+    found = _PALETTES.get(app.theme)
     if found is None:
-        found = _PALETTES[key] = _palette(app.get_css_variables())
+        found = _PALETTES[app.theme] = _palette(app.get_css_variables())
     return found
