@@ -17,6 +17,7 @@ from textual import on, work
 from textual.message import Message
 
 from factory_tui.context import console
+from factory_tui.errors import FactoryError
 from factory_tui.messages import WorktreesChanged
 from factory_tui.model import State, Task, WorktreeReport, WorktreeStatus, worktree_status
 from factory_tui.panes.bulk import ActsOnMarked
@@ -84,10 +85,14 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         check = getattr(session.worktrees, "merge_check", None)
         if check is None:
             return {}
-        return {
-            row.task_id: check(row.task_id) for row in rows
-            if row.task_id and row.status is WorktreeStatus.REVIEW
-        }
+        found: dict[str, MergeLook] = {}
+        for row in rows:
+            if row.task_id and row.status is WorktreeStatus.REVIEW:
+                try:
+                    found[row.task_id] = check(row.task_id)
+                except FactoryError:
+                    pass  # one branch git cannot read must not lose the whole scan
+        return found
 
     @on(Scanned)
     def _scanned(self, message: Scanned) -> None:
