@@ -171,8 +171,13 @@ async def test_stop_an_agent_with_x_in_the_worktrees_pane(demo_base, slow_agents
         )
         await pilot.press("2")
         table = app.worktree_table
-        while table.selected_row.task_id != "T-6":
-            await pilot.press("j")
+        # Down, then up: the rows may have moved around the cursor (a
+        # bounded walk, so that a row out of reach fails instead of hanging).
+        for key in ["j"] * len(table.rows) + ["k"] * len(table.rows):
+            if table.selected_row.task_id == "T-6":
+                break
+            await pilot.press(key)
+        assert table.selected_row.task_id == "T-6", [row.task_id for row in table.rows]
         # x cancels, as in the Plan; k moves up, as in every list.
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
