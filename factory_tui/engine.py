@@ -412,7 +412,8 @@ class Engine:
         # Claims still waiting for a task's last run to end never started.
         for claim in list(self._waiting.values()):
             try:
-                await self._log(self.log.release, claim.token, note="the engine stopped before this run began")
+                await self._log(self.log.release, claim.token, note="the engine stopped before this run began",
+                                data={"run_started": False})
             except (LeaseLost, LogError):
                 pass
         self._waiting.clear()
@@ -552,6 +553,17 @@ class Engine:
 
     def _prompt_for(self, task: Task, attempt: int) -> str:
         full = self.log.get_task(task.id)
+        # What ended the run before this one: an engine that stopped it
+        # (its attempt given back) or died (its lease expired) is said as
+        # such, never as the operator sending the task back.
+        ends = self.log.events(task_id=task.id, kinds=RUN_BOUNDARIES, last=2)
+        interrupted = None
+        if len(ends) == 2 and ends[1].kind == "claimed":
+            previous = ends[0]
+            if previous.kind == "expired" or (
+                previous.kind == "stopped" and previous.data.get("run_started", True)
+            ):
+                interrupted = previous.kind
         outcomes = []
         for dep in self.log.get_tasks(full.depends_on):
             finished = self.log.events(task_id=dep.id, kinds=["finished"], last=1)
@@ -566,6 +578,7 @@ class Engine:
             dependencies=outcomes,
             feedback=full.feedback,
             documents=self._living_documents(),
+            interrupted=interrupted,
         )
 
     def _living_documents(self) -> list[tuple[str, str]]:
@@ -739,11 +752,16 @@ class Engine:
             return False
 
     async def _give_back(self, job: Job, note: str) -> None:
-        """The run's task back to the queue (the engine is stopping)."""
+        """The run's task back to the queue (the engine is stopping): the
+        run does not count as an attempt, and its folder is set aside for
+        the next run of the same attempt."""
         try:
-            await self._log(self.log.release, job.token, note=note)
+            await self._log(self.log.release, job.token, note=note,
+                            data={"run_started": job.run is not None})
         except (LeaseLost, LogError) as error:
             self._report(f"{job.task_id}: {error}")
+            return
+        await self._call(_set_aside, job.run_dir)
 
     async def _abandon(self, job: Job, note: str) -> None:
         """Stop the run, commit what it left (where git still can) and give
@@ -790,7 +808,9 @@ class Engine:
             run = await self._call(AgentRun.adopt, run_dir) if record and record.get("token") == token else None
             if run is not None and (run.exit_code() is not None or await self._call(run.supervisor_alive)):
                 try:
-                    await self._log(self.log.heartbeat, token, lease_seconds=self.lease_seconds)
+                    # Renewed in this engine's name: the run's later events
+                    # are ours, and an `adopted` event says who it was.
+                    await self._log(self.log.adopt, token, self.worker, lease_seconds=self.lease_seconds)
                 except LeaseLost:
                     continue
                 job = Job(task=task, token=token, attempt=task.attempts, run_dir=run_dir,
@@ -813,10 +833,13 @@ class Engine:
                 self._report(f"{task.id}: its supervisor was gone; what its run left was stopped")
             await self._save_work(task.id, f"factory: work left when {task.id}'s agent was lost")
             try:
-                await self._log(self.log.release, token, note="its agent was gone when the engine started; work committed")
+                await self._log(self.log.release, token, note="its agent was gone when the engine started; work committed",
+                                data={"run_started": run_dir.is_dir()})
                 self._report(f"{task.id}: agent gone, back to queued")
             except LeaseLost:
                 pass
+            else:
+                await self._call(_set_aside, run_dir)
         await self._call(self._stop_strays, adopted_dirs)
         for task_id in await self._log(self.log.reap_expired, actor=self.worker, keep=self._own_tokens()):
             self._report(f"{task_id}: lease expired, back to queued")
@@ -981,6 +1004,29 @@ class Engine:
             self._on_status(self.status())
         except Exception:  # the host's callback must not stop the engine
             pass
+
+
+# The events that begin or end a run, or send a task back: the one before a
+# claim says how the run before it ended.
+RUN_BOUNDARIES = ("claimed", "stopped", "expired", "finished", "failed", "requeued",
+                  "cancelled", "approved", "released", "held")
+
+
+def _set_aside(run_dir: Path) -> None:
+    """A run that did not count (the engine stopped it, or found it gone):
+    its folder is kept as ``<attempt>.stopped`` (``.stopped-2`` …), so that
+    the next run of the same attempt gets a folder of its own."""
+    if not run_dir.is_dir():
+        return
+    for n in range(1, 1000):
+        aside = run_dir.with_name(f"{run_dir.name}.stopped" + (f"-{n}" if n > 1 else ""))
+        if aside.exists():
+            continue
+        try:
+            run_dir.rename(aside)
+        except OSError:
+            pass  # a read-only disk: the next run sets it aside (_prepare_run_dir)
+        return
 
 
 def _lease_from_environment() -> float:

@@ -38,6 +38,7 @@ from factory_tui.errors import (
 )
 from factory_tui.model import (
     CREATABLE_STATES,
+    KIND_ADOPTED,
     EVENT_KIND,
     KIND_CREATED,
     KIND_DEPENDS,
@@ -1056,12 +1057,16 @@ class ExecutionLog:
 
     def release(self, token: str, *, note: str | None = None, data: dict | None = None) -> Task:
         """The engine gives a running task back to the queue (it is shutting
-        down and stopped the agent; the work is committed)."""
+        down and stopped the agent; the work is committed). The run does
+        not count as an attempt: the claim's attempt is given back, so the
+        next run is the same attempt again (and its prompt says that the run
+        before it was interrupted)."""
         task_id = task_of_token(token)
         now = self._clock()
         with self._write() as conn:
             row = conn.execute(
-                "UPDATE tasks SET state = 'queued', updated_at = ?, lease_token = NULL "
+                "UPDATE tasks SET state = 'queued', updated_at = ?, lease_token = NULL, "
+                "attempts = max(attempts - 1, 0) "
                 f"WHERE seq = ? AND lease_token = ? AND state = 'running' RETURNING {TASK_COLUMNS}, lease_worker",
                 (now, task_seq(task_id), token),
             ).fetchone()
@@ -1070,6 +1075,34 @@ class ExecutionLog:
             self._event(
                 conn, now, task_id, EVENT_KIND[Action.STOP], row[EXTRA], "running", "queued",
                 note, {"lease": token, **(data or {})},
+            )
+        return task_from_row(row)
+
+    def adopt(self, token: str, worker: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Task:
+        """``worker`` (an engine starting up) takes over the live run that
+        ``token`` is the lease of, left by another engine: the lease is
+        renewed in its name, so that the run's later events (progress, its
+        end) carry it, and an ``adopted`` event names the old and the new
+        engine. LeaseLost if the lease is gone; nothing changes then."""
+        task_id = task_of_token(token)
+        now = self._clock()
+        with self._write() as conn:
+            before = conn.execute(
+                "SELECT lease_worker FROM tasks WHERE seq = ? AND lease_token = ? AND state = 'running'",
+                (task_seq(task_id), token),
+            ).fetchone()
+            if before is None:
+                raise self._lease_lost(conn, task_id, token)
+            row = conn.execute(
+                "UPDATE tasks SET lease_worker = ?, lease_expires = ? WHERE seq = ? "
+                f"RETURNING {TASK_COLUMNS}",
+                (worker, now + lease_seconds, task_seq(task_id)),
+            ).fetchone()
+            old = before[0]
+            self._event(
+                conn, now, task_id, KIND_ADOPTED, worker,
+                note=f"{worker} took over the run from {old or 'an unknown engine'}",
+                data={"lease": token, "from": old, "to": worker},
             )
         return task_from_row(row)
 

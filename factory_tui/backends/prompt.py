@@ -1,8 +1,9 @@
 """The prompt an agent gets for one run of a task.
 
-This module owns the prompt's text: the task (heading and body), what the
-tasks it depends on produced, the operator's feedback on a re-queue, the
-living documents, and how to work in a factory worktree. It is pure: the
+This module owns the prompt's text: the task (heading and body), how the
+run before ended when an engine interrupted it, what the tasks it depends on
+produced, the operator's feedback on a re-queue, the living documents, and
+how to work in a factory worktree. It is pure: the
 engine gathers the inputs from the log and the artifacts folder and writes the
 result to the run folder; the same inputs always give the same text.
 
@@ -56,20 +57,26 @@ def assemble_prompt(
     dependencies: list[DependencyOutcome],
     feedback: str | None,
     documents: list[tuple[str, str]],
+    interrupted: str | None = None,
 ) -> str:
     """The markdown prompt for ``attempt`` (1 for the first run) of ``task``,
     worked on in a worktree on ``branch``. ``documents`` are the living
-    documents as (name, content), in the order they should appear."""
+    documents as (name, content), in the order they should appear.
+    ``interrupted``: how the run before this one ended when it was not the
+    agent's doing: ``"stopped"`` (its engine was stopped; the attempt was
+    given back, so this run is the same attempt again) or ``"expired"``
+    (its engine died)."""
     sections = [
         _heading(task),
         _body(task),
+        _interrupted(interrupted),
         _dependencies(dependencies),
         _feedback(feedback, attempt),
         None,  # the documents: sized last, from what the rest leaves
-        _how_to_work(task, attempt=attempt, branch=branch),
+        _how_to_work(task, attempt=attempt, branch=branch, interrupted=interrupted is not None),
     ]
     used = sum(utf8_len(part) + 2 for part in sections if part)
-    sections[4] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
+    sections[5] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
     return "\n\n".join(part for part in sections if part) + "\n"
 
 
@@ -94,6 +101,21 @@ def _body(task: Task) -> str:
     if was_cut:
         shown += "\n\n" + _cut_note("the task's description", shown, body)
     return shown
+
+
+def _interrupted(how: str | None) -> str | None:
+    if how is None:
+        return None
+    why = {
+        "stopped": "the engine running it was stopped",
+        "expired": "the engine running it ended without finishing it",
+    }.get(how, "it was cut short")
+    return (
+        "## The previous run was interrupted\n\n"
+        f"The run before this one did not finish: {why}, not because of anything "
+        "in the work. What it did is committed on this branch: read `git log` and "
+        "`git show` to see how far it got, and carry on from there."
+    )
 
 
 def _dependencies(dependencies: list[DependencyOutcome]) -> str | None:
@@ -209,7 +231,7 @@ def _document_block(name: str, content: str, fence: str) -> str:
     return f"### {name}\n\n{fence}{info}\n{body}{fence}"
 
 
-def _how_to_work(task: Task, *, attempt: int, branch: str) -> str:
+def _how_to_work(task: Task, *, attempt: int, branch: str, interrupted: bool = False) -> str:
     lines = [
         "## How to work here",
         "",
@@ -239,6 +261,12 @@ def _how_to_work(task: Task, *, attempt: int, branch: str) -> str:
             3,
             f"- This is attempt {attempt}: the branch already holds the work of "
             "earlier attempts. Read `git log` before you start.",
+        )
+    elif interrupted:
+        lines.insert(
+            3,
+            "- The branch already holds the work of the interrupted run. Read "
+            "`git log` before you start.",
         )
     return "\n".join(lines)
 
