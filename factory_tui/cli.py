@@ -589,23 +589,35 @@ def plan_import(ctx: Context, file: str, state: str, as_json: bool) -> None:
         source = _display_name(Path(file).name)
     caller = ctx.caller
     proposer = None if agent_may_queue(caller, ctx.agent_may) else caller.actor
-    tasks = import_plan(
+    result = import_plan(
         ctx.log, text, source=source, actor=caller.actor, state=State(state), proposer=proposer,
     )
     if as_json:
-        click.echo(dumps_json([task.to_json() for task in tasks]))
+        click.echo(dumps_json(result.to_json()))
+        return
+    tasks, skipped = result.tasks, result.skipped
+    skipped_text = ""
+    if skipped:
+        skipped_text = f"; {len(skipped)} already imported, skipped"
+    if not tasks:
+        ids = [item.task_id for item in skipped]
+        span = ids[0] if len(ids) == 1 else f"{ids[0]}…{ids[-1]}"
+        click.echo(
+            f"Nothing to import: {'the item was' if len(ids) == 1 else f'all {len(ids)} items were'} "
+            f"imported before ({span}), skipped."
+        )
         return
     done = sum(task.state is State.DONE for task in tasks)
     span = tasks[0].id if len(tasks) == 1 else f"{tasks[0].id}…{tasks[-1].id}"
     if proposer is not None:
         click.echo(
             f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), all "
-            f"proposed: {AGENT_PROPOSES}."
+            f"proposed: {AGENT_PROPOSES}{skipped_text}."
         )
         return
     click.echo(
         f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), "
-        f"{done} of them done."
+        f"{done} of them done{skipped_text}."
     )
 
 

@@ -454,6 +454,15 @@ class ExecutionLog:
                 conn, [task_from_row(row, row[EXTRA]) for row in rows]
             )
 
+    def titles_from(self, source: str) -> list[tuple[str, str]]:
+        """(id, title) of every task whose source is ``source`` (say,
+        ``import:plan.md``), oldest first: what an import made before."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT seq, title FROM tasks WHERE source = ? ORDER BY seq", (source,)
+            ).fetchall()
+        return [(f"T-{seq}", title) for seq, title in rows]
+
     def dependents(self, task_id: str) -> list[Task]:
         """The tasks that depend on ``task_id``."""
         with self._read() as conn:
