@@ -512,10 +512,12 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     failure = ctx.log.failure(task_id) if task.state is State.FAILED else None
     stuck = ctx.log.never_runs([task_id]).get(task_id)
     usage = ctx.log.usage(task_ids=[task_id], per_task=False).total
+    merge = _merge_check(ctx, task)
     if as_json:
         data = task.to_json()
         data["dependents"] = [t.id for t in dependents]
         data["usage"] = usage.to_json()
+        data["merge_check"] = merge.to_json() if merge else None
         data["failure"] = failure.to_json() if failure else None
         data["never_runs"] = stuck.to_json() if stuck else None
         data["events"] = [e.to_json() for e in events]
@@ -530,6 +532,8 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
         click.echo(f"failed:     {literal(failure.reason)}")
     if usage.runs:
         click.echo(f"cost:       {usage.text}")
+    if merge is not None:
+        click.echo(f"into {literal(ctx.base.config().base_branch)}:  {literal(merge.text)}")
     if task.depends_on:
         deps = ", ".join(
             f"{d}{' (blocking)' if d in task.blocked_by else ''}" for d in task.depends_on
@@ -550,6 +554,18 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     click.echo()
     for event in events:
         click.echo(format_event(event, with_task=False))
+
+
+def _merge_check(ctx: Context, task):
+    """For a task in review or failed with a branch: whether it would merge
+    cleanly into the base branch now (a dry run), else None."""
+    from factory_tui.backends.worktrees import MergeStatus, Worktrees
+
+    if task.state not in (State.REVIEW, State.FAILED):
+        return None
+    config = ctx.base.config()
+    check = Worktrees(ctx.base.root, base_branch=config.base_branch, merge=config.merge).merge_check(task.id)
+    return None if check.status is MergeStatus.NOTHING and check.head is None else check
 
 
 @plan.command("import")

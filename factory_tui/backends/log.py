@@ -882,15 +882,17 @@ class ExecutionLog:
                 )
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 
-    def add_note(self, task_id: str | None, note: str, *, actor: str) -> Event:
-        """A free-text entry in the log, about a task or the whole base."""
+    def add_note(self, task_id: str | None, note: str, *, actor: str, data: dict | None = None) -> Event:
+        """A free-text entry in the log, about a task or the whole base
+        (``data``: facts that go with it, such as the engine's record of the
+        conflicts it left for an agent)."""
         if not note.strip():
             raise InvalidInput("a note needs some text")
         now = self._clock()
         with self._write() as conn:
             if task_id is not None:
                 self._task_row(conn, task_id)
-            self._event(conn, now, task_id, KIND_NOTE, actor, note=note)
+            self._event(conn, now, task_id, KIND_NOTE, actor, note=note, data=data)
             row = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE id = last_insert_rowid()"
             ).fetchone()
