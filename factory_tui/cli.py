@@ -816,6 +816,52 @@ def run(ctx: Context, once: bool, max_parallel: int | None, quiet: bool) -> None
     sys.exit(status)
 
 
+@main.group(cls=FactoryGroup)
+def engine() -> None:
+    """Which engine drives this base, and stopping a headless one."""
+
+
+@engine.command("status")
+@json_option
+@pass_ctx
+@needs(Need.READ)
+def engine_status(ctx: Context, as_json: bool) -> None:
+    """Who holds the engine lock (pid, mode, since when) and the tasks running."""
+    from factory_tui.backends.engine_control import engine_report
+
+    report = engine_report(ctx.base, ctx.log)
+    if as_json:
+        click.echo(dumps_json(report.to_json()))
+        return
+    for line in report.lines():
+        click.echo(literal(line))
+
+
+@engine.command("stop")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for it to let go of the base.")
+@json_option
+@pass_ctx
+@needs(Need.RUN)
+def engine_stop(ctx: Context, timeout: float, as_json: bool) -> None:
+    """Stop the headless engine of this base (as ctrl+c would): its agents
+    are stopped, their work committed and their tasks sent back to the queue.
+    Waits until it has let go."""
+    from factory_tui.backends.engine_control import stop_engine
+
+    stopped = stop_engine(ctx.base, timeout=timeout)
+    if as_json:
+        click.echo(dumps_json({"stopped": stopped is not None, "engine": stopped}))
+        return
+    if stopped is None:
+        click.echo("No engine runs on this base; nothing to stop.")
+        return
+    click.echo(
+        f"Stopped the engine (headless, pid {stopped.get('pid')}): its agents were stopped, "
+        "their work committed and their tasks sent back to the queue."
+    )
+
+
 @main.group(cls=FactoryGroup, invoke_without_command=True)
 @json_option
 @click.pass_context
