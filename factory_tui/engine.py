@@ -40,7 +40,7 @@ from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
-from factory_tui.backends.prompt import DependencyOutcome, assemble_prompt
+from factory_tui.backends.prompt import Conflicts, DependencyOutcome, assemble_prompt
 from factory_tui.backends.runs import (
     AgentRun,
     RunOutput,
@@ -52,7 +52,7 @@ from factory_tui.backends.runs import (
     write_private,
 )
 from factory_tui.backends.session import FactorySession
-from factory_tui.backends.worktrees import BranchCollision
+from factory_tui.backends.worktrees import BranchCollision, MergeStatus
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
 from factory_tui.model import FAILURE_TEXT_LIMIT, Claim, State, Task, task_seq
 
@@ -122,6 +122,9 @@ class Job:
     start_head: str | None = None
     # The claim's secret, handed to the agent as FACTORY_TOKEN.
     secret: str | None = None
+    # Merge conflicts the run was given to resolve first (the base branch
+    # was merged into its branch before it began).
+    conflicts: Conflicts | None = None
     last_progress_at: float = 0.0
     # Wall-clock time, as leases are: a suspended machine's monotonic clock
     # stands still while the lease runs out.
@@ -408,7 +411,8 @@ class Engine:
         # Claims still waiting for a task's last run to end never started.
         for claim in list(self._waiting.values()):
             try:
-                await self._log(self.log.release, claim.token, note="the engine stopped before this run began")
+                await self._log(self.log.release, claim.token, note="the engine stopped before this run began",
+                                data={"run_started": False})
             except (LeaseLost, LogError):
                 pass
         self._waiting.clear()
@@ -492,8 +496,12 @@ class Engine:
         if prepared.start is not None:
             await self._log(self.log.record_branch_start, task.id, prepared.start)
         worktree = prepared.path
+        if prepared.start is None:
+            # A branch that ran before: if it no longer merges into the
+            # base, the base is merged into it now, for the agent to resolve.
+            job.conflicts = await self._conflicts_first(task)
         job.start_head = await self._call(self.worktrees.branch_head, task.id)
-        prompt = await self._log(self._prompt_for, task, job.attempt)
+        prompt = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
         await self._call(self._prepare_run_dir, job.run_dir)
         prompt_file = job.run_dir / "prompt.md"
         await self._call(write_private, prompt_file, prompt)
@@ -517,12 +525,48 @@ class Engine:
             "task": task.id, "attempt": job.attempt, "token": job.token,
             "profile": job.profile.name, "output": job.profile.output,
             "start_head": job.start_head,
+            "conflicts": list(job.conflicts.files) if job.conflicts else [],
         }
         job.run = await self._call(
             AgentRun.start, job.run_dir, argv, cwd=worktree, env=env,
             timeout=job.profile.timeout, record=record,
         )
         self._report(f"{task.id}: {job.profile.name} started in {worktree.relative_to(self.base.root)}")
+
+    async def _conflicts_first(self, task: Task) -> Conflicts | None:
+        """Before a re-run of a branch: the conflicts its agent must resolve
+        first, if any. A merge left in progress is taken as it is; a branch
+        that would conflict with the base now has the base merged into it
+        (the markers left in the files, see Worktrees.merge_base_in); and
+        files that a run before left with markers in them (the merge was
+        concluded unresolved) are named again."""
+        worktrees, task_id = self.worktrees, task.id
+        base = worktrees.base_branch
+        if await self._call(worktrees.merging, task_id):
+            files = await self._call(worktrees.unmerged_files, task_id)
+            return Conflicts(tuple(files), base) if files else None
+        check = await self._call(worktrees.merge_check, task_id)
+        if check.status is MergeStatus.CONFLICTS:
+            files = await self._call(
+                worktrees.merge_base_in, task_id, f"Merge {base} into {worktrees.branch_for(task_id)}")
+            if files:
+                shown = ", ".join(files[:10]) + (", …" if len(files) > 10 else "")
+                await self._log(
+                    self.log.add_note, task_id,
+                    f"merged {base} into {worktrees.branch_for(task_id)} before this run: conflicts in "
+                    f"{shown}, left for the agent to resolve",
+                    actor=self.worker, data={"conflicts": files, "base": check.base},
+                )
+                self._report(f"{task_id}: {base} merged into its branch; conflicts in {shown} for the agent")
+                return Conflicts(tuple(files), base)
+            return None
+        # Markers committed by an earlier run (the merge concluded without
+        # being resolved): the newest record of conflicts says where.
+        history = await self._log(self.log.events, task_id=task_id, kinds=["failed", "note"])
+        named = next((event.data["conflicts"] for event in reversed(history)
+                      if isinstance(event.data.get("conflicts"), list)), [])
+        left = await self._call(worktrees.files_with_markers, task_id, [str(name) for name in named])
+        return Conflicts(tuple(left), base, in_progress=False) if left else None
 
     def _stop_earlier_runs(self, task_id: str) -> str:
         """Stop every live process of any run of ``task_id`` (worker thread);
@@ -546,8 +590,19 @@ class Engine:
             self._report(f"{run_dir.relative_to(self.base.root)} was there already; kept as {aside.name}")
         make_run_dir(run_dir)
 
-    def _prompt_for(self, task: Task, attempt: int) -> str:
+    def _prompt_for(self, task: Task, attempt: int, conflicts: Conflicts | None = None) -> str:
         full = self.log.get_task(task.id)
+        # What ended the run before this one: an engine that stopped it
+        # (its attempt given back) or died (its lease expired) is said as
+        # such, never as the operator sending the task back.
+        ends = self.log.events(task_id=task.id, kinds=RUN_BOUNDARIES, last=2)
+        interrupted = None
+        if len(ends) == 2 and ends[1].kind == "claimed":
+            previous = ends[0]
+            if previous.kind == "expired" or (
+                previous.kind == "stopped" and previous.data.get("run_started", True)
+            ):
+                interrupted = previous.kind
         outcomes = []
         for dep in self.log.get_tasks(full.depends_on):
             finished = self.log.events(task_id=dep.id, kinds=["finished"], last=1)
@@ -562,6 +617,8 @@ class Engine:
             dependencies=outcomes,
             feedback=full.feedback,
             documents=self._living_documents(),
+            interrupted=interrupted,
+            conflicts=conflicts,
         )
 
     def _living_documents(self) -> list[tuple[str, str]]:
@@ -681,6 +738,16 @@ class Engine:
             self._report(f"{task_id}: agent stopped, back to queued")
             return
         committed = await self._save_work(task_id, f"factory: work left by {task_id}'s agent")
+        markers: list[str] = []
+        if failure is None and job.conflicts is not None:
+            # The conflicts it was given must be resolved, or the branch
+            # would land with git's markers in it.
+            markers = await self._call(self.worktrees.files_with_markers, task_id, job.conflicts.files)
+            if markers:
+                shown = ", ".join(markers[:10]) + (", …" if len(markers) > 10 else "")
+                failure = (f"conflict markers remain in {shown}: the merge of "
+                           f"{job.conflicts.base_branch} is not resolved")
+                cause = "markers"
         if failure is None and not committed and job.start_head is not None:
             # Nothing new from this run, and nothing from earlier ones either:
             # there would be nothing to review.
@@ -703,6 +770,8 @@ class Engine:
                 data.update({"failure": cause, "reason": failure[:FAILURE_TEXT_LIMIT * 2]})
                 if cause == "exit":
                     data["exit_code"] = code
+                if markers:
+                    data["conflicts"] = markers
                 await self._log(self.log.finish, job.token, State.FAILED, note=note[:2000], data=data)
                 self.failures += 1
                 self._report(f"{task_id}: failed ({failure})")
@@ -736,11 +805,16 @@ class Engine:
             return False
 
     async def _give_back(self, job: Job, note: str) -> None:
-        """The run's task back to the queue (the engine is stopping)."""
+        """The run's task back to the queue (the engine is stopping): the
+        run does not count as an attempt, and its folder is set aside for
+        the next run of the same attempt."""
         try:
-            await self._log(self.log.release, job.token, note=note)
+            await self._log(self.log.release, job.token, note=note,
+                            data={"run_started": job.run is not None})
         except (LeaseLost, LogError) as error:
             self._report(f"{job.task_id}: {error}")
+            return
+        await self._call(_set_aside, job.run_dir)
 
     async def _abandon(self, job: Job, note: str) -> None:
         """Stop the run, commit what it left (where git still can) and give
@@ -787,7 +861,9 @@ class Engine:
             run = await self._call(AgentRun.adopt, run_dir) if record and record.get("token") == token else None
             if run is not None and (run.exit_code() is not None or await self._call(run.supervisor_alive)):
                 try:
-                    await self._log(self.log.heartbeat, token, lease_seconds=self.lease_seconds)
+                    # Renewed in this engine's name: the run's later events
+                    # are ours, and an `adopted` event says who it was.
+                    await self._log(self.log.adopt, token, self.worker, lease_seconds=self.lease_seconds)
                 except LeaseLost:
                     continue
                 job = Job(task=task, token=token, attempt=task.attempts, run_dir=run_dir,
@@ -798,6 +874,8 @@ class Engine:
                 except FactoryError:
                     job.profile = None
                 job.output = RunOutput(run_dir, record.get("output", "text"))
+                if record.get("conflicts"):
+                    job.conflicts = Conflicts(tuple(record["conflicts"]), self.worktrees.base_branch)
                 self.jobs[task.id] = job
                 adopted_dirs.add(run_dir)
                 self._report(f"{task.id}: took over its running agent")
@@ -810,10 +888,13 @@ class Engine:
                 self._report(f"{task.id}: its supervisor was gone; what its run left was stopped")
             await self._save_work(task.id, f"factory: work left when {task.id}'s agent was lost")
             try:
-                await self._log(self.log.release, token, note="its agent was gone when the engine started; work committed")
+                await self._log(self.log.release, token, note="its agent was gone when the engine started; work committed",
+                                data={"run_started": run_dir.is_dir()})
                 self._report(f"{task.id}: agent gone, back to queued")
             except LeaseLost:
                 pass
+            else:
+                await self._call(_set_aside, run_dir)
         await self._call(self._stop_strays, adopted_dirs)
         for task_id in await self._log(self.log.reap_expired, actor=self.worker, keep=self._own_tokens()):
             self._report(f"{task_id}: lease expired, back to queued")
@@ -978,6 +1059,29 @@ class Engine:
             self._on_status(self.status())
         except Exception:  # the host's callback must not stop the engine
             pass
+
+
+# The events that begin or end a run, or send a task back: the one before a
+# claim says how the run before it ended.
+RUN_BOUNDARIES = ("claimed", "stopped", "expired", "finished", "failed", "requeued",
+                  "cancelled", "approved", "released", "held")
+
+
+def _set_aside(run_dir: Path) -> None:
+    """A run that did not count (the engine stopped it, or found it gone):
+    its folder is kept as ``<attempt>.stopped`` (``.stopped-2`` …), so that
+    the next run of the same attempt gets a folder of its own."""
+    if not run_dir.is_dir():
+        return
+    for n in range(1, 1000):
+        aside = run_dir.with_name(f"{run_dir.name}.stopped" + (f"-{n}" if n > 1 else ""))
+        if aside.exists():
+            continue
+        try:
+            run_dir.rename(aside)
+        except OSError:
+            pass  # a read-only disk: the next run sets it aside (_prepare_run_dir)
+        return
 
 
 def _lease_from_environment() -> float:
