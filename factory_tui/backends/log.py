@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
 from factory_tui.dependency_graph import find_cycle
@@ -211,7 +212,12 @@ class _Transaction:
                 raise describe_sqlite_error(log.path, error) from None
         return log._conn
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         log = self._log
         conn = log._conn
         try:
@@ -227,7 +233,6 @@ class _Transaction:
                 raise describe_sqlite_error(log.path, error) from None
         finally:
             log._lock.release()
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +273,7 @@ def _batch_writes(
             SQL_EVENT_INSERT,
             [
                 (now, f"T-{first + index}", KIND_CREATED, actor, None, state.value,
-                 title if len(title) <= 200 else title[:199] + "…", sources.get(source))
+                 title if len(title) <= 200 else title[:199] + "…", sources.get(source) if source else None)
                 for index, (title, state, _, _, _, source) in enumerate(rows)
             ],
         ),
@@ -492,22 +497,24 @@ class ExecutionLog:
             failed_ids = {f"T-{seq}" for seq in failed}
             # One scan of the events for every task's last failure; then
             # the few wanted are read by id.
-            last = [
-                event_id for task_id, event_id in conn.execute(
+            # Each wanted event's id, and the task it is the last failure of.
+            last = {
+                event_id: task_id for task_id, event_id in conn.execute(
                     "SELECT task_id, max(id) FROM events WHERE kind = 'failed' GROUP BY task_id"
                 )
                 if task_id in failed_ids
-            ]
+            }
+            event_ids = list(last)
             found: dict[str, Failure] = {}
-            for start in range(0, len(last), 500):
-                chunk = last[start : start + 500]
+            for start in range(0, len(event_ids), 500):
+                chunk = event_ids[start : start + 500]
                 rows = conn.execute(
                     f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({','.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
                 for row in rows:
                     event = event_from_row(row)
-                    found[event.task_id] = failure_of(event)
+                    found[last[event.id]] = failure_of(event)
         return found
 
     def never_runs(self, task_ids: Iterable[str] | None = None) -> dict[str, NeverRuns]:

@@ -49,6 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal, overload
 
 import git
 
@@ -1055,6 +1056,7 @@ class Worktrees:
             inside = path.parent == self.worktrees_dir
             if not inside and not (branch or "").startswith(BRANCH_PREFIX):
                 continue  # the user's own worktree: not ours to show
+            task_id: str | None
             if inside:
                 task_id = path.name
             else:
@@ -1068,6 +1070,30 @@ class Worktrees:
 
     # --- git plumbing ----------------------------------------------------------
 
+    @overload
+    def _run(
+        self,
+        where: Path | None,
+        command: str,
+        *args: str,
+        config: Sequence[str] = (),
+        raw: Literal[False] = False,
+        read_only: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> tuple[int, str, str]: ...
+
+    @overload
+    def _run(
+        self,
+        where: Path | None,
+        command: str,
+        *args: str,
+        config: Sequence[str] = (),
+        raw: Literal[True],
+        read_only: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, str]: ...
+
     def _run(
         self,
         where: Path | None,
@@ -1077,9 +1103,10 @@ class Worktrees:
         raw: bool = False,
         read_only: bool = False,
         env: dict[str, str] | None = None,
-    ) -> tuple[int, str, str]:
+    ) -> tuple[int, str | bytes, str]:
         """Run ``git <command> <args>`` in ``where`` (the main checkout when
-        None) and return (status, stdout, stderr) without raising.
+        None) and return (status, stdout, stderr) without raising; ``raw``:
+        stdout as bytes (stderr is text either way).
 
         ``read_only``: a look that must not take optional locks (the index
         lock above all), so that an agent's own git commands never trip over
@@ -1205,7 +1232,8 @@ class Worktrees:
         (HEAD detached, the branch named in rebase-*/head-name) is refused:
         moving it would be undone, or undo our merge, when the rebase ends."""
         wanted = f"ref: {refname}"
-        checkouts = [(None, self._common_dir)]
+        # The main checkout's folder is None: found only when it is needed.
+        checkouts: list[tuple[Path | None, Path]] = [(None, self._common_dir)]
         checkouts += [(folder, admin) for folder, admin in self._registrations().items()
                       if folder.is_dir()]
         for folder, admin in checkouts:
