@@ -31,9 +31,10 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
@@ -105,6 +106,13 @@ class EngineStatus:
     stopping: bool = False
 
 
+class StartedRun(NamedTuple):
+    """What a job has once its agent started: the run and its output."""
+
+    run: AgentRun
+    output: RunOutput
+
+
 @dataclass
 class Job:
     """One agent run the engine is watching."""
@@ -139,6 +147,14 @@ class Job:
     @property
     def task_id(self) -> str:
         return self.task.id
+
+    def started(self) -> StartedRun:
+        """The run and its output. Both are set once the agent started
+        (``Engine._launch``) or was taken over (``Engine._recover``); what
+        follows a run (reading its output, concluding it) comes after that."""
+        if self.run is None or self.output is None:
+            raise RuntimeError(f"{self.task_id}: its run has not started")
+        return StartedRun(self.run, self.output)
 
 
 def run_dir_for(base: FactoryBase, task_id: str, attempt: int) -> Path:
@@ -256,7 +272,7 @@ class Engine:
         """Returns the exit status for ``factory run``: 1 if ``once`` and a
         task failed, else 0."""
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._wake = wake = asyncio.Event()
         self._lock.acquire(self.mode)
         try:
             # The same session the CLI and the console work through.
@@ -272,8 +288,8 @@ class Engine:
             try:
                 await self._recover()
                 self._publish()
-                self._watcher = asyncio.ensure_future(self._watch_log())
-                await self._loop_until_done()
+                self._watcher = asyncio.ensure_future(self._watch_log(wake))
+                await self._loop_until_done(wake)
             except LogError as error:
                 self._fail_engine(str(error))
         finally:
@@ -289,13 +305,15 @@ class Engine:
             raise EngineStopped(self.fatal)
         return 1 if self.once and self.failures else 0
 
-    async def _loop_until_done(self) -> None:
+    async def _loop_until_done(self, wake: asyncio.Event) -> None:
+        """The rounds of work; ``wake`` (the engine's ``_wake``) ends a
+        round's wait early."""
         last_check = last_reap = 0.0
         while not self._stopping:
             # Cleared before the work, not after it: a wake-up that comes
             # while this round runs (a job ending) then starts the next
             # round at once instead of being lost.
-            self._wake.clear()
+            wake.clear()
             now = time.monotonic()
             # Our own runs first, so that a lease of ours whose time ran out
             # while this process slept is renewed (or its run concluded)
@@ -316,7 +334,7 @@ class Engine:
                 if await self._try_log(self.log.has_ready) is False:
                     break
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=CHECK_SECONDS)
+                await asyncio.wait_for(wake.wait(), timeout=CHECK_SECONDS)
             except TimeoutError:
                 pass
 
@@ -563,7 +581,7 @@ class Engine:
         # Markers committed by an earlier run (the merge concluded without
         # being resolved): the newest record of conflicts says where.
         history = await self._log(self.log.events, task_id=task_id, kinds=["failed", "note"])
-        named = next((event.data["conflicts"] for event in reversed(history)
+        named: list[object] = next((event.data["conflicts"] for event in reversed(history)
                       if isinstance(event.data.get("conflicts"), list)), [])
         left = await self._call(worktrees.files_with_markers, task_id, [str(name) for name in named])
         return Conflicts(tuple(left), base, in_progress=False) if left else None
@@ -625,7 +643,7 @@ class Engine:
         """The living documents for a prompt: regular files inside the
         repository only. A symlink that leads out of it (to ~/.ssh, say) is
         never read into a prompt, nor a FIFO that would block for ever."""
-        documents = []
+        documents: list[tuple[str, str]] = []
         folder = self.base.artifacts_dir
         if not folder.is_dir():
             return documents
@@ -647,20 +665,21 @@ class Engine:
 
     async def _follow(self, job: Job) -> None:
         """Read the agent's output as it comes until its run has ended."""
+        run, output = job.started()
         while True:
             await self._pump(job)
             if job.stop_reason == "detached":
                 return
             if job.stop_reason and not job.signalled:
                 self._signal(job)
-            if job.run.ended():
+            if run.ended():
                 break
             await self._wait_for_exit(job, PUMP_SECONDS)
-        await self._call(job.output.finish)
+        await self._call(output.finish)
         await self._flush_progress(job, force=True)
 
     async def _pump(self, job: Job) -> None:
-        while await self._call(job.output.read):
+        while await self._call(job.started().output.read):
             pass
         await self._flush_progress(job)
 
@@ -672,7 +691,8 @@ class Engine:
         now = time.monotonic()
         if not force and now - job.last_progress_at < PROGRESS_SECONDS:
             return
-        pending = job.output.take_progress()
+        output = job.started().output
+        pending = output.take_progress()
         if pending is None:
             return
         job.last_progress_at = now
@@ -682,12 +702,13 @@ class Engine:
         except LeaseLost:
             job.stop_reason = job.stop_reason or "lost"
             return
-        if written is BUSY and job.output.pending is None:
-            job.output.pending = pending
+        if written is BUSY and output.pending is None:
+            output.pending = pending
 
     async def _conclude(self, job: Job) -> None:
         task_id = job.task_id
-        code = job.run.exit_code()
+        run, output = job.started()
+        code = run.exit_code()
         reason = job.stop_reason
         if reason == "shutdown" and code is not None:
             # The agent ended on its own before the stop reached it: its
@@ -695,19 +716,19 @@ class Engine:
             reason = None
         # What the agent started and left behind goes with it; a run whose
         # supervisor was killed may even leave the agent itself at work.
-        if await self._call(job.run.stop) and code is None and reason is None:
+        if await self._call(run.stop) and code is None and reason is None:
             self._report(f"{task_id}: its supervisor was gone; the agent it left was stopped")
         failure = describe_exit(code)
         # What kind of failure it is (model.FAILURE_CAUSES), for the log.
         cause = "exit" if failure else None
-        if failure is None and job.output.agent_failure:
+        if failure is None and output.agent_failure:
             # The agent's own word counts, whatever its exit status: a run
             # that says it failed (is_error, a failed turn) never reaches
             # review as if it had worked.
-            failure = f"the agent reported a failure: {job.output.agent_failure}"
+            failure = f"the agent reported a failure: {output.agent_failure}"
             cause = "agent"
         if reason == "timeout":
-            timeout = job.profile.timeout if job.profile else job.run.timeout
+            timeout = job.profile.timeout if job.profile else run.timeout
             failure = f"timed out after {timeout:g} s"
             cause = "timeout"
         faults.point("conclude.begin")
@@ -718,7 +739,7 @@ class Engine:
         await self._call(write_json, job.run_dir / "exit.json", {
             "exit_code": code, "timed_out": reason == "timeout",
             "stopped": reason in ("lost", "shutdown"), "failure": failure,
-            "started": job.run.started, "agent_started": _mtime(job.run_dir / "agent.pid"),
+            "started": run.started, "agent_started": _mtime(job.run_dir / "agent.pid"),
             "agent_ended": _mtime(job.run_dir / "exit.code"), "ended": time.time(),
         })
         if reason in ("lost", "shutdown"):
@@ -755,17 +776,17 @@ class Engine:
             if head == job.start_head and not await self._call(self.worktrees.branch_has_work, task_id):
                 failure = "the agent finished without changing anything: there is no work to review"
                 cause = "no-work"
-        totals = job.output.totals
+        totals = output.totals
         data = {"run": str(job.run_dir.relative_to(self.base.root)), **totals}
-        if job.output.summary:
-            data["summary"] = job.output.summary
+        if output.summary:
+            data["summary"] = output.summary
         try:
             if failure is None:
                 note = "agent finished" + _summary(totals)
                 await self._log(self.log.finish, job.token, State.REVIEW, note=note, data=data)
                 self._report(f"{task_id}: review ({note})")
             else:
-                tail = " | ".join(job.output.last_lines)
+                tail = " | ".join(output.last_lines)
                 note = f"{failure}" + (f"; last output: {tail}" if tail else "")
                 data.update({"failure": cause, "reason": failure[:FAILURE_TEXT_LIMIT * 2]})
                 if cause == "exit":
@@ -855,7 +876,7 @@ class Engine:
             if token is None:
                 continue
             run_dir = run_dir_for(self.base, task.id, task.attempts)
-            record = read_json(run_dir / "run.json")
+            record = read_json(run_dir / "run.json") or {}
             # A record without the supervisor's pid: the engine died while
             # starting it; adopt finds the supervisor by FACTORY_RUN if it runs.
             run = await self._call(AgentRun.adopt, run_dir) if record and record.get("token") == token else None
@@ -901,7 +922,7 @@ class Engine:
 
     async def _adopted(self, job: Job) -> None:
         # Re-read everything written so far without reporting it as new.
-        await self._call(job.output.replay)
+        await self._call(job.started().output.replay)
         await self._run_job(job)
 
     def _stop_strays(self, adopted: set[Path]) -> None:
@@ -920,9 +941,10 @@ class Engine:
     # next PUMP_SECONDS look (0.2 s) to be concluded: most of a short run's
     # time (benchmarks/bench_engine.py).
 
-    async def _watch_log(self) -> None:
-        """Wake the scheduler when the log's files change while a slot is
-        free: another process added, re-queued or released a task."""
+    async def _watch_log(self, wake: asyncio.Event) -> None:
+        """Wake the scheduler (set ``wake``) when the log's files change
+        while a slot is free: another process added, re-queued or released
+        a task."""
         path = self.base.log_path
         paths = (path, path.with_name(path.name + "-wal"))
         last = _files_signature(paths)
@@ -933,21 +955,21 @@ class Engine:
             signature = _files_signature(paths)
             if signature != last:
                 last = signature
-                self._wake.set()
+                wake.set()
 
     async def _wait_for_exit(self, job: Job, timeout: float) -> None:
         """Sleep ``timeout``, or less if the job's supervisor exits first:
         a pidfd of our own supervisor (Linux 5.3 and later) turns readable
         the moment it ends. Elsewhere, and for an adopted run, a plain sleep."""
-        process = job.run.process
+        process = job.started().run.process
         if process is not None and job.exit_fd is None:
             try:
-                job.exit_fd = os.pidfd_open(process.pid)
+                job.exit_fd = fd = os.pidfd_open(process.pid)
             except (AttributeError, OSError):
                 job.exit_fd = -1  # not available: poll as before
             else:
-                job.exited = asyncio.Event()
-                self._loop.add_reader(job.exit_fd, self._supervisor_exited, job)
+                job.exited = exited = asyncio.Event()
+                asyncio.get_running_loop().add_reader(fd, self._supervisor_exited, fd, exited)
         if job.exited is None:
             await asyncio.sleep(timeout)
             return
@@ -956,16 +978,17 @@ class Engine:
         except TimeoutError:
             pass
 
-    def _supervisor_exited(self, job: Job) -> None:
+    @staticmethod
+    def _supervisor_exited(fd: int, exited: asyncio.Event) -> None:
         # Once for all: the pidfd stays readable, and a reader left in place
         # would run on every turn of the loop.
-        self._loop.remove_reader(job.exit_fd)
-        job.exited.set()
+        asyncio.get_running_loop().remove_reader(fd)
+        exited.set()
 
     def _unwatch_exit(self, job: Job) -> None:
         if job.exit_fd is not None and job.exit_fd >= 0:
             try:
-                self._loop.remove_reader(job.exit_fd)
+                asyncio.get_running_loop().remove_reader(job.exit_fd)
             finally:
                 os.close(job.exit_fd)
         job.exit_fd = None
@@ -1152,10 +1175,10 @@ class EngineThread(threading.Thread):
         self.join(timeout)
 
 
-def _files_signature(paths) -> tuple:
+def _files_signature(paths: Iterable[Path]) -> tuple[tuple[int, int, int] | None, ...]:
     """What a stat says about each file (None when it is missing): any
     commit to the log changes its write-ahead log's size or time."""
-    signature = []
+    signature: list[tuple[int, int, int] | None] = []
     for path in paths:
         try:
             stat = os.stat(path)
