@@ -14,7 +14,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import click
 from click.exceptions import NoArgsIsHelpError
@@ -30,6 +32,12 @@ from factory_tui.model import (
     normalize_task_id,
 )
 from factory_tui.text import dumps_json, literal, one_line
+
+if TYPE_CHECKING:
+    # Imported when used: a command that needs no base loads none of them.
+    from factory_tui.backends.base import FactoryBase
+    from factory_tui.backends.log import ExecutionLog
+    from factory_tui.backends.session import FactorySession
 
 # Set in the context's meta (shared by every nested context) when the
 # command line asks for JSON: errors are then JSON as well.
@@ -116,13 +124,13 @@ class Context:
 
     def __init__(self, base_path: str | None) -> None:
         self.base_path = base_path
-        self._base = None
-        self._session = None
+        self._base: FactoryBase | None = None
+        self._session: FactorySession | None = None
         self._caller: Caller | None = None
         self._agent_may: tuple[str, ...] = ()
 
     @property
-    def base(self):
+    def base(self) -> FactoryBase:
         from factory_tui.backends.base import FactoryBase
 
         if self._base is None:
@@ -130,7 +138,7 @@ class Context:
         return self._base
 
     @property
-    def session(self):
+    def session(self) -> FactorySession:
         """The base's backends (backends/session.py), the console's too."""
         from factory_tui.backends.session import FactorySession
 
@@ -139,7 +147,7 @@ class Context:
         return self._session
 
     @property
-    def log(self):
+    def log(self) -> ExecutionLog:
         return self.session.log
 
     @property
@@ -165,9 +173,10 @@ class Context:
         check_permitted(self._caller, need, may=self._agent_may, subject=subject)
         return self._caller
 
-    def _identify(self, base, log) -> Caller:
+    def _identify(self, base: FactoryBase | None, log: ExecutionLog | None) -> Caller:
         caller = identify(log, base.runs_dir if base else None, channel="cli")
-        if caller.is_agent:
+        # Only a base's log knows an agent: without a base there is none.
+        if caller.is_agent and base is not None:
             self._agent_may = base.config().agent_may
         return caller
 
@@ -196,6 +205,13 @@ class Context:
             self._session.close()
 
 
+class _DeclaresNeed(Protocol):
+    """A command's function with the need ``needs`` declared on it: a
+    function attribute, which a type checker cannot know of by itself."""
+
+    needs: Need
+
+
 def needs(need: Need, *, base_may_be_missing: bool = False):
     """Declare what a command needs of its caller, and check it before the
     command runs: an agent may read, note and propose; the rest is the
@@ -211,11 +227,14 @@ def needs(need: Need, *, base_may_be_missing: bool = False):
         def checked(*args, **kwargs):
             if need is not Need.READ:
                 state = click.get_current_context().find_object(Context)
+                # The group made it before any of its commands runs.
+                assert state is not None
                 where = [kwargs.get("path"), state.base_path] if base_may_be_missing else None
                 state.require(need, subject=_subject(kwargs), where=where)
             return function(*args, **kwargs)
 
-        checked.needs = need
+        # Read back by whoever asks what a command needs (the tests do).
+        cast(_DeclaresNeed, checked).needs = need
         return checked
 
     return decorate
@@ -226,7 +245,7 @@ def _subject(kwargs: dict) -> str | None:
     the one ID of a command that takes several."""
     if kwargs.get("task_id"):
         return kwargs["task_id"]
-    ids = kwargs.get("task_ids") or ()
+    ids: Sequence[str] = kwargs.get("task_ids") or ()
     if len(ids) == 1:
         try:
             return normalize_task_id(ids[0])
@@ -921,7 +940,7 @@ def agents(ctx: Context, as_json: bool) -> None:
     config = ctx.base.config()
     profiles = load_profiles(config)
     default = default_profile_name(config, profiles)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": p.name, "argv": list(p.argv), "output": p.output, "timeout": p.timeout,
          "found": p.available(), "default": p.name == default}
         for p in profiles.values()
