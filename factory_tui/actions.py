@@ -68,6 +68,15 @@ class TaskActions:
             app.notify(str(error), severity="warning", markup=False)
             return
         title = one_line(task.title, 70)
+
+        def requeue(note: str | None) -> None:
+            if note is not None:  # None: the dialog was dismissed
+                self.apply(task.id, action, note.strip() or None)
+
+        def cancel(yes: bool | None) -> None:
+            if yes:
+                self.apply(task.id, action, None)
+
         if action is Action.REQUEUE:
             app.push_screen(
                 NoteDialog(
@@ -76,7 +85,7 @@ class TaskActions:
                     placeholder="What to do differently…",
                     submit="Re-queue",
                 ),
-                lambda note: note is not None and self.apply(task.id, action, note.strip() or None),
+                requeue,
             )
         elif action is Action.CANCEL:
             if task.state is State.RUNNING:
@@ -87,7 +96,7 @@ class TaskActions:
                 detail = "It never ran; r re-queues it."
             app.push_screen(
                 ConfirmDialog(f"Cancel {task.id}: {title}?", detail, yes="Cancel task"),
-                lambda yes: yes and self.apply(task.id, action, None),
+                cancel,
             )
         else:
             self.apply(task.id, action, None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,10 @@ _KEYS = [
 KEYS: dict[str, Key] = {key.id: key for key in _KEYS}
 
 
-def bindings(*ids: str, show: dict[str, bool] | None = None) -> list[Binding]:
-    """The bindings of these ids; ``show`` overrides which reach the footer."""
+def bindings(*ids: str, show: dict[str, bool] | None = None) -> list[BindingType]:
+    """The bindings of these ids; ``show`` overrides which reach the footer.
+    Typed as Textual's ``BINDINGS`` lists are, so that a class can take it
+    as its ``BINDINGS``."""
     show = show or {}
     return [KEYS[key_id].binding(show=show.get(key_id)) for key_id in ids]
 
