@@ -582,7 +582,7 @@ class Engine:
         # being resolved): the newest record of conflicts says where.
         history = await self._log(self.log.events, task_id=task_id, kinds=["failed", "note"])
         named: list[object] = next((event.data["conflicts"] for event in reversed(history)
-                      if isinstance(event.data.get("conflicts"), list)), [])
+                                    if isinstance(event.data.get("conflicts"), list)), [])
         left = await self._call(worktrees.files_with_markers, task_id, [str(name) for name in named])
         return Conflicts(tuple(left), base, in_progress=False) if left else None
 
