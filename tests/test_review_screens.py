@@ -27,6 +27,7 @@ from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.worktrees import Worktrees
 from factory_tui.model import Action, NewTask, State
 from factory_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, NewTaskDialog, NoteDialog, counted
+from factory_tui.screens.help import HelpScreen, describe_bindings
 from factory_tui.screens.run import RunScreen, attempts_in
 from factory_tui.screens.task import TaskScreen
 from factory_tui.widgets import transcript as transcript_module
@@ -195,6 +196,12 @@ async def test_diff_keys_move_between_files_and_hunks(base):
         await pilot.press("k")
         await wait_until(pilot, lambda: "changed 90" in patch.text, "k to big.txt")
         assert files.highlighted == 0
+
+        # ? names the diff's keys, under their own heading.
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        sections = dict(describe_bindings(app, app.screen.bindings))
+        assert {"Next file", "Previous file", "Next hunk", "Previous hunk"} <= {row[1] for row in sections["Diff"]}
 
 
 async def test_the_diff_is_read_again_each_time_it_is_shown(base):
