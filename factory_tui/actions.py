@@ -6,6 +6,10 @@ and run screens, the palette) posts a ``TaskCommand``; the app hands it to
 note), acts through the session in a worker, and says what happened. Opening
 a task, its run, or a shell or editor in its worktree is here too: it is the
 same "this task, do that" from wherever the operator is.
+
+A task approved on its run screen keeps the review going: once the merge has
+landed, the screen shows the next task in review (its diff), in the Plan's
+order (priority, then id), or goes back to the dashboard when none is left.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from factory_tui.worktree_shell import editor_argv, operator_environment, shell_
 
 if TYPE_CHECKING:
     from factory_tui.app import FactoryApp
+    from factory_tui.backends.operator import Outcome
 
 
 class TaskActions:
@@ -47,6 +52,8 @@ class TaskActions:
             self.open_task(task.id)
         elif command is Command.OPEN_RUN:
             self.open_run(task.id)
+        elif command is Command.OPEN_DIFF:
+            self.open_run(task.id, tab="diff")
         elif command in (Command.SHELL, Command.EDITOR):
             self.open_in_worktree(task.id, command)
         elif command in (Command.PRIORITY_UP, Command.PRIORITY_DOWN):
@@ -69,6 +76,15 @@ class TaskActions:
             app.notify(str(error), severity="warning", markup=False)
             return
         title = one_line(task.title, 70)
+
+        def requeue(note: str | None) -> None:
+            if note is not None:  # None: the dialog was dismissed
+                self.apply(task.id, action, note.strip() or None)
+
+        def cancel(yes: bool | None) -> None:
+            if yes:
+                self.apply(task.id, action, None)
+
         if action is Action.REQUEUE:
             app.push_screen(
                 NoteDialog(
@@ -77,7 +93,7 @@ class TaskActions:
                     placeholder="What to do differently…",
                     submit="Re-queue",
                 ),
-                lambda note: note is not None and self.apply(task.id, action, note.strip() or None),
+                requeue,
             )
         elif action is Action.CANCEL:
             if task.state is State.RUNNING:
@@ -88,13 +104,17 @@ class TaskActions:
                 detail = "It never ran; r re-queues it."
             app.push_screen(
                 ConfirmDialog(f"Cancel {task.id}: {title}?", detail, yes="Cancel task"),
-                lambda yes: yes and self.apply(task.id, action, None),
+                cancel,
             )
         else:
-            self.apply(task.id, action, None)
+            then = self._review_goes_on(task) if action is Action.APPROVE else None
+            self.apply(task.id, action, None, then=then)
 
-    def apply(self, task_id: str, action: Action, note: str | None) -> None:
-        self._run(self._apply, task_id, action, note)
+    def apply(self, task_id: str, action: Action, note: str | None, *,
+              then: Callable[[Outcome], object] | None = None) -> None:
+        """Carry out ``action`` in a worker; ``then`` runs on the app's loop
+        with its outcome once it took effect (not when it was refused)."""
+        self._run(self._apply, task_id, action, note, then)
 
     def act_on_many(self, task_ids: Sequence[str], command: Command, *, done: Callable[[], None] | None = None) -> None:
         """One operator action on several tasks (the rows marked with
@@ -205,7 +225,8 @@ class TaskActions:
     def _run(self, function, *args) -> None:
         self.app.run_worker(lambda: function(*args), thread=True, group="actions", exit_on_error=False)
 
-    def _apply(self, task_id: str, action: Action, note: str | None) -> None:
+    def _apply(self, task_id: str, action: Action, note: str | None,
+               then: Callable[[Outcome], object] | None = None) -> None:
         app = self.app
         # Through the session's operator: approving a task in review merges it.
         outcome = app.session.apply(task_id, action, actor=app.actor, note=note)
@@ -214,6 +235,45 @@ class TaskActions:
         else:
             app.notify(literal(outcome.message), timeout=4, markup=False)
         app.post_message(WorktreesChanged())
+        if then is not None:
+            app.call_from_thread(then, outcome)
+
+    # --- the review goes on ----------------------------------------------------------
+
+    def _review_goes_on(self, task: Task) -> Callable[[Outcome], object] | None:
+        """For a task in review approved on its own run screen: what to do
+        once it is merged (show the next task in review, or the dashboard)."""
+        screen = self.app.top_screen
+        if task.state is not State.REVIEW or not isinstance(screen, RunScreen) or screen.task_id != task.id:
+            return None
+
+        async def after(outcome: Outcome) -> None:
+            await self.review_next(screen, task)
+
+        return after
+
+    def next_in_review(self, after: Task) -> Task | None:
+        """The task in review that follows ``after`` in the Plan's order
+        (priority, then id), else the first one; None when none is left."""
+        waiting = sorted(
+            (t for t in self.app.all_tasks() if t.state is State.REVIEW and t.id != after.id),
+            key=_plan_order,
+        )
+        later = [t for t in waiting if _plan_order(t) > _plan_order(after)]
+        return (later or waiting or [None])[0]
+
+    async def review_next(self, screen: RunScreen, approved: Task) -> None:
+        app = self.app
+        if app.top_screen is not screen:
+            return  # the operator went elsewhere meanwhile: leave them there
+        following = self.next_in_review(approved)
+        while len(app.screen_stack) > 1:
+            await app.pop_screen()
+        if following is None:
+            app.notify("No other task waits for review: back to the dashboard.", timeout=5, markup=False)
+            return
+        app.notify(f"Next in review: {following.id} {one_line(following.title, 60)}", timeout=5, markup=False)
+        self.open_run(following.id, tab="diff")
 
     def _set_priority(self, task_id: str, priority: int) -> None:
         self.app.session.set_priority(task_id, priority, actor=self.app.actor)
@@ -232,7 +292,9 @@ class TaskActions:
             thread=True, group="detail", exit_on_error=False,
         )
 
-    def open_run(self, task_id: str) -> None:
+    def open_run(self, task_id: str, *, tab: str = "transcript") -> None:
+        """The run screen of the task's latest attempt, on ``tab``
+        (``transcript`` or ``diff``)."""
         app = self.app
         task = app.task_by_id(task_id)
         attempt = task.attempts if task else 0
@@ -244,6 +306,8 @@ class TaskActions:
                 transcript=base.transcript_path(task_id, attempt) if attempt else None,
                 worktree=base.worktree_path(task_id),
                 branch=task_branch(task_id),
+                attempt=attempt or None,
+                tab=tab,
             )
         )
 
@@ -269,3 +333,8 @@ class TaskActions:
                 subprocess.run(argv, cwd=worktree, env=env, check=False)
         except Exception as error:  # no terminal to hand over (tests, headless)
             app.notify(literal(f"cannot open {argv[0]} here: {error}"), severity="error", markup=False)
+
+
+def _plan_order(task: Task) -> tuple[int, int]:
+    # As the Plan lists a state's tasks: higher priority first, then by id.
+    return (-task.priority, task.seq)

@@ -25,6 +25,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Footer
@@ -280,7 +281,7 @@ class FactoryApp(App[None]):
         config = self._console_config
         if config.notify:
             for notice in found:
-                severity = "information" if notice.need is Need.REVIEW else "warning"
+                severity: SeverityLevel = "information" if notice.need is Need.REVIEW else "warning"
                 self.notify(literal(notice.text), severity=severity, timeout=6, markup=False)
         if config.bell:
             self.bell()

@@ -14,7 +14,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import click
 from click.exceptions import NoArgsIsHelpError
@@ -30,6 +32,12 @@ from factory_tui.model import (
     normalize_task_id,
 )
 from factory_tui.text import dumps_json, literal, one_line
+
+if TYPE_CHECKING:
+    # Imported when used: a command that needs no base loads none of them.
+    from factory_tui.backends.base import FactoryBase
+    from factory_tui.backends.log import ExecutionLog
+    from factory_tui.backends.session import FactorySession
 
 # Set in the context's meta (shared by every nested context) when the
 # command line asks for JSON: errors are then JSON as well.
@@ -116,13 +124,13 @@ class Context:
 
     def __init__(self, base_path: str | None) -> None:
         self.base_path = base_path
-        self._base = None
-        self._session = None
+        self._base: FactoryBase | None = None
+        self._session: FactorySession | None = None
         self._caller: Caller | None = None
         self._agent_may: tuple[str, ...] = ()
 
     @property
-    def base(self):
+    def base(self) -> FactoryBase:
         from factory_tui.backends.base import FactoryBase
 
         if self._base is None:
@@ -130,7 +138,7 @@ class Context:
         return self._base
 
     @property
-    def session(self):
+    def session(self) -> FactorySession:
         """The base's backends (backends/session.py), the console's too."""
         from factory_tui.backends.session import FactorySession
 
@@ -139,7 +147,7 @@ class Context:
         return self._session
 
     @property
-    def log(self):
+    def log(self) -> ExecutionLog:
         return self.session.log
 
     @property
@@ -165,9 +173,10 @@ class Context:
         check_permitted(self._caller, need, may=self._agent_may, subject=subject)
         return self._caller
 
-    def _identify(self, base, log) -> Caller:
+    def _identify(self, base: FactoryBase | None, log: ExecutionLog | None) -> Caller:
         caller = identify(log, base.runs_dir if base else None, channel="cli")
-        if caller.is_agent:
+        # Only a base's log knows an agent: without a base there is none.
+        if caller.is_agent and base is not None:
             self._agent_may = base.config().agent_may
         return caller
 
@@ -196,6 +205,13 @@ class Context:
             self._session.close()
 
 
+class _DeclaresNeed(Protocol):
+    """A command's function with the need ``needs`` declared on it: a
+    function attribute, which a type checker cannot know of by itself."""
+
+    needs: Need
+
+
 def needs(need: Need, *, base_may_be_missing: bool = False):
     """Declare what a command needs of its caller, and check it before the
     command runs: an agent may read, note and propose; the rest is the
@@ -211,11 +227,14 @@ def needs(need: Need, *, base_may_be_missing: bool = False):
         def checked(*args, **kwargs):
             if need is not Need.READ:
                 state = click.get_current_context().find_object(Context)
+                # The group made it before any of its commands runs.
+                assert state is not None
                 where = [kwargs.get("path"), state.base_path] if base_may_be_missing else None
                 state.require(need, subject=_subject(kwargs), where=where)
             return function(*args, **kwargs)
 
-        checked.needs = need
+        # Read back by whoever asks what a command needs (the tests do).
+        cast(_DeclaresNeed, checked).needs = need
         return checked
 
     return decorate
@@ -226,7 +245,7 @@ def _subject(kwargs: dict) -> str | None:
     the one ID of a command that takes several."""
     if kwargs.get("task_id"):
         return kwargs["task_id"]
-    ids = kwargs.get("task_ids") or ()
+    ids: Sequence[str] = kwargs.get("task_ids") or ()
     if len(ids) == 1:
         try:
             return normalize_task_id(ids[0])
@@ -514,10 +533,12 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     failure = ctx.log.failure(task_id) if task.state is State.FAILED else None
     stuck = ctx.log.never_runs([task_id]).get(task_id)
     usage = ctx.log.usage(task_ids=[task_id], per_task=False).total
+    merge = _merge_check(ctx, task)
     if as_json:
         data = task.to_json()
         data["dependents"] = [t.id for t in dependents]
         data["usage"] = usage.to_json()
+        data["merge_check"] = merge.to_json() if merge else None
         data["failure"] = failure.to_json() if failure else None
         data["never_runs"] = stuck.to_json() if stuck else None
         data["events"] = [e.to_json() for e in events]
@@ -532,6 +553,8 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
         click.echo(f"failed:     {literal(failure.reason)}")
     if usage.runs:
         click.echo(f"cost:       {usage.text}")
+    if merge is not None:
+        click.echo(f"into {literal(ctx.base.config().base_branch)}:  {literal(merge.text)}")
     if task.depends_on:
         deps = ", ".join(
             f"{d}{' (blocking)' if d in task.blocked_by else ''}" for d in task.depends_on
@@ -552,6 +575,18 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     click.echo()
     for event in events:
         click.echo(format_event(event, with_task=False))
+
+
+def _merge_check(ctx: Context, task):
+    """For a task in review or failed with a branch: whether it would merge
+    cleanly into the base branch now (a dry run), else None."""
+    from factory_tui.backends.worktrees import MergeStatus, Worktrees
+
+    if task.state not in (State.REVIEW, State.FAILED):
+        return None
+    config = ctx.base.config()
+    check = Worktrees(ctx.base.root, base_branch=config.base_branch, merge=config.merge).merge_check(task.id)
+    return None if check.status is MergeStatus.NOTHING and check.head is None else check
 
 
 @plan.command("import")
@@ -591,23 +626,35 @@ def plan_import(ctx: Context, file: str, state: str, as_json: bool) -> None:
         source = _display_name(Path(file).name)
     caller = ctx.caller
     proposer = None if agent_may_queue(caller, ctx.agent_may) else caller.actor
-    tasks = import_plan(
+    result = import_plan(
         ctx.log, text, source=source, actor=caller.actor, state=State(state), proposer=proposer,
     )
     if as_json:
-        click.echo(dumps_json([task.to_json() for task in tasks]))
+        click.echo(dumps_json(result.to_json()))
+        return
+    tasks, skipped = result.tasks, result.skipped
+    skipped_text = ""
+    if skipped:
+        skipped_text = f"; {len(skipped)} already imported, skipped"
+    if not tasks:
+        ids = [item.task_id for item in skipped]
+        span = ids[0] if len(ids) == 1 else f"{ids[0]}…{ids[-1]}"
+        click.echo(
+            f"Nothing to import: {'the item was' if len(ids) == 1 else f'all {len(ids)} items were'} "
+            f"imported before ({span}), skipped."
+        )
         return
     done = sum(task.state is State.DONE for task in tasks)
     span = tasks[0].id if len(tasks) == 1 else f"{tasks[0].id}…{tasks[-1].id}"
     if proposer is not None:
         click.echo(
             f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), all "
-            f"proposed: {AGENT_PROPOSES}."
+            f"proposed: {AGENT_PROPOSES}{skipped_text}."
         )
         return
     click.echo(
         f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), "
-        f"{done} of them done."
+        f"{done} of them done{skipped_text}."
     )
 
 
@@ -790,6 +837,52 @@ def run(ctx: Context, once: bool, max_parallel: int | None, quiet: bool) -> None
     sys.exit(status)
 
 
+@main.group(cls=FactoryGroup)
+def engine() -> None:
+    """Which engine drives this base, and stopping a headless one."""
+
+
+@engine.command("status")
+@json_option
+@pass_ctx
+@needs(Need.READ)
+def engine_status(ctx: Context, as_json: bool) -> None:
+    """Who holds the engine lock (pid, mode, since when) and the tasks running."""
+    from factory_tui.backends.engine_control import engine_report
+
+    report = engine_report(ctx.base, ctx.log)
+    if as_json:
+        click.echo(dumps_json(report.to_json()))
+        return
+    for line in report.lines():
+        click.echo(literal(line))
+
+
+@engine.command("stop")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for it to let go of the base.")
+@json_option
+@pass_ctx
+@needs(Need.RUN)
+def engine_stop(ctx: Context, timeout: float, as_json: bool) -> None:
+    """Stop the headless engine of this base (as ctrl+c would): its agents
+    are stopped, their work committed and their tasks sent back to the queue.
+    Waits until it has let go."""
+    from factory_tui.backends.engine_control import stop_engine
+
+    stopped = stop_engine(ctx.base, timeout=timeout)
+    if as_json:
+        click.echo(dumps_json({"stopped": stopped is not None, "engine": stopped}))
+        return
+    if stopped is None:
+        click.echo("No engine runs on this base; nothing to stop.")
+        return
+    click.echo(
+        f"Stopped the engine (headless, pid {stopped.get('pid')}): its agents were stopped, "
+        "their work committed and their tasks sent back to the queue."
+    )
+
+
 @main.group(cls=FactoryGroup, invoke_without_command=True)
 @json_option
 @click.pass_context
@@ -847,7 +940,7 @@ def agents(ctx: Context, as_json: bool) -> None:
     config = ctx.base.config()
     profiles = load_profiles(config)
     default = default_profile_name(config, profiles)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": p.name, "argv": list(p.argv), "output": p.output, "timeout": p.timeout,
          "found": p.available(), "default": p.name == default}
         for p in profiles.values()

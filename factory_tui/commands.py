@@ -8,7 +8,7 @@ so hits are highlighted here from the match offsets instead.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
@@ -48,7 +48,8 @@ class FactoryCommands(Provider):
 
     @property
     def factory(self) -> FactoryApp:
-        return self.app  # type: ignore[return-value]
+        # The palette is only ever opened in our app.
+        return cast("FactoryApp", self.app)
 
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
         app = self.factory
@@ -73,8 +74,13 @@ class FactoryCommands(Provider):
         if app.engine.mode == "none" and app.with_engine:
             commands.append(("engine: start in the console", app.action_start_engine, "Run agents on the ready tasks"))
         commands.append(("worktrees: clean up orphaned", app.worktree_table.action_clean, "Remove worktrees no task owns (asks first)"))
+
+        def focus(number: int) -> Callable[[], object]:
+            # A function per pane, so that each callback keeps its own number.
+            return lambda: app.action_focus_pane(number)
+
         for number, name in app.PANE_NAMES.items():
-            commands.append((f"pane: {name.lower()}", lambda n=number: app.action_focus_pane(n), f"Key {number}"))
+            commands.append((f"pane: {name.lower()}", focus(number), f"Key {number}"))
         commands.append(("plan: filter", lambda: app.action_filter_pane(1), "Show only matching tasks"))
         commands.append(("log: filter", lambda: app.action_filter_pane(6), "By task (T-3), event kind (approved) or words"))
         commands.append(("log: follow newest", app.action_follow_log, "Jump to the newest event"))

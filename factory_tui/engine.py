@@ -31,16 +31,17 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
-from factory_tui.backends.prompt import DependencyOutcome, assemble_prompt
+from factory_tui.backends.prompt import Conflicts, DependencyOutcome, assemble_prompt
 from factory_tui.backends.runs import (
     AgentRun,
     RunOutput,
@@ -52,7 +53,7 @@ from factory_tui.backends.runs import (
     write_private,
 )
 from factory_tui.backends.session import FactorySession
-from factory_tui.backends.worktrees import BranchCollision
+from factory_tui.backends.worktrees import BranchCollision, MergeStatus
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
 from factory_tui.model import FAILURE_TEXT_LIMIT, Claim, State, Task, task_seq
 
@@ -105,6 +106,13 @@ class EngineStatus:
     stopping: bool = False
 
 
+class StartedRun(NamedTuple):
+    """What a job has once its agent started: the run and its output."""
+
+    run: AgentRun
+    output: RunOutput
+
+
 @dataclass
 class Job:
     """One agent run the engine is watching."""
@@ -122,6 +130,9 @@ class Job:
     start_head: str | None = None
     # The claim's secret, handed to the agent as FACTORY_TOKEN.
     secret: str | None = None
+    # Merge conflicts the run was given to resolve first (the base branch
+    # was merged into its branch before it began).
+    conflicts: Conflicts | None = None
     last_progress_at: float = 0.0
     # Wall-clock time, as leases are: a suspended machine's monotonic clock
     # stands still while the lease runs out.
@@ -136,6 +147,14 @@ class Job:
     @property
     def task_id(self) -> str:
         return self.task.id
+
+    def started(self) -> StartedRun:
+        """The run and its output. Both are set once the agent started
+        (``Engine._launch``) or was taken over (``Engine._recover``); what
+        follows a run (reading its output, concluding it) comes after that."""
+        if self.run is None or self.output is None:
+            raise RuntimeError(f"{self.task_id}: its run has not started")
+        return StartedRun(self.run, self.output)
 
 
 def run_dir_for(base: FactoryBase, task_id: str, attempt: int) -> Path:
@@ -253,7 +272,7 @@ class Engine:
         """Returns the exit status for ``factory run``: 1 if ``once`` and a
         task failed, else 0."""
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._wake = wake = asyncio.Event()
         self._lock.acquire(self.mode)
         try:
             # The same session the CLI and the console work through.
@@ -269,8 +288,8 @@ class Engine:
             try:
                 await self._recover()
                 self._publish()
-                self._watcher = asyncio.ensure_future(self._watch_log())
-                await self._loop_until_done()
+                self._watcher = asyncio.ensure_future(self._watch_log(wake))
+                await self._loop_until_done(wake)
             except LogError as error:
                 self._fail_engine(str(error))
         finally:
@@ -286,13 +305,15 @@ class Engine:
             raise EngineStopped(self.fatal)
         return 1 if self.once and self.failures else 0
 
-    async def _loop_until_done(self) -> None:
+    async def _loop_until_done(self, wake: asyncio.Event) -> None:
+        """The rounds of work; ``wake`` (the engine's ``_wake``) ends a
+        round's wait early."""
         last_check = last_reap = 0.0
         while not self._stopping:
             # Cleared before the work, not after it: a wake-up that comes
             # while this round runs (a job ending) then starts the next
             # round at once instead of being lost.
-            self._wake.clear()
+            wake.clear()
             now = time.monotonic()
             # Our own runs first, so that a lease of ours whose time ran out
             # while this process slept is renewed (or its run concluded)
@@ -313,7 +334,7 @@ class Engine:
                 if await self._try_log(self.log.has_ready) is False:
                     break
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=CHECK_SECONDS)
+                await asyncio.wait_for(wake.wait(), timeout=CHECK_SECONDS)
             except TimeoutError:
                 pass
 
@@ -408,7 +429,8 @@ class Engine:
         # Claims still waiting for a task's last run to end never started.
         for claim in list(self._waiting.values()):
             try:
-                await self._log(self.log.release, claim.token, note="the engine stopped before this run began")
+                await self._log(self.log.release, claim.token, note="the engine stopped before this run began",
+                                data={"run_started": False})
             except (LeaseLost, LogError):
                 pass
         self._waiting.clear()
@@ -492,8 +514,12 @@ class Engine:
         if prepared.start is not None:
             await self._log(self.log.record_branch_start, task.id, prepared.start)
         worktree = prepared.path
+        if prepared.start is None:
+            # A branch that ran before: if it no longer merges into the
+            # base, the base is merged into it now, for the agent to resolve.
+            job.conflicts = await self._conflicts_first(task)
         job.start_head = await self._call(self.worktrees.branch_head, task.id)
-        prompt = await self._log(self._prompt_for, task, job.attempt)
+        prompt = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
         await self._call(self._prepare_run_dir, job.run_dir)
         prompt_file = job.run_dir / "prompt.md"
         await self._call(write_private, prompt_file, prompt)
@@ -517,12 +543,48 @@ class Engine:
             "task": task.id, "attempt": job.attempt, "token": job.token,
             "profile": job.profile.name, "output": job.profile.output,
             "start_head": job.start_head,
+            "conflicts": list(job.conflicts.files) if job.conflicts else [],
         }
         job.run = await self._call(
             AgentRun.start, job.run_dir, argv, cwd=worktree, env=env,
             timeout=job.profile.timeout, record=record,
         )
         self._report(f"{task.id}: {job.profile.name} started in {worktree.relative_to(self.base.root)}")
+
+    async def _conflicts_first(self, task: Task) -> Conflicts | None:
+        """Before a re-run of a branch: the conflicts its agent must resolve
+        first, if any. A merge left in progress is taken as it is; a branch
+        that would conflict with the base now has the base merged into it
+        (the markers left in the files, see Worktrees.merge_base_in); and
+        files that a run before left with markers in them (the merge was
+        concluded unresolved) are named again."""
+        worktrees, task_id = self.worktrees, task.id
+        base = worktrees.base_branch
+        if await self._call(worktrees.merging, task_id):
+            files = await self._call(worktrees.unmerged_files, task_id)
+            return Conflicts(tuple(files), base) if files else None
+        check = await self._call(worktrees.merge_check, task_id)
+        if check.status is MergeStatus.CONFLICTS:
+            files = await self._call(
+                worktrees.merge_base_in, task_id, f"Merge {base} into {worktrees.branch_for(task_id)}")
+            if files:
+                shown = ", ".join(files[:10]) + (", …" if len(files) > 10 else "")
+                await self._log(
+                    self.log.add_note, task_id,
+                    f"merged {base} into {worktrees.branch_for(task_id)} before this run: conflicts in "
+                    f"{shown}, left for the agent to resolve",
+                    actor=self.worker, data={"conflicts": files, "base": check.base},
+                )
+                self._report(f"{task_id}: {base} merged into its branch; conflicts in {shown} for the agent")
+                return Conflicts(tuple(files), base)
+            return None
+        # Markers committed by an earlier run (the merge concluded without
+        # being resolved): the newest record of conflicts says where.
+        history = await self._log(self.log.events, task_id=task_id, kinds=["failed", "note"])
+        named: list[object] = next((event.data["conflicts"] for event in reversed(history)
+                                    if isinstance(event.data.get("conflicts"), list)), [])
+        left = await self._call(worktrees.files_with_markers, task_id, [str(name) for name in named])
+        return Conflicts(tuple(left), base, in_progress=False) if left else None
 
     def _stop_earlier_runs(self, task_id: str) -> str:
         """Stop every live process of any run of ``task_id`` (worker thread);
@@ -546,8 +608,19 @@ class Engine:
             self._report(f"{run_dir.relative_to(self.base.root)} was there already; kept as {aside.name}")
         make_run_dir(run_dir)
 
-    def _prompt_for(self, task: Task, attempt: int) -> str:
+    def _prompt_for(self, task: Task, attempt: int, conflicts: Conflicts | None = None) -> str:
         full = self.log.get_task(task.id)
+        # What ended the run before this one: an engine that stopped it
+        # (its attempt given back) or died (its lease expired) is said as
+        # such, never as the operator sending the task back.
+        ends = self.log.events(task_id=task.id, kinds=RUN_BOUNDARIES, last=2)
+        interrupted = None
+        if len(ends) == 2 and ends[1].kind == "claimed":
+            previous = ends[0]
+            if previous.kind == "expired" or (
+                previous.kind == "stopped" and previous.data.get("run_started", True)
+            ):
+                interrupted = previous.kind
         outcomes = []
         for dep in self.log.get_tasks(full.depends_on):
             finished = self.log.events(task_id=dep.id, kinds=["finished"], last=1)
@@ -562,13 +635,15 @@ class Engine:
             dependencies=outcomes,
             feedback=full.feedback,
             documents=self._living_documents(),
+            interrupted=interrupted,
+            conflicts=conflicts,
         )
 
     def _living_documents(self) -> list[tuple[str, str]]:
         """The living documents for a prompt: regular files inside the
         repository only. A symlink that leads out of it (to ~/.ssh, say) is
         never read into a prompt, nor a FIFO that would block for ever."""
-        documents = []
+        documents: list[tuple[str, str]] = []
         folder = self.base.artifacts_dir
         if not folder.is_dir():
             return documents
@@ -590,20 +665,21 @@ class Engine:
 
     async def _follow(self, job: Job) -> None:
         """Read the agent's output as it comes until its run has ended."""
+        run, output = job.started()
         while True:
             await self._pump(job)
             if job.stop_reason == "detached":
                 return
             if job.stop_reason and not job.signalled:
                 self._signal(job)
-            if job.run.ended():
+            if run.ended():
                 break
             await self._wait_for_exit(job, PUMP_SECONDS)
-        await self._call(job.output.finish)
+        await self._call(output.finish)
         await self._flush_progress(job, force=True)
 
     async def _pump(self, job: Job) -> None:
-        while await self._call(job.output.read):
+        while await self._call(job.started().output.read):
             pass
         await self._flush_progress(job)
 
@@ -615,7 +691,8 @@ class Engine:
         now = time.monotonic()
         if not force and now - job.last_progress_at < PROGRESS_SECONDS:
             return
-        pending = job.output.take_progress()
+        output = job.started().output
+        pending = output.take_progress()
         if pending is None:
             return
         job.last_progress_at = now
@@ -625,12 +702,13 @@ class Engine:
         except LeaseLost:
             job.stop_reason = job.stop_reason or "lost"
             return
-        if written is BUSY and job.output.pending is None:
-            job.output.pending = pending
+        if written is BUSY and output.pending is None:
+            output.pending = pending
 
     async def _conclude(self, job: Job) -> None:
         task_id = job.task_id
-        code = job.run.exit_code()
+        run, output = job.started()
+        code = run.exit_code()
         reason = job.stop_reason
         if reason == "shutdown" and code is not None:
             # The agent ended on its own before the stop reached it: its
@@ -638,19 +716,19 @@ class Engine:
             reason = None
         # What the agent started and left behind goes with it; a run whose
         # supervisor was killed may even leave the agent itself at work.
-        if await self._call(job.run.stop) and code is None and reason is None:
+        if await self._call(run.stop) and code is None and reason is None:
             self._report(f"{task_id}: its supervisor was gone; the agent it left was stopped")
         failure = describe_exit(code)
         # What kind of failure it is (model.FAILURE_CAUSES), for the log.
         cause = "exit" if failure else None
-        if failure is None and job.output.agent_failure:
+        if failure is None and output.agent_failure:
             # The agent's own word counts, whatever its exit status: a run
             # that says it failed (is_error, a failed turn) never reaches
             # review as if it had worked.
-            failure = f"the agent reported a failure: {job.output.agent_failure}"
+            failure = f"the agent reported a failure: {output.agent_failure}"
             cause = "agent"
         if reason == "timeout":
-            timeout = job.profile.timeout if job.profile else job.run.timeout
+            timeout = job.profile.timeout if job.profile else run.timeout
             failure = f"timed out after {timeout:g} s"
             cause = "timeout"
         faults.point("conclude.begin")
@@ -661,7 +739,7 @@ class Engine:
         await self._call(write_json, job.run_dir / "exit.json", {
             "exit_code": code, "timed_out": reason == "timeout",
             "stopped": reason in ("lost", "shutdown"), "failure": failure,
-            "started": job.run.started, "agent_started": _mtime(job.run_dir / "agent.pid"),
+            "started": run.started, "agent_started": _mtime(job.run_dir / "agent.pid"),
             "agent_ended": _mtime(job.run_dir / "exit.code"), "ended": time.time(),
         })
         if reason in ("lost", "shutdown"):
@@ -681,6 +759,16 @@ class Engine:
             self._report(f"{task_id}: agent stopped, back to queued")
             return
         committed = await self._save_work(task_id, f"factory: work left by {task_id}'s agent")
+        markers: list[str] = []
+        if failure is None and job.conflicts is not None:
+            # The conflicts it was given must be resolved, or the branch
+            # would land with git's markers in it.
+            markers = await self._call(self.worktrees.files_with_markers, task_id, job.conflicts.files)
+            if markers:
+                shown = ", ".join(markers[:10]) + (", …" if len(markers) > 10 else "")
+                failure = (f"conflict markers remain in {shown}: the merge of "
+                           f"{job.conflicts.base_branch} is not resolved")
+                cause = "markers"
         if failure is None and not committed and job.start_head is not None:
             # Nothing new from this run, and nothing from earlier ones either:
             # there would be nothing to review.
@@ -688,21 +776,23 @@ class Engine:
             if head == job.start_head and not await self._call(self.worktrees.branch_has_work, task_id):
                 failure = "the agent finished without changing anything: there is no work to review"
                 cause = "no-work"
-        totals = job.output.totals
+        totals = output.totals
         data = {"run": str(job.run_dir.relative_to(self.base.root)), **totals}
-        if job.output.summary:
-            data["summary"] = job.output.summary
+        if output.summary:
+            data["summary"] = output.summary
         try:
             if failure is None:
                 note = "agent finished" + _summary(totals)
                 await self._log(self.log.finish, job.token, State.REVIEW, note=note, data=data)
                 self._report(f"{task_id}: review ({note})")
             else:
-                tail = " | ".join(job.output.last_lines)
+                tail = " | ".join(output.last_lines)
                 note = f"{failure}" + (f"; last output: {tail}" if tail else "")
                 data.update({"failure": cause, "reason": failure[:FAILURE_TEXT_LIMIT * 2]})
                 if cause == "exit":
                     data["exit_code"] = code
+                if markers:
+                    data["conflicts"] = markers
                 await self._log(self.log.finish, job.token, State.FAILED, note=note[:2000], data=data)
                 self.failures += 1
                 self._report(f"{task_id}: failed ({failure})")
@@ -736,11 +826,16 @@ class Engine:
             return False
 
     async def _give_back(self, job: Job, note: str) -> None:
-        """The run's task back to the queue (the engine is stopping)."""
+        """The run's task back to the queue (the engine is stopping): the
+        run does not count as an attempt, and its folder is set aside for
+        the next run of the same attempt."""
         try:
-            await self._log(self.log.release, job.token, note=note)
+            await self._log(self.log.release, job.token, note=note,
+                            data={"run_started": job.run is not None})
         except (LeaseLost, LogError) as error:
             self._report(f"{job.task_id}: {error}")
+            return
+        await self._call(_set_aside, job.run_dir)
 
     async def _abandon(self, job: Job, note: str) -> None:
         """Stop the run, commit what it left (where git still can) and give
@@ -781,13 +876,15 @@ class Engine:
             if token is None:
                 continue
             run_dir = run_dir_for(self.base, task.id, task.attempts)
-            record = read_json(run_dir / "run.json")
+            record = read_json(run_dir / "run.json") or {}
             # A record without the supervisor's pid: the engine died while
             # starting it; adopt finds the supervisor by FACTORY_RUN if it runs.
             run = await self._call(AgentRun.adopt, run_dir) if record and record.get("token") == token else None
             if run is not None and (run.exit_code() is not None or await self._call(run.supervisor_alive)):
                 try:
-                    await self._log(self.log.heartbeat, token, lease_seconds=self.lease_seconds)
+                    # Renewed in this engine's name: the run's later events
+                    # are ours, and an `adopted` event says who it was.
+                    await self._log(self.log.adopt, token, self.worker, lease_seconds=self.lease_seconds)
                 except LeaseLost:
                     continue
                 job = Job(task=task, token=token, attempt=task.attempts, run_dir=run_dir,
@@ -798,6 +895,8 @@ class Engine:
                 except FactoryError:
                     job.profile = None
                 job.output = RunOutput(run_dir, record.get("output", "text"))
+                if record.get("conflicts"):
+                    job.conflicts = Conflicts(tuple(record["conflicts"]), self.worktrees.base_branch)
                 self.jobs[task.id] = job
                 adopted_dirs.add(run_dir)
                 self._report(f"{task.id}: took over its running agent")
@@ -810,17 +909,20 @@ class Engine:
                 self._report(f"{task.id}: its supervisor was gone; what its run left was stopped")
             await self._save_work(task.id, f"factory: work left when {task.id}'s agent was lost")
             try:
-                await self._log(self.log.release, token, note="its agent was gone when the engine started; work committed")
+                await self._log(self.log.release, token, note="its agent was gone when the engine started; work committed",
+                                data={"run_started": run_dir.is_dir()})
                 self._report(f"{task.id}: agent gone, back to queued")
             except LeaseLost:
                 pass
+            else:
+                await self._call(_set_aside, run_dir)
         await self._call(self._stop_strays, adopted_dirs)
         for task_id in await self._log(self.log.reap_expired, actor=self.worker, keep=self._own_tokens()):
             self._report(f"{task_id}: lease expired, back to queued")
 
     async def _adopted(self, job: Job) -> None:
         # Re-read everything written so far without reporting it as new.
-        await self._call(job.output.replay)
+        await self._call(job.started().output.replay)
         await self._run_job(job)
 
     def _stop_strays(self, adopted: set[Path]) -> None:
@@ -839,9 +941,10 @@ class Engine:
     # next PUMP_SECONDS look (0.2 s) to be concluded: most of a short run's
     # time (benchmarks/bench_engine.py).
 
-    async def _watch_log(self) -> None:
-        """Wake the scheduler when the log's files change while a slot is
-        free: another process added, re-queued or released a task."""
+    async def _watch_log(self, wake: asyncio.Event) -> None:
+        """Wake the scheduler (set ``wake``) when the log's files change
+        while a slot is free: another process added, re-queued or released
+        a task."""
         path = self.base.log_path
         paths = (path, path.with_name(path.name + "-wal"))
         last = _files_signature(paths)
@@ -852,21 +955,21 @@ class Engine:
             signature = _files_signature(paths)
             if signature != last:
                 last = signature
-                self._wake.set()
+                wake.set()
 
     async def _wait_for_exit(self, job: Job, timeout: float) -> None:
         """Sleep ``timeout``, or less if the job's supervisor exits first:
         a pidfd of our own supervisor (Linux 5.3 and later) turns readable
         the moment it ends. Elsewhere, and for an adopted run, a plain sleep."""
-        process = job.run.process
+        process = job.started().run.process
         if process is not None and job.exit_fd is None:
             try:
-                job.exit_fd = os.pidfd_open(process.pid)
+                job.exit_fd = fd = os.pidfd_open(process.pid)
             except (AttributeError, OSError):
                 job.exit_fd = -1  # not available: poll as before
             else:
-                job.exited = asyncio.Event()
-                self._loop.add_reader(job.exit_fd, self._supervisor_exited, job)
+                job.exited = exited = asyncio.Event()
+                asyncio.get_running_loop().add_reader(fd, self._supervisor_exited, fd, exited)
         if job.exited is None:
             await asyncio.sleep(timeout)
             return
@@ -875,16 +978,17 @@ class Engine:
         except TimeoutError:
             pass
 
-    def _supervisor_exited(self, job: Job) -> None:
+    @staticmethod
+    def _supervisor_exited(fd: int, exited: asyncio.Event) -> None:
         # Once for all: the pidfd stays readable, and a reader left in place
         # would run on every turn of the loop.
-        self._loop.remove_reader(job.exit_fd)
-        job.exited.set()
+        asyncio.get_running_loop().remove_reader(fd)
+        exited.set()
 
     def _unwatch_exit(self, job: Job) -> None:
         if job.exit_fd is not None and job.exit_fd >= 0:
             try:
-                self._loop.remove_reader(job.exit_fd)
+                asyncio.get_running_loop().remove_reader(job.exit_fd)
             finally:
                 os.close(job.exit_fd)
         job.exit_fd = None
@@ -980,6 +1084,29 @@ class Engine:
             pass
 
 
+# The events that begin or end a run, or send a task back: the one before a
+# claim says how the run before it ended.
+RUN_BOUNDARIES = ("claimed", "stopped", "expired", "finished", "failed", "requeued",
+                  "cancelled", "approved", "released", "held")
+
+
+def _set_aside(run_dir: Path) -> None:
+    """A run that did not count (the engine stopped it, or found it gone):
+    its folder is kept as ``<attempt>.stopped`` (``.stopped-2`` …), so that
+    the next run of the same attempt gets a folder of its own."""
+    if not run_dir.is_dir():
+        return
+    for n in range(1, 1000):
+        aside = run_dir.with_name(f"{run_dir.name}.stopped" + (f"-{n}" if n > 1 else ""))
+        if aside.exists():
+            continue
+        try:
+            run_dir.rename(aside)
+        except OSError:
+            pass  # a read-only disk: the next run sets it aside (_prepare_run_dir)
+        return
+
+
 def _lease_from_environment() -> float:
     """FACTORY_LEASE_SECONDS, for tests that must see a lease run out soon."""
     try:
@@ -1048,10 +1175,10 @@ class EngineThread(threading.Thread):
         self.join(timeout)
 
 
-def _files_signature(paths) -> tuple:
+def _files_signature(paths: Iterable[Path]) -> tuple[tuple[int, int, int] | None, ...]:
     """What a stat says about each file (None when it is missing): any
     commit to the log changes its write-ahead log's size or time."""
-    signature = []
+    signature: list[tuple[int, int, int] | None] = []
     for path in paths:
         try:
             stat = os.stat(path)

@@ -19,7 +19,8 @@ HANDOVER_LOG = "engine.log"
 
 
 class EngineHost:
-    def __init__(self, base: FactoryBase, *, on_status: Callable[[EngineStatus], None] | None = None) -> None:
+    # What ``on_status`` returns is ignored: the console posts a message.
+    def __init__(self, base: FactoryBase, *, on_status: Callable[[EngineStatus], object] | None = None) -> None:
         self.base = base
         self.on_status = on_status
         self.thread: EngineThread | None = None

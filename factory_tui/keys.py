@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +26,19 @@ class Key:
     section: str
     tooltip: str = ""
     show: bool = True
+    # Checked before the focused widget sees the key (a dialog's key that a
+    # text area would otherwise take, such as ctrl+e).
+    priority: bool = False
 
     def binding(self, *, show: bool | None = None) -> Binding:
         return Binding(
             self.keys, self.action, self.description, show=self.show if show is None else show,
-            id=self.id, tooltip=self.tooltip,
+            id=self.id, tooltip=self.tooltip, priority=self.priority,
         )
 
 
 # The sections of the help screen, in the order it shows them.
-SECTIONS = ("Task", "Run", "Diff", "Log", "Moving", "Pane", "Everywhere")
+SECTIONS = ("Task", "Run", "Transcript", "Diff", "Log", "Moving", "Pane", "Everywhere", "Dialog")
 
 _KEYS = [
     # --- what the operator does to a task, wherever a task is under the cursor
@@ -54,6 +57,8 @@ _KEYS = [
     Key("task.open", "enter", "command('open')", "Open", "Task",
         "Its description, dependencies and history", show=False),
     Key("task.new", "n", "new_task", "New", "Task", "Add a task with a form", show=False),
+    Key("task.drop-dependency", "u", "drop_dependency", "Drop dependency", "Task",
+        "A task that can never run as it is: stop waiting for the dead task (asks first)"),
     Key("task.mark", "space", "toggle_mark", "Mark", "Task",
         "Mark or unmark the row; then a, r, x and h act on every marked task", show=False),
     Key("task.clear-marks", "escape", "clear_marks", "Clear marks", "Task",
@@ -68,6 +73,20 @@ _KEYS = [
     Key("run.diff", "d", "tab('diff')", "Diff", "Run", "What changed against the base branch"),
     Key("worktrees.clean", "c", "clean", "Clean up", "Run",
         "Remove the orphaned worktrees (asks first; work is committed first)", show=False),
+    Key("run.attempt", "p", "earlier_attempt", "Earlier attempt", "Run",
+        "The transcripts of this task's attempts in turn, newest first", show=False),
+    # --- a run's transcript
+    Key("transcript.search", "slash", "search", "Search", "Transcript",
+        "Find a line (enter: next match; lower case matches any case)"),
+    Key("transcript.next-match", "n", "next_match", "Next match", "Transcript", show=False),
+    Key("transcript.previous-match", "N", "previous_match", "Previous match", "Transcript", show=False),
+    Key("transcript.close-search", "escape", "close_search", "Close search", "Transcript", show=False),
+    # --- the diff: files on the left, the selected file's patch on the right
+    Key("diff.next-file", "right_square_bracket", "next_file", "Next file", "Diff"),
+    Key("diff.previous-file", "left_square_bracket", "previous_file", "Previous file", "Diff", show=False),
+    Key("diff.next-hunk", "right_curly_bracket", "next_hunk", "Next hunk", "Diff",
+        "Scroll the patch to the next @@ hunk"),
+    Key("diff.previous-hunk", "left_curly_bracket", "previous_hunk", "Previous hunk", "Diff", show=False),
     # --- the Log pane
     Key("log.follow", "end,G", "last", "Follow", "Log", "Jump to the newest event and follow"),
     # --- moving in any list
@@ -86,12 +105,19 @@ _KEYS = [
     Key("app.quit", "q", "quit", "Quit", "Everywhere", show=False),
     Key("app.zoom", "z", "zoom", "Zoom pane", "Everywhere",
         "Fill the screen with the focused pane, or back", show=False),
+    # --- the note that goes with a re-queue (a text area: enter is a new line)
+    Key("note.submit", "ctrl+s", "submit", "Submit", "Dialog", priority=True),
+    Key("note.editor", "ctrl+e", "editor", "$EDITOR", "Dialog",
+        "Write the note in your editor; it comes back here when the editor exits", priority=True),
+    Key("note.cancel", "escape", "cancel", "Cancel", "Dialog"),
 ]
 KEYS: dict[str, Key] = {key.id: key for key in _KEYS}
 
 
-def bindings(*ids: str, show: dict[str, bool] | None = None) -> list[Binding]:
-    """The bindings of these ids; ``show`` overrides which reach the footer."""
+def bindings(*ids: str, show: dict[str, bool] | None = None) -> list[BindingType]:
+    """The bindings of these ids; ``show`` overrides which reach the footer.
+    Typed as Textual's ``BINDINGS`` lists are, so that a class can take it
+    as its ``BINDINGS``."""
     show = show or {}
     return [KEYS[key_id].binding(show=show.get(key_id)) for key_id in ids]
 

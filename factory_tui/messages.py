@@ -29,6 +29,7 @@ class Command(StrEnum):
 
     OPEN = "open"
     OPEN_RUN = "open_run"
+    OPEN_DIFF = "open_diff"  # the run screen, on its diff
     APPROVE = "approve"
     REQUEUE = "requeue"
     CANCEL = "cancel"

@@ -93,8 +93,12 @@ KIND_UNDEPENDS = "undepends"
 KIND_NOTE = "note"
 KIND_PROGRESS = "progress"
 # Something went wrong after an action took effect (a worktree that could not
-# be removed after its merge): the action stands; the event says what to do.
+# be removed after its merge), or an action was refused on the way (an
+# approval that could not merge): the event says what to do.
 KIND_WARNING = "warning"
+# An engine took over a run another engine left (killed, or a console that
+# handed its agents over): from then on the run is the new engine's.
+KIND_ADOPTED = "adopted"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
@@ -103,6 +107,7 @@ EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_NOTE,
     KIND_PROGRESS,
     KIND_WARNING,
+    KIND_ADOPTED,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.

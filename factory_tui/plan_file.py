@@ -68,7 +68,7 @@ def parse_plan(text: str, source: str = "plan") -> list[PlanItem]:
         match = _ITEM.match(line)
         # A bullet that starts with a markdown link, [text](url) or
         # [text][ref], is a plain bullet: its brackets are not a box.
-        is_link = bool(match) and match.group("rest")[:1] in ("(", "[")
+        is_link = match is not None and match.group("rest")[:1] in ("(", "[")
         if match and not is_link:
             current = _parse_item(match, number, source)
             current_indent = len(match.group("indent"))

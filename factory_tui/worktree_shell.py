@@ -40,9 +40,9 @@ def shell_argv(environ: Mapping[str, str]) -> list[str]:
     return [environ.get("SHELL") or shutil.which("bash") or "/bin/sh"]
 
 
-def editor_argv(environ: Mapping[str, str]) -> list[str]:
+def editor_argv(environ: Mapping[str, str], *, target: str | None = ".") -> list[str]:
     """$VISUAL or $EDITOR (a command with its options, ``code --wait``) on
-    the worktree's folder, else vi."""
+    ``target`` (the worktree's folder; None: the caller adds a file), else vi."""
     editor = environ.get("VISUAL") or environ.get("EDITOR") or "vi"
     try:
         words = shlex.split(editor)
@@ -50,4 +50,4 @@ def editor_argv(environ: Mapping[str, str]) -> list[str]:
         raise FactoryError(f"cannot read the editor command {editor!r}: {error}") from None
     if not words:
         words = ["vi"]
-    return [*words, "."]
+    return [*words, target] if target is not None else words

@@ -484,12 +484,12 @@ def test_plan_import_the_documented_format(base, tmp_path: Path) -> None:
 def test_plan_import_json_state_and_stdin(base, tmp_path: Path) -> None:
     plan = tmp_path / "p.md"
     plan.write_text("- [ ] one {#one}\n- [x] two\n- [ ] three {after=one}\n")
-    data = ok_json(base, "plan", "import", str(plan), "--state", "queued")
+    data = ok_json(base, "plan", "import", str(plan), "--state", "queued")["imported"]
     assert [(t["id"], t["state"]) for t in data] == [
         ("T-1", "queued"), ("T-2", "done"), ("T-3", "queued"),
     ]
     assert data[2]["depends_on"] == ["T-1"]
-    from_stdin = ok_json(base, "plan", "import", "-", input="- [ ] via stdin\n")
+    from_stdin = ok_json(base, "plan", "import", "-", input="- [ ] via stdin\n")["imported"]
     assert [(t["id"], t["title"], t["source"]) for t in from_stdin] == [
         ("T-4", "via stdin", "import:stdin")
     ]
@@ -535,9 +535,9 @@ def test_plan_import_malformed_writes_nothing(base, tmp_path, text, line, words)
 def test_plan_import_ignores_a_byte_order_mark(base, tmp_path: Path) -> None:
     plan = tmp_path / "windows.md"
     plan.write_bytes(b"\xef\xbb\xbf- [ ] first item\r\n- [ ] second item\r\n")
-    data = ok_json(base, "plan", "import", str(plan))
+    data = ok_json(base, "plan", "import", str(plan))["imported"]
     assert [t["title"] for t in data] == ["first item", "second item"]
-    from_stdin = ok_json(base, "plan", "import", "-", input=b"\xef\xbb\xbf- [ ] third\n")
+    from_stdin = ok_json(base, "plan", "import", "-", input=b"\xef\xbb\xbf- [ ] third\n")["imported"]
     assert [t["title"] for t in from_stdin] == ["third"]
 
 
@@ -834,7 +834,7 @@ def test_every_data_command_prints_valid_json(base, args) -> None:
 def test_plan_import_prints_valid_json(base, tmp_path: Path) -> None:
     plan = tmp_path / "p.md"
     plan.write_text("- [ ] a\n")
-    assert ok_json(base, "plan", "import", str(plan))[0]["title"] == "a"
+    assert ok_json(base, "plan", "import", str(plan))["imported"][0]["title"] == "a"
 
 
 # --- hostile text -------------------------------------------------------------

@@ -53,13 +53,14 @@ async def test_requeue_asks_for_a_note_and_keeps_it(demo_base):
         await move_to(pilot, "T-3")
         await pilot.press("r")
         await wait_until(pilot, lambda: isinstance(app.screen, NoteDialog), "the feedback dialog")
-        await pilot.press(*"Check the [bold] lockout", "enter")
+        # The note is a text area: enter starts a new line, ctrl+s submits.
+        await pilot.press(*"Check the [bold] lockout", "enter", *"and the log", "ctrl+s")
         await wait_until(pilot, lambda: state_of(demo_base, "T-3") is State.QUEUED, "T-3 re-queued")
         event = last_event(demo_base, "T-3")
         assert event.kind == "requeued"
-        assert event.note == "Check the [bold] lockout"
+        assert event.note == "Check the [bold] lockout\nand the log"
         with ExecutionLog.open(demo_base.log_path) as log:
-            assert log.get_task("T-3").feedback == "Check the [bold] lockout"
+            assert log.get_task("T-3").feedback == "Check the [bold] lockout\nand the log"
 
 
 async def test_requeue_dialog_escape_changes_nothing(demo_base):

@@ -223,11 +223,13 @@ def test_a_claim_whose_engine_died_before_starting_the_agent_is_given_back(base:
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{task_id}: agent gone, back to queued" in done.stdout
     final = task(base, task_id)
-    assert final.state is State.REVIEW and final.attempts == 2
+    # The claim that never started was no attempt: it was given back.
+    assert final.state is State.REVIEW and final.attempts == 1
     kinds = [event.kind for event in events(base, task_id) if event.kind != "progress"]
     assert kinds == ["created", "claimed", "stopped", "claimed", "finished"]
-    assert not (run_dir(base, task_id, 1) / "run.json").exists()
-    assert (run_dir(base, task_id, 2) / "exit.json").exists()
+    assert events(base, task_id, "stopped")[0].data["run_started"] is False
+    assert (run_dir(base, task_id, 1) / "exit.json").exists()
+    assert not run_dir(base, task_id, 2).exists()
 
 
 def test_the_engine_renews_its_leases_while_agents_run(base: FactoryBase, agent: Path, tmp_path: Path, tidy) -> None:
@@ -667,7 +669,10 @@ def test_an_agent_whose_supervisor_died_with_the_engine_is_stopped_before_its_ta
 
     second = start_factory(base, "run", "--once", output=tmp_path / "second.out")
     tidy.append(second)
-    new_agent = agent_pid(base, task_id, attempt=2)
+    # The lost run is no attempt: its folder is set aside, and the same
+    # attempt runs again in a folder of its own.
+    wait_for(lambda: (base.runs_dir / task_id / "1.stopped").is_dir(), "the lost run to be set aside")
+    new_agent = agent_pid(base, task_id, attempt=1)
 
     # Two agents never work in one worktree: the orphan went first.
     assert not alive(old_agent) and not group_members(supervisor)
@@ -675,7 +680,7 @@ def test_an_agent_whose_supervisor_died_with_the_engine_is_stopped_before_its_ta
     gate.touch()
     assert second.wait(timeout=120) == 0, (tmp_path / "second.out").read_text()
     final = task(base, task_id)
-    assert final.state is State.REVIEW and final.attempts == 2
+    assert final.state is State.REVIEW and final.attempts == 1
     [stopped] = events(base, task_id, "stopped")
     assert "work committed" in stopped.note
     assert starts(record) == [task_id, task_id]
@@ -744,7 +749,9 @@ def test_sigterm_stops_the_agents_and_their_tasks_go_back_to_the_queue(
     again = factory(base, "run", "--once")
     assert again.returncode == 0, again.stdout + again.stderr
     for task_id in ids:
-        assert task(base, task_id).state is State.REVIEW and task(base, task_id).attempts == 2
+        # Stopping the engine did not count as an attempt.
+        assert task(base, task_id).state is State.REVIEW and task(base, task_id).attempts == 1
+        assert (base.runs_dir / task_id / "1.stopped" / "output.raw").is_file()
         assert git(base.root, "show", f"factory/{task_id}:more.txt") == f"a line from {task_id}"
         assert len(git(base.root, "log", "--format=%s", f"main..factory/{task_id}").splitlines()) == 2
     no_traceback_anywhere(base, output, again.stdout, again.stderr)

@@ -166,6 +166,7 @@ def test_an_agent_is_refused_the_operators_actions(base: FactoryBase, plan: Clai
         (("task", "hold", "T-3", "T-4"), "holding tasks"),
         (("worktrees", "clean", "--yes"), "cleaning worktrees"),
         (("run", "--once"), "running the engine or the console"),
+        (("engine", "stop"), "running the engine or the console"),
         (("init", str(base.root)), "initialising a base"),
     ]:
         line = refusal(factory(env, *args))
@@ -394,7 +395,7 @@ def test_every_command_declares_what_it_needs() -> None:
     undeclared = [" ".join(path) for path, command in leaves(main) if not isinstance(getattr(command.callback, "needs", None), Need)]
     assert undeclared == []
     reads = {" ".join(path) for path, command in leaves(main) if command.callback.needs is Need.READ}
-    assert reads == {"plan list", "plan show", "worktrees", "agents", "log", "status"}
+    assert reads == {"plan list", "plan show", "worktrees", "agents", "log", "status", "engine status"}
 
 
 def test_an_agent_cannot_open_the_console(base: FactoryBase, plan: Claim) -> None:

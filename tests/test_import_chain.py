@@ -281,7 +281,7 @@ def test_ticked_items_and_existing_done_tasks_do_not_block(log: ExecutionLog) ->
     log.finish(claim.token, State.REVIEW)
     log.apply("T-2", Action.APPROVE, actor="o")  # T-2 done
     text = "- [x] done here {#d}\n- [ ] next {after=d,T-1,T-2}\n"
-    done_here, nxt = import_plan(log, text, source="p.md", actor="a")
+    done_here, nxt = import_plan(log, text, source="p.md", actor="a").tasks
     assert done_here.state is State.DONE
     assert (nxt.depends_on, nxt.blocked_by) == (("T-3", "T-1", "T-2"), ("T-1",))
     assert log.get_task(nxt.id).blocked_by == nxt.blocked_by

@@ -170,7 +170,7 @@ def _everything(log: ExecutionLog) -> tuple[list, list]:
 
 def test_import_the_documented_example(log: ExecutionLog) -> None:
     log.add_tasks([NewTask(title=f"existing {n}") for n in range(4)], actor="seed")  # T-1..T-4
-    tasks = import_plan(log, DOCUMENTED, source="plan.md", actor="alice")
+    tasks = import_plan(log, DOCUMENTED, source="plan.md", actor="alice").tasks
     assert [t.id for t in tasks] == ["T-5", "T-6", "T-7", "T-8"]
     schema, api, licence, ship = tasks
     assert (schema.title, schema.state, schema.priority) == ("Set up the schema", State.PROPOSED, 2)
@@ -187,7 +187,7 @@ def test_import_the_documented_example(log: ExecutionLog) -> None:
 def test_import_in_another_state_with_forward_references(log: ExecutionLog) -> None:
     text = "- [ ] Deploy {after=build}\n- [ ] Build {#build after=t1}\n"
     log.add_task(NewTask(title="existing"), actor="seed")
-    deploy, build = import_plan(log, text, source="p.md", actor="a", state=State.QUEUED)
+    deploy, build = import_plan(log, text, source="p.md", actor="a", state=State.QUEUED).tasks
     assert (deploy.id, deploy.state, deploy.depends_on) == ("T-2", State.QUEUED, ("T-3",))
     assert (build.id, build.depends_on) == ("T-3", ("T-1",))
     # The queue honours the imported dependencies.

@@ -193,3 +193,75 @@ def test_approve_json_holds_the_merge_commit(base) -> None:
     # A proposed task approved is queued: nothing merged, no merge commit.
     proposed = add(base, "an idea", "--state", "proposed")
     assert "merge_commit" not in ok_json(base, "task", "approve", proposed)
+
+
+# --- an approval refused is in the log --------------------------------------------------
+
+
+def test_an_approval_refused_by_files_in_the_way_is_a_warning_in_the_log(base) -> None:
+    task_id = to_review(base, "adds a file", {"new.txt": "the task's\n"})
+    # The user's own untracked file where the merge would put the task's.
+    (base.root / "new.txt").write_text("mine, not committed\n")
+    line = refused(base, "task", "approve", task_id)
+    assert "nothing changed" in line and "new.txt" in line
+    [warning] = [e for e in ok_json(base, "log", "--task", task_id, "--kind", "warning")]
+    assert warning["note"].startswith(f"approval refused, {task_id} stays in review: ")
+    assert warning["data"]["refused"] == "approve"
+    assert warning["data"]["reason"] == line.removeprefix("factory: ")
+    assert ok_json(base, "plan", "show", task_id)["state"] == "review"
+    assert (base.root / "new.txt").read_text() == "mine, not committed\n"
+
+
+def test_an_approval_refused_by_a_dirty_checkout_is_a_warning_in_the_log(base) -> None:
+    task_id = to_review(base, "edits the readme", {"README.md": "# the task's readme\n"})
+    (base.root / "README.md").write_text("# my edit, not committed\n")
+    line = refused(base, "task", "approve", task_id)
+    warnings = ok_json(base, "log", "--task", task_id, "--kind", "warning")
+    assert len(warnings) == 1 and warnings[0]["data"]["reason"] == line.removeprefix("factory: ")
+    # Once the way is clear, it lands, and nothing more is warned.
+    (base.root / "README.md").write_text("# a project\n")
+    assert ok_json(base, "task", "approve", task_id)["state"] == "done"
+    assert len(ok_json(base, "log", "--task", task_id, "--kind", "warning")) == 1
+
+
+# --- importing a file again -------------------------------------------------------------
+
+
+def test_importing_a_file_again_imports_only_what_is_new(base, tmp_path: Path) -> None:
+    from tests.helpers import log_tables
+
+    plan = tmp_path / "plan.md"
+    plan.write_text("- [ ] Schema {#schema}\n- [ ] API {#api after=schema}\n- [x] Licence\n")
+    first = ok(base, "plan", "import", str(plan)).stdout
+    assert first == "Imported 3 tasks (T-1…T-3), 1 of them done.\n"
+    before = log_tables(base.log_path)
+    again = ok(base, "plan", "import", str(plan)).stdout
+    assert again == "Nothing to import: all 3 items were imported before (T-1…T-3), skipped.\n"
+    assert log_tables(base.log_path) == before  # not a byte written
+    # An item added to the file, depending on one imported before.
+    plan.write_text(plan.read_text() + "- [ ] Docs {after=api}\n")
+    grown = ok(base, "plan", "import", str(plan)).stdout
+    assert grown == "Imported 1 task (T-4), 0 of them done; 3 already imported, skipped.\n"
+    docs = ok_json(base, "plan", "show", "T-4")
+    assert (docs["title"], docs["depends_on"]) == ("Docs", ["T-2"])
+    data = ok_json(base, "plan", "import", str(plan))
+    assert data["imported"] == []
+    assert data["skipped"] == [
+        {"line": 1, "title": "Schema", "task": "T-1"}, {"line": 2, "title": "API", "task": "T-2"},
+        {"line": 3, "title": "Licence", "task": "T-3"}, {"line": 4, "title": "Docs", "task": "T-4"},
+    ]
+    assert len(ok_json(base, "plan", "list")) == 4
+
+
+def test_a_title_twice_in_a_file_is_two_tasks_and_each_is_known_again(base, tmp_path: Path) -> None:
+    plan = tmp_path / "steps.md"
+    plan.write_text("- [ ] Run the tests\n- [ ] Fix what fails\n- [ ] Run the tests\n")
+    assert [t["id"] for t in ok_json(base, "plan", "import", str(plan))["imported"]] == ["T-1", "T-2", "T-3"]
+    plan.write_text(plan.read_text() + "- [ ] Run the tests\n")
+    data = ok_json(base, "plan", "import", str(plan))
+    assert [(t["id"], t["title"]) for t in data["imported"]] == [("T-4", "Run the tests")]
+    assert [item["task"] for item in data["skipped"]] == ["T-1", "T-2", "T-3"]
+    # Another file with the same titles is another file's items.
+    other = tmp_path / "other.md"
+    other.write_text("- [ ] Run the tests\n")
+    assert ok_json(base, "plan", "import", str(other))["imported"][0]["id"] == "T-5"

@@ -460,7 +460,8 @@ class CodexJsonParser(_JsonLinesParser):
     def __init__(self) -> None:
         # Ordered, so that the oldest is forgotten first when it is full.
         self._started_commands: dict[str, None] = {}
-        self._totals = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0}
+        # Counts as the agent reports them: _number lets a float through.
+        self._totals: dict[str, int | float] = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0}
         self._turns = 0
         # The older shape reports tokens as it goes and the end separately;
         # the last count waits for the end (or for finish).
@@ -531,9 +532,10 @@ class CodexJsonParser(_JsonLinesParser):
 
     def _command_completed(self, item: dict) -> Progress | None:
         item_id = item.get("id")
-        seen = isinstance(item_id, str) and item_id in self._started_commands
-        if seen:
+        seen = False
+        if isinstance(item_id, str) and item_id in self._started_commands:
             del self._started_commands[item_id]
+            seen = True
         exit_code = _number(item.get("exit_code"))
         failed = item.get("status") in ("failed", "declined") or (
             exit_code is not None and exit_code != 0

@@ -146,6 +146,8 @@ def _write_work(base: FactoryBase, start: float) -> None:
         for task_id, (rel, text) in _WORK.items():
             # Made as the engine makes a branch: recorded, so the plan owns it.
             prepared = worktrees.prepare_for(task_id, owned=False)
+            # Not owned: the branch is made new, so its start is known.
+            assert prepared.start is not None
             log.record_branch_start(task_id, prepared.start)
             path = prepared.path / rel
             path.parent.mkdir(parents=True, exist_ok=True)

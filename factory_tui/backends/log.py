@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
 from factory_tui.dependency_graph import find_cycle
@@ -39,6 +40,7 @@ from factory_tui.errors import (
 from factory_tui.model import (
     CREATABLE_STATES,
     EVENT_KIND,
+    KIND_ADOPTED,
     KIND_CREATED,
     KIND_DEPENDS,
     KIND_NOTE,
@@ -210,7 +212,12 @@ class _Transaction:
                 raise describe_sqlite_error(log.path, error) from None
         return log._conn
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         log = self._log
         conn = log._conn
         try:
@@ -226,7 +233,6 @@ class _Transaction:
                 raise describe_sqlite_error(log.path, error) from None
         finally:
             log._lock.release()
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +273,7 @@ def _batch_writes(
             SQL_EVENT_INSERT,
             [
                 (now, f"T-{first + index}", KIND_CREATED, actor, None, state.value,
-                 title if len(title) <= 200 else title[:199] + "…", sources.get(source))
+                 title if len(title) <= 200 else title[:199] + "…", sources.get(source) if source else None)
                 for index, (title, state, _, _, _, source) in enumerate(rows)
             ],
         ),
@@ -453,6 +459,15 @@ class ExecutionLog:
                 conn, [task_from_row(row, row[EXTRA]) for row in rows]
             )
 
+    def titles_from(self, source: str) -> list[tuple[str, str]]:
+        """(id, title) of every task whose source is ``source`` (say,
+        ``import:plan.md``), oldest first: what an import made before."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT seq, title FROM tasks WHERE source = ? ORDER BY seq", (source,)
+            ).fetchall()
+        return [(f"T-{seq}", title) for seq, title in rows]
+
     def dependents(self, task_id: str) -> list[Task]:
         """The tasks that depend on ``task_id``."""
         with self._read() as conn:
@@ -482,22 +497,24 @@ class ExecutionLog:
             failed_ids = {f"T-{seq}" for seq in failed}
             # One scan of the events for every task's last failure; then
             # the few wanted are read by id.
-            last = [
-                event_id for task_id, event_id in conn.execute(
+            # Each wanted event's id, and the task it is the last failure of.
+            last = {
+                event_id: task_id for task_id, event_id in conn.execute(
                     "SELECT task_id, max(id) FROM events WHERE kind = 'failed' GROUP BY task_id"
                 )
                 if task_id in failed_ids
-            ]
+            }
+            event_ids = list(last)
             found: dict[str, Failure] = {}
-            for start in range(0, len(last), 500):
-                chunk = last[start : start + 500]
+            for start in range(0, len(event_ids), 500):
+                chunk = event_ids[start : start + 500]
                 rows = conn.execute(
                     f"SELECT {EVENT_COLUMNS} FROM events WHERE id IN ({','.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
                 for row in rows:
                     event = event_from_row(row)
-                    found[event.task_id] = failure_of(event)
+                    found[last[event.id]] = failure_of(event)
         return found
 
     def never_runs(self, task_ids: Iterable[str] | None = None) -> dict[str, NeverRuns]:
@@ -872,15 +889,17 @@ class ExecutionLog:
                 )
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 
-    def add_note(self, task_id: str | None, note: str, *, actor: str) -> Event:
-        """A free-text entry in the log, about a task or the whole base."""
+    def add_note(self, task_id: str | None, note: str, *, actor: str, data: dict | None = None) -> Event:
+        """A free-text entry in the log, about a task or the whole base
+        (``data``: facts that go with it, such as the engine's record of the
+        conflicts it left for an agent)."""
         if not note.strip():
             raise InvalidInput("a note needs some text")
         now = self._clock()
         with self._write() as conn:
             if task_id is not None:
                 self._task_row(conn, task_id)
-            self._event(conn, now, task_id, KIND_NOTE, actor, note=note)
+            self._event(conn, now, task_id, KIND_NOTE, actor, note=note, data=data)
             row = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE id = last_insert_rowid()"
             ).fetchone()
@@ -1056,12 +1075,16 @@ class ExecutionLog:
 
     def release(self, token: str, *, note: str | None = None, data: dict | None = None) -> Task:
         """The engine gives a running task back to the queue (it is shutting
-        down and stopped the agent; the work is committed)."""
+        down and stopped the agent; the work is committed). The run does
+        not count as an attempt: the claim's attempt is given back, so the
+        next run is the same attempt again (and its prompt says that the run
+        before it was interrupted)."""
         task_id = task_of_token(token)
         now = self._clock()
         with self._write() as conn:
             row = conn.execute(
-                "UPDATE tasks SET state = 'queued', updated_at = ?, lease_token = NULL "
+                "UPDATE tasks SET state = 'queued', updated_at = ?, lease_token = NULL, "
+                "attempts = max(attempts - 1, 0) "
                 f"WHERE seq = ? AND lease_token = ? AND state = 'running' RETURNING {TASK_COLUMNS}, lease_worker",
                 (now, task_seq(task_id), token),
             ).fetchone()
@@ -1070,6 +1093,34 @@ class ExecutionLog:
             self._event(
                 conn, now, task_id, EVENT_KIND[Action.STOP], row[EXTRA], "running", "queued",
                 note, {"lease": token, **(data or {})},
+            )
+        return task_from_row(row)
+
+    def adopt(self, token: str, worker: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Task:
+        """``worker`` (an engine starting up) takes over the live run that
+        ``token`` is the lease of, left by another engine: the lease is
+        renewed in its name, so that the run's later events (progress, its
+        end) carry it, and an ``adopted`` event names the old and the new
+        engine. LeaseLost if the lease is gone; nothing changes then."""
+        task_id = task_of_token(token)
+        now = self._clock()
+        with self._write() as conn:
+            before = conn.execute(
+                "SELECT lease_worker FROM tasks WHERE seq = ? AND lease_token = ? AND state = 'running'",
+                (task_seq(task_id), token),
+            ).fetchone()
+            if before is None:
+                raise self._lease_lost(conn, task_id, token)
+            row = conn.execute(
+                "UPDATE tasks SET lease_worker = ?, lease_expires = ? WHERE seq = ? "
+                f"RETURNING {TASK_COLUMNS}",
+                (worker, now + lease_seconds, task_seq(task_id)),
+            ).fetchone()
+            old = before[0]
+            self._event(
+                conn, now, task_id, KIND_ADOPTED, worker,
+                note=f"{worker} took over the run from {old or 'an unknown engine'}",
+                data={"lease": token, "from": old, "to": worker},
             )
         return task_from_row(row)
 

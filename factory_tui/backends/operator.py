@@ -170,11 +170,11 @@ class Operator:
             done = self.log.apply(task_id, Action.APPROVE, actor=actor, note=note or f"nothing to merge: no branch {branch}")
             return Outcome(done, f"{task_id}: review → done (no branch to merge)")
         if not self._owned(task):
-            raise BranchCollision(
+            raise self._refused(task_id, actor, BranchCollision(
                 f"cannot approve {task_id}: {branch} is not the branch this plan made for it "
                 f"(an earlier plan's?); nothing merged. Rename it (`git branch -m {branch} old/{task_id}`) "
                 f"or delete it, then re-queue {task_id}"
-            )
+            ))
         try:
             sha = worktrees.merge(task_id, f"Merge {task_id}: {task.title}")
         except MergeConflict as conflict:
@@ -190,6 +190,11 @@ class Operator:
                 f"cannot merge {task_id}: conflict with {base_branch} in {files}; "
                 f"it is failed now and {branch} is as it was"
             ) from None
+        except FactoryError as error:
+            # Refused without a change (your uncommitted or untracked files
+            # in the way, a rebase in progress …): the task stays in review,
+            # and the log says why, not only the one who pressed the key.
+            raise self._refused(task_id, actor, error) from None
         try:
             done = self.log.apply(
                 task_id, Action.APPROVE, actor=actor,
@@ -204,6 +209,19 @@ class Operator:
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
         warning = self._remove_worktree(task_id, actor=actor, delete_branch=True)
         return Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha)
+
+    def _refused(self, task_id: str, actor: str, error: FactoryError) -> FactoryError:
+        """An approval refused before anything changed: a ``warning`` event
+        says why (the console's Log shows it, ``factory log`` prints it);
+        returns the error, to be raised."""
+        try:
+            self.log.add_warning(
+                task_id, f"approval refused, {task_id} stays in review: {error}", actor=actor,
+                data={"refused": Action.APPROVE.value, "reason": str(error)},
+            )
+        except FactoryError:
+            pass  # the log is unwell: the error itself still says why
+        return error
 
     def _remove_worktree(self, task_id: str, *, actor: str, delete_branch: bool) -> str | None:
         """Remove the task's worktree after its action took effect. A

@@ -1,8 +1,10 @@
 """The prompt an agent gets for one run of a task.
 
-This module owns the prompt's text: the task (heading and body), what the
-tasks it depends on produced, the operator's feedback on a re-queue, the
-living documents, and how to work in a factory worktree. It is pure: the
+This module owns the prompt's text: the task (heading and body), merge
+conflicts to resolve first, how the run before ended when an engine
+interrupted it, what the tasks it depends on
+produced, the operator's feedback on a re-queue, the living documents, and
+how to work in a factory worktree. It is pure: the
 engine gathers the inputs from the log and the artifacts folder and writes the
 result to the run folder; the same inputs always give the same text.
 
@@ -40,6 +42,22 @@ SAFETY_MARGIN = 2_000
 
 
 @dataclass(frozen=True, slots=True)
+class Conflicts:
+    """Conflicts the agent must resolve before anything else: the files
+    holding git's markers after the base branch was merged into the task's
+    branch. ``in_progress``: the merge waits to be concluded (``git
+    commit``); else it was concluded with the markers still in the files."""
+
+    files: tuple[str, ...]
+    base_branch: str
+    in_progress: bool = True
+
+
+# Conflicted files named in a prompt, at most (the rest are counted).
+MAX_CONFLICTS_NAMED = 50
+
+
+@dataclass(frozen=True, slots=True)
 class DependencyOutcome:
     """A task this one depends on, and what it reported when it finished
     (e.g. its last 'finished' note), if anything."""
@@ -56,20 +74,29 @@ def assemble_prompt(
     dependencies: list[DependencyOutcome],
     feedback: str | None,
     documents: list[tuple[str, str]],
+    interrupted: str | None = None,
+    conflicts: Conflicts | None = None,
 ) -> str:
     """The markdown prompt for ``attempt`` (1 for the first run) of ``task``,
     worked on in a worktree on ``branch``. ``documents`` are the living
-    documents as (name, content), in the order they should appear."""
+    documents as (name, content), in the order they should appear.
+    ``interrupted``: how the run before this one ended when it was not the
+    agent's doing: ``"stopped"`` (its engine was stopped; the attempt was
+    given back, so this run is the same attempt again) or ``"expired"``
+    (its engine died). ``conflicts``: the merge conflicts to resolve first
+    (they come right after the task, before everything else)."""
     sections = [
         _heading(task),
+        _conflicts(conflicts, branch),
         _body(task),
+        _interrupted(interrupted),
         _dependencies(dependencies),
         _feedback(feedback, attempt),
         None,  # the documents: sized last, from what the rest leaves
-        _how_to_work(task, attempt=attempt, branch=branch),
+        _how_to_work(task, attempt=attempt, branch=branch, interrupted=interrupted is not None),
     ]
     used = sum(utf8_len(part) + 2 for part in sections if part)
-    sections[4] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
+    sections[6] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
     return "\n\n".join(part for part in sections if part) + "\n"
 
 
@@ -94,6 +121,55 @@ def _body(task: Task) -> str:
     if was_cut:
         shown += "\n\n" + _cut_note("the task's description", shown, body)
     return shown
+
+
+def _conflicts(conflicts: Conflicts | None, branch: str) -> str | None:
+    if conflicts is None or not conflicts.files:
+        return None
+    base = _one_line(cut_to_bytes(conflicts.base_branch, TITLE_BUDGET)[0])
+    names = [f"- `{_one_line(cut_to_bytes(name, DOCUMENT_NAME_BUDGET)[0])}`"
+             for name in conflicts.files[:MAX_CONFLICTS_NAMED]]
+    if len(conflicts.files) > MAX_CONFLICTS_NAMED:
+        names.append(f"- … and {len(conflicts.files) - MAX_CONFLICTS_NAMED} more (`git status` lists them all)")
+    listed = "\n".join(names)
+    if conflicts.in_progress:
+        return (
+            "## Merge conflicts to resolve first\n\n"
+            f"`{base}` has moved on since this branch was made, and its changes conflict "
+            f"with the work on `{branch}`. `{base}` has been merged into this branch for "
+            "you, and the merge is waiting for you to finish it: these files hold git's "
+            "conflict markers (`<<<<<<<`, `=======`, `>>>>>>>`):\n\n"
+            f"{listed}\n\n"
+            "Resolve each conflict so that the intent of both sides survives, remove every "
+            "marker, `git add` the files and `git commit` to conclude the merge "
+            "(`git status` shows what is left). Do this before anything else: the work "
+            f"cannot be approved until the branch merges cleanly into `{base}`."
+        )
+    return (
+        "## Merge conflicts to resolve first\n\n"
+        f"An earlier run merged `{base}` into this branch and the merge was concluded "
+        "with git's conflict markers (`<<<<<<<`, `=======`, `>>>>>>>`) still in these "
+        "files:\n\n"
+        f"{listed}\n\n"
+        "Resolve each conflict so that the intent of both sides survives, remove every "
+        "marker and commit, before anything else: the work cannot be approved while "
+        "they are there."
+    )
+
+
+def _interrupted(how: str | None) -> str | None:
+    if how is None:
+        return None
+    why = {
+        "stopped": "the engine running it was stopped",
+        "expired": "the engine running it ended without finishing it",
+    }.get(how, "it was cut short")
+    return (
+        "## The previous run was interrupted\n\n"
+        f"The run before this one did not finish: {why}, not because of anything "
+        "in the work. What it did is committed on this branch: read `git log` and "
+        "`git show` to see how far it got, and carry on from there."
+    )
 
 
 def _dependencies(dependencies: list[DependencyOutcome]) -> str | None:
@@ -209,7 +285,7 @@ def _document_block(name: str, content: str, fence: str) -> str:
     return f"### {name}\n\n{fence}{info}\n{body}{fence}"
 
 
-def _how_to_work(task: Task, *, attempt: int, branch: str) -> str:
+def _how_to_work(task: Task, *, attempt: int, branch: str, interrupted: bool = False) -> str:
     lines = [
         "## How to work here",
         "",
@@ -239,6 +315,12 @@ def _how_to_work(task: Task, *, attempt: int, branch: str) -> str:
             3,
             f"- This is attempt {attempt}: the branch already holds the work of "
             "earlier attempts. Read `git log` before you start.",
+        )
+    elif interrupted:
+        lines.insert(
+            3,
+            "- The branch already holds the work of the interrupted run. Read "
+            "`git log` before you start.",
         )
     return "\n".join(lines)
 

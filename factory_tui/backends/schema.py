@@ -33,7 +33,7 @@ def _v1(conn: sqlite3.Connection) -> None:
     # A task's id is "T-" and its seq. Its lease lives on its row: live while
     # lease_token is set (lease_worker and lease_expires describe the latest
     # lease). The body lives apart, so that state changes rewrite small rows.
-    db["tasks"].create(
+    db.table("tasks").create(
         {
             "seq": int,
             "title": str,
@@ -59,22 +59,22 @@ def _v1(conn: sqlite3.Connection) -> None:
     db.execute(
         "CREATE INDEX idx_tasks_ready ON tasks(priority DESC, seq) WHERE state = 'queued'"
     )
-    db["task_bodies"].create(
+    db.table("task_bodies").create(
         {"seq": int, "body": str},
         pk="seq",
         not_null={"body"},
         foreign_keys=[("seq", "tasks", "seq")],
         strict=True,
     )
-    db["deps"].create(
+    db.table("deps").create(
         {"task": int, "depends_on": int},
         not_null={"task", "depends_on"},
         foreign_keys=[("task", "tasks", "seq"), ("depends_on", "tasks", "seq")],
         strict=True,
     )
-    db["deps"].create_index(["task", "depends_on"], unique=True)
-    db["deps"].create_index(["depends_on"])
-    db["events"].create(
+    db.table("deps").create_index(["task", "depends_on"], unique=True)
+    db.table("deps").create_index(["depends_on"])
+    db.table("events").create(
         {
             "id": int,
             "at": float,
@@ -103,7 +103,7 @@ def _v1(conn: sqlite3.Connection) -> None:
         "CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events "
         "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
     )
-    db["meta"].create({"key": str, "value": str}, pk="key", strict=True)
+    db.table("meta").create({"key": str, "value": str}, pk="key", strict=True)
 
 
 def _v2(conn: sqlite3.Connection) -> None:
@@ -112,8 +112,8 @@ def _v2(conn: sqlite3.Connection) -> None:
     import sqlite_utils
 
     db = sqlite_utils.Database(conn, execute_plugins=False)
-    db["tasks"].add_column("started_at", float)
-    db["tasks"].add_column("progress", str)
+    db.table("tasks").add_column("started_at", float)
+    db.table("tasks").add_column("progress", str)
 
 
 def _v3(conn: sqlite3.Connection) -> None:
@@ -124,8 +124,8 @@ def _v3(conn: sqlite3.Connection) -> None:
     import sqlite_utils
 
     db = sqlite_utils.Database(conn, execute_plugins=False)
-    db["tasks"].add_column("run_secret", str)
-    db["tasks"].add_column("branch_start", str)
+    db.table("tasks").add_column("run_secret", str)
+    db.table("tasks").add_column("branch_start", str)
     # Tasks that ran before the log kept this record: their branches are
     # this plan's own, its start unknown (see model.BRANCH_START_UNRECORDED).
     conn.execute("UPDATE tasks SET branch_start = 'unrecorded' WHERE attempts > 0")
@@ -205,7 +205,11 @@ def describe_sqlite_error(path: Path, error: sqlite3.Error) -> LogError:
     return LogError(f"the log {path} cannot be used: {text}")
 
 
-def _py_lower(text: object) -> object:
+# What SQLite hands a Python function, and takes back from it.
+SqliteValue = str | bytes | int | float | None
+
+
+def _py_lower(text: SqliteValue) -> SqliteValue:
     return text.lower() if isinstance(text, str) else text
 
 

@@ -47,7 +47,9 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal, overload
 
 import git
 
@@ -121,6 +123,66 @@ class MergeConflict(FactoryError):
     def __init__(self, message: str, files: Sequence[str]) -> None:
         super().__init__(message)
         self.files = list(files)
+
+
+class MergeStatus(StrEnum):
+    """What a dry-run merge of a task's branch into the base branch found."""
+
+    CLEAN = "clean"            # it would merge without a conflict
+    CONFLICTS = "conflicts"    # it would conflict, in ``files``
+    NOTHING = "nothing"        # no branch, or nothing on it the base lacks
+    ERROR = "error"            # git could not tell (``message`` says why)
+    UNKNOWN = "unknown"        # this git is older than 2.38 (no merge-tree --write-tree)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeCheck:
+    """Whether a task's branch still merges cleanly into the base branch,
+    as its commits stand (work not yet committed in the worktree is not
+    looked at): ``base`` and ``head`` are the commits compared."""
+
+    status: MergeStatus
+    files: tuple[str, ...] = ()
+    message: str = ""
+    base: str | None = None
+    head: str | None = None
+    # A clean merge that is a fast-forward (the base has not moved on).
+    fast_forward: bool = False
+
+    @property
+    def text(self) -> str:
+        """One short phrase for a row: ``merges cleanly``, ``conflicts in
+        a.py, b.py``, ``nothing to merge``."""
+        if self.status is MergeStatus.CLEAN:
+            return "merges cleanly" + (" (fast-forward)" if self.fast_forward else "")
+        if self.status is MergeStatus.CONFLICTS:
+            shown = ", ".join(self.files[:3]) + (f" and {len(self.files) - 3} more" if len(self.files) > 3 else "")
+            return f"conflicts in {shown}"
+        if self.status is MergeStatus.NOTHING:
+            return "nothing to merge"
+        if self.status is MergeStatus.UNKNOWN:
+            return "not checked (git 2.38 or later checks it)"
+        return f"cannot check: {self.message}"
+
+    def to_json(self) -> dict:
+        return {
+            "status": self.status.value, "files": list(self.files), "message": self.message or None,
+            "base": self.base, "head": self.head, "fast_forward": self.fast_forward, "text": self.text,
+        }
+
+
+# `git merge-tree --write-tree` (a merge without a worktree or index) came in 2.38.
+MERGE_TREE_VERSION = (2, 38)
+# Dry-run results kept per (base, branch) commit pair: the answer for two
+# commits never changes, so a console asking every few seconds pays for git
+# only when a branch or the base moved.
+MERGE_CHECK_CACHE = 512
+# A conflict marker at the start of a line, as git writes them
+# ("<<<<<<< ours", ">>>>>>> theirs"); "=======" alone is often plain text.
+_CONFLICT_MARKER = re.compile(rb"^(?:<{7}|>{7})(?: |$)", re.MULTILINE)
+# Files larger than this are not searched for markers (git does not merge
+# what it takes for binary anyway).
+MARKER_SCAN_BYTES = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +278,7 @@ class Worktrees:
         # Two merges at once from one engine would race for the main
         # checkout's index lock; one after the other they both land.
         self._merge_lock = threading.Lock()
+        self._merge_checks: dict[tuple[str, str], MergeCheck] = {}
 
     @classmethod
     def for_config(cls, root: Path, config: FactoryConfig) -> Worktrees:
@@ -708,6 +771,136 @@ class Worktrees:
                 f"{_one_line(err or out)}"
             )
 
+    # --- before a merge: a dry run, and the base merged into the branch ------
+
+    def merge_check(self, task_id: str) -> MergeCheck:
+        """Whether the task's branch would merge cleanly into the base
+        branch now, without touching a file, a ref or an index: ``git
+        merge-tree --write-tree`` on the two commits (git 2.38+; older:
+        UNKNOWN). Cheap enough for every review row every few seconds: the
+        refs are read from their files, and git runs only when one of the
+        two commits changed since the last look."""
+        try:
+            base = self._base_sha()
+        except FactoryError as error:
+            return MergeCheck(MergeStatus.ERROR, message=str(error))
+        head = self.branch_head(task_id)
+        if head is None:
+            return MergeCheck(MergeStatus.NOTHING, message=f"no branch {self.branch_for(task_id)}", base=base)
+        known = self._merge_checks.get((base, head))
+        if known is not None:
+            return known
+        checked = self._merge_check(base, head)
+        if checked.status is not MergeStatus.ERROR:
+            if len(self._merge_checks) >= MERGE_CHECK_CACHE:
+                self._merge_checks.clear()
+            self._merge_checks[(base, head)] = checked
+        return checked
+
+    def _merge_check(self, base: str, head: str) -> MergeCheck:
+        try:
+            if head == base or self._is_ancestor(head, base):
+                return MergeCheck(MergeStatus.NOTHING, message="the base branch holds all of it",
+                                  base=base, head=head)
+            if self._git_version() < MERGE_TREE_VERSION:
+                return MergeCheck(MergeStatus.UNKNOWN, base=base, head=head)
+            status, out, err = self._run(
+                None, "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", base, head,
+                raw=True, read_only=True,
+            )
+            fields = _split_z(out)
+            tree = fields[0] if fields else ""
+            if status not in (0, 1) or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", tree):
+                return MergeCheck(MergeStatus.ERROR, message=_one_line(_text(err)) or f"git merge-tree exited {status}",
+                                  base=base, head=head)
+            if status == 0:
+                return MergeCheck(MergeStatus.CLEAN, base=base, head=head,
+                                  fast_forward=self._is_ancestor(base, head))
+            files = tuple(dict.fromkeys(name for name in fields[1:] if name))
+            return MergeCheck(MergeStatus.CONFLICTS, files=files, base=base, head=head)
+        except FactoryError as error:
+            return MergeCheck(MergeStatus.ERROR, message=str(error), base=base, head=head)
+
+    def _git_version(self) -> tuple[int, ...]:
+        try:
+            return tuple(self._repo.git.version_info)
+        except (git.GitCommandError, git.GitCommandNotFound, ValueError):
+            return (0,)
+
+    def merge_base_in(self, task_id: str, message: str) -> list[str]:
+        """Merge the base branch into the task's branch, in its worktree, as
+        a developer would before going on: what merges cleanly is committed;
+        a conflict is left in progress, with git's markers in the files, and
+        the conflicted files are returned (empty: it merged cleanly).
+
+        Left in progress on purpose: ``git status`` then says what a
+        developer sees after ``git merge main`` (the unmerged paths, and to
+        fix them and commit), a coding agent knows that flow, and its
+        ``git add`` and ``git commit`` make a proper merge commit with both
+        parents. An agent that does not commit is no problem either: the
+        engine's end-of-run commit (``add -A``, ``commit``) concludes the
+        merge with whatever the files hold, and the markers left, if any,
+        are then found by ``files_with_markers``."""
+        path = self._existing_worktree(task_id)
+        branch = self.branch_for(task_id)
+        admin = self._admin_dir(path)
+        head = _read_text(admin / "HEAD").strip() if admin else ""
+        if head != f"ref: refs/heads/{branch}":
+            raise FactoryError(
+                f"the worktree of {task_id} is not on its branch {branch}; "
+                f"cannot merge {self.base_branch} into it"
+            )
+        if self.merging(task_id):
+            return self.unmerged_files(task_id)
+        base = self._base_sha()
+        # git refuses to merge over uncommitted changes: they are the
+        # task's work, so they are committed first (as `merge` does).
+        if self._is_dirty(path):
+            self._commit_all(path, f"{task_id}: work left uncommitted before merging {self.base_branch}")
+        status, out, err = self._commit(path, "merge", "--no-ff", "--no-verify", "-q", "-m", message, base)
+        if status == 0:
+            return []
+        conflicted = self.unmerged_files(task_id)
+        if not conflicted:
+            # Not a conflict (a hook, a broken object …): nothing is left half-done.
+            self._run(path, "merge", "--abort")
+            raise FactoryError(f"cannot merge {self.base_branch} into {branch}: {_one_line(err or out)}")
+        return conflicted
+
+    def merging(self, task_id: str) -> bool:
+        """Whether a merge is in progress in the task's worktree."""
+        admin = self._admin_dir(self.path_for(task_id))
+        return admin is not None and (admin / "MERGE_HEAD").is_file()
+
+    def unmerged_files(self, task_id: str) -> list[str]:
+        """The files git holds as conflicted in the task's worktree."""
+        path = self._existing_worktree(task_id)
+        status, names, err = self._run(path, "diff", "--name-only", "--diff-filter=U", "-z",
+                                       raw=True, read_only=True)
+        if status != 0:
+            raise FactoryError(f"cannot list the conflicts in {path}: {_one_line(_text(err))}")
+        return sorted(dict.fromkeys(name for name in _split_z(names) if name))
+
+    def files_with_markers(self, task_id: str, files: Iterable[str]) -> list[str]:
+        """Which of ``files`` (paths in the task's worktree) still hold a
+        conflict marker (a line starting ``<<<<<<<`` or ``>>>>>>>``). A file
+        that is gone, or outside the worktree, holds none."""
+        path = self.path_for(task_id)
+        root = path.resolve()
+        found = []
+        for name in files:
+            target = path / name
+            try:
+                if not target.resolve().is_relative_to(root) or not target.is_file():
+                    continue
+                with open(target, "rb") as handle:
+                    data = handle.read(MARKER_SCAN_BYTES)
+            except OSError:
+                continue
+            if _CONFLICT_MARKER.search(data):
+                found.append(name)
+        return found
+
     # --- remove ------------------------------------------------------------
 
     def remove(self, task_id: str, *, delete_branch: bool = False) -> None:
@@ -863,6 +1056,7 @@ class Worktrees:
             inside = path.parent == self.worktrees_dir
             if not inside and not (branch or "").startswith(BRANCH_PREFIX):
                 continue  # the user's own worktree: not ours to show
+            task_id: str | None
             if inside:
                 task_id = path.name
             else:
@@ -876,6 +1070,30 @@ class Worktrees:
 
     # --- git plumbing ----------------------------------------------------------
 
+    @overload
+    def _run(
+        self,
+        where: Path | None,
+        command: str,
+        *args: str,
+        config: Sequence[str] = (),
+        raw: Literal[False] = False,
+        read_only: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> tuple[int, str, str]: ...
+
+    @overload
+    def _run(
+        self,
+        where: Path | None,
+        command: str,
+        *args: str,
+        config: Sequence[str] = (),
+        raw: Literal[True],
+        read_only: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, str]: ...
+
     def _run(
         self,
         where: Path | None,
@@ -885,9 +1103,10 @@ class Worktrees:
         raw: bool = False,
         read_only: bool = False,
         env: dict[str, str] | None = None,
-    ) -> tuple[int, str, str]:
+    ) -> tuple[int, str | bytes, str]:
         """Run ``git <command> <args>`` in ``where`` (the main checkout when
-        None) and return (status, stdout, stderr) without raising.
+        None) and return (status, stdout, stderr) without raising; ``raw``:
+        stdout as bytes (stderr is text either way).
 
         ``read_only``: a look that must not take optional locks (the index
         lock above all), so that an agent's own git commands never trip over
@@ -1013,7 +1232,8 @@ class Worktrees:
         (HEAD detached, the branch named in rebase-*/head-name) is refused:
         moving it would be undone, or undo our merge, when the rebase ends."""
         wanted = f"ref: {refname}"
-        checkouts = [(None, self._common_dir)]
+        # The main checkout's folder is None: found only when it is needed.
+        checkouts: list[tuple[Path | None, Path]] = [(None, self._common_dir)]
         checkouts += [(folder, admin) for folder, admin in self._registrations().items()
                       if folder.is_dir()]
         for folder, admin in checkouts:

@@ -117,13 +117,18 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
             self.notify("No orphaned worktrees.", timeout=3)
             return
         what = "1 orphaned worktree" if len(orphans) == 1 else f"{len(orphans)} orphaned worktrees"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.clean(orphans)
+
         self.app.push_screen(
             ConfirmDialog(
                 f"Remove {what}?",
                 f"{', '.join(orphans)}. Whatever is uncommitted in them is committed to their branches first.",
                 yes="Remove",
             ),
-            lambda yes: yes and self.clean(orphans),
+            answered,
         )
 
     @work(thread=True, group="worktrees-clean", exit_on_error=False)

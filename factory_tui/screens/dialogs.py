@@ -1,11 +1,18 @@
-"""The console's small modal screens: confirm, ask for a note, and the
-new-task form.
+"""The console's small modal screens: confirm, choose, ask for a note (a
+few lines, or written in $EDITOR), and the new-task form.
 
 Text from outside (task titles) is shown through ``Content``/``Static``
-with markup off, so a title cannot style or break the dialog.
+with markup off, so a title cannot style or break the dialog. A dialog that
+counts says "1 agent" or "2 agents" (``counted``), never a noun with
+"(s)" tacked on.
 """
 
 from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,10 +21,22 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from factory_tui.backends.agents import load_profiles
 from factory_tui.context import console
 from factory_tui.errors import FactoryError
+from factory_tui.keys import bindings
 from factory_tui.model import CREATABLE_STATES, NewTask, State, Task, normalize_task_id, parse_priority
 from factory_tui.text import literal
+from factory_tui.worktree_shell import editor_argv, operator_environment
+
+# The new-task form's profile choice that sets none: the task runs with the
+# base's default profile, whichever that is when it runs.
+DEFAULT_PROFILE = ""
+
+
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """``1 agent``, ``2 agents``: a count with its noun in the right form."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -89,9 +108,12 @@ class ChoiceDialog(ModalScreen[str | None]):
 
 
 class NoteDialog(ModalScreen[str | None]):
-    """One line of text, such as the feedback that goes with a re-queue."""
+    """A few lines of text, such as the feedback that goes with a re-queue:
+    enter starts a new line, ctrl+s (or the button) submits, and ctrl+e
+    writes it in the operator's $EDITOR (the console waits for the editor,
+    then the text comes back here to be checked and submitted)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
+    BINDINGS = bindings("note.submit", "note.editor", "note.cancel")
 
     def __init__(self, title: str, detail: str = "", *, placeholder: str = "", submit: str = "OK") -> None:
         super().__init__(classes="dialog-screen")
@@ -101,29 +123,72 @@ class NoteDialog(ModalScreen[str | None]):
         self.submit_label = submit
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog note"):
             yield Static(literal(self.title_text), classes="dialog-title", markup=False)
             if self.detail:
                 yield Static(literal(self.detail), classes="dialog-detail", markup=False)
-            yield Input(placeholder=self.placeholder, id="note")
+            yield TextArea(id="note", soft_wrap=True, placeholder=self.placeholder)
+            yield Static("enter: new line   ctrl+e: write it in $EDITOR", classes="dialog-hint", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.submit_label} (enter)", id="ok", variant="primary")
+                yield Button(f"{self.submit_label} (ctrl+s)", id="ok", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
 
+    @property
+    def text_area(self) -> TextArea:
+        return self.query_one("#note", TextArea)
+
     def on_mount(self) -> None:
-        self.query_one("#note", Input).focus()
+        self.text_area.focus()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    @on(Input.Submitted, "#note")
     @on(Button.Pressed, "#ok")
-    def _submit(self) -> None:
-        self.dismiss(self.query_one("#note", Input).value)
+    def action_submit(self) -> None:
+        self.dismiss(self.text_area.text)
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
         self.dismiss(None)
+
+    def action_editor(self) -> None:
+        """The note in $VISUAL or $EDITOR, in the operator's environment
+        (as ``e`` in a worktree): written to a temporary file, the console
+        suspended while the editor runs, the file read back."""
+        app = self.app
+        env = operator_environment(console(self).base.root)
+        try:
+            argv = editor_argv(env, target=None)
+        except FactoryError as error:
+            self.notify(literal(str(error)), severity="error", markup=False)
+            return
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
+            self.notify(f"cannot open {literal(argv[0])}: not found; the note is as it was", severity="error", markup=False)
+            return
+        with tempfile.TemporaryDirectory(prefix="factory-note-") as folder:
+            path = Path(folder) / "note.md"
+            path.write_text(self.text_area.text, encoding="utf-8")
+            try:
+                with app.suspend():
+                    done = subprocess.run([*argv, str(path)], env=env, check=False)
+            except Exception as error:  # no terminal to hand over, or the program would not start
+                self.notify(literal(f"cannot open {argv[0]}: {error}; the note is as it was"), severity="error", markup=False)
+                return
+            if done.returncode != 0:
+                self.notify(
+                    f"{literal(argv[0])} exited {done.returncode}; the note is as it was",
+                    severity="warning", markup=False,
+                )
+                return
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as error:
+                self.notify(literal(f"cannot read the note back: {error}"), severity="error", markup=False)
+                return
+        area = self.text_area
+        # An editor ends a file with a newline; the note does not need it.
+        area.load_text(text.removesuffix("\n"))
+        area.focus()
 
 
 class NewTaskDialog(ModalScreen[Task | None]):
@@ -161,12 +226,29 @@ class NewTaskDialog(ModalScreen[Task | None]):
                         allow_blank=False,
                         id="state",
                     )
+                with Vertical():
+                    yield Label("Agent profile")
+                    yield Select(
+                        [("default", DEFAULT_PROFILE), *((literal(name), name) for name in self._profiles())],
+                        value=DEFAULT_PROFILE,
+                        allow_blank=False,
+                        id="profile",
+                    )
             yield Label("Description (markdown)")
             yield TextArea(id="body", soft_wrap=True)
             yield Static("", id="form-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create (ctrl+s)", id="create", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
+
+    def _profiles(self) -> list[str]:
+        """The base's agent profiles by name (factory.toml's, else the
+        built-in ones); none when factory.toml cannot be read (the form
+        still works, with the default)."""
+        try:
+            return list(load_profiles(console(self).session.config))
+        except FactoryError:
+            return []
 
     def on_mount(self) -> None:
         self.query_one("#title", Input).focus()
@@ -216,4 +298,8 @@ class NewTaskDialog(ModalScreen[Task | None]):
                 raise FactoryError(f"no such task: {unknown[0]}")
         state = State(self.query_one("#state", Select).value)
         body = self.query_one("#body", TextArea).text
-        return NewTask(title=title, body=body, priority=priority, state=state, after=after, source="console")
+        profile = self.query_one("#profile", Select).value
+        return NewTask(
+            title=title, body=body, priority=priority, state=state, after=after, source="console",
+            profile=profile if isinstance(profile, str) and profile != DEFAULT_PROFILE else None,
+        )

@@ -1,202 +1,77 @@
-"""The run screen (``enter`` on a worktree): the agent's live transcript and
-the diff of its worktree against the base branch, file by file.
+"""The run screen (``enter`` on a worktree, ``t``/``d`` on a task): the
+agent's transcript and the diff of its worktree against the base branch,
+file by file. Its task keys are the Plan's: approving here merges the task,
+and the review goes on with the next task in review (actions.py).
 
-The transcript is a file that grows; a worker follows it and hands over
-where new lines start, and the view reads only the lines on screen, so a
-50 MB transcript scrolls like a small one. The diff comes from the session,
-in the screen's own worker. Its task keys are the Plan's.
+The transcript (widgets/transcript.py) follows the file and searches it;
+``p`` opens the task's earlier attempts in turn (``runs/<task>/<n>/``,
+newest first), and the title says which one is shown. The diff
+(widgets/diff_view.py) comes from the session, in the screen's own worker.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from array import array
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.segment import Segment
-from rich.style import Style
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.cache import LRUCache
-from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane
-from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from factory_tui.backends.line_index import read_line, scan_line_starts
-from factory_tui.backends.watcher import watch
 from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, TaskCommand
 from factory_tui.model import FileDiff
 from factory_tui.text import literal
-from factory_tui.widgets.virtual_list import VirtualList, fit
+from factory_tui.widgets.diff_view import DiffView
+from factory_tui.widgets.transcript import TranscriptPane, TranscriptView
 
-LINE_STYLES = {
-    "⚙": Style(color="#56b6c2"),
-    "↳": Style(color="#e06c75"),
-    "✓": Style(color="#98c379", bold=True),
-    "✗": Style(color="#e06c75", bold=True),
-    "·": Style(dim=True),
-}
+__all__ = ["Attempt", "RunScreen", "TranscriptView", "attempts_in"]
+
+# A run folder: ``3``, or ``3.stopped`` / ``3.stopped-2`` for a run the
+# engine stopped (its attempt was given back and run again).
+_RUN_FOLDER = re.compile(r"(\d+)(?:\.stopped(?:-(\d+))?)?")
 
 
-class TranscriptView(VirtualList):
-    """A growing text file, a screenful at a time; follows new lines while
-    the cursor is on the last one."""
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a task: its attempt number, and whether an engine stopped it."""
 
-    header_lines = 0
-
-    # A list's own keys, and G follows the newest line as the Log does.
-    BINDINGS = bindings("log.follow")
-
-    class Grew(Message):
-        def __init__(self, view: TranscriptView, starts: array, size: int) -> None:
-            super().__init__()
-            self.view = view
-            self.starts = starts
-            self.size = size
-
-    def __init__(self, path: Path | None, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.path = path
-        self._starts = array("q", [0])
-        self._file_size = 0
-        self._fd: int | None = None
-        self._lines: LRUCache[int, str] = LRUCache(4096)
-        self._stop = threading.Event()
-
-    def on_mount(self) -> None:
-        if self.path is not None:
-            self.follow()
-
-    def on_unmount(self) -> None:
-        self._stop.set()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    @work(thread=True, exclusive=True, group="transcript", exit_on_error=False)
-    def follow(self) -> None:
-        """Read the file as it grows (a worker: the screen never waits),
-        woken by the file watcher the moment the agent writes."""
-        worker = get_current_worker()
-        offset = 0
-
-        def read_new_lines() -> None:
-            nonlocal offset
-            starts, offset_after = scan_line_starts(self.path, offset)
-            if offset_after != offset:
-                offset = offset_after
-                self.post_message(self.Grew(self, starts, offset))
-
-        read_new_lines()
-        for _ in watch(self.path, stop=self._stop):
-            if worker.is_cancelled:
-                return
-            read_new_lines()
-
-    @on(Grew)
-    def _grew(self, message: Grew) -> None:
-        if message.view is not self:
-            return
-        following = self.cursor >= self.row_count - 1
-        if self._fd is None and self.path is not None:
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY)
-            except OSError:
-                return
-        # Only whole lines are cached (see ``line``), so nothing cached is stale.
-        self._starts.extend(message.starts)
-        self._file_size = message.size
-        self.rows_changed()
-        if following:
-            self.action_last()
+    number: int
+    folder: str
+    stopped: int = 0  # 0: ran to its end (or runs now); 1, 2 …: the nth stopped run of that number
 
     @property
-    def row_count(self) -> int:
-        count = len(self._starts)
-        # A file that ends with a newline has no line after it.
-        if self._starts[-1] >= self._file_size:
-            count -= 1
-        return max(0, count)
+    def label(self) -> str:
+        return f"attempt {self.number}" + (", stopped" if self.stopped else "")
 
-    def empty_text(self) -> str:
-        if self.path is None:
-            return "No run yet: the transcript appears when an agent works on this task."
-        return "Waiting for the agent's first words…"
-
-    def line(self, index: int) -> str:
-        cached = self._lines.get(index)
-        if cached is not None:
-            return cached
-        if self._fd is None:
-            return ""
-        start = self._starts[index]
-        end = self._starts[index + 1] if index + 1 < len(self._starts) else self._file_size
-        text = read_line(self._fd, start, end)
-        if index + 1 < len(self._starts):
-            self._lines[index] = text
-        return text
-
-    def row_cache_key(self, index: int):
-        return (index, index + 1 < len(self._starts))
-
-    def render_row(self, index: int, width: int) -> list[Segment]:
-        text = literal(self.line(index))
-        style = LINE_STYLES.get(text[:1])
-        return [Segment(fit(" " + text, width), style)]
+    @property
+    def order(self) -> tuple[int, int]:
+        # Newest first: a higher number, and of one number the run that was
+        # not stopped (it came after every stopped one), then the later stops.
+        return (self.number, 1_000_000 if not self.stopped else self.stopped)
 
 
-class DiffView(Horizontal):
-    """Files changed on the left; the selected file's diff on the right."""
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.files: list = []
-
-    def compose(self) -> ComposeResult:
-        yield OptionList(id="diff-files")
-        with VerticalScroll(id="diff-scroll"):
-            yield Static(Text("Loading the diff…", style="dim"), id="diff-patch")
-
-    def show(self, files: list) -> None:
-        self.files = files
-        options = self.query_one("#diff-files", OptionList)
-        options.clear_options()
-        if not files:
-            self.query_one("#diff-patch", Static).update(Text("No changes against the base branch yet.", style="dim"))
-            return
-        for diff in files:
-            label = Text(no_wrap=True, overflow="ellipsis")
-            label.append(f"+{diff.added}", style="#98c379")
-            label.append(f" −{diff.removed} ", style="#e06c75")
-            label.append(literal(diff.path))
-            if diff.status != "modified":
-                label.append(f" ({diff.status})", style="dim")
-            options.add_option(Option(label))
-        options.highlighted = 0
-        self._show_file(0)
-
-    @on(OptionList.OptionHighlighted, "#diff-files")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self._show_file(event.option_index)
-
-    def _show_file(self, index: int) -> None:
-        if not 0 <= index < len(self.files):
-            return
-        diff = self.files[index]
-        patch = literal(diff.patch, multiline=True) or "(no text changes: a binary file, or only a mode change)"
-        self.query_one("#diff-patch", Static).update(
-            Syntax(patch, "diff", theme="monokai", word_wrap=False, line_numbers=False)
-        )
-        self.query_one("#diff-scroll", VerticalScroll).scroll_home(animate=False)
+def attempts_in(runs_dir: Path | None) -> list[Attempt]:
+    """The runs a task's folder holds, newest first."""
+    found: list[Attempt] = []
+    try:
+        entries = list(runs_dir.iterdir()) if runs_dir is not None else []
+    except OSError:
+        entries = []
+    for entry in entries:
+        match = _RUN_FOLDER.fullmatch(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        stopped = 0
+        if ".stopped" in entry.name:
+            stopped = int(match.group(2) or 1)
+        found.append(Attempt(int(match.group(1)), entry.name, stopped))
+    return sorted(found, key=lambda attempt: attempt.order, reverse=True)
 
 
 class RunScreen(Screen):
@@ -204,37 +79,66 @@ class RunScreen(Screen):
 
     BINDINGS = bindings(
         "screen.back", "run.transcript", "run.diff", "task.approve", "task.requeue", "task.cancel",
-        "run.shell", "run.editor", show={"task.requeue": False},
+        "run.shell", "run.editor", "run.attempt", show={"task.requeue": False},
     )
 
     @dataclass
     class DiffLoaded(Message):
         files: list[FileDiff]
 
-    def __init__(self, task_id: str, *, title: str, transcript: Path | None, worktree: Path, branch: str) -> None:
+    @dataclass
+    class AttemptsListed(Message):
+        attempts: list[Attempt]
+        cycle: bool
+
+    def __init__(
+        self,
+        task_id: str,
+        *,
+        title: str,
+        transcript: Path | None,
+        worktree: Path,
+        branch: str,
+        attempt: int | None = None,
+        tab: str = "transcript",
+    ) -> None:
         super().__init__()
         self.task_id = task_id
         self.task_title = title
         self.transcript_path = transcript
         self.worktree = worktree
         self.branch = branch
+        self.initial_tab = tab
+        self.attempt: Attempt | None = Attempt(attempt, str(attempt)) if attempt else None
+        self.attempts: list[Attempt] = []
         self.diff_loaded = False
+        self._diff_loading = False
 
     def compose(self) -> ComposeResult:
-        header = Text(no_wrap=True, overflow="ellipsis")
-        header.append(f" {self.task_id}  ", style="bold")
-        header.append(literal(self.task_title), style="bold")
-        header.append(f"   {literal(self.branch)}", style="dim")
-        yield Static(header, id="run-title")
-        with TabbedContent(id="run-tabs"):
+        yield Static(self._title(), id="run-title")
+        with TabbedContent(id="run-tabs", initial=self.initial_tab):
             with TabPane("Transcript", id="transcript"):
-                yield TranscriptView(self.transcript_path, id="transcript-view")
+                yield TranscriptPane(self.transcript_path, id="transcript-pane")
             with TabPane("Diff", id="diff"):
                 yield DiffView(id="diff-view")
         yield Footer()
 
+    def _title(self) -> Text:
+        header = Text(no_wrap=True, overflow="ellipsis")
+        header.append(f" {self.task_id}  ", style="bold")
+        header.append(literal(self.task_title), style="bold")
+        header.append(f"   {literal(self.branch)}", style="dim")
+        if self.attempt is not None:
+            header.append(f"   {self.attempt.label}")
+            if len(self.attempts) > 1:
+                position = next((n for n, a in enumerate(self.attempts) if a == self.attempt), None)
+                if position is not None:
+                    header.append(f" ({position + 1} of {len(self.attempts)} runs, newest first; p: another)", style="dim")
+        return header
+
     def on_mount(self) -> None:
-        self.query_one(TranscriptView).focus()
+        self.action_tab(self.initial_tab)
+        self.list_attempts(cycle=False)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -242,16 +146,31 @@ class RunScreen(Screen):
             self.query_one(TranscriptView).focus()
         else:
             self.query_one("#diff-files").focus()
+            self._want_diff()
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # A click on the tab, not a key: the diff is loaded all the same.
         if event.pane.id == "diff":
+            self._want_diff()
+
+    def _want_diff(self) -> None:
+        # Read again each time the diff is shown (a running agent's grows),
+        # but once at a time: the tab's own message and the key both ask.
+        if not self._diff_loading:
+            self._diff_loading = True
             self.load_diff()
 
     @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
     def load_diff(self) -> None:
         """The worktree's diff against the base branch (git: a worker)."""
-        self.post_message(self.DiffLoaded(console(self).session.diff(self.task_id)))
+        try:
+            files = console(self).session.diff(self.task_id)
+        except Exception:
+            # Said by the app (a worker's error); the next look tries again.
+            self.app.call_from_thread(setattr, self, "_diff_loading", False)
+            raise
+        self.post_message(self.DiffLoaded(files))
 
     @on(DiffLoaded)
     def _diff_loaded(self, message: DiffLoaded) -> None:
@@ -259,7 +178,48 @@ class RunScreen(Screen):
 
     def show_diff(self, files: list) -> None:
         self.diff_loaded = True
+        self._diff_loading = False
         self.query_one(DiffView).show(files)
+
+    # --- earlier attempts -------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="attempts", exit_on_error=False)
+    def list_attempts(self, cycle: bool) -> None:
+        """The task's run folders (a worker: the disk may be slow)."""
+        runs_dir = console(self).base.task_runs_dir(self.task_id)
+        self.post_message(self.AttemptsListed(attempts_in(runs_dir), cycle))
+
+    def transcript_of(self, attempt: Attempt) -> Path:
+        # The base names a run's transcript (backends/base.py); a stopped
+        # run's folder holds it under the same name.
+        numbered = console(self).base.transcript_path(self.task_id, attempt.number)
+        return numbered.parent.parent / attempt.folder / numbered.name
+
+    def action_earlier_attempt(self) -> None:
+        self.list_attempts(cycle=True)
+
+    @on(AttemptsListed)
+    def _attempts_listed(self, message: AttemptsListed) -> None:
+        self.attempts = message.attempts
+        if message.cycle:
+            self._show_next_attempt()
+        self.query_one("#run-title", Static).update(self._title())
+
+    def _show_next_attempt(self) -> None:
+        attempts = self.attempts
+        others = [a for a in attempts if a != self.attempt]
+        if not others:
+            self.notify(f"{self.task_id} has no other attempt to show.", timeout=3, markup=False)
+            return
+        # The one after the shown one, newest first, round to the newest.
+        position = next((n for n, a in enumerate(attempts) if a == self.attempt), -1)
+        chosen = attempts[(position + 1) % len(attempts)]
+        self.attempt = chosen
+        self.transcript_path = self.transcript_of(chosen)
+        self.query_one(TranscriptView).open(self.transcript_path)
+        self.action_tab("transcript")
+
+    # --- task keys --------------------------------------------------------------------
 
     def action_command(self, command: str) -> None:
         self.post_message(TaskCommand(self.task_id, Command(command)))

@@ -2,27 +2,39 @@
 text when it is large: see task_body.py), what it depends on and what
 depends on it, and its whole history.
 
+What needs the operator is at its top: why a failed task failed (its last
+failure's reason, in the theme's error colour), or that a waiting task can
+never run as it is (it waits for a cancelled or failed task), with ``u`` to
+drop that dependency (asked first). ``d`` opens the task's run screen on
+its diff, ``t`` and ``enter`` on its transcript.
+
 The app's task actions load the task's detail (from the session, in a
 worker) and hand it over again whenever the log feed shows the task changed;
-the screen reads nothing itself.
+the screen asks the session why (failures, never_runs) in a worker of its
+own each time, and drops a dependency in one.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, TaskCommand, TaskDetailLoaded
-from factory_tui.model import State, Task, TaskDetail, iso_time
-from factory_tui.text import literal
+from factory_tui.model import WAITING_STATES, Failure, NeverRuns, State, Task, TaskDetail, iso_time
+from factory_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, counted
+from factory_tui.text import literal, one_line
 from factory_tui.widgets.styles import KIND_STYLE, STATE_STYLE, STATE_SYMBOL
 from factory_tui.widgets.task_body import TaskBody
 
@@ -40,13 +52,27 @@ class TaskScreen(Screen):
 
     BINDINGS = bindings(
         "screen.back", "task.approve", "task.requeue", "task.cancel", "task.hold",
-        "task.priority-up", "task.priority-down",
+        "task.priority-up", "task.priority-down", "run.diff", "run.transcript", "run.open",
+        "task.drop-dependency",
+        show={"task.requeue": False, "run.transcript": False, "run.open": False},
     )
+
+    @dataclass
+    class WhyLoaded(Message):
+        """Why the task failed, or why it can never run (either may be None)."""
+
+        task_id: str
+        failure: Failure | None
+        never: NeverRuns | None
 
     def __init__(self, task_id: str) -> None:
         super().__init__()
         self.task_id = task_id
         self.detail: TaskDetail | None = None
+        self.failure: Failure | None = None
+        self.never: NeverRuns | None = None
+        # Set once the first answer to "why" is in (tests wait for it).
+        self.why_loaded = False
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.task_id}  loading…"), id="task-title")
@@ -66,6 +92,19 @@ class TaskScreen(Screen):
     def action_command(self, command: str) -> None:
         self.post_message(TaskCommand(self.task_id, Command(command)))
 
+    def action_tab(self, tab: str) -> None:
+        """``d``: the run screen on its diff; ``t``: on its transcript."""
+        self.action_command(Command.OPEN_DIFF if tab == "diff" else Command.OPEN_RUN)
+
+    def action_open_run(self) -> None:
+        self.action_command(Command.OPEN_RUN)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "drop_dependency":
+            # Offered (and in the footer) only for a task that can never run.
+            return self.never is not None
+        return True
+
     @on(TaskDetailLoaded)
     def show_detail(self, message: TaskDetailLoaded) -> None:
         detail = message.detail
@@ -79,19 +118,91 @@ class TaskScreen(Screen):
         title.append("  ")
         title.append(literal(task.title), style="bold")
         self.query_one("#task-title", Static).update(title)
-        meta = Text(" ")
-        meta.append(f"priority {task.priority}   attempts {task.attempts}   created {iso_time(task.created_at)}")
-        if task.profile:
-            meta.append(f"   profile {literal(task.profile)}")
-        if task.source:
-            meta.append(f"   from {literal(task.source)}")
-        if task.feedback:
-            meta.append("\n feedback: ", style="bold")
-            meta.append(literal(task.feedback))
-        self.query_one("#task-meta", Static).update(meta)
+        self._show_meta()
+        self.load_why(task)
         self.query_one(TaskBody).show(task.body)
         self.query_one("#task-deps", Static).update(self._dependencies(detail))
         self.query_one("#task-events", Static).update(self._history(detail))
+
+    def _show_meta(self) -> None:
+        """The lines under the title: why the task needs the operator
+        first (in the theme's error or warning colour), then its facts."""
+        if self.detail is None:
+            return
+        task = self.detail.task
+        parts: list[str | tuple[str, str]] = []
+        if self.failure is not None:
+            parts += [(" ✗ failed: ", "$text-error bold"), (failure_text(self.failure), "$text-error"), "\n"]
+        if self.never is not None:
+            drop = ", ".join(self.never.through)
+            parts += [
+                (" ⊘ can never run as it is: ", "$text-warning bold"),
+                (f"{self.never.text}; u drops {drop} from its dependencies", "$text-warning"),
+                "\n",
+            ]
+        facts = f" priority {task.priority}   attempts {task.attempts}   created {iso_time(task.created_at)}"
+        if task.profile:
+            facts += f"   profile {literal(task.profile)}"
+        if task.source:
+            facts += f"   from {literal(task.source)}"
+        parts.append(facts)
+        if task.feedback:
+            parts += ["\n", (" feedback: ", "bold"), literal(task.feedback, multiline=True)]
+        self.query_one("#task-meta", Static).update(Content.assemble(*parts))
+
+    # --- why it needs the operator -------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="task-why", exit_on_error=False)
+    def load_why(self, task: Task) -> None:
+        session = console(self).session
+        failure = session.failures([task.id]).get(task.id) if task.state is State.FAILED else None
+        never = session.never_runs([task.id]).get(task.id) if task.state in WAITING_STATES else None
+        self.post_message(self.WhyLoaded(task.id, failure, never))
+
+    @on(WhyLoaded)
+    def _why_loaded(self, message: WhyLoaded) -> None:
+        if message.task_id != self.task_id:
+            return
+        self.failure, self.never = message.failure, message.never
+        self.why_loaded = True
+        self._show_meta()
+        self.refresh_bindings()
+
+    def action_drop_dependency(self) -> None:
+        never = self.never
+        if never is None:
+            return
+        task = self.detail.task if self.detail else None
+        title = one_line(task.title, 50) if task else ""
+        if len(never.through) == 1:
+            dependency = never.through[0]
+            self.app.push_screen(
+                ConfirmDialog(
+                    f"Drop {dependency} from the dependencies of {self.task_id}: {title}?",
+                    f"{self.task_id} {never.text}, so it can never run as it is. "
+                    f"Without {dependency} it can; {dependency} itself is not changed.",
+                    yes="Drop dependency",
+                ),
+                lambda yes: yes and self.drop_dependency(dependency),
+            )
+            return
+        choices = [(dep, f"Drop {dep} ({n})", str(n)) for n, dep in enumerate(never.through[:9], start=1)]
+        self.app.push_screen(
+            ChoiceDialog(
+                f"Which dependency of {self.task_id}: {title} to drop?",
+                f"{self.task_id} {never.text}: {counted(len(never.through), 'dependency', 'dependencies')} "
+                "lead there. The task dropped is not changed itself.",
+                choices=[*choices, ("cancel", "Keep them (esc)", "escape")],
+            ),
+            lambda answer: answer and self.drop_dependency(answer),
+        )
+
+    @work(thread=True, group="task-drop-dependency", exit_on_error=False)
+    def drop_dependency(self, dependency: str) -> None:
+        """Through the session; the log feed then refreshes the screen."""
+        context = console(self)
+        context.session.remove_dependency(self.task_id, dependency, actor=context.actor)
+        self.notify(f"{self.task_id} no longer waits for {dependency}.", timeout=4, markup=False)
 
     @staticmethod
     def _dependencies(detail: TaskDetail) -> Table:
@@ -133,3 +244,16 @@ class TaskScreen(Screen):
                 text.append(literal(event.note, multiline=True))
             table.add_row(when, what, text)
         return table
+
+
+def failure_text(failure: Failure) -> str:
+    """A failure's reason, with the conflicting files and the exit code
+    when the reason does not say them already."""
+    text = literal(failure.reason)
+    if failure.conflicts and not all(name in failure.reason for name in failure.conflicts):
+        shown = ", ".join(literal(name) for name in failure.conflicts[:5])
+        more = len(failure.conflicts) - 5
+        text += f"; conflicts in {shown}" + (f" and {more} more" if more > 0 else "")
+    if failure.exit_code is not None and f"exited {failure.exit_code}" not in failure.reason:
+        text += f" (exit code {failure.exit_code})"
+    return text
