@@ -146,7 +146,7 @@ async def test_requeue_of_marked_tasks_takes_one_note_for_all(demo_base):
         await pilot.press("r")
         await wait_until(pilot, lambda: isinstance(app.screen, NoteDialog), "one note")
         assert "Re-queue 2 tasks" in str(app.screen.query_one(".dialog-title").render())
-        await pilot.press(*"Mind the clock", "enter")
+        await pilot.press(*"Mind the clock", "ctrl+s")
         await wait_until(pilot, lambda: states(demo_base, "T-8", "T-11") == {"T-8": State.QUEUED, "T-11": State.QUEUED},
                          "both re-queued")
         await wait_until(pilot, lambda: any("T-5 (running)" in m for m in messages(app)), "the running one skipped")
