@@ -338,9 +338,13 @@ def test_processes_that_left_the_run_s_group_end_with_it(
     engine = start_factory(base, "run", output=tmp_path / "engine.out")
     tidy.append(engine)
     folder = run_dir(base, task_id)
-    wait_for(lambda: (folder / "setsid.pid").exists() and (folder / "daemon.pid").exists(),
-             "the agent's escaped processes to start")
-    escaped = [int((folder / name).read_text()) for name in ("setsid.pid", "daemon.pid")]
+    def pids() -> list[int] | None:
+        # A pid file can be there and still empty for a moment.
+        texts = [(folder / name).read_text().strip() if (folder / name).exists() else ""
+                 for name in ("setsid.pid", "daemon.pid")]
+        return [int(text) for text in texts] if all(text.isdigit() for text in texts) else None
+
+    escaped = wait_for(pids, "the agent's escaped processes to start")
     tidy.extend(escaped)
     if how == "cancel":
         factory(base, "task", "cancel", task_id)
