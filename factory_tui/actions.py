@@ -260,7 +260,8 @@ class TaskActions:
             key=_plan_order,
         )
         later = [t for t in waiting if _plan_order(t) > _plan_order(after)]
-        return (later or waiting or [None])[0]
+        chosen = later or waiting
+        return chosen[0] if chosen else None
 
     async def review_next(self, screen: RunScreen, approved: Task) -> None:
         app = self.app

@@ -47,3 +47,16 @@ def row_text(app: FactoryApp, task_id: str) -> str:
     index = plan.index_of(task_id)
     assert index is not None
     return "".join(segment.text for segment in plan.render_row(index, 200))
+
+
+async def move_worktrees_to(pilot, task_id: str) -> None:
+    """Walk the Worktrees pane's cursor to ``task_id``'s row with j, a
+    bounded number of times (the row may go: fail then, never hang)."""
+    app: FactoryApp = pilot.app
+    table = app.worktree_table
+    for _ in range(2 * len(table.rows) + 2):
+        row = table.selected_row
+        if row is not None and row.task_id == task_id:
+            return
+        await pilot.press("j")
+    raise AssertionError(f"{task_id} is not among the worktrees: {[row.task_id for row in table.rows]}")

@@ -21,7 +21,7 @@ from factory_tui.engine import EngineLock
 from factory_tui.model import NewTask, State
 from factory_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
 from factory_tui.screens.run import RunScreen, TranscriptView
-from tests.console_helpers import move_to, ready, wait_until
+from tests.console_helpers import move_to, move_worktrees_to, ready, wait_until
 
 SIZE = (160, 48)
 
@@ -109,9 +109,7 @@ async def test_run_screen_shows_transcript_and_diff(demo_base):
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot)
         await pilot.press("2")
-        table = app.worktree_table
-        while table.selected_row.task_id != "T-3":
-            await pilot.press("j")
+        await move_worktrees_to(pilot, "T-3")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
         view = app.screen.query_one(TranscriptView)
@@ -170,14 +168,7 @@ async def test_stop_an_agent_with_x_in_the_worktrees_pane(demo_base, slow_agents
             limit=30,
         )
         await pilot.press("2")
-        table = app.worktree_table
-        # Down, then up: the rows may have moved around the cursor (a
-        # bounded walk, so that a row out of reach fails instead of hanging).
-        for key in ["j"] * len(table.rows) + ["k"] * len(table.rows):
-            if table.selected_row.task_id == "T-6":
-                break
-            await pilot.press(key)
-        assert table.selected_row.task_id == "T-6", [row.task_id for row in table.rows]
+        await move_worktrees_to(pilot, "T-6")
         # x cancels, as in the Plan; k moves up, as in every list.
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
