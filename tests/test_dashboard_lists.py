@@ -24,7 +24,7 @@ from factory_tui.screens.dialogs import ConfirmDialog, NoteDialog
 from factory_tui.widgets.plan_table import COLUMNS, MIN_TITLE
 from factory_tui.widgets.virtual_list import layout_columns
 from tests.conftest import DEMO_START
-from tests.console_helpers import move_to, ready, row_text, wait_until
+from tests.console_helpers import move_to, move_worktrees_to, ready, row_text, wait_until
 
 SIZE = (160, 48)
 NOW = DEMO_START + 2 * 3600
@@ -202,10 +202,7 @@ async def test_marked_rows_in_the_worktrees_pane_are_cancelled_together(demo_bas
         table = app.worktree_table
         await pilot.press("2")
         for task_id in ("T-3", "T-8"):
-            for _ in range(len(table.rows)):
-                if table.selected_row.task_id == task_id:
-                    break
-                await pilot.press("j")
+            await move_worktrees_to(pilot, task_id)
             await pilot.press("space")
         assert table.marked == {"T-3", "T-8"}
         assert "2 marked" in table.render_header(200)
