@@ -257,8 +257,12 @@ class FactoryApp(App[None]):
             self._update_counts()
             self._say_what_needs_you(notices(before, changes.tasks, self.all_tasks()))
         screen = self.top_screen
-        if isinstance(screen, TaskScreen) and any(e.task_id == screen.task_id for e in changes.events):
-            self.actions.load_detail(screen)
+        if isinstance(screen, TaskScreen):
+            # Its own events, and its dependencies' (one cancelled leaves it
+            # unable to run; one re-queued gives it a way again).
+            related = {screen.task_id, *(screen.detail.task.depends_on if screen.detail else ())}
+            if any(event.task_id in related for event in changes.events):
+                self.actions.load_detail(screen)
 
     def _update_counts(self) -> None:
         counts = {state: 0 for state in State}

@@ -958,8 +958,9 @@ def agents(ctx: Context, as_json: bool) -> None:
 
 
 def format_event(event: Event, *, with_task: bool = True) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.at))
-    parts = [when]
+    from factory_tui.times import full_moment
+
+    parts = [full_moment(event.at)]
     if with_task:
         parts.append(f"{event.task_id or '-':<6}")
     parts.append(f"{event.kind:<9}")

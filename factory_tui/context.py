@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 if TYPE_CHECKING:
     from textual.dom import DOMNode
 
+    from factory_tui.actions import TaskActions
     from factory_tui.backends.base import FactoryBase
     from factory_tui.backends.session import FactorySession
     from factory_tui.model import Task
@@ -19,6 +20,7 @@ class Console(Protocol):
     base: FactoryBase
     session: FactorySession
     actor: str
+    actions: TaskActions
 
     def clock(self) -> float: ...
 

@@ -8,7 +8,6 @@ to review on real branches), then a look at the log and at git."""
 
 from __future__ import annotations
 
-import inspect
 import subprocess
 from pathlib import Path
 
@@ -399,14 +398,6 @@ def _event(**fields):
     return Event(**{**defaults, **fields})
 
 
-BACKEND_EXCLUDES = "exclude_kinds" in inspect.signature(LogReader.event_ids).parameters
-needs_exclude_kinds = pytest.mark.xfail(
-    not BACKEND_EXCLUDES, strict=True,
-    reason="backends/log.py: event_filter and LogReader.event_ids take no exclude_kinds yet",
-)
-
-
-@needs_exclude_kinds
 def test_the_sql_side_hides_the_same_kinds(demo_base):
     with ExecutionLog.open(demo_base.log_path) as log:
         events = log.events()
@@ -420,7 +411,6 @@ def test_the_sql_side_hides_the_same_kinds(demo_base):
         reader.close()
 
 
-@needs_exclude_kinds
 async def test_the_log_pane_hides_progress(demo_base):
     app = FactoryApp(demo_base, engine=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:

@@ -1273,6 +1273,7 @@ def event_filter(
     task_id: str | None = None,
     kinds: Iterable[str] | None = None,
     texts: Iterable[str] = (),
+    exclude_kinds: Iterable[str] | None = None,
 ) -> tuple[list[str], list]:
     """WHERE clauses (joined by AND) and their parameters for an event query."""
     where: list[str] = []
@@ -1284,6 +1285,10 @@ def event_filter(
     if kinds:
         where.append(f"kind IN ({','.join('?' * len(kinds))})")
         params.extend(kinds)
+    excluded = list(exclude_kinds or ())
+    if excluded:
+        where.append(f"kind NOT IN ({','.join('?' * len(excluded))})")
+        params.extend(excluded)
     for text in texts:
         # Same rule as LogFilter.matches: the word appears in the note or actor.
         # py_lower (registered by open_connection) is str.lower, so that
@@ -1322,9 +1327,10 @@ class LogReader:
         task_id: str | None = None,
         kinds: Iterable[str] | None = None,
         texts: Iterable[str] = (),
+        exclude_kinds: Iterable[str] | None = None,
     ) -> array:
         """The ids of the matching events, oldest first, as a compact array."""
-        where, params = event_filter(task_id=task_id, kinds=kinds, texts=texts)
+        where, params = event_filter(task_id=task_id, kinds=kinds, texts=texts, exclude_kinds=exclude_kinds)
         ids = array("q")
         with self._read() as conn:
             cursor = conn.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from factory_tui.context import console
 from factory_tui.widgets.marks import MarkableList, MarkedCommand
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 def task_actions(node: MarkableList) -> TaskActions:
     """The console's task actions (``FactoryApp.actions``)."""
-    return cast("TaskActions", node.app.actions)  # type: ignore[attr-defined]
+    return console(node).actions
 
 
 class ActsOnMarked:

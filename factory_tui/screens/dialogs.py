@@ -296,7 +296,7 @@ class NewTaskDialog(ModalScreen[Task | None]):
             unknown = [ref for ref in after if ref not in self.known_ids]
             if unknown:
                 raise FactoryError(f"no such task: {unknown[0]}")
-        state = State(self.query_one("#state", Select).value)
+        state = State(str(self.query_one("#state", Select).value))
         body = self.query_one("#body", TextArea).text
         profile = self.query_one("#profile", Select).value
         return NewTask(

@@ -16,7 +16,6 @@ own each time, and drops a dependency in one.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.table import Table
@@ -32,17 +31,18 @@ from textual.widgets import Footer, Static
 from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, TaskCommand, TaskDetailLoaded
-from factory_tui.model import WAITING_STATES, Failure, NeverRuns, State, Task, TaskDetail, iso_time
+from factory_tui.model import WAITING_STATES, Failure, NeverRuns, State, Task, TaskDetail
 from factory_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, counted
 from factory_tui.text import literal, one_line
-from factory_tui.widgets.styles import KIND_STYLE, STATE_STYLE, STATE_SYMBOL
+from factory_tui.times import moment
+from factory_tui.widgets.styles import STATE_SYMBOL, Palette, palette
 from factory_tui.widgets.task_body import TaskBody
 
 
-def _task_line(task: Task) -> Text:
+def _task_line(task: Task, colours: Palette) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"{task.id:<7}", style="bold")
-    line.append(f"{STATE_SYMBOL[task.state]} {task.state.value:<10}", style=STATE_STYLE[task.state])
+    line.append(f"{STATE_SYMBOL[task.state]} {task.state.value:<10}", style=colours.state[task.state])
     line.append(literal(task.title))
     return line
 
@@ -114,15 +114,16 @@ class TaskScreen(Screen):
         task = detail.task
         title = Text(no_wrap=False)
         title.append(f" {task.id}  ", style="bold")
-        title.append(f"{STATE_SYMBOL[task.state]} {task.state.value}", style=STATE_STYLE[task.state])
+        title.append(f"{STATE_SYMBOL[task.state]} {task.state.value}", style=palette(self).state[task.state])
         title.append("  ")
         title.append(literal(task.title), style="bold")
         self.query_one("#task-title", Static).update(title)
         self._show_meta()
         self.load_why(task)
         self.query_one(TaskBody).show(task.body)
-        self.query_one("#task-deps", Static).update(self._dependencies(detail))
-        self.query_one("#task-events", Static).update(self._history(detail))
+        colours = palette(self)
+        self.query_one("#task-deps", Static).update(self._dependencies(detail, colours))
+        self.query_one("#task-events", Static).update(self._history(detail, colours, console(self).clock()))
 
     def _show_meta(self) -> None:
         """The lines under the title: why the task needs the operator
@@ -140,7 +141,7 @@ class TaskScreen(Screen):
                 (f"{self.never.text}; u drops {drop} from its dependencies", "$text-warning"),
                 "\n",
             ]
-        facts = f" priority {task.priority}   attempts {task.attempts}   created {iso_time(task.created_at)}"
+        facts = f" priority {task.priority}   attempts {task.attempts}   created {moment(task.created_at, console(self).clock())}"
         if task.profile:
             facts += f"   profile {literal(task.profile)}"
         if task.source:
@@ -183,7 +184,7 @@ class TaskScreen(Screen):
                     f"Without {dependency} it can; {dependency} itself is not changed.",
                     yes="Drop dependency",
                 ),
-                lambda yes: yes and self.drop_dependency(dependency),
+                self._drop_if(dependency),
             )
             return
         choices = [(dep, f"Drop {dep} ({n})", str(n)) for n, dep in enumerate(never.through[:9], start=1)]
@@ -194,8 +195,19 @@ class TaskScreen(Screen):
                 "lead there. The task dropped is not changed itself.",
                 choices=[*choices, ("cancel", "Keep them (esc)", "escape")],
             ),
-            lambda answer: answer and self.drop_dependency(answer),
+            self._drop_chosen,
         )
+
+    def _drop_if(self, dependency: str):
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.drop_dependency(dependency)
+
+        return answered
+
+    def _drop_chosen(self, answer: str | None) -> None:
+        if answer and answer != "cancel":
+            self.drop_dependency(answer)
 
     @work(thread=True, group="task-drop-dependency", exit_on_error=False)
     def drop_dependency(self, dependency: str) -> None:
@@ -205,15 +217,15 @@ class TaskScreen(Screen):
         self.notify(f"{self.task_id} no longer waits for {dependency}.", timeout=4, markup=False)
 
     @staticmethod
-    def _dependencies(detail: TaskDetail) -> Table:
+    def _dependencies(detail: TaskDetail, colours: Palette) -> Table:
         table = Table.grid(padding=(0, 1))
         table.add_column()
         table.add_row(Text("Depends on", style="bold"))
         if detail.dependencies:
             for task in detail.dependencies:
-                line = _task_line(task)
+                line = _task_line(task, colours)
                 if task.state is not State.DONE:
-                    line.append("  (blocking)", style="#d19a66")
+                    line.append("  (blocking)", style=colours.blocked)
                 table.add_row(line)
         else:
             table.add_row(Text("nothing", style="dim"))
@@ -221,20 +233,20 @@ class TaskScreen(Screen):
         table.add_row(Text("Needed by", style="bold"))
         if detail.dependents:
             for task in detail.dependents:
-                table.add_row(_task_line(task))
+                table.add_row(_task_line(task, colours))
         else:
             table.add_row(Text("nothing", style="dim"))
         return table
 
     @staticmethod
-    def _history(detail: TaskDetail) -> Table:
+    def _history(detail: TaskDetail, colours: Palette, now: float) -> Table:
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True, min_width=10)
         table.add_column()
         for event in detail.events:
-            when = time.strftime("%m-%d %H:%M", time.localtime(event.at))
-            what = Text(event.kind, style=KIND_STYLE.get(event.kind))
+            when = moment(event.at, now)  # the one time format (times.py)
+            what = Text(event.kind, style=colours.kind.get(event.kind, ""))
             text = Text()
             if event.to_state:
                 text.append(f"{event.from_state or '∅'} → {event.to_state}  ")
