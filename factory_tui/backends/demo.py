@@ -183,6 +183,23 @@ class _git_dates:
                 os.environ[key] = value
 
 
+def _run_figures(task_id: str, attempt: int, minutes: float) -> dict:
+    """What a run's end records of its cost, shaped as the engine writes it,
+    so the history's runs count in the header's and ``factory status``'s totals.
+    The figures grow with the run's length, as a real agent's do."""
+    turns = max(3, round(minutes))
+    tokens_in = 12_000 * turns
+    tokens_out = 450 * turns
+    return {
+        "run": f".factory/runs/{task_id}/{attempt}",
+        "cost_usd": round(tokens_in * 3e-6 / 4 + tokens_out * 15e-6, 4),
+        "input_tokens": tokens_in,
+        "cached_input_tokens": tokens_in * 3 // 4,
+        "output_tokens": tokens_out,
+        "turns": turns,
+    }
+
+
 def _write_history(log: ExecutionLog, clock: _DemoClock) -> None:
     op = "console:operator"
     eng = "engine:demo"
@@ -208,7 +225,7 @@ def _write_history(log: ExecutionLog, clock: _DemoClock) -> None:
         claim = log.claim_next(eng, lease_seconds=600)
         assert claim is not None and claim.task.id == expected, claim
         clock.tick(minutes)
-        log.finish(claim.token, outcome, note=note)
+        log.finish(claim.token, outcome, note=note, data=_run_figures(claim.task.id, claim.task.attempts, minutes))
         clock.tick(1)
 
     clock.tick(4)
