@@ -41,7 +41,7 @@ from factory_tui.commands import FactoryCommands
 from factory_tui.config import ConsoleConfig
 from factory_tui.engine_host import EngineHost
 from factory_tui.errors import FactoryError
-from factory_tui.keys import bindings
+from factory_tui.keys import PANE_BINDING_PREFIX, bindings, keymap_problem
 from factory_tui.messages import (
     EngineChanged,
     LogChanged,
@@ -51,7 +51,7 @@ from factory_tui.messages import (
     WorktreesChanged,
 )
 from factory_tui.model import State, Task
-from factory_tui.panes import PANES, Area, PaneSpec
+from factory_tui.panes import PANE_NUMBERS, PANES, Area, PaneSpec
 from factory_tui.panes.feed import FeedListener
 from factory_tui.panes.log import LogPane
 from factory_tui.panes.pane import Pane
@@ -82,7 +82,7 @@ class FactoryApp(App[None]):
         *bindings("app.help", "app.quit", "app.zoom"),
         *(
             Binding(spec.key, f"focus_pane({spec.number})", f"Go to {spec.name}", show=False,
-                    id=f"app.pane-{spec.number}")
+                    id=f"{PANE_BINDING_PREFIX}{spec.number}")
             for spec in PANES
         ),
     ]
@@ -182,6 +182,11 @@ class FactoryApp(App[None]):
     def on_mount(self) -> None:
         keymap = self._console_config.keymap
         if keymap:
+            # `factory console` refuses a misspelt id before it gets here;
+            # an app made another way says so and applies the rest.
+            problem = keymap_problem(keymap, PANE_NUMBERS)
+            if problem is not None:
+                self.notify(problem, severity="error", timeout=10, markup=False)
             self.set_keymap(dict(keymap))
         self.plan.focus()
         self.follow_log()

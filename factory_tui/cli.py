@@ -22,7 +22,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from factory_tui.actors import Caller, Need, agent_may_queue, check_permitted, identify
-from factory_tui.errors import FactoryError, InvalidInput
+from factory_tui.errors import ConfigError, FactoryError, InvalidInput
 from factory_tui.model import (
     CREATABLE_STATES,
     STATE_ORDER,
@@ -1085,6 +1085,11 @@ def console(ctx: Context, no_engine: bool, bench_first_frame: bool) -> None:
     # Fail here, with one line, if the log cannot be used (corrupt, newer).
     ctx.log.last_event_id()
     from factory_tui.app import FactoryApp
+    from factory_tui.keys import keymap_problem
+    from factory_tui.panes import PANE_NUMBERS
+
+    if (problem := keymap_problem(ctx.session.config.console.keymap, PANE_NUMBERS)) is not None:
+        raise ConfigError(f"{base.config_path}: {problem}")
 
     app = FactoryApp(base, bench_first_frame=bench_first_frame, engine=not (no_engine or bench_first_frame))
     app.run(headless=bench_first_frame)

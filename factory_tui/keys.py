@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
+from factory_tui.config import unknown_key
+
 
 @dataclass(frozen=True, slots=True)
 class Key:
@@ -122,10 +124,26 @@ def bindings(*ids: str, show: dict[str, bool] | None = None) -> list[BindingType
     return [KEYS[key_id].binding(show=show.get(key_id)) for key_id in ids]
 
 
+# The pane keys (1…6) have ids of their own, made by the app from the
+# pane registry: app.pane-1 and so on.
+PANE_BINDING_PREFIX = "app.pane-"
+
+
+def keymap_problem(keymap: dict[str, str], pane_numbers: range | tuple[int, ...] = range(1, 10)) -> str | None:
+    """The complaint about the first binding id of a ``[console] keymap``
+    that names no action, with the nearest id ("did you mean task.approve?"),
+    or None. A misspelt id would otherwise be passed over without a word."""
+    known = [*KEYS, *(f"{PANE_BINDING_PREFIX}{n}" for n in pane_numbers)]
+    for binding_id in keymap:
+        if binding_id not in known:
+            return "[console] keymap: " + unknown_key(binding_id, known).replace("unknown key", "unknown binding id", 1)
+    return None
+
+
 def section_of(binding_id: str | None) -> str | None:
     key = KEYS.get(binding_id or "")
     if key is not None:
         return key.section
-    if binding_id and binding_id.startswith("app.pane-"):
+    if binding_id and binding_id.startswith(PANE_BINDING_PREFIX):
         return "Everywhere"
     return None

@@ -78,3 +78,41 @@ async def test_help_says_how_to_start_an_engine_when_none_runs(demo_base) -> Non
         text = str(note.render())
         assert "No engine runs on this base: 1 task shown running waits for one." in text
         assert "factory run" in text
+
+
+def _with_keymap(base, keymap: str) -> None:
+    text = base.config_path.read_text()
+    base.config_path.write_text(text.replace("[console]\n", f"[console]\nkeymap = {keymap}\n", 1))
+
+
+def test_a_misspelt_binding_id_stops_the_console_with_the_nearest_id(demo_base) -> None:
+    from tests.test_cli import run
+
+    _with_keymap(demo_base, '{ "approve" = "A" }')
+    result = run(demo_base, "console", "--no-engine")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert line.endswith("[console] keymap: unknown binding id approve; did you mean task.approve?"), line
+
+
+def test_the_keymap_knows_every_binding_and_the_pane_keys() -> None:
+    from factory_tui.keys import keymap_problem
+    from factory_tui.panes import PANE_NUMBERS
+
+    assert keymap_problem({key_id: "f1" for key_id in KEYS}, PANE_NUMBERS) is None
+    assert keymap_problem({"app.pane-6": "f6"}, PANE_NUMBERS) is None
+    assert "unknown binding id app.pane-9" in (keymap_problem({"app.pane-9": "f9"}, PANE_NUMBERS) or "")
+
+
+async def test_an_app_given_a_misspelt_id_says_so_and_keeps_the_rest(demo_base) -> None:
+    _with_keymap(demo_base, '{ "task.aprove" = "B", "task.approve" = "A" }')
+    app = FactoryApp(demo_base, engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_until(pilot, lambda: any("task.aprove" in str(n.message) for n in app._notifications),
+                         "a notification naming the misspelt id")
+        await move_to(pilot, "T-9")
+        await pilot.press("A")
+        with ExecutionLog.open(demo_base.log_path) as log:
+            await wait_until(pilot, lambda: log.get_task("T-9").state is State.QUEUED, "T-9 approved with A")

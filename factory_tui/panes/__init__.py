@@ -58,3 +58,4 @@ PANES: tuple[PaneSpec, ...] = (
     PaneSpec(5, "Mail", partial(PlaceholderPane, "Messages from other factories appear here."), Area.RIGHT_BOTTOM),
     PaneSpec(6, "Log", LogPane, Area.BOTTOM, filterable=True),
 )
+PANE_NUMBERS: tuple[int, ...] = tuple(spec.number for spec in PANES)
