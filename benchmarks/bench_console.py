@@ -13,7 +13,12 @@ Prints three figures against the issue's targets:
   worker), over ``--pages`` pages starting at the oldest event so that no
   page is cached; target at most 20 ms a page;
 * following: from another connection committing a task to the console's
-  plan holding it; target at most half a second.
+  plan holding it; target at most half a second;
+* idle: the CPU an open console takes while nothing happens, on the demo
+  base (its engine inside, once the one ready task has run; five
+  worktrees), over ``--idle`` seconds; it should be
+  a few per cent at most (a console left open all day must not keep a core
+  busy scanning git).
 
 The big base is built once through ``ExecutionLog`` (every task claimed,
 finished and approved, with notes) and kept in benchmarks/.work/.
@@ -173,10 +178,56 @@ async def measure_live_follow(base: FactoryBase, writes: int) -> list[float]:
     return timings
 
 
+_IDLE_CHILD = """
+import sys, time
+from pathlib import Path
+from factory_tui.app import FactoryApp
+from factory_tui.backends.base import FactoryBase
+
+app = FactoryApp(FactoryBase(Path(sys.argv[1])), engine=True)
+seconds = float(sys.argv[2])
+
+async def measure(app):
+    start_cpu, start = time.process_time(), time.monotonic()
+    while time.monotonic() - start < seconds:
+        await asyncio.sleep(0.5)
+    share = (time.process_time() - start_cpu) / (time.monotonic() - start)
+    print(f"{share:.4f}")
+    app.exit()
+
+import asyncio
+async def main():
+    async with app.run_test(size=(160, 48)) as pilot:
+        while not (app.plan_ready and app.worktree_table.loaded):
+            await pilot.pause(0.05)
+        await pilot.pause(8)  # the engine runs the one ready task, then nothing is left to do
+        await measure(app)
+asyncio.run(main())
+"""
+
+
+def measure_idle(seconds: float) -> float:
+    """The share of a core an open console on the demo base takes while
+    nothing happens (process CPU time over wall time, threads included)."""
+    from factory_tui.backends.demo import build_demo
+
+    folder = WORK / "idle"
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    base = build_demo(folder / "shopfront")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FACTORY_DEMO_SECONDS="0", FACTORY_DEMO_FAIL_RATE="0")
+    out = subprocess.run([sys.executable, "-c", _IDLE_CHILD, str(base.root), str(seconds)],
+                         capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="cold starts to measure")
     parser.add_argument("--pages", type=int, default=100, help="pages to turn in the Log pane")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds to watch an idle console")
     args = parser.parse_args()
 
     base = build_big_base(WORK / "big")
@@ -204,6 +255,10 @@ def main() -> None:
     print(f"a write by another connection shown in the plan: median {statistics.median(live):.0f} ms, "
           f"max {max(live):.0f} ms over {len(live)} writes (target ≤ 500 ms): "
           f"{'PASS' if max(live) <= 500 else 'FAIL'}")
+
+    idle = measure_idle(args.idle)
+    print(f"an idle console on the demo base (its engine inside, 5 worktrees): {idle * 100:.1f}% of a core over "
+          f"{args.idle:.0f} s (target ≤ 5%): {'PASS' if idle <= 0.05 else 'FAIL'}")
 
 
 if __name__ == "__main__":

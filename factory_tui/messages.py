@@ -97,3 +97,7 @@ class EngineChanged(Message):
 class WorktreesChanged(Message):
     """Something the Worktrees pane shows changed on disk (an operator's
     action, the engine): scan again now rather than at the next round."""
+
+    # The app hands it to the pane; bubbling back up to the app would hand
+    # it down again, and the pane would scan git without end.
+    bubble = False

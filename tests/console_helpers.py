@@ -50,7 +50,7 @@ def row_text(app: FactoryApp, task_id: str) -> str:
 
 
 async def move_worktrees_to(pilot, task_id: str) -> None:
-    """Walk the Worktrees pane's cursor to ``task_id``'s row with j, a
+    """Walk the Worktrees pane's cursor to ``task_id``'s row with j or k, a
     bounded number of times (the row may go: fail then, never hang)."""
     app: FactoryApp = pilot.app
     table = app.worktree_table
@@ -58,5 +58,6 @@ async def move_worktrees_to(pilot, task_id: str) -> None:
         row = table.selected_row
         if row is not None and row.task_id == task_id:
             return
-        await pilot.press("j")
+        target = next((n for n, r in enumerate(table.rows) if r.task_id == task_id), None)
+        await pilot.press("k" if target is not None and target < table.cursor else "j")
     raise AssertionError(f"{task_id} is not among the worktrees: {[row.task_id for row in table.rows]}")

@@ -264,3 +264,53 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_worktree_scans_never_overlap_and_a_burst_ends_in_one_fresh_scan(demo_base):
+    """A scan runs git for every worktree; asking again while one runs must
+    not start a second beside it (a thread cannot be cancelled), only one
+    more after it, and that one sees what changed meanwhile."""
+    import threading
+
+    from factory_tui.messages import WorktreesChanged
+
+    app = FactoryApp(demo_base, engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        session = app.session
+        real = session.worktree_report
+        lock = threading.Lock()
+        seen = {"now": 0, "most": 0, "calls": 0, "fresh": 0}
+
+        def counted(**kwargs):
+            with lock:
+                seen["now"] += 1
+                seen["calls"] += 1
+                seen["most"] = max(seen["most"], seen["now"])
+                seen["fresh"] += not kwargs.get("reuse", False)
+            try:
+                return real(**kwargs)
+            finally:
+                with lock:
+                    seen["now"] -= 1
+
+        session.worktree_report = counted  # the real report, counted
+        table = app.worktree_table
+        for _ in range(20):
+            table.post_message(WorktreesChanged())
+            await pilot.pause(0.005)
+        # Meanwhile T-3's worktree gains a file: the scan after the burst shows it.
+        before = next(r for r in table.rows if r.task_id == "T-3").added
+        path = Path(next(r for r in table.rows if r.task_id == "T-3").path)
+        (path / "extra.txt").write_text("a\nb\nc\n")
+        table.post_message(WorktreesChanged())
+        await wait_until(
+            pilot, lambda: next(r for r in table.rows if r.task_id == "T-3").added == before + 3,
+            "the scan after the burst counting T-3's new file",
+        )
+        # The asks are answered, and then the scans stop: only the timer's
+        # round every few seconds remains (it once scanned without end, a
+        # message bubbling from the pane to the app and back).
+        await wait_until(pilot, lambda: not table._scanning, "the scans to end")
+        assert seen["most"] == 1, seen
+        assert seen["calls"] < 10, seen  # 21 asks, folded into a few scans

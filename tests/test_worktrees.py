@@ -454,6 +454,33 @@ def test_diff_stat_counts_committed_uncommitted_and_untracked(trees: Worktrees, 
     assert stat == DiffStat(files=8, added=7, removed=2)
 
 
+def test_a_settled_diff_stat_is_reused_until_commits_index_or_base_move(
+    root: Path, trees: Worktrees, diffed: Path
+) -> None:
+    first = trees.diff_stat("T-1", settled=True)
+    assert first == DiffStat(files=8, added=7, removed=2)
+    # A file edited without `git add`: a settled look keeps the figure (no
+    # git runs), a look that is not settled sees the edit.
+    (diffed / "new.txt").write_text("one\ntwo\nthree\nfour\n")
+    assert trees.diff_stat("T-1", settled=True) == first
+    edited = trees.diff_stat("T-1")
+    assert edited == DiffStat(files=8, added=8, removed=2)
+    # Staged: the index moved, so even a settled look counts again.
+    (diffed / "more.txt").write_text("x\n")
+    git(diffed, "add", "more.txt")
+    assert trees.diff_stat("T-1", settled=True) == DiffStat(files=9, added=9, removed=2)
+    # Committed: the branch moved.
+    git(diffed, "commit", "-q", "-m", "more")
+    (diffed / "later.txt").write_text("y\n")
+    assert trees.diff_stat("T-1", settled=True) == DiffStat(files=10, added=10, removed=2)
+    # The base branch took the task's file: the range changed.
+    git(root, "merge", "-q", "--no-edit", "factory/T-1")
+    merged = trees.diff_stat("T-1", settled=True)
+    # Left: README's edit and the untracked new.txt, later.txt, blob.bin, .gitignore.
+    assert merged == DiffStat(files=5, added=7, removed=0)
+    assert merged == trees.diff_stat("T-1")
+
+
 def test_diff_per_file(trees: Worktrees, diffed: Path) -> None:
     files = {item.path: item for item in trees.diff("T-1")}
     assert set(files) == {

@@ -29,6 +29,7 @@ from factory_tui.model import (
     FileDiff,
     NeverRuns,
     NewTask,
+    State,
     Task,
     TaskDetail,
     Usage,
@@ -122,10 +123,12 @@ class FactorySession:
             events=self.reader.task_history(task.id),
         )
 
-    def worktree_report(self, *, with_changes: bool = True) -> list[WorktreeReport]:
+    def worktree_report(self, *, with_changes: bool = True, reuse: bool = False) -> list[WorktreeReport]:
         """Every task worktree (git's list, and folders git does not know),
         what it is for by its task's state, and, with ``with_changes``, the
-        lines it changed since it left the base branch."""
+        lines it changed since it left the base branch. With ``reuse`` the
+        changes of a worktree no agent works in are counted again only when
+        its commits or index moved (``Worktrees.diff_stat``'s ``settled``)."""
         worktrees = self.worktrees
         infos = worktrees.list()
         tasks = {t.id: t for t in self.log.get_tasks([i.task_id for i in infos if i.task_id])}
@@ -143,7 +146,8 @@ class FactorySession:
             )
             if with_changes and info.exists and info.task_id:
                 try:
-                    stat = worktrees.diff_stat(info.task_id)
+                    settled = reuse and (task is None or task.state is not State.RUNNING)
+                    stat = worktrees.diff_stat(info.task_id, settled=settled)
                     row.added, row.removed = stat.added, stat.removed
                 except FactoryError:
                     pass  # a worktree git cannot diff (broken by an agent) shows no counts

@@ -279,6 +279,9 @@ class Worktrees:
         # checkout's index lock; one after the other they both land.
         self._merge_lock = threading.Lock()
         self._merge_checks: dict[tuple[str, str], MergeCheck] = {}
+        # The last diff stat of each task, with what it was read from (see
+        # diff_stat's ``settled``).
+        self._diff_stats: dict[str, tuple[tuple, DiffStat]] = {}
 
     @classmethod
     def for_config(cls, root: Path, config: FactoryConfig) -> Worktrees:
@@ -550,9 +553,44 @@ class Worktrees:
 
     # --- diff --------------------------------------------------------------
 
-    def diff_stat(self, task_id: str) -> DiffStat:
+    def diff_stat(self, task_id: str, *, settled: bool = False) -> DiffStat:
         """Files changed and lines added and removed in the task's worktree
-        (committed, uncommitted and untracked) since it left the base branch."""
+        (committed, uncommitted and untracked) since it left the base branch.
+
+        ``settled`` says nobody is writing in the worktree (no agent runs
+        there): the figure of an earlier call is then reused while the
+        branch, the worktree's HEAD and index and the base branch are as they
+        were, so that a pane scanning every worktree every few seconds runs
+        git only for the worktrees that are at work. (A file edited by hand
+        without ``git add`` is seen by the next call that is not settled.)"""
+        # Read before the diff: a change made while git runs makes the next
+        # look differ, never a stale figure pass for a new one.
+        key = self._stat_key(task_id)
+        known = self._diff_stats.get(task_id)
+        if settled and known is not None and known[0] == key:
+            return DiffStat(known[1].files, known[1].added, known[1].removed)
+        stat = self._diff_stat(task_id)
+        if len(self._diff_stats) >= MERGE_CHECK_CACHE:
+            self._diff_stats.clear()
+        self._diff_stats[task_id] = (key, DiffStat(stat.files, stat.added, stat.removed))
+        return stat
+
+    def _stat_key(self, task_id: str) -> tuple:
+        """What a worktree's diff stat is read from, found without running
+        git: the refs' and the administrative folder's files."""
+        admin = self._admin_dir(self.path_for(task_id))
+        index = None
+        head = None
+        if admin is not None:
+            head = _read_text(admin / "HEAD")
+            try:
+                found = (admin / "index").stat()
+                index = (found.st_mtime_ns, found.st_size, found.st_ino)
+            except OSError:
+                pass
+        return (self._ref(f"refs/heads/{self.base_branch}"), self.branch_head(task_id), head, index)
+
+    def _diff_stat(self, task_id: str) -> DiffStat:
         with self._diff_scope(task_id) as scope:
             out = scope.diff("--numstat", "-z")
             stat = DiffStat(0, 0, 0)

@@ -6,6 +6,13 @@ every few seconds (and at once when an action or the engine changed them);
 state and progress come from the log feed between scans, so a running
 agent's newest line shows within the feed's half second. Cleaning up
 orphaned worktrees is this pane's own.
+
+A scan costs git processes, so an idle console must not keep the machine
+busy: one scan at a time (a timer tick that finds one running passes), none
+while another screen covers the dashboard, and a worktree no agent works in
+is diffed again only when its commits or index moved, or on a fresh scan
+(asked for by an action, and every FRESH_EVERY scans for a file edited by
+hand).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ if TYPE_CHECKING:
 
 # Worktrees and their diff stats are read from git this often.
 SCAN_SECONDS = 3.0
+# Every this many scans, every worktree is diffed, settled or not.
+FRESH_EVERY = 10
 
 
 class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
@@ -39,10 +48,25 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         # The review rows' dry-run merges into the base branch, by task.
         merges: dict[str, MergeLook] = field(default_factory=dict)
 
+    class ScanEnded(Message):
+        """A scan is over, with rows or without (git failed)."""
+
     def on_mount(self) -> None:
         self.now = console(self).clock()
-        self.set_interval(SCAN_SECONDS, self.scan)
+        # Whether a scan is under way, and whether another was asked for
+        # meanwhile (and whether that one must be fresh).
+        self._scanning = False
+        self._scan_wanted: bool | None = None
+        self._scans = 0
+        self.set_interval(SCAN_SECONDS, self._scan_tick)
         self.set_interval(1.0, self._tick)
+
+    def _scan_tick(self) -> None:
+        if self.screen is not self.app.screen or not self.display:
+            return  # nobody sees it: the next tick after they come back scans
+        if not self._scanning:
+            self._scans += 1
+            self.request_scan(fresh=self._scans % FRESH_EVERY == 0)
 
     def _tick(self) -> None:
         self.now = console(self).clock()
@@ -50,31 +74,51 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     # --- from the log ----------------------------------------------------------------
 
     def log_loaded(self, snapshot) -> None:
-        self.scan()
+        self.request_scan(fresh=True)
 
     def log_changed(self, changes: Changes) -> None:
         if not changes.tasks:
             return
         known = {row.task_id for row in self.rows}
         if any(task.id not in known and task.state is State.RUNNING for task in changes.tasks):
-            self.scan()  # a new worktree: git has it, the rows do not yet
+            self.request_scan()  # a new worktree: git has it, the rows do not yet
         if any(task.id in known for task in changes.tasks):
             self._merge_progress(self.rows)
             self.set_rows(list(self.rows))
 
     @on(WorktreesChanged)
     def _changed(self, message: WorktreesChanged) -> None:
-        self.scan()
+        message.stop()
+        self.request_scan(fresh=True)
 
     # --- from git --------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="worktrees", exit_on_error=False)
-    def scan(self) -> None:
+    def request_scan(self, *, fresh: bool = False) -> None:
+        """Scan now, or as soon as the scan under way ends (a thread cannot
+        be cancelled: a second one beside it would only double the work)."""
+        if self._scanning:
+            self._scan_wanted = bool(self._scan_wanted) or fresh
+            return
+        self._scanning = True
+        self.scan(fresh)
+
+    @work(thread=True, group="worktrees", exit_on_error=False)
+    def scan(self, fresh: bool = True) -> None:
         """Worktrees and their changes, from git (a worker: git is slow),
         and whether each review row's branch still merges cleanly."""
-        session = console(self).session
-        rows = session.worktree_report()
-        self.post_message(self.Scanned(rows, self._merge_checks(session, rows)))
+        try:
+            session = console(self).session
+            rows = session.worktree_report(reuse=not fresh)
+            self.post_message(self.Scanned(rows, self._merge_checks(session, rows)))
+        finally:
+            self.post_message(self.ScanEnded())  # thread-safe, and after Scanned
+
+    @on(ScanEnded)
+    def _scan_ended(self) -> None:
+        self._scanning = False
+        wanted, self._scan_wanted = self._scan_wanted, None
+        if wanted is not None:
+            self.request_scan(fresh=wanted)
 
     @staticmethod
     def _merge_checks(session, rows: list[WorktreeReport]) -> dict[str, MergeLook]:
