@@ -25,14 +25,14 @@ from factory_tui.errors import FactoryError
 from factory_tui.messages import Command, TaskCommand, TaskDetailLoaded, WorktreesChanged
 from factory_tui.model import Action, State, Task, next_state
 from factory_tui.screens.dialogs import ConfirmDialog, NoteDialog
-from factory_tui.screens.run import RunScreen
-from factory_tui.screens.task import TaskScreen
 from factory_tui.text import literal, one_line
 from factory_tui.worktree_shell import editor_argv, operator_environment, shell_argv
 
 if TYPE_CHECKING:
     from factory_tui.app import FactoryApp
     from factory_tui.backends.operator import Outcome
+    from factory_tui.screens.run import RunScreen
+    from factory_tui.screens.task import TaskScreen
 
 
 class TaskActions:
@@ -243,6 +243,8 @@ class TaskActions:
     def _review_goes_on(self, task: Task) -> Callable[[Outcome], object] | None:
         """For a task in review approved on its own run screen: what to do
         once it is merged (show the next task in review, or the dashboard)."""
+        from factory_tui.screens.run import RunScreen
+
         screen = self.app.top_screen
         if task.state is not State.REVIEW or not isinstance(screen, RunScreen) or screen.task_id != task.id:
             return None
@@ -280,8 +282,20 @@ class TaskActions:
         self.app.session.set_priority(task_id, priority, actor=self.app.actor)
 
     # --- opening things ---------------------------------------------------------------
+    #
+    # The task and run screens (markdown, syntax highlighting) are a tenth
+    # of a second of imports: imported when first opened, or by ``warm_up``
+    # once the dashboard is drawn, so that they cost the first frame nothing.
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import the screens ahead of their first use (a worker)."""
+        import factory_tui.screens.run  # noqa: F401
+        import factory_tui.screens.task  # noqa: F401
 
     def open_task(self, task_id: str) -> None:
+        from factory_tui.screens.task import TaskScreen
+
         screen = TaskScreen(task_id)
         self.app.push_screen(screen)
         self.load_detail(screen)
@@ -296,6 +310,8 @@ class TaskActions:
     def open_run(self, task_id: str, *, tab: str = "transcript") -> None:
         """The run screen of the task's latest attempt, on ``tab``
         (``transcript`` or ``diff``)."""
+        from factory_tui.screens.run import RunScreen
+
         app = self.app
         task = app.task_by_id(task_id)
         attempt = task.attempts if task else 0

@@ -57,9 +57,9 @@ from factory_tui.panes.log import LogPane
 from factory_tui.panes.pane import Pane
 from factory_tui.panes.plan import PlanPane
 from factory_tui.panes.worktrees import WorktreesPane
+from factory_tui.screens import is_task_screen
 from factory_tui.screens.dialogs import ChoiceDialog
 from factory_tui.screens.help import HelpScreen
-from factory_tui.screens.task import TaskScreen
 from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
 
@@ -169,7 +169,7 @@ class FactoryApp(App[None]):
         """The task the operator is looking at: the open task screen's, the
         Log's selected event's, or the Plan's cursor row."""
         screen = self.top_screen
-        if isinstance(screen, TaskScreen):
+        if is_task_screen(screen):
             return self.task_by_id(screen.task_id)
         if self.focused is self.event_log:
             event = self.event_log.selected_event
@@ -244,6 +244,10 @@ class FactoryApp(App[None]):
         gc.freeze()
         if self.bench_first_frame:
             self.call_after_refresh(self._report_first_frame)
+        else:
+            self.call_after_refresh(
+                lambda: self.run_worker(self.actions.warm_up, thread=True, group="warm-up", exit_on_error=False)
+            )
 
     def _report_first_frame(self) -> None:
         import resource
@@ -262,7 +266,7 @@ class FactoryApp(App[None]):
             self._update_counts()
             self._say_what_needs_you(notices(before, changes.tasks, self.all_tasks()))
         screen = self.top_screen
-        if isinstance(screen, TaskScreen):
+        if is_task_screen(screen):
             # Its own events, and its dependencies' (one cancelled leaves it
             # unable to run; one re-queued gives it a way again).
             related = {screen.task_id, *(screen.detail.task.depends_on if screen.detail else ())}
@@ -425,7 +429,7 @@ class FactoryApp(App[None]):
                 severity="error",
                 markup=False,
             )
-        if isinstance(self.top_screen, TaskScreen) and event.worker.group == "detail":
+        if is_task_screen(self.top_screen) and event.worker.group == "detail":
             self.pop_screen()
 
     # --- navigation -----------------------------------------------------------
@@ -439,7 +443,7 @@ class FactoryApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("quit", "zoom", "focus_pane", "help") and isinstance(self.screen, ModalScreen):
             return False
-        if action in ("zoom", "focus_pane") and isinstance(self.screen, TaskScreen):
+        if action in ("zoom", "focus_pane") and is_task_screen(self.screen):
             return False
         return True
 
@@ -474,7 +478,7 @@ class FactoryApp(App[None]):
 
     def action_help(self) -> None:
         pane = self._focused_pane()
-        if isinstance(self.screen, TaskScreen):
+        if is_task_screen(self.screen):
             title = f"task {self.screen.task_id}"
         elif pane is not None:
             title = f"{pane.number} {pane.title}"
