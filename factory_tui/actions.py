@@ -14,7 +14,6 @@ order (priority, then id), or goes back to the dashboard when none is left.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from factory_tui.messages import Command, TaskCommand, TaskDetailLoaded, Worktre
 from factory_tui.model import Action, State, Task, next_state
 from factory_tui.screens.dialogs import ConfirmDialog, NoteDialog
 from factory_tui.text import literal, one_line
-from factory_tui.worktree_shell import editor_argv, operator_environment, shell_argv
+from factory_tui.worktree_shell import editor_argv, operator_environment, runnable, shell_argv
 
 if TYPE_CHECKING:
     from factory_tui.app import FactoryApp
@@ -338,12 +337,9 @@ class TaskActions:
             return
         env = operator_environment(app.base.root)
         try:
-            argv = shell_argv(env) if command is Command.SHELL else editor_argv(env)
+            argv = runnable(shell_argv(env) if command is Command.SHELL else editor_argv(env), env)
         except FactoryError as error:
             app.notify(literal(str(error)), severity="error", markup=False)
-            return
-        if shutil.which(argv[0], path=env.get("PATH")) is None:
-            app.notify(f"cannot open {literal(argv[0])}: not found", severity="error", markup=False)
             return
         try:
             with app.suspend():

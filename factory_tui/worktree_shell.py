@@ -51,3 +51,12 @@ def editor_argv(environ: Mapping[str, str], *, target: str | None = ".") -> list
     if not words:
         words = ["vi"]
     return [*words, target] if target is not None else words
+
+
+def runnable(argv: list[str], environ: Mapping[str, str]) -> list[str]:
+    """``argv`` when its program is found on the ``PATH`` of ``environ``;
+    else FactoryError saying so in one line (before the console suspends
+    itself for a program that cannot start)."""
+    if shutil.which(argv[0], path=environ.get("PATH")) is None:
+        raise FactoryError(f"cannot open {argv[0]}: not found")
+    return argv

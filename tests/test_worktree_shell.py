@@ -103,3 +103,16 @@ def test_factory_in_the_operators_shell_reports_the_main_base(base: FactoryBase,
     assert without.returncode == 1
     assert "run `factory init`" in without.stderr
     assert not (worktree / ".factory" / "log.db").exists()
+
+
+def test_a_program_not_on_the_path_is_refused_in_one_line(tmp_path) -> None:
+    import pytest
+
+    from factory_tui.errors import FactoryError
+    from factory_tui.worktree_shell import runnable
+
+    (tmp_path / "ed").write_text("#!/bin/sh\n")
+    (tmp_path / "ed").chmod(0o755)
+    assert runnable(["ed", "note.md"], {"PATH": str(tmp_path)}) == ["ed", "note.md"]
+    with pytest.raises(FactoryError, match=r"^cannot open nano: not found$"):
+        runnable(["nano"], {"PATH": str(tmp_path)})

@@ -9,7 +9,6 @@ counts says "1 agent" or "2 agents" (``counted``), never a noun with
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
 from factory_tui.model import CREATABLE_STATES, NewTask, State, Task, normalize_task_id, parse_priority
 from factory_tui.text import literal
-from factory_tui.worktree_shell import editor_argv, operator_environment
+from factory_tui.worktree_shell import editor_argv, operator_environment, runnable
 
 # The new-task form's profile choice that sets none: the task runs with the
 # base's default profile, whichever that is when it runs.
@@ -158,12 +157,9 @@ class NoteDialog(ModalScreen[str | None]):
         app = self.app
         env = operator_environment(console(self).base.root)
         try:
-            argv = editor_argv(env, target=None)
+            argv = runnable(editor_argv(env, target=None), env)
         except FactoryError as error:
-            self.notify(literal(str(error)), severity="error", markup=False)
-            return
-        if shutil.which(argv[0], path=env.get("PATH")) is None:
-            self.notify(f"cannot open {literal(argv[0])}: not found; the note is as it was", severity="error", markup=False)
+            self.notify(f"{literal(str(error))}; the note is as it was", severity="error", markup=False)
             return
         with tempfile.TemporaryDirectory(prefix="factory-note-") as folder:
             path = Path(folder) / "note.md"
