@@ -24,7 +24,7 @@ LOG_NAME = "log.db"
 
 # Tracked folders get a .gitkeep so that git carries them to a fresh clone.
 TRACKED_DIRS = ("artifacts", "qa", "mailbox/inbox", "mailbox/outbox")
-IGNORED_DIRS = ("runs", "worktrees")
+IGNORED_DIRS = ("runs", "worktrees", "qa-work")
 GITIGNORE = """\
 # Written by `factory init`: the execution log and per-run files stay local.
 log.db
@@ -34,6 +34,7 @@ log.db-journal
 *.lock
 runs/
 worktrees/
+qa-work/
 engine.log
 """
 
@@ -94,6 +95,21 @@ class FactoryBase:
     def run_dir(self, task_id: str, attempt: int) -> Path:
         """One run: ``runs/<task>/<attempt>/`` (see backends/runs.py)."""
         return self.runs_dir / task_id / str(attempt)
+
+    # QA: where a check's output is kept, and its scratch space.
+
+    def qa_run_dir(self, task_id: str | None, attempt: int, stamp: str, scenario: str) -> Path:
+        """One QA run's output: ``runs/<task>/<attempt>/qa/<stamp>-<scenario>/``
+        beside the agent's run it checked; one asked for with no task:
+        ``runs/qa/<stamp>-<scenario>/``."""
+        where = self.runs_dir / "qa" if task_id is None else self.run_dir(task_id, attempt) / "qa"
+        return where / f"{stamp}-{scenario}"
+
+    @property
+    def qa_work_dir(self) -> Path:
+        """Scratch space of QA (ignored): ``checkouts/`` (a clean checkout of
+        each commit under test) and ``base/`` (results on base commits)."""
+        return self.dir / "qa-work"
 
     def transcript_path(self, task_id: str, attempt: int) -> Path:
         return self.run_dir(task_id, attempt) / TRANSCRIPT_NAME
