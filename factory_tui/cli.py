@@ -508,6 +508,7 @@ STATE_COLOURS = {
     State.QUEUED: "blue",
     State.HELD: "yellow",
     State.RUNNING: "cyan",
+    State.CHECKING: "cyan",
     State.REVIEW: "bright_yellow",
     State.FAILED: "red",
     State.DONE: "green",

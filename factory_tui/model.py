@@ -22,6 +22,9 @@ class State(StrEnum):
     QUEUED = "queued"
     HELD = "held"
     RUNNING = "running"
+    # The agent finished; the QA scenarios that apply run against its commit
+    # (under the engine's lease, as a run is).
+    CHECKING = "checking"
     REVIEW = "review"
     FAILED = "failed"
     DONE = "done"
@@ -41,11 +44,18 @@ class Action(StrEnum):
     FAIL = "fail"
     EXPIRE = "expire"
     STOP = "stop"
+    # The QA gate: the agent finished and its work is checked; then it
+    # passes (to review) or is sent back (to the queue, the report as
+    # feedback). A failure past the rounds allowed is FAIL.
+    CHECK = "check"
+    PASS = "pass"
+    REJECT = "reject"
 
 
 OPERATOR_ACTIONS = frozenset(
     {Action.APPROVE, Action.REQUEUE, Action.CANCEL, Action.HOLD, Action.RELEASE}
 )
+ENGINE_ACTIONS = frozenset(Action) - OPERATOR_ACTIONS
 
 TRANSITIONS: dict[tuple[State, Action], State] = {
     (State.PROPOSED, Action.APPROVE): State.QUEUED,
@@ -62,6 +72,16 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     # The engine shut down and stopped the agent: the work is committed and
     # the task waits for the next engine.
     (State.RUNNING, Action.STOP): State.QUEUED,
+    (State.RUNNING, Action.CHECK): State.CHECKING,
+    (State.CHECKING, Action.PASS): State.REVIEW,
+    (State.CHECKING, Action.REJECT): State.QUEUED,
+    (State.CHECKING, Action.FAIL): State.FAILED,
+    (State.CHECKING, Action.CANCEL): State.CANCELLED,
+    # An engine that died or shut down while checking: the task stays in
+    # checking, with no lease, and the next engine runs its QA again.
+    (State.CHECKING, Action.EXPIRE): State.CHECKING,
+    (State.CHECKING, Action.STOP): State.CHECKING,
+    (State.CHECKING, Action.CLAIM): State.CHECKING,
     (State.REVIEW, Action.APPROVE): State.DONE,
     (State.REVIEW, Action.REQUEUE): State.QUEUED,
     (State.REVIEW, Action.CANCEL): State.CANCELLED,
@@ -83,6 +103,9 @@ EVENT_KIND: dict[Action, str] = {
     Action.FAIL: "failed",
     Action.EXPIRE: "expired",
     Action.STOP: "stopped",
+    Action.CHECK: "checking",
+    Action.PASS: "passed",
+    Action.REJECT: "rejected",
 }
 # Events that are not state transitions.
 KIND_CREATED = "created"
@@ -99,6 +122,8 @@ KIND_WARNING = "warning"
 # An engine took over a run another engine left (killed, or a console that
 # handed its agents over): from then on the run is the new engine's.
 KIND_ADOPTED = "adopted"
+# One QA scenario's result on a task (its data: the QaResult).
+KIND_QA = "qa"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
@@ -108,6 +133,7 @@ EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_PROGRESS,
     KIND_WARNING,
     KIND_ADOPTED,
+    KIND_QA,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.
@@ -116,6 +142,7 @@ STATE_ORDER: tuple[State, ...] = (
     State.FAILED,
     State.PROPOSED,
     State.RUNNING,
+    State.CHECKING,
     State.QUEUED,
     State.HELD,
     State.DONE,
@@ -137,7 +164,7 @@ class WorktreeStatus(StrEnum):
 
 
 def worktree_status(state: State | None) -> WorktreeStatus:
-    if state is State.RUNNING:
+    if state in (State.RUNNING, State.CHECKING):
         return WorktreeStatus.RUNNING
     if state is State.REVIEW:
         return WorktreeStatus.REVIEW
@@ -184,7 +211,7 @@ def why_not(state: State, action: Action) -> str:
     if state is State.DONE:
         return "it is done, and a done task never changes"
     sources = [s.value for (s, a) in TRANSITIONS if a is action]
-    if action in (Action.CLAIM, Action.FINISH, Action.FAIL, Action.EXPIRE, Action.STOP):
+    if action in ENGINE_ACTIONS:
         return f"it is {state.value}; only the engine may {action.value}, and only from {_or(sources)}"
     return f"it is {state.value}; {action.value} applies to {_or(sources)} tasks"
 

@@ -366,6 +366,11 @@ def mixed_plan(base: FactoryBase) -> FactoryBase:
     with ExecutionLog.open(base.log_path) as log:
         claim = log.claim_next("test-engine")
         assert claim is not None and claim.task.id == "T-8"
+    add(base, "being checked", "-p", "9")
+    with ExecutionLog.open(base.log_path) as log:
+        claim = log.claim_next("test-engine")
+        assert claim is not None and claim.task.id == "T-9"
+        log.finish(claim.token, State.CHECKING)
     return base
 
 
@@ -390,10 +395,10 @@ def test_plan_list_filters_by_state(mixed_plan) -> None:
 
 def test_plan_list_json_holds_every_task(mixed_plan) -> None:
     data = ok_json(mixed_plan, "plan", "list")
-    assert [t["id"] for t in data] == [f"T-{n}" for n in range(1, 9)]
+    assert [t["id"] for t in data] == [f"T-{n}" for n in range(1, 10)]
     assert {t["id"]: t["state"] for t in data} == {
         "T-1": "review", "T-2": "failed", "T-3": "done", "T-4": "proposed",
-        "T-5": "queued", "T-6": "held", "T-7": "cancelled", "T-8": "running",
+        "T-5": "queued", "T-6": "held", "T-7": "cancelled", "T-8": "running", "T-9": "checking",
     }
     assert data[4]["blocked_by"] == ["T-4"]
 

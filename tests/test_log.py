@@ -89,6 +89,9 @@ def task_in(log: ExecutionLog, state: State, title: str = "a task") -> str:
     assert claim is not None and claim.task.id == task_id
     if state is State.RUNNING:
         return task_id
+    if state is State.CHECKING:
+        log.finish(claim.token, State.CHECKING)
+        return task_id
     log.finish(claim.token, State.FAILED if state is State.FAILED else State.REVIEW)
     if state is State.DONE:
         log.apply(task_id, Action.APPROVE, actor="test")
@@ -530,11 +533,11 @@ def test_finish(clocked: ExecutionLog, clock: Clock, outcome: State) -> None:
 
 
 @pytest.mark.parametrize("outcome", [State.DONE, State.QUEUED, State.RUNNING, State.CANCELLED])
-def test_finish_only_to_review_or_failed(log: ExecutionLog, outcome: State) -> None:
+def test_finish_only_to_review_checking_or_failed(log: ExecutionLog, outcome: State) -> None:
     log.add_task(NewTask(title="a"), actor="test")
     claim = log.claim_next("w")
     assert claim is not None
-    with pytest.raises(InvalidInput, match="review or failed"):
+    with pytest.raises(InvalidInput, match="review, checking or failed"):
         log.finish(claim.token, outcome)
     assert log.get_task("T-1").state is State.RUNNING
     assert len(log.live_leases()) == 1

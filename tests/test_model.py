@@ -39,6 +39,15 @@ LEGAL = {
     # Issue 3: an engine that shuts down stops its agents and hands their
     # tasks back to the queue.
     (State.RUNNING, Action.STOP): State.QUEUED,
+    # Issue 8: the QA gate between "agent finished" and review.
+    (State.RUNNING, Action.CHECK): State.CHECKING,
+    (State.CHECKING, Action.PASS): State.REVIEW,
+    (State.CHECKING, Action.REJECT): State.QUEUED,
+    (State.CHECKING, Action.FAIL): State.FAILED,
+    (State.CHECKING, Action.CANCEL): State.CANCELLED,
+    (State.CHECKING, Action.EXPIRE): State.CHECKING,
+    (State.CHECKING, Action.STOP): State.CHECKING,
+    (State.CHECKING, Action.CLAIM): State.CHECKING,
     (State.REVIEW, Action.APPROVE): State.DONE,
     (State.REVIEW, Action.REQUEUE): State.QUEUED,
     (State.REVIEW, Action.CANCEL): State.CANCELLED,
@@ -49,7 +58,8 @@ LEGAL = {
 }
 ALL_MOVES = list(itertools.product(State, Action))
 ILLEGAL = [move for move in ALL_MOVES if move not in LEGAL]
-ENGINE_ACTIONS = {Action.CLAIM, Action.FINISH, Action.FAIL, Action.EXPIRE, Action.STOP}
+ENGINE_ACTIONS = {Action.CLAIM, Action.FINISH, Action.FAIL, Action.EXPIRE, Action.STOP, Action.CHECK, Action.PASS,
+                  Action.REJECT}
 
 
 def test_the_table_is_the_briefs_table() -> None:
@@ -118,7 +128,7 @@ def test_operator_actions_never_claim_or_finish() -> None:
 
 def test_state_order_holds_every_state_once() -> None:
     assert sorted(STATE_ORDER) == sorted(State)
-    assert len(STATE_ORDER) == len(set(STATE_ORDER)) == 8
+    assert len(STATE_ORDER) == len(set(STATE_ORDER)) == len(State) == 9
 
 
 # --- task ids ----------------------------------------------------------------

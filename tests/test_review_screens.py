@@ -116,7 +116,22 @@ async def open_diff(pilot, task_id: str) -> RunScreen:
 
 
 def notes(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+    """The notifications shown so far: those on screen, and every one
+    recorded by ``keep_notes`` (a notification leaves the screen after a few
+    seconds, sooner than a slow machine gets to look)."""
+    shown = [str(n.message) for n in app._notifications]
+    return [*getattr(app, "kept_notes", []), *shown]
+
+
+def keep_notes(app) -> None:
+    app.kept_notes = []
+    notify = app.notify
+
+    def kept(message, *args, **kwargs):
+        app.kept_notes.append(str(message))
+        return notify(message, *args, **kwargs)
+
+    app.notify = kept
 
 
 def rendered_rows(view, width: int = 200) -> list[str]:
@@ -284,6 +299,7 @@ async def test_approving_on_the_run_screen_goes_on_to_the_next_task_in_review(ba
     high = to_review(base, "high", {"high.txt": "high\n"}, priority=2)
     middle = to_review(base, "middle", {"middle.txt": "middle\n"}, priority=1)
     app = FactoryApp(base, engine=False)
+    keep_notes(app)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot)
         await open_diff(pilot, high)

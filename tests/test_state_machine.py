@@ -42,6 +42,7 @@ ROUTES: dict[State, tuple[str, ...]] = {
     State.PROPOSED: (),
     State.HELD: (),
     State.RUNNING: ("claim",),
+    State.CHECKING: ("claim", "checking"),
     State.REVIEW: ("claim", "review"),
     State.FAILED: ("claim", "failed"),
     State.DONE: ("claim", "review", "approve"),
@@ -145,7 +146,7 @@ class ExecutionLogMachine(RuleBasedStateMachine):
             return
         result = self.log.apply(task, action, actor="op", note=note)
         assert result.state is target
-        if current is State.RUNNING:
+        if current in (State.RUNNING, State.CHECKING):
             for lease in self.leases.values():
                 if lease.task_id == task:
                     lease.live = False
@@ -182,11 +183,44 @@ class ExecutionLogMachine(RuleBasedStateMachine):
         if not lease.live:
             self.refused(LeaseLost, lambda: self.log.finish(token, outcome))
             return
+        if self.state[lease.task_id] is State.CHECKING:
+            # A run finishes once; its check is ended by conclude_check.
+            self.refused(LeaseLost, lambda: self.log.finish(token, outcome))
+            return
         assert self.state[lease.task_id] is State.RUNNING
         task = self.log.finish(token, outcome)
         assert (task.id, task.state) == (lease.task_id, outcome)
-        lease.live = False
+        # To checking, the run's lease goes on: it is the check's.
+        lease.live = outcome is State.CHECKING
         self.state[lease.task_id] = outcome
+        self.expected_events += 1
+
+    def do_conclude(self, token: str, action: Action, note: str | None) -> None:
+        lease = self.leases[token]
+        if not lease.live or self.state[lease.task_id] is not State.CHECKING:
+            self.refused(LeaseLost, lambda: self.log.conclude_check(token, action, note=note, commit="c" * 40))
+            return
+        task = self.log.conclude_check(token, action, note=note, commit="c" * 40)
+        target = TRANSITIONS[(State.CHECKING, action)]
+        assert (task.id, task.state) == (lease.task_id, target)
+        lease.live = False
+        if action is Action.REJECT:
+            self.feedback[task.id] = note or None
+        self.state[task.id] = target
+        self.expected_events += 1
+
+    def do_claim_check(self, lease_seconds: float) -> None:
+        leased = {lease.task_id for lease in self.leases.values() if lease.live}
+        waiting = [t for t, state in self.state.items() if state is State.CHECKING and t not in leased]
+        if not waiting:
+            before = self.snapshot()
+            assert self.log.claim_check("engine", lease_seconds=lease_seconds) is None
+            assert self.snapshot() == before
+            return
+        expected = min(waiting, key=lambda t: (-self.priority[t], int(t[2:])))
+        claim = self.log.claim_check("engine", lease_seconds=lease_seconds)
+        assert claim is not None and claim.task.id == expected and claim.task.state is State.CHECKING
+        self.leases[claim.token] = Lease(expected, claim.expires_at)
         self.expected_events += 1
 
     # --- the plan -----------------------------------------------------------
@@ -212,7 +246,7 @@ class ExecutionLogMachine(RuleBasedStateMachine):
                 if step == "claim":
                     token = self.do_claim(30.0)
                     assert token is not None and self.leases[token].task_id == task
-                elif step in ("review", "failed"):
+                elif step in ("review", "failed", "checking"):
                     assert token is not None
                     self.do_finish(token, State(step))
                 elif step == "approve":
@@ -292,9 +326,19 @@ class ExecutionLogMachine(RuleBasedStateMachine):
         lease.expires_at = expires
 
     @precondition(lambda self: self.leases)
-    @rule(data=st.data(), outcome=st.sampled_from([State.REVIEW, State.FAILED]))
+    @rule(data=st.data(), outcome=st.sampled_from([State.REVIEW, State.FAILED, State.CHECKING]))
     def finish(self, data: st.DataObject, outcome: State) -> None:
         self.do_finish(self.pick_token(data), outcome)
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), action=st.sampled_from([Action.PASS, Action.REJECT, Action.FAIL]),
+          note=st.sampled_from(NOTES))
+    def conclude_check(self, data: st.DataObject, action: Action, note: str | None) -> None:
+        self.do_conclude(self.pick_token(data), action, note)
+
+    @rule(lease_seconds=st.sampled_from([5.0, 30.0]))
+    def claim_check(self, lease_seconds: float) -> None:
+        self.do_claim_check(lease_seconds)
 
     @rule(seconds=st.sampled_from([0.0, 4.0, 11.0, 31.0]))
     def time_passes_and_the_reaper_runs(self, seconds: float) -> None:
@@ -306,6 +350,8 @@ class ExecutionLogMachine(RuleBasedStateMachine):
                 if self.state[lease.task_id] is State.RUNNING:
                     self.state[lease.task_id] = State.QUEUED
                     expected.append(lease.task_id)
+                elif self.state[lease.task_id] is State.CHECKING:
+                    expected.append(lease.task_id)  # stays checking, for the next engine
         reaped = self.log.reap_expired()
         assert sorted(reaped) == sorted(expected)
         self.expected_events += len(expected)
@@ -338,8 +384,10 @@ class ExecutionLogMachine(RuleBasedStateMachine):
             "SELECT 'T-' || seq, state FROM tasks WHERE lease_token IS NOT NULL"
         ).fetchall()
         running = {t for t, s in self.state.items() if s is State.RUNNING}
-        assert {task for task, _ in live} == running
-        assert all(state == "running" for _, state in live)
+        checked = {lease.task_id for lease in self.leases.values() if lease.live
+                   and self.state[lease.task_id] is State.CHECKING}
+        assert {task for task, _ in live} == running | checked
+        assert all(state in ("running", "checking") for _, state in live)
         tokens = {row[0] for row in self.raw.execute(
             "SELECT lease_token FROM tasks WHERE lease_token IS NOT NULL")}
         assert tokens == set(self.live_tokens())

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from factory_tui.backends.qa_log import QaRecords
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
 from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import (
@@ -110,10 +111,16 @@ SQL_EVENT_INSERT = (
 )
 SQL_HEARTBEAT = (
     "UPDATE tasks SET lease_expires = ? "
-    "WHERE seq = ? AND lease_token = ? AND state = 'running' RETURNING seq"
+    "WHERE seq = ? AND lease_token = ? AND state IN ('running', 'checking') RETURNING seq"
 )
 SQL_FINISH = (
     "UPDATE tasks SET state = ?, updated_at = ?, lease_token = NULL "
+    "WHERE seq = ? AND lease_token = ? AND state = 'running' "
+    f"RETURNING {TASK_COLUMNS}, lease_worker"
+)
+# To checking: the lease stays, for the check.
+SQL_CHECK = (
+    "UPDATE tasks SET state = ?, updated_at = ? "
     "WHERE seq = ? AND lease_token = ? AND state = 'running' "
     f"RETURNING {TASK_COLUMNS}, lease_worker"
 )
@@ -294,9 +301,10 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog:
+class ExecutionLog(QaRecords):
     """Every operation on the plan and the queue. Safe to share between
-    threads: one lock serialises use of the connection."""
+    threads: one lock serialises use of the connection. Quality
+    assurance's part (checking, QA runs) is in backends/qa_log.py."""
 
     def __init__(
         self,
@@ -932,7 +940,7 @@ class ExecutionLog:
             task = self._task_row(conn, task_id)
             target = next_state(task_id, task.state, action)
             data = None
-            if task.state is State.RUNNING:
+            if task.state in (State.RUNNING, State.CHECKING):
                 # Clearing the lease is how the worker learns, at its next
                 # heartbeat, that the task is gone.
                 token, worker = conn.execute(
@@ -942,10 +950,11 @@ class ExecutionLog:
                 if token:
                     data = {"lease": token, "worker": worker}
             feedback = note or None if action is Action.REQUEUE else task.feedback
+            # The operator sending a task back starts QA's rounds afresh.
             conn.execute(
                 "UPDATE tasks SET state = ?, feedback = ?, updated_at = ?, "
-                "lease_token = NULL WHERE seq = ?",
-                (target.value, feedback, now, task.seq),
+                "lease_token = NULL, qa_rounds = CASE WHEN ? THEN 0 ELSE qa_rounds END WHERE seq = ?",
+                (target.value, feedback, now, action is Action.REQUEUE, task.seq),
             )
             self._event(
                 conn, now, task_id, EVENT_KIND[action], actor,
@@ -1004,17 +1013,20 @@ class ExecutionLog:
         self, token: str, outcome: State, *, note: str | None = None,
         data: dict | None = None,
     ) -> Task:
-        """End a run: the task goes to review (the agent finished) or failed.
-        LeaseLost if the lease is no longer live; nothing changes then."""
+        """End a run: the task goes to review (the agent finished), to
+        checking (it finished, and QA runs under the same lease: see
+        backends/qa_log.py) or to failed. LeaseLost if the lease is no
+        longer live; nothing changes then."""
         outcome = State(outcome)
-        action = {State.REVIEW: Action.FINISH, State.FAILED: Action.FAIL}.get(outcome)
+        action = {State.REVIEW: Action.FINISH, State.FAILED: Action.FAIL, State.CHECKING: Action.CHECK}.get(outcome)
         if action is None:
-            raise InvalidInput(f"a run finishes in review or failed, not {outcome}")
+            raise InvalidInput(f"a run finishes in review, checking or failed, not {outcome}")
         task_id = task_of_token(token)
         now = self._clock()
         with self._write() as conn:
             row = conn.execute(
-                SQL_FINISH, (outcome.value, now, task_seq(task_id), token)
+                SQL_CHECK if outcome is State.CHECKING else SQL_FINISH,
+                (outcome.value, now, task_seq(task_id), token),
             ).fetchone()
             if row is None:
                 raise self._lease_lost(conn, task_id, token)
@@ -1032,7 +1044,7 @@ class ExecutionLog:
         if row is None:
             return LeaseLost(f"no lease {token!r}: no such task {task_id}")
         state, live_token = row
-        if state == State.RUNNING and live_token and live_token != token:
+        if state in (State.RUNNING, State.CHECKING) and live_token and live_token != token:
             why = "it expired, and the task was claimed again"
         elif state == State.QUEUED:
             why = "it expired and the task went back to the queue"
@@ -1049,26 +1061,30 @@ class ExecutionLog:
         keep = set(keep)
         with self._write() as conn:
             expired = conn.execute(
-                "SELECT seq, lease_token, lease_worker, lease_expires FROM tasks "
-                "WHERE state = 'running' AND lease_token IS NOT NULL "
+                "SELECT seq, state, lease_token, lease_worker, lease_expires FROM tasks "
+                "WHERE state IN ('running', 'checking') AND lease_token IS NOT NULL "
                 "AND lease_expires < ? ORDER BY seq",
                 (now,),
             ).fetchall()
             reaped = []
-            for seq, token, worker, expires_at in expired:
+            for seq, state, token, worker, expires_at in expired:
                 if token in keep:
                     continue
+                # A run goes back to the queue; a check stays a check, for
+                # the next engine to run its QA again (claim_check).
+                target = "queued" if state == "running" else "checking"
                 conn.execute(
-                    "UPDATE tasks SET state = 'queued', updated_at = ?, "
+                    "UPDATE tasks SET state = ?, updated_at = ?, "
                     "lease_token = NULL WHERE seq = ?",
-                    (now, seq),
+                    (target, now, seq),
                 )
                 task_id = f"T-{seq}"
                 reaped.append(task_id)
+                again = "back to queued" if target == "queued" else "its QA runs again"
                 self._event(
                     conn, now, task_id, EVENT_KIND[Action.EXPIRE], actor,
-                    "running", "queued",
-                    f"lease of {worker} expired {now - expires_at:.0f}s ago; back to queued",
+                    state, target,
+                    f"lease of {worker} expired {now - expires_at:.0f}s ago; {again}",
                     {"lease": token, "worker": worker},
                 )
         return reaped

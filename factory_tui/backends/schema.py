@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -133,7 +133,51 @@ def _v3(conn: sqlite3.Connection) -> None:
     # the task's key, and the claim writes no more pages than before.
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+def _v4(conn: sqlite3.Connection) -> None:
+    """Quality assurance: every QA run is a row (task, attempt, scenario and
+    the version of its file, commit, base commit, verdict, duration, cost,
+    output); a task counts the times QA sent it back since the operator
+    last did, and keeps the commit its required QA passed on (an approve
+    of anything else is refused unless forced)."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db.table("tasks").add_column("qa_rounds", int, not_null_default=0)
+    db.table("tasks").add_column("checked_commit", str)
+    db.table("qa_runs").create(
+        {
+            "id": int,
+            "at": float,
+            "task_id": str,  # NULL: run on demand, not for a task
+            "attempt": int,
+            "scenario": str,
+            "version": str,
+            "kind": str,
+            "gate": str,
+            "verdict": str,
+            "reason": str,
+            "commit_sha": str,
+            "base_commit": str,
+            "duration": float,
+            "attempts": int,
+            "cost_usd": float,
+            "input_tokens": int,
+            "output_tokens": int,
+            "output": str,
+            "tests": str,  # JSON: test name → verdict
+            "actor": str,
+        },
+        pk="id",
+        not_null={"at", "scenario", "kind", "gate", "verdict"},
+        strict=True,
+    )
+    # A scenario's history (the QA pane, `qa history`) and a task's report
+    # read by these; a QA run is rare next to events, so the pages are cheap.
+    db.table("qa_runs").create_index(["scenario", "id"])
+    db.table("qa_runs").create_index(["task_id", "id"])
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -21,7 +21,10 @@ from factory_tui.text import literal
 from factory_tui.widgets.figures import money, token_count, usage_text
 from factory_tui.widgets.styles import STATE_SYMBOL, palette
 
-_SHOWN = (State.RUNNING, State.QUEUED, State.REVIEW, State.FAILED, State.PROPOSED, State.HELD, State.DONE)
+_SHOWN = (State.RUNNING, State.CHECKING, State.QUEUED, State.REVIEW, State.FAILED, State.PROPOSED, State.HELD,
+          State.DONE)
+# Shown only while there are some: most of the time none is being checked.
+_WHEN_ANY = frozenset({State.CHECKING})
 # What of the left part stays however narrow the header is: " factory "
 # and this much of the name.
 _MIN_NAME = 12
@@ -72,6 +75,8 @@ class FactoryHeader(Widget):
         full, compact, busy = Text(), Text(), Text()
         for state in _SHOWN:
             n = counts.get(state, 0)
+            if not n and state in _WHEN_ANY:
+                continue
             style = colours.state[state]
             full.append(f"{STATE_SYMBOL[state]} {n} {state.value}  ", style=style)
             compact.append(f"{STATE_SYMBOL[state]}{n} ", style=style)
