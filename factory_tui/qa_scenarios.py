@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import frontmatter
 
@@ -511,6 +512,33 @@ def _segment(part: str) -> str:
     return "".join(out)
 
 
+# --- as JSON -------------------------------------------------------------------
+
+
+def scenario_json(found: Scenario | InvalidScenario) -> dict[str, Any]:
+    """A scenario file as ``factory qa list --json`` shows it."""
+    if isinstance(found, InvalidScenario):
+        return {"name": found.name, "path": found.path, "valid": False, "line": found.line, "reason": found.reason}
+    return {
+        "name": found.name,
+        "path": found.path,
+        "valid": True,
+        "kind": str(found.kind),
+        "gate": str(found.gate),
+        "run": list(found.run),
+        "judge": found.judge,
+        "timeout": found.timeout,
+        "when": {"paths": list(found.when_paths), "labels": list(found.when_labels)},
+        "retries": found.retries,
+        "votes": found.votes,
+        "expect": list(found.expect),
+        "expect_not": list(found.expect_not),
+        "steps": found.steps,
+        "warnings": list(found.warnings),
+        "version": found.version,
+    }
+
+
 # --- templates -----------------------------------------------------------------
 
 
@@ -562,20 +590,21 @@ The project's test suite passes on the task's commit.
 kind: verify
 # run: the command, as a list of words (or one line, split like a shell
 #   would; it is never run by a shell: no pipes, no $VARS).
-run: [python, -m, factory_tui, --help]
+run: [python, -m, pip, check]
 # expect: a regular expression, or a list of them, the output must match.
 expect:
-  - "Usage:"
+  - "No broken requirements"
 # expect_not: ones it must not match.
 expect_not:
-  - "Traceback"
+  - "has requirement .* but you have"
+  - "which is not installed"
 {common}# retries: how many times a failure is run again (a pass then is FLAKY). Default: 0.
 retries: 0
 ---
 
 # {name}
 
-The command starts and prints its usage, without a traceback.
+Every installed package has the versions of its dependencies that it asks for.
 """,
     QaKind.EVAL: """\
 ---
