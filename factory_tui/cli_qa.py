@@ -26,8 +26,10 @@ from factory_tui.actors import Need
 from factory_tui.cli import Context, FactoryGroup, needs, utf8_text
 from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.qa_model import InvalidScenario, QaKind, Scenario
-from factory_tui.qa_scenarios import load_scenarios, scenario_json, template, valid_name
 from factory_tui.text import dumps_json, literal, one_line
+
+# factory_tui.qa_scenarios (YAML, markdown) is imported by the commands that
+# use it: every other command, and `factory --help`, stays as light as before.
 
 # cli.py's two decorators, made again here: cli.py imports this module at its
 # end, and across that cycle a type checker cannot tell what its (unannotated)
@@ -64,6 +66,7 @@ def qa_list(ctx: Context, as_json: bool) -> None:
     """List the QA scenarios: kind, gate, judge or command, when they run;
     files that cannot be used are listed as invalid, with line and reason."""
     from factory_tui.backends.agents import load_profiles
+    from factory_tui.qa_scenarios import load_scenarios, scenario_json
 
     base = ctx.base
     found = load_scenarios(base.qa_dir, root=base.root, profiles=load_profiles(base.config()))
@@ -105,6 +108,7 @@ def qa_list(ctx: Context, as_json: bool) -> None:
 def qa_new(ctx: Context, name: str, kind: str, force: bool, as_json: bool) -> None:
     """Write .factory/qa/NAME.md: a commented template of KIND; prints its path."""
     from factory_tui.backends.agents import default_profile_name, load_profiles
+    from factory_tui.qa_scenarios import template, valid_name
 
     stem = name.removesuffix(".md")
     if not valid_name(stem):

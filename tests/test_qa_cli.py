@@ -194,3 +194,12 @@ def test_the_qa_commands_are_listed_in_help(base: FactoryBase) -> None:
     result = run(base, "qa", "--help")
     assert result.exit_code == 0
     assert "list" in result.stdout and "new" in result.stdout
+
+
+def test_the_cli_loads_the_scenario_reader_only_for_qa_commands() -> None:
+    script = (
+        "import sys\nfrom factory_tui.cli import main\n"
+        "print(sorted(m for m in ('yaml', 'frontmatter', 'markdown_it', 'factory_tui.qa_scenarios') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
