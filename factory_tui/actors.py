@@ -56,6 +56,7 @@ class Need(StrEnum):
     PRIORITY = "priority"
     DEPEND = "depend"
     CLEAN = "clean"  # factory worktrees clean
+    SCENARIOS = "scenarios"  # factory qa new: the checks an agent's work must pass
     RUN = "run"  # the engine, the console, the demo
     INIT = "init"
 
@@ -75,6 +76,7 @@ _DOING: dict[Need, tuple[str, str]] = {
     Need.PRIORITY: ("changing the priority of {}", "changing priorities"),
     Need.DEPEND: ("changing the dependencies of {}", "changing dependencies"),
     Need.CLEAN: ("cleaning worktrees", "cleaning worktrees"),
+    Need.SCENARIOS: ("writing QA scenarios", "writing QA scenarios"),
     Need.RUN: ("running the engine or the console", "running the engine or the console"),
     Need.INIT: ("initialising a base", "initialising a base"),
 }

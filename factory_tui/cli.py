@@ -1151,3 +1151,10 @@ def demo_farewell(root: Path, *, kept: bool, engine_stays: bool) -> str:
             f"(`factory --base {where} engine stop` stops it)."
         )
     return f"The demo base at {where} was removed (`factory demo --path DIR` keeps one)."
+
+
+# --- qa (its own module: it needs the helpers above) --------------------------
+
+from factory_tui.cli_qa import qa  # noqa: E402
+
+main.add_command(qa)

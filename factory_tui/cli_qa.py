@@ -1,0 +1,158 @@
+"""``factory qa``: the QA scenarios of a base, from the command line.
+
+``factory qa list`` shows every scenario file in ``.factory/qa/`` (invalid
+ones too, with their line and reason: they are listed, never run);
+``factory qa new NAME --kind KIND`` writes a commented template to start
+from. Reading is open to every caller; writing a scenario is the
+operator's, since scenarios are the checks an agent's own work must pass.
+
+Registered on ``factory`` by ``factory_tui/cli.py`` (its last lines), whose
+conventions (``needs``, ``--json``, one-line errors) these commands follow.
+The two import each other: import ``factory_tui.cli``, not this module
+first. What other parts may want of it lives elsewhere (``scenario_json``
+in ``qa_scenarios.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from pathlib import Path
+
+import click
+
+from factory_tui.actors import Need
+from factory_tui.cli import Context, FactoryGroup, needs, utf8_text
+from factory_tui.errors import FactoryError, InvalidInput
+from factory_tui.qa_model import InvalidScenario, QaKind, Scenario
+from factory_tui.text import dumps_json, literal, one_line
+
+# factory_tui.qa_scenarios (YAML, markdown) is imported by the commands that
+# use it: every other command, and `factory --help`, stays as light as before.
+
+# cli.py's two decorators, made again here: cli.py imports this module at its
+# end, and across that cycle a type checker cannot tell what its (unannotated)
+# ones are.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(cls=FactoryGroup)
+def qa() -> None:
+    """Quality assurance: the scenarios in .factory/qa/ that check an agent's work."""
+
+
+# --- list -----------------------------------------------------------------------
+
+
+def _what(found: Scenario) -> str:
+    """What a scenario runs: its judge, or its command."""
+    if found.judge is not None:
+        return f"judge {found.judge}" + (f" ×{found.votes}" if found.votes > 1 else "")
+    return shlex.join(found.run)
+
+
+def _when(found: Scenario) -> str:
+    parts = list(found.when_paths) + [f"label:{label}" for label in found.when_labels]
+    return " ".join(parts) if parts else "always"
+
+
+@qa.command("list")
+@json_option
+@pass_ctx
+@needs(Need.READ)
+def qa_list(ctx: Context, as_json: bool) -> None:
+    """List the QA scenarios: kind, gate, judge or command, when they run;
+    files that cannot be used are listed as invalid, with line and reason."""
+    from factory_tui.backends.agents import load_profiles
+    from factory_tui.qa_scenarios import load_scenarios, scenario_json
+
+    base = ctx.base
+    found = load_scenarios(base.qa_dir, root=base.root, profiles=load_profiles(base.config()))
+    if as_json:
+        click.echo(dumps_json([scenario_json(item) for item in found]))
+        return
+    if not found:
+        click.echo("No QA scenarios yet. Write one with `factory qa new NAME --kind test` (or verify, eval, scenario).")
+        return
+    width = max(4, *(len(literal(item.name)) for item in found))
+    click.echo(click.style(f"{'NAME':<{width}}  {'KIND':<8}  {'GATE':<8}  {'RUNS':<40}  WHEN", bold=True))
+    # Padded before styling, so that colour codes do not break the columns.
+    invalid = click.style(f"{'invalid':<8}", fg="red")
+    warning = click.style("warning", fg="yellow")
+    for item in found:
+        name = literal(item.name)
+        if isinstance(item, InvalidScenario):
+            where = f"line {item.line}: " if item.line is not None else ""
+            click.echo(f"{name:<{width}}  {invalid}  {where}{one_line(item.reason, 200)}")
+            continue
+        click.echo(
+            f"{name:<{width}}  {item.kind.value:<8}  {item.gate.value:<8}  "
+            f"{one_line(_what(item), 40):<40}  {one_line(_when(item), 80)}"
+        )
+        for text in item.warnings:
+            click.echo(f"{'':<{width}}  {warning}: {one_line(text, 200)}")
+
+
+# --- new ------------------------------------------------------------------------
+
+
+@qa.command("new")
+@click.argument("name", callback=utf8_text("the name"))
+@click.option("--kind", "-k", required=True, type=click.Choice([kind.value for kind in QaKind]), help="What kind of check.")
+@click.option("--force", is_flag=True, help="Overwrite a scenario of that name.")
+@json_option
+@pass_ctx
+@needs(Need.SCENARIOS)
+def qa_new(ctx: Context, name: str, kind: str, force: bool, as_json: bool) -> None:
+    """Write .factory/qa/NAME.md: a commented template of KIND; prints its path."""
+    from factory_tui.backends.agents import default_profile_name, load_profiles
+    from factory_tui.qa_scenarios import template, valid_name
+
+    stem = name.removesuffix(".md")
+    if not valid_name(stem):
+        raise InvalidInput(
+            f"not a scenario name: {name!r} (a file name of letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit; not README or judge-prompt)"
+        )
+    base = ctx.base
+    config = base.config()
+    profiles = load_profiles(config)
+    # The offline demo judge when the base has it, so the file is valid as written.
+    judge = "demo" if "demo" in profiles else default_profile_name(config, profiles)
+    path = base.qa_dir / f"{stem}.md"
+    write_new_file(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md", force=force)
+    click.echo(dumps_json({"path": str(path)}) if as_json else literal(str(path)))
+
+
+def write_new_file(path: Path, text: str, *, shown: str, force: bool) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a temporary file in
+    the same folder, then linked into place (which refuses an existing
+    file, even one made a moment ago) or, with ``force``, renamed over it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FactoryError(f"cannot make {path.parent}: {error.strerror or error}") from None
+    if not force and (path.exists() or path.is_symlink()):
+        raise FactoryError(f"{shown} exists; --force overwrites it")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if force:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
+    except FileExistsError:
+        raise FactoryError(f"{shown} exists; --force overwrites it") from None
+    except OSError as error:
+        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
