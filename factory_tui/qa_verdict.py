@@ -125,7 +125,9 @@ def fence(material: str, label: str) -> str:
     label = re.sub(r"[^A-Za-z0-9_ -]", "", label).strip() or "material"
     nonce = _nonce(material)
     body = neutralise(material)
-    if body and not body.endswith(("\n", "\r")):
+    # The closing line starts a line of its own in every reading (\n), not
+    # only in str.splitlines' (a body ending in \r).
+    if body and not body.endswith("\n"):
         body += "\n"
     return FENCE_OPEN.format(nonce=nonce, label=label) + "\n" + body + FENCE_CLOSE.format(nonce=nonce, label=label)
 
@@ -189,3 +191,28 @@ def majority(verdicts: Sequence[Verdict]) -> Verdict:
     if count * 2 > len(verdicts) and top in (Verdict.PASS, Verdict.FAIL):
         return top
     return Verdict.ERROR
+
+
+_FENCE_LINE = re.compile(r"^<<<MATERIAL (?P<nonce>[0-9a-f]+) (?P<end>BEGIN|END) (?P<label>[A-Za-z0-9_ -]*)>>>$")
+
+
+def fenced_pieces(prompt: str) -> list[tuple[str, str]]:
+    """The (label, material) of each fence in a prompt, read the way a
+    careful judge reads it: a fence opened outside any other ends only at
+    the END line with its own nonce, so nothing inside it (a forged BEGIN or
+    END) starts or ends a piece. ``[quoted]`` prefixes stay."""
+    pieces: list[tuple[str, str]] = []
+    current: tuple[str, str] | None = None  # (nonce, label)
+    body: list[str] = []
+    for line in prompt.split("\n"):
+        match = _FENCE_LINE.match(line)
+        if current is None:
+            if match and match.group("end") == "BEGIN":
+                current, body = (match.group("nonce"), match.group("label")), []
+            continue
+        if match and match.group("end") == "END" and match.group("nonce") == current[0]:
+            pieces.append((current[1], "\n".join(body)))
+            current = None
+            continue
+        body.append(line)
+    return pieces
