@@ -96,6 +96,8 @@ TICK_SECONDS = 0.05
 # A command that exited but whose pipe stays open (something it started
 # escaped its process group and kept stdout) is waited for this long.
 DRAIN_SECONDS = 1.0
+# Times such a holder is looked for and stopped before the pipe is let go.
+DRAIN_STOPS = 3
 # How long a stopped command gets between SIGTERM and SIGKILL.
 GRACE_SECONDS = 1.0
 # JUnit XML larger than this is not read (the verdict stands on the exit status).
@@ -366,9 +368,13 @@ def _run_once(
         # What is still in the pipe; a process that left the group and holds
         # it open is found by its environment and stopped.
         drain_until = time.monotonic() + DRAIN_SECONDS
+        stops = 0
         while pipe_open:
             if time.monotonic() > drain_until:
+                if stops == DRAIN_STOPS:
+                    break  # not found (no /proc?): the pipe is let go
                 stop_members(_members(out_dir, process.pid), None, GRACE_SECONDS)
+                stops += 1
                 drain_until = time.monotonic() + DRAIN_SECONDS
             if selector.select(TICK_SECONDS):
                 pipe_open = _read(pipe, capture)
