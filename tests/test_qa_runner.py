@@ -223,7 +223,7 @@ def test_pass_needs_exit_zero_and_names_how_many_tests_passed(base: FactoryBase)
     repo = base.root
     commit = commit_files(repo, {"test_ok.py": "def test_ok():\n    pass\n"}, "a passing test")
     result = run(base, PYTEST, commit, env=FAST_PYTEST)
-    assert (result.verdict, result.reason, result.tests) == (Verdict.PASS, "passed (1 tests)", {"test_ok::test_ok": "PASS"})
+    assert (result.verdict, result.reason, result.tests) == (Verdict.PASS, "passed (1 test)", {"test_ok::test_ok": "PASS"})
 
 
 # --- judging against the base, without per-test results ------------------------------
@@ -434,3 +434,24 @@ def test_two_processes_needing_the_same_base_run_it_once(base: FactoryBase, tmp_
         assert found["base_commit"] == base_commit
     assert BaseResults(base.qa_work_dir).get(base_commit, replace(PYTEST, version="v1")) is not None
     assert not [name for name in os.listdir(base.qa_work_dir / "base") if name.endswith(".tmp")]
+
+
+def test_the_command_is_told_its_commit_and_junit_path_and_never_an_agents_identity(
+    base: FactoryBase, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Run from inside an agent's run (an agent asking for QA): its token stays out.
+    monkeypatch.setenv("FACTORY_TOKEN", "agent-secret")
+    monkeypatch.setenv("FACTORY_RUN", "/somewhere/runs/T-1/1")
+    code = (
+        "import os, sys\n"
+        "print('token', os.environ.get('FACTORY_TOKEN'), os.environ.get('FACTORY_RUN'))\n"
+        "print('commit', os.environ['FACTORY_QA_COMMIT'], sys.argv[1])\n"
+        "print('junit', os.environ['FACTORY_QA_JUNIT'] == sys.argv[2], os.path.basename(sys.argv[2]))\n"
+        "print('cwd', os.getcwd() == sys.argv[3])\n"
+    )
+    commit = head(base.root)
+    verify = scenario("{python}", "-c", code, "{commit}", "{junit}", "{checkout}", kind=QaKind.VERIFY,
+                      expect=("^token None None$", f"^commit {commit} {commit}$", "^junit True junit-1.xml$",
+                              "^cwd True$"))
+    result = run(base, verify, commit)
+    assert (result.verdict, result.reason) == (Verdict.PASS, "exited 0; all 4 expectations met")

@@ -428,6 +428,10 @@ def _short(text: str) -> str:
     return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 1] + "…"
 
 
+def _tests(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
+
+
 def _named(names: list[str]) -> str:
     shown = ", ".join(names[:NAMED_TESTS])
     if len(names) > NAMED_TESTS:
@@ -484,10 +488,9 @@ def read_junit(path: Path) -> dict[str, str] | None:
 def _judge_test(attempt: _Attempt, tests: dict[str, str]) -> tuple[Verdict, str]:
     failing = [name for name, verdict in tests.items() if verdict in _FAILING]
     if attempt.code == 0:
-        return Verdict.PASS, f"passed ({len(tests)} tests)" if tests else "exited 0"
+        return Verdict.PASS, f"passed ({_tests(len(tests))})" if tests else "exited 0"
     if failing:
-        word = "test" if len(failing) == 1 else "tests"
-        return Verdict.FAIL, f"{len(failing)} {word} failed: {_named(failing)}"
+        return Verdict.FAIL, f"{_tests(len(failing))} failed: {_named(failing)}"
     last = _last_line(attempt.output)
     return Verdict.FAIL, _describe_exit(attempt.code) + (f": {last}" if last else "")
 
@@ -687,8 +690,7 @@ def judge_against_base(head: QaResult, base: QaResult) -> QaResult:
         blamed = [name for name in failing if name not in already]
         note = f"already failing on the base branch: {_named(already)}" if already else ""
         if blamed:
-            word = "test" if len(blamed) == 1 else "tests"
-            reason = f"{len(blamed)} {word} failed: {_named(blamed)}" + (f" ({note})" if note else "")
+            reason = f"{_tests(len(blamed))} failed: {_named(blamed)}" + (f" ({note})" if note else "")
             return replace(judged, reason=_short(reason))
         return replace(judged, verdict=Verdict.PASS, reason=_short(f"passes but for tests {note}"))
     if base.verdict is Verdict.FAIL:
