@@ -9,6 +9,10 @@ processes are the live ones whose environment names the run, together with
 their descendants (which catch a child started with ``env -i`` for as long as
 its parent lives).
 
+A QA command is found the same way by its own variable, ``FACTORY_QA_RUN``
+(``QA_MARKER``): it is not an agent, so it must not carry ``FACTORY_RUN``,
+which the CLI takes as an agent's identity.
+
 Linux only (``/proc``); elsewhere the caller falls back to the process group.
 """
 
@@ -21,6 +25,7 @@ from pathlib import Path
 
 PROC = Path("/proc")
 MARKER = b"FACTORY_RUN="
+QA_MARKER = b"FACTORY_QA_RUN="
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +56,21 @@ def _stat(pid: str) -> tuple[str, int, int] | None:
         return None
 
 
-def run_of(pid: int | str) -> str | None:
-    """The run folder a process names in its environment, if any."""
+def run_of(pid: int | str, marker: bytes = MARKER) -> str | None:
+    """The run folder a process names in its environment (``marker``: the
+    variable's name and ``=``), if any."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
             environ = handle.read()
     except OSError:
         return None
-    start = environ.find(MARKER)
+    start = environ.find(marker)
     while start > 0 and environ[start - 1] != 0:
-        start = environ.find(MARKER, start + 1)
+        start = environ.find(marker, start + 1)
     if start < 0:
         return None
     end = environ.find(b"\0", start)
-    value = environ[start + len(MARKER) : end if end >= 0 else None]
+    value = environ[start + len(marker) : end if end >= 0 else None]
     return os.fsdecode(value)
 
 
@@ -76,9 +82,9 @@ def is_live_member(pid: int, run_dir: Path) -> bool:
     return run_of(pid) == str(run_dir)
 
 
-def find(belongs: Callable[[str], bool]) -> list[RunProcess]:
-    """The live processes whose ``FACTORY_RUN`` satisfies ``belongs``, and
-    their live descendants."""
+def find(belongs: Callable[[str], bool], marker: bytes = MARKER) -> list[RunProcess]:
+    """The live processes whose ``FACTORY_RUN`` (or the variable ``marker``
+    names) satisfies ``belongs``, and their live descendants."""
     if not proc_available():
         return []
     own = os.getpid()
@@ -94,7 +100,7 @@ def find(belongs: Callable[[str], bool]) -> list[RunProcess]:
         if pid == own:
             continue
         table[pid] = (stat[1], stat[2])
-        run = run_of(name)
+        run = run_of(name, marker)
         if run is not None and belongs(run):
             marked[pid] = run
     children: dict[int, list[int]] = {}
@@ -115,6 +121,12 @@ def of_run(run_dir: Path) -> list[RunProcess]:
     """The live processes of one run."""
     wanted = str(run_dir)
     return find(lambda run: run == wanted)
+
+
+def of_qa_run(out_dir: Path) -> list[RunProcess]:
+    """The live processes of one QA command (``FACTORY_QA_RUN=<out_dir>``)."""
+    wanted = str(out_dir)
+    return find(lambda run: run == wanted, QA_MARKER)
 
 
 def of_task(task_runs: Path) -> list[RunProcess]:
