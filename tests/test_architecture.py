@@ -26,6 +26,11 @@ PURE_MODULES = [
     "factory_tui.errors",
     "factory_tui.actors",
     "factory_tui.worktree_shell",
+    "factory_tui.times",
+    "factory_tui.qa_model",
+    "factory_tui.qa_scenarios",
+    "factory_tui.qa_verdict",
+    "factory_tui.demo_judge",
 ]
 
 
