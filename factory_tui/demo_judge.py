@@ -52,8 +52,9 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
+# The demo agent's: one way to read a prompt and to refuse to start.
+from factory_tui.demo_agent import CannotStart, read_prompt
 from factory_tui.qa_verdict import QUOTED, fenced_pieces
 
 NAME = "demo_judge"
@@ -68,10 +69,6 @@ _TICKED = re.compile(r"`([^`\n]+)`")
 _NEGATION = re.compile(r"\b(?:not|never|no)\b", re.IGNORECASE)
 _ADDS_UNDER = re.compile(r"\badds? a file (?:under|in)\b", re.IGNORECASE)
 _ADDS_MATCHING = re.compile(r"\badds? a file (?:matching|named|like)\b", re.IGNORECASE)
-
-
-class CannotStart(Exception):
-    """A reason the judge cannot begin; shown as one line on stderr."""
 
 
 @dataclass
@@ -155,19 +152,6 @@ def judge(prompt: str) -> tuple[list[str], str]:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         return reasons, f"VERDICT: FAIL {failed[0]}{more}"
     return reasons, "VERDICT: PASS"
-
-
-def read_prompt(prompt_file: str | None) -> str:
-    if prompt_file is not None:
-        try:
-            text = Path(prompt_file).read_text(encoding="utf-8", errors="replace")
-        except OSError as error:
-            raise CannotStart(f"cannot read prompt file {prompt_file}: {error.strerror or error}") from None
-    else:
-        text = sys.stdin.read()
-    if not text.strip():
-        raise CannotStart("the prompt is empty")
-    return text
 
 
 def read_seconds(environ: dict[str, str]) -> float:

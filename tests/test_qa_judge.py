@@ -210,4 +210,4 @@ def test_the_demo_judge_says_why_it_cannot_start(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "factory_tui.demo_judge", "--prompt-file", str(tmp_path / "none")],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2
-    assert done.stderr.startswith("demo_judge: cannot read prompt file") and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("demo_judge: prompt file not found: ") and done.stderr.count("\n") == 1
