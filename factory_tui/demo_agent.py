@@ -276,10 +276,15 @@ def write_change(cwd: Path, relative: Path, task: Task) -> tuple[str, int]:
     path = cwd / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     python = relative.suffix == ".py"
+    # What a failing check asked for, as its report came back in the
+    # prompt's feedback (the demo base's QA asks modules for __all__).
+    exports = python and "__all__" in task.prompt
     if path.exists():
         existing = path.read_text(encoding="utf-8", errors="replace")
         run = existing.count("demo agent run ") + 1
         addition = f"\n# demo agent run {run}: revisited.\n" if python else f"\n- demo agent run {run}: revisited.\n"
+        if exports and "__all__" not in existing:
+            addition += '__all__ = ["describe"]\n'
         with path.open("a", encoding="utf-8") as handle:
             handle.write(addition)
         return "updated", run
@@ -287,7 +292,8 @@ def write_change(cwd: Path, relative: Path, task: Task) -> tuple[str, int]:
         # repr() keeps any title valid Python, whatever characters it holds.
         content = (
             '"""Written by the factory-tui demo agent for one task."""\n\n'
-            f"TASK_ID = {task.id!r}\n"
+            + ('__all__ = ["describe"]\n\n' if exports else "")
+            + f"TASK_ID = {task.id!r}\n"
             f"TITLE = {task.title!r}\n\n\n"
             "def describe() -> str:\n"
             '    return f"{TASK_ID}: {TITLE}"\n'

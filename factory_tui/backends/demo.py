@@ -92,9 +92,13 @@ def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront
         repo.git.add(A=True)
         repo.git.commit(m="Start the shopfront API", no_verify=True)
     base, _ = FactoryBase.init(path, name=name)
+    # Its QA: a scenario of each kind, and the test they start from.
+    from factory_tui.backends.demo_qa import write_demo_qa
+
+    write_demo_qa(path)
     with repo.git.custom_environment(**_git_env(start + 60)):
-        repo.git.add(".factory")
-        repo.git.commit(m="Add the factory base", no_verify=True)
+        repo.git.add(A=True)
+        repo.git.commit(m="Add the factory base and its QA", no_verify=True)
     clock = _DemoClock(start + 120)
     with ExecutionLog.open(base.log_path, clock=clock) as log:
         _write_history(log, clock)
