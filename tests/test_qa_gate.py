@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -310,3 +312,32 @@ def test_init_writes_the_qa_block_and_the_demo_judge(tmp_path: Path) -> None:
     config = config_from_dict(tomllib.loads(text))
     assert config.qa.on_fail == "requeue" and "demo-judge" in config.agents
     assert BUILTIN_PROFILES["demo-judge"] is DEMO_JUDGE_PROFILE
+
+
+def test_a_check_longer_than_its_lease_keeps_its_lease(base: FactoryBase, agent: Path, tmp_path: Path, tidy) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    qa_config(base, agent)
+    code = (f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); deadline = time.monotonic() + 60\n"
+            f"while not pathlib.Path({str(gate)!r}).exists() and time.monotonic() < deadline: time.sleep(0.02)")
+    scenario(base, "held", {"kind": "test", "run": command(code)})
+    task_id = add(base, "Do some work")
+    engine = start_factory(base, "run", "--once", output=tmp_path / "engine.out",
+                           env=environment(FACTORY_LEASE_SECONDS="1"))
+    tidy.append(engine)
+    wait_for(started.exists, "the QA command to start")
+    began = time.time()
+
+    def expires() -> float:
+        with sqlite3.connect(base.log_path) as conn:
+            return conn.execute("SELECT lease_expires FROM tasks WHERE state = 'checking'").fetchone()[0]
+
+    # Renewed past the lease it started with, while the command runs.
+    wait_for(lambda: expires() > began + 1.5, "the check's lease to be renewed", limit=15)
+    with ExecutionLog.open(base.log_path) as log:
+        assert log.reap_expired(actor="test:reaper") == []
+    gate.touch()
+
+    assert engine.wait(timeout=60) == 0
+    assert task(base, task_id).state is State.REVIEW
+    assert not events(base, task_id, "expired", "stopped")
+    assert [str(row.result.verdict) for row in qa_rows(base, task_id)] == ["PASS"]
