@@ -27,11 +27,14 @@ MERGE_MODES = ("ff", "merge")
 # otherwise. [peers] and each profile's env are free maps of names.
 TOP_LEVEL_KEYS = (
     "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
-    "console",
+    "console", "qa",
 )
 WORKTREE_KEYS = ("copy", "setup")
 # [console]: how the operator console behaves (the console applies them).
 CONSOLE_KEYS = ("keymap", "notify", "bell", "title")
+# [qa]: the gate between an agent finishing and the operator's review.
+QA_KEYS = ("enabled", "on_fail", "max_rounds", "max_parallel")
+QA_ON_FAIL = ("requeue", "fail")
 # [agents] holds profiles (tables) and these plain keys: ``may``, the list of
 # operator actions agents are allowed as well.
 AGENTS_KEYS = ("may",)
@@ -71,6 +74,21 @@ class ConsoleConfig:
     title: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class QaConfig:
+    """``[qa]``: ``enabled`` runs the scenarios of ``.factory/qa/`` on a
+    finished run before review; a required one failing sends the task back
+    to the queue with the report as feedback (``on_fail = "requeue"``) at
+    most ``max_rounds`` times, then fails it (at once with ``"fail"``).
+    ``max_parallel``: checks at once, in slots of their own; None: they
+    share the engine's ``max_parallel`` with agent runs."""
+
+    enabled: bool = True
+    on_fail: str = "requeue"
+    max_rounds: int = 2
+    max_parallel: int | None = None
+
+
 @dataclass(slots=True)
 class FactoryConfig:
     name: str
@@ -86,6 +104,7 @@ class FactoryConfig:
     # `[agents] may`: what agents may do beyond reading, noting and proposing.
     agent_may: tuple[str, ...] = ()
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    qa: QaConfig = field(default_factory=QaConfig)
     raw: dict = field(default_factory=dict)
 
 
@@ -164,6 +183,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     ):
         raise fail('[worktree] setup must be an argv list such as ["npm", "ci"], not a shell string')
     console = _console(data.get("console", {}), fail)
+    qa = _qa(data.get("qa", {}), fail)
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -176,6 +196,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         worktree_setup=list(setup) if setup else None,
         agent_may=agent_may,
         console=console,
+        qa=qa,
         raw=data,
     )
 
@@ -220,6 +241,29 @@ def _console(table: object, fail) -> ConsoleConfig:
     return ConsoleConfig(keymap=dict(keymap), **switches)
 
 
+def _qa(table: object, fail) -> QaConfig:
+    """``[qa]``, checked whole: known keys, each of its type and range."""
+    if not isinstance(table, dict):
+        raise fail("[qa] must be a table")
+    if (problem := check_keys(table, QA_KEYS, where="[qa] ")) is not None:
+        raise fail(problem)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail(f"[qa] enabled must be true or false, not {enabled!r}")
+    on_fail = table.get("on_fail", "requeue")
+    if on_fail not in QA_ON_FAIL:
+        raise fail(f"[qa] on_fail must be one of {', '.join(QA_ON_FAIL)}, not {on_fail!r}")
+    max_rounds = table.get("max_rounds", 2)
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 0:
+        raise fail(f"[qa] max_rounds must be a whole number of at least 0, not {max_rounds!r}")
+    max_parallel = table.get("max_parallel")
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
+        raise fail(f"[qa] max_parallel must be a whole number of at least 1, not {max_parallel!r}")
+    return QaConfig(enabled=enabled, on_fail=on_fail, max_rounds=max_rounds, max_parallel=max_parallel)
+
+
 def _toml_string(value: str) -> str:
     # A JSON string is a valid TOML basic string for everything we write.
     return json.dumps(value, ensure_ascii=False)
@@ -261,6 +305,17 @@ notify = true   # a notification
 bell = true     # the terminal bell
 title = true    # the count waiting for review in the terminal's title
 # keymap = {{ "binding-id" = "ctrl+a" }}   # the README lists the binding ids
+
+# Quality assurance: the scenarios in .factory/qa/ run on an agent's
+# finished work before it reaches review. A required one failing sends the
+# task back with the report as feedback ("requeue"), at most max_rounds
+# times, then fails it; "fail" fails it at once. QA checks share the
+# engine's max_parallel slots unless given their own.
+[qa]
+# enabled = true
+# on_fail = "requeue"
+# max_rounds = 2
+# max_parallel = 1
 
 # Other factories this one exchanges messages with, by path:
 [peers]

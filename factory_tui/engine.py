@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,7 +55,7 @@ from factory_tui.backends.runs import (
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.worktrees import BranchCollision, MergeStatus
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
-from factory_tui.model import FAILURE_TEXT_LIMIT, Claim, State, Task, task_seq
+from factory_tui.model import FAILURE_TEXT_LIMIT, Action, Claim, State, Task, task_seq
 
 __all__ = ["Engine", "EngineBusy", "EngineLock", "EngineStatus", "EngineThread", "describe_holder"]
 
@@ -104,6 +104,20 @@ class EngineStatus:
     max_parallel: int
     agent: str
     stopping: bool = False
+
+
+@dataclass
+class Check:
+    """One QA check the engine runs (backends/qa_gate.py) in a worker
+    thread, under the lease of the run it checks (or one ``claim_check``
+    took when an earlier engine left it)."""
+
+    task: Task
+    token: str
+    attempt: int
+    # The agent's last words, for a judge; None: read from the log.
+    summary: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 class StartedRun(NamedTuple):
@@ -202,6 +216,12 @@ class Engine:
         self._on_status = on_status or (lambda status: None)
         self.worker = f"engine:{socket.gethostname()}:{os.getpid()}"
         self.jobs: dict[str, Job] = {}
+        # QA checks in flight, by task.
+        self.checks: dict[str, Check] = {}
+        # Whether a task may wait in checking without a lease (an engine
+        # stopped or died while checking it): looked for at start and after
+        # each reaping, until none is found.
+        self._checks_to_claim = True
         self.failures = 0
         self._stopping = False
         self._stop_agents = True
@@ -327,11 +347,17 @@ class Engine:
                 reaped = await self._try_log(self.log.reap_expired, actor=self.worker, keep=self._own_tokens())
                 if reaped is not BUSY:
                     last_reap = now
+                    self._checks_to_claim = True
                     for task_id in reaped:
                         self._report(f"{task_id}: lease expired, back to queued")
+            # Checks left by an engine before this one first: their runs are done.
+            await self._claim_checks()
             await self._fill_slots()
-            if self.once and not self.jobs and not self._waiting:
-                if await self._try_log(self.log.has_ready) is False:
+            if self.once and not self.jobs and not self._waiting and not self.checks:
+                # A task still in checking (its dead engine's lease not yet
+                # run out) is waited for, to be checked here.
+                if (await self._try_log(self.log.has_ready) is False
+                        and await self._try_log(self.log.list_tasks, [State.CHECKING], bodies=False) == []):
                     break
             try:
                 await asyncio.wait_for(wake.wait(), timeout=CHECK_SECONDS)
@@ -339,10 +365,23 @@ class Engine:
                 pass
 
     def _own_tokens(self) -> set[str]:
-        return {job.token for job in self.jobs.values()} | {claim.token for claim in self._waiting.values()}
+        return ({job.token for job in self.jobs.values()} | {claim.token for claim in self._waiting.values()}
+                | {check.token for check in self.checks.values()})
+
+    def _slots_used(self) -> int:
+        """Agent runs, and QA checks unless ``[qa] max_parallel`` gives them
+        slots of their own."""
+        checks = len(self.checks) if self.config.qa.max_parallel is None else 0
+        return len(self.jobs) + len(self._waiting) + checks
+
+    def _check_slot_free(self) -> bool:
+        limit = self.config.qa.max_parallel
+        if limit is None:
+            return self._slots_used() < self.max_parallel
+        return len(self.checks) < limit
 
     async def _fill_slots(self) -> None:
-        while not self._stopping and len(self.jobs) + len(self._waiting) < self.max_parallel:
+        while not self._stopping and self._slots_used() < self.max_parallel:
             # A read first: a claim takes the write lock even when it finds nothing.
             if await self._try_log(self.log.has_ready) is not True:
                 return
@@ -426,6 +465,13 @@ class Engine:
                     job.stop_reason = "detached"
             while self.jobs:
                 await asyncio.sleep(0.05)
+        # QA checks stop too: their tasks wait in checking for the next engine.
+        if self.checks:
+            self._report(f"stopping {len(self.checks)} QA check(s)")
+        while self.checks:
+            for check in self.checks.values():
+                check.cancel.set()
+            await asyncio.sleep(0.05)
         # Claims still waiting for a task's last run to end never started.
         for claim in list(self._waiting.values()):
             try:
@@ -781,7 +827,15 @@ class Engine:
         if output.summary:
             data["summary"] = output.summary
         try:
-            if failure is None:
+            if failure is None and await self._call(self._qa_wanted):
+                # The gate: the task waits in checking, under the same lease,
+                # while its QA runs (and counts in the slots).
+                note = "agent finished" + _summary(totals) + "; QA checks it"
+                await self._log(self.log.finish, job.token, State.CHECKING, note=note, data=data)
+                self._report(f"{task_id}: checking ({note})")
+                self._begin_check(Check(task=job.task, token=job.token, attempt=job.attempt,
+                                        summary=output.summary or ""))
+            elif failure is None:
                 note = "agent finished" + _summary(totals)
                 await self._log(self.log.finish, job.token, State.REVIEW, note=note, data=data)
                 self._report(f"{task_id}: review ({note})")
@@ -798,6 +852,71 @@ class Engine:
                 self._report(f"{task_id}: failed ({failure})")
         except LeaseLost as error:
             self._report(f"{task_id}: {error}")
+
+    # --- the QA gate ------------------------------------------------------------
+
+    def _qa_wanted(self) -> bool:
+        from factory_tui.backends.qa_gate import has_scenarios
+
+        return has_scenarios(self.base, self.config)
+
+    async def _claim_checks(self) -> None:
+        """Take the checks an engine before this one left unfinished."""
+        while self._checks_to_claim and not self._stopping and self._check_slot_free():
+            claim = await self._try_log(self.log.claim_check, self.worker, lease_seconds=self.lease_seconds)
+            if claim is BUSY:
+                return
+            if claim is None:
+                self._checks_to_claim = False
+                return
+            self._report(f"{claim.task.id}: QA again (the check before it did not end)")
+            self._begin_check(Check(task=claim.task, token=claim.token, attempt=claim.task.attempts))
+
+    def _begin_check(self, check: Check) -> None:
+        if self._stopping:
+            check.cancel.set()  # left in checking at once, for the next engine
+        self.checks[check.task.id] = check
+        self._spawn(self._run_check(check))
+        self._publish()
+
+    async def _run_check(self, check: Check) -> None:
+        from factory_tui.backends.qa_gate import check_task
+
+        task_id = check.task.id
+        try:
+            if check.summary is None:
+                check.summary = await self._log(self._last_words, task_id)
+            decision = await self._call(
+                check_task, base=self.base, config=self.config, log=self.log, worktrees=self.worktrees,
+                task=check.task, attempt=check.attempt, token=check.token, lease_seconds=self.lease_seconds,
+                summary=check.summary, cancel=check.cancel, report=self._report,
+            )
+            if decision.ended == "failed":
+                self.failures += 1
+            first = decision.note.splitlines()[0] if decision.note else ""
+            self._report(f"{task_id}: QA {decision.ended}" + (f" ({first})" if first else ""))
+        except LogError:
+            pass  # the engine is stopping (_fail_engine); the check's lease runs out
+        except Exception as error:  # an engine bug must not lose the task
+            reason = f"engine error during QA: {type(error).__name__}: {error}"
+            self._report(f"{task_id}: {reason}")
+            try:
+                await self._log(self.log.conclude_check, check.token, Action.FAIL, note=reason[:2000],
+                                data={"failure": "engine", "reason": reason[:FAILURE_TEXT_LIMIT * 2]})
+                self.failures += 1
+            except (LeaseLost, FactoryError):
+                pass
+        finally:
+            if self.checks.get(task_id) is check:
+                del self.checks[task_id]
+            self._publish()
+            if self._wake is not None:
+                self._wake.set()
+
+    def _last_words(self, task_id: str) -> str:
+        """What the agent of a check taken over said last (its run's summary)."""
+        ended = self.log.events(task_id=task_id, kinds=["checking"], last=1)
+        return str(ended[0].data.get("summary") or "") if ended else ""
 
     def _broken_worktree(self, task_id: str) -> str | None:
         """Why the task's worktree cannot hold its work any more (the agent
@@ -950,7 +1069,7 @@ class Engine:
         last = _files_signature(paths)
         while not self._stopping:
             await asyncio.sleep(WATCH_SECONDS)
-            if len(self.jobs) + len(self._waiting) >= self.max_parallel:
+            if self._slots_used() >= self.max_parallel:
                 continue  # nothing could be claimed; a job's end wakes us anyway
             signature = _files_signature(paths)
             if signature != last:

@@ -431,6 +431,7 @@ FAILURE_CAUSES = (
     "engine",     # the engine met a bug; the task is not to blame
     "conflict",   # approving found a merge conflict with the base branch
     "markers",    # a run left conflict markers in the files it was to resolve
+    "qa",         # a required QA scenario failed and no QA round was left
 )
 # How long a reason may be on a row.
 FAILURE_TEXT_LIMIT = 160

@@ -54,6 +54,16 @@ BUILTIN_PROFILES: dict[str, dict] = {
     },
 }
 
+# The judge that ships with factory-tui (factory_tui/demo_judge.py): offline
+# and deterministic, for QA's eval and scenario files without a model. A
+# built-in profile like the others, but never a task's default agent.
+DEMO_JUDGE_PROFILE: dict = {
+    "argv": ["{python}", "-m", "factory_tui.demo_judge", "--format", "claude-stream-json", "--prompt-file", "{prompt_file}"],
+    "output": "claude-stream-json",
+    "timeout": 120,
+}
+BUILTIN_PROFILES["demo-judge"] = DEMO_JUDGE_PROFILE
+
 
 @dataclass(frozen=True, slots=True)
 class AgentProfile:
@@ -195,6 +205,7 @@ def render_profiles_toml() -> str:
         "codex": "# OpenAI Codex CLI (JSONL events).",
         "aider": "# Aider, reading the prompt from a file.",
         "demo": "# The demo agent that ships with factory-tui: edits a file, commits, no model needed.",
+        "demo-judge": "# The demo judge for QA's eval and scenario files: offline, checks a rubric against the diff.",
     }
     for name, data in BUILTIN_PROFILES.items():
         lines.append(comments[name])

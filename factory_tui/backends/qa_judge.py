@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory_tui.backends.agent_output import parser_for
+from factory_tui.backends.agents import DEMO_JUDGE_PROFILE as DEMO_JUDGE_PROFILE  # its home: the built-in profiles
 from factory_tui.backends.agents import AgentProfile
 from factory_tui.backends.runs import GRACE_SECONDS, AgentRun, write_json, write_private
 from factory_tui.qa_model import Verdict
@@ -53,13 +54,6 @@ DRAIN_SECONDS = 5.0
 # Variables of the engine's own agent runs that a judge must not inherit:
 # a judge is not the task's agent and may not act as it.
 AGENT_VARIABLES = ("FACTORY_TASK", "FACTORY_TOKEN", "FACTORY_RUN", "FACTORY_FAULTS")
-
-# The profile ``factory init`` may offer for the demo judge.
-DEMO_JUDGE_PROFILE = {
-    "argv": ["{python}", "-m", "factory_tui.demo_judge", "--format", "claude-stream-json", "--prompt-file", "{prompt_file}"],
-    "output": "claude-stream-json",
-    "timeout": 120,
-}
 
 
 @dataclass(slots=True)
