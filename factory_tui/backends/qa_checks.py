@@ -197,3 +197,85 @@ def verdict_line(result: QaResult) -> str:
 
     line = f"{result.verdict} {literal(result.scenario)} ({result.kind}, {result.gate}) {result.duration:.1f}s"
     return line + (f" · {one_line(literal(result.reason), 200)}" if result.reason else "")
+
+
+@dataclass(frozen=True, slots=True)
+class OnDemand:
+    """What ``run_on_demand`` checked and found."""
+
+    task_id: str | None
+    commit: str
+    results: tuple[QaResult, ...]
+    run_ids: tuple[int, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return any(result.blocks for result in self.results)
+
+
+def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, names: Sequence[str] = (),
+                  actor: str) -> OnDemand:
+    """Run QA now: the scenarios ``names`` (else all that apply to the
+    task's change; all of them without a task) on the task's branch head,
+    or on the base branch's head without a task; recorded as runs asked for
+    by ``actor``. They never move a task, but a pass on a task's head is
+    what its approval looks for."""
+    from factory_tui.backends.agents import load_profiles
+    from factory_tui.errors import InvalidInput
+    from factory_tui.qa_model import InvalidScenario
+    from factory_tui.qa_scenarios import load_scenarios
+
+    found = load_scenarios(base.qa_dir, root=base.root, profiles=load_profiles(base.config()))
+    by_name = {item.name: item for item in found}
+    for name in names:
+        item = by_name.get(name.removesuffix(".md"))
+        if item is None:
+            raise InvalidInput(f"no QA scenario {name!r} in .factory/qa/ (`factory qa list` lists them)")
+        if isinstance(item, InvalidScenario):
+            where = f" line {item.line}:" if item.line is not None else ""
+            raise InvalidInput(f"scenario {item.name} is invalid ({item.path}{where} {item.reason}); it is never run")
+    valid = [item for item in found if isinstance(item, Scenario)]
+    base_sha = worktrees.base_head()
+    task = None
+    if task_id is None:
+        commit, base_commit = base_sha, None
+    else:
+        task = log.get_task(task_id)  # UnknownTask
+        head = worktrees.branch_head(task_id)
+        if head is None:
+            raise FactoryError(f"{task_id} has no branch {worktrees.branch_for(task_id)} to check")
+        commit, base_commit = head, base_sha
+    if names:
+        wanted = [by_name[name.removesuffix(".md")] for name in names]
+        chosen = [item for item in wanted if isinstance(item, Scenario)]
+    elif task_id is None:
+        chosen = valid
+    else:
+        chosen = applying(valid, changed_paths(base.root, base_sha, commit))
+    attempt = max(1, task.attempts) if task is not None else 1
+    results = run_scenarios(base, chosen, commit=commit, base_commit=base_commit, task_id=task_id,
+                            attempt=attempt, task_title=task.title if task else "",
+                            task_body=task.body if task else "")
+    ids = log.record_qa_on_demand(results, actor=actor, task_id=task_id,
+                                  attempt=attempt if task is not None else None) if results else []
+    return OnDemand(task_id, commit, tuple(results), tuple(ids))
+
+
+def output_tail(base: FactoryBase, output: str | None, *, lines: int = 20) -> tuple[str | None, list[str]]:
+    """A run's output file (absolute) and its last ``lines`` lines."""
+    if not output:
+        return None, []
+    folder = Path(output) if Path(output).is_absolute() else base.root / output
+    for name in ("output.log", "answer-1.txt", "judge.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(0, 2)
+                    size = handle.tell()
+                    handle.seek(max(0, size - 64 * 1024))
+                    text = handle.read().decode("utf-8", errors="replace")
+            except OSError:
+                return str(path), []
+            return str(path), text.splitlines()[-lines:]
+    return str(folder), []

@@ -309,6 +309,10 @@ class Worktrees:
         """The commit the task's branch points at, or None (no branch)."""
         return self._ref(f"refs/heads/{self.branch_for(task_id)}")
 
+    def base_head(self) -> str:
+        """The commit the base branch points at (FactoryError: no such branch)."""
+        return self._base_sha()
+
     def branch_has_work(self, task_id: str) -> bool:
         """Whether the task's branch holds commits the base branch lacks:
         something to review and merge."""
