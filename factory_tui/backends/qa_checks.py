@@ -57,6 +57,11 @@ class Standing:
 
 def valid_scenarios(base: FactoryBase) -> list[Scenario]:
     """The base's scenarios that can be run (invalid files are never run)."""
+    try:
+        if not any(path.suffix == ".md" for path in base.qa_dir.iterdir()):
+            return []  # no QA here: the scenario reader (YAML, markdown) is not even loaded
+    except OSError:
+        return []
     from factory_tui.backends.agents import load_profiles
     from factory_tui.qa_scenarios import load_scenarios
 
