@@ -676,13 +676,15 @@ def _operator_command(action: Action, doc: str):
     @json_option
     @pass_ctx
     @needs(Need(action.value))
-    def command(ctx: Context, task_ids: tuple[str, ...], note: str | None, as_json: bool) -> None:
+    def command(ctx: Context, task_ids: tuple[str, ...], note: str | None, as_json: bool,
+                force: bool = False) -> None:
         from factory_tui.backends.operator import Operator
 
         operator = Operator(ctx.base, ctx.log)
         if len(task_ids) == 1:
             # One task: its result, or the one line of its error, as ever.
-            outcome = operator.apply(normalize_task_id(task_ids[0]), action, actor=ctx.caller.actor, note=note)
+            outcome = operator.apply(normalize_task_id(task_ids[0]), action, actor=ctx.caller.actor, note=note,
+                                     force=force)
             click.echo(dumps_json(_outcome_json(outcome)) if as_json else literal(outcome.message))
             return
         # Several: each is attempted, in the order given, and reported on a
@@ -691,7 +693,8 @@ def _operator_command(action: Action, doc: str):
         failed = False
         for raw in task_ids:
             try:
-                outcome = operator.apply(normalize_task_id(raw), action, actor=ctx.caller.actor, note=note)
+                outcome = operator.apply(normalize_task_id(raw), action, actor=ctx.caller.actor, note=note,
+                                         force=force)
             except FactoryError as error:
                 failed = True
                 results.append({"id": _id_or_text(raw), "error": str(error)})
@@ -707,6 +710,11 @@ def _operator_command(action: Action, doc: str):
             sys.exit(1)
 
     command.__doc__ = doc
+    if action is Action.APPROVE:
+        command = click.option(
+            "--force", is_flag=True,
+            help="Approve although its required QA has not passed on its head (needs --note WHY; kept in the log).",
+        )(command)
     return task.command(action.value)(command)
 
 

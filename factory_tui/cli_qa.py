@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -156,3 +157,129 @@ def write_new_file(path: Path, text: str, *, shown: str, force: bool) -> None:
     finally:
         if os.path.lexists(temporary):
             os.unlink(temporary)
+
+
+# --- run ------------------------------------------------------------------------
+
+
+@qa.command("run")
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO ...]")
+@click.option("--task", "task_id", metavar="ID", help="Check this task's branch head (else the base branch's head).")
+@json_option
+@pass_ctx
+@needs(Need.NOTE)
+def qa_run(ctx: Context, scenarios: tuple[str, ...], task_id: str | None, as_json: bool) -> None:
+    """Run QA now: the SCENARIOs named, else every one that applies to the
+    task; prints each verdict and records it. Exit 1 when a required one fails."""
+    from factory_tui.backends.qa_checks import verdict_line
+    from factory_tui.model import normalize_task_id
+
+    task = normalize_task_id(task_id) if task_id is not None else None
+    done = ctx.session.run_qa(task, scenarios, actor=ctx.caller.actor)
+    if as_json:
+        click.echo(dumps_json({
+            "task_id": done.task_id, "commit": done.commit, "blocked": done.blocked,
+            "runs": [{"id": run_id, **result.to_json()} for run_id, result in zip(done.run_ids, done.results)],
+        }))
+    elif not done.results:
+        click.echo(f"No QA scenario applies to {task or 'the base branch'} at {done.commit[:10]}.")
+    else:
+        for result in done.results:
+            click.echo(verdict_line(result))
+    if done.blocked:
+        sys.exit(1)
+
+
+# --- show -----------------------------------------------------------------------
+
+
+@qa.command("show")
+@click.argument("run_id", metavar="RUN")
+@json_option
+@pass_ctx
+@needs(Need.READ)
+def qa_show(ctx: Context, run_id: str, as_json: bool) -> None:
+    """One QA run: what was checked, its verdict and why, and the end of its output."""
+    from factory_tui.backends.qa_checks import output_tail
+
+    try:
+        number = int(run_id.removeprefix("#"))
+    except ValueError:
+        raise InvalidInput(f"not a QA run id: {run_id!r} (a number, as `factory qa history` shows)") from None
+    found = ctx.log.qa_run(number)
+    if found is None:
+        raise FactoryError(f"no QA run {number}")
+    path, tail = output_tail(ctx.base, found.result.output)
+    if as_json:
+        click.echo(dumps_json({**found.to_json(), "output_file": path, "output_tail": tail}))
+        return
+    result = found.result
+    rows = [
+        ("run", str(found.id)), ("scenario", result.scenario), ("kind", str(result.kind)),
+        ("gate", str(result.gate)), ("verdict", str(result.verdict)), ("reason", result.reason),
+        ("task", found.task_id or "-"), ("attempt", str(found.attempt or "-")),
+        ("commit", result.commit), ("base", result.base_commit or "-"),
+        ("duration", f"{result.duration:.1f}s"), ("attempts", str(result.attempts)),
+        ("cost", f"${result.cost_usd:.4f}" if result.cost_usd is not None else "-"),
+        ("by", found.actor or "-"), ("output", path or "-"),
+    ]
+    for label, value in rows:
+        click.echo(f"{label + ':':<10} {one_line(literal(value), 300)}")
+    for name, verdict in sorted(result.tests.items()):
+        if verdict != "PASS":
+            click.echo(f"  {verdict} {literal(name)}")
+    if tail:
+        click.echo("")
+        for line in tail:
+            click.echo(literal(line))
+
+
+# --- history --------------------------------------------------------------------
+
+
+@qa.command("history")
+@click.argument("scenario", required=False)
+@click.option("--last", "last", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="How many runs (per scenario) to look at.")
+@json_option
+@pass_ctx
+@needs(Need.READ)
+def qa_history(ctx: Context, scenario: str | None, last: int, as_json: bool) -> None:
+    """Per scenario: runs, pass rate, flaky runs, mean duration and cost; with
+    a SCENARIO: its runs, newest first."""
+    log = ctx.log
+    if scenario is not None:
+        name = scenario.removesuffix(".md")
+        runs = log.qa_runs(scenario=name, limit=last)
+        if as_json:
+            click.echo(dumps_json([item.to_json() for item in runs]))
+            return
+        if not runs:
+            click.echo(f"No runs of {literal(name)} yet.")
+            return
+        for item in runs:
+            result = item.result
+            click.echo(
+                f"#{item.id:<5} {result.verdict!s:<5} {item.task_id or '-':<6} {result.commit[:10]:<10} "
+                f"{result.duration:6.1f}s  {one_line(literal(result.reason), 120)}"
+            )
+        return
+    stats = log.qa_stats(last=last)
+    if as_json:
+        click.echo(dumps_json([
+            {"scenario": s.scenario, "runs": s.runs, "passed": s.passed, "pass_rate": round(s.pass_rate, 3),
+             "flaky": s.flaky, "mean_duration": round(s.mean_duration, 3), "mean_cost": s.mean_cost,
+             "last": str(s.last) if s.last else None, "verdicts": [str(v) for v in s.verdicts]}
+            for s in stats.values()
+        ]))
+        return
+    if not stats:
+        click.echo("No QA runs yet. `factory qa run` runs the scenarios now.")
+        return
+    width = max(8, *(len(literal(name)) for name in stats))
+    click.echo(click.style(f"{'SCENARIO':<{width}}  {'RUNS':>4}  {'PASS':>5}  {'FLAKY':>5}  {'MEAN':>7}  {'COST':>8}  LAST",
+                           bold=True))
+    for s in stats.values():
+        cost = f"${s.mean_cost:.4f}" if s.mean_cost is not None else "-"
+        click.echo(f"{literal(s.scenario):<{width}}  {s.runs:>4}  {s.pass_rate:>5.0%}  {s.flaky:>5}  "
+                   f"{s.mean_duration:>6.1f}s  {cost:>8}  {s.last or '-'}")

@@ -23,11 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from factory_tui.backends import qa_checks
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
-from factory_tui.errors import FactoryError, UnknownTask
+from factory_tui.backends.qa_checks import RecheckFailed
+from factory_tui.errors import FactoryError, InvalidInput, UnknownTask
 from factory_tui.model import (
     BRANCH_START_UNRECORDED,
     Action,
@@ -90,8 +92,18 @@ class Operator:
             self._worktrees = Worktrees.for_config(self.base.root, self.base.config())
         return self._worktrees
 
-    def apply(self, task_id: str, action: Action, *, actor: str, note: str | None = None) -> Outcome:
+    def apply(
+        self, task_id: str, action: Action, *, actor: str, note: str | None = None, force: bool = False,
+    ) -> Outcome:
+        """``force`` (approve of a task in review only, with a ``note``
+        saying why): approve although its required QA has not passed on its
+        head, and without checking the merge again; the override is a
+        ``warning`` event."""
         action = Action(action)
+        if force and action is not Action.APPROVE:
+            raise InvalidInput(f"--force is for approve, not {action.value}")
+        if force and not (note and note.strip()):
+            raise InvalidInput("--force needs --note WHY: the override is kept in the log with its reason")
         with self.lock.held(f"{action.value} {task_id}"):
             # Read under the lock: nobody else's action can change the task
             # between this check and our log write.
@@ -100,7 +112,7 @@ class Operator:
             # Refuse an illegal move before touching git.
             next_state(task_id, before, action)
             if action is Action.APPROVE and before is State.REVIEW:
-                return self._approve_review(task, actor=actor, note=note)
+                return self._approve_review(task, actor=actor, note=note, force=force)
             after = self.log.apply(task_id, action, actor=actor, note=note)
             message = f"{task_id}: {before} → {after.state}"
             warning = None
@@ -161,7 +173,7 @@ class Operator:
             return self._owns(task)
         return plan_owns_branch(self.worktrees, task)
 
-    def _approve_review(self, task: Task, *, actor: str, note: str | None) -> Outcome:
+    def _approve_review(self, task: Task, *, actor: str, note: str | None, force: bool = False) -> Outcome:
         task_id = task.id
         worktrees = self.worktrees
         base_branch = worktrees.base_branch
@@ -175,8 +187,11 @@ class Operator:
                 f"(an earlier plan's?); nothing merged. Rename it (`git branch -m {branch} old/{task_id}`) "
                 f"or delete it, then re-queue {task_id}"
             ))
+        check = self._qa_before_merge(task, actor=actor, note=note, force=force)
         try:
-            sha = worktrees.merge(task_id, f"Merge {task_id}: {task.title}")
+            sha = worktrees.merge(task_id, f"Merge {task_id}: {task.title}", check=check)
+        except RecheckFailed:
+            raise  # its report is a warning event already; the task stays in review
         except MergeConflict as conflict:
             files = ", ".join(conflict.files) or "unknown files"
             self.log.reject_merge(
@@ -209,6 +224,90 @@ class Operator:
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
         warning = self._remove_worktree(task_id, actor=actor, delete_branch=True)
         return Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha)
+
+    # --- QA's say -------------------------------------------------------------
+
+    def _qa_before_merge(
+        self, task: Task, *, actor: str, note: str | None, force: bool,
+    ) -> Callable[[str, str], None] | None:
+        """Refuse (QaNotPassed) a task whose required QA has not passed on
+        its branch head, unless forced; return the check a merge commit must
+        pass before it lands (None: no check needed)."""
+        worktrees = self.worktrees
+        task_id = task.id
+        head = worktrees.branch_head(task_id)
+        if head is None:
+            return None
+        scenarios = qa_checks.valid_scenarios(self.base)
+        standing = qa_checks.standing(self.log, self.base, task_id, head=head,
+                                      base_branch=worktrees.base_branch, scenarios=scenarios)
+        if standing is None or not standing.required:
+            return None  # no QA for this change: approved as before
+        branch = worktrees.branch_for(task_id)
+        if force:
+            if not standing.passed:
+                checked = standing.checked[:7] if standing.checked else "never checked"
+                self.log.add_warning(
+                    task_id,
+                    f"approved by force: QA had not passed on {branch}'s head {head[:7]} "
+                    f"(checked: {checked}); why: {note}",
+                    actor=actor,
+                    data={"forced": Action.APPROVE.value, "reason": note, "head": head,
+                          "checked_commit": standing.checked, "missing": list(standing.missing)},
+                )
+            return None
+        if not standing.passed:
+            checked = f"checked: {standing.checked[:7]}" if standing.checked else "never checked"
+            raise self._refused(task_id, actor, qa_checks.QaNotPassed(
+                f"{task_id}: QA has not passed on {branch}'s head {head[:7]} ({checked}); "
+                f"run `factory qa run --task {task_id}`, or approve with --force --note WHY"
+            ))
+        tests = qa_checks.required_tests(scenarios, standing.required)
+        if not tests:
+            return None
+
+        def recheck(merge_commit: str, base_sha: str) -> None:
+            # The merge holds just what QA passed when the base has not
+            # moved since: nothing new to check.
+            if base_sha == standing.base_commit:
+                return
+            self._recheck(task, tests, merge_commit=merge_commit, base_sha=base_sha, actor=actor)
+
+        return recheck
+
+    def _recheck(self, task: Task, tests: list, *, merge_commit: str, base_sha: str, actor: str) -> None:
+        """Run the required tests on the merge commit; RecheckFailed (and
+        the full report as a warning event) if one blocks."""
+        task_id = task.id
+        results = qa_checks.run_scenarios(
+            self.base, tests, commit=merge_commit, base_commit=base_sha, task_id=task_id,
+            attempt=max(1, task.attempts), task_title=task.title, task_body=task.body,
+        )
+        try:
+            self.log.record_qa_on_demand(results, actor=actor, task_id=task_id, attempt=max(1, task.attempts))
+        except FactoryError:
+            pass  # the verdicts still decide; the log's trouble shows elsewhere
+        blocking = [result for result in results if result.blocks]
+        if not blocking:
+            return
+        base_branch = self.worktrees.base_branch
+        report = "\n".join(qa_checks.verdict_line(result) for result in results)
+        names = ", ".join(result.scenario for result in blocking)
+        try:
+            self.log.add_warning(
+                task_id,
+                f"approval failed, {task_id} stays in review: the merge with {base_branch} "
+                f"({base_sha[:7]}) fails {names}; {base_branch} is untouched\n{report}",
+                actor=actor,
+                data={"refused": Action.APPROVE.value, "recheck": merge_commit, "base_commit": base_sha,
+                      "results": [result.to_json() for result in results]},
+            )
+        except FactoryError:
+            pass
+        raise qa_checks.RecheckFailed(
+            f"{task_id}: merged with {base_branch} as it is now ({base_sha[:7]}), it fails {names}; "
+            f"{base_branch} is untouched and {task_id} stays in review (`factory log --task {task_id}` has the report)"
+        )
 
     def _refused(self, task_id: str, actor: str, error: FactoryError) -> FactoryError:
         """An approval refused before anything changed: a ``warning`` event

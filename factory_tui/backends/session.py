@@ -15,11 +15,14 @@ connection, and git runs in processes of its own).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog, LogReader
 from factory_tui.backends.operator import Operator, Outcome
+from factory_tui.backends.qa_checks import OnDemand, Standing, run_on_demand, standing
+from factory_tui.backends.qa_log import QaRun
 from factory_tui.backends.worktrees import Worktrees
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import FactoryError
@@ -169,8 +172,29 @@ class FactorySession:
 
     # --- changes ------------------------------------------------------------------
 
-    def apply(self, task_id: str, action: Action, *, actor: str, note: str | None = None) -> Outcome:
-        return self.operator.apply(task_id, action, actor=actor, note=note)
+    def apply(
+        self, task_id: str, action: Action, *, actor: str, note: str | None = None, force: bool = False,
+    ) -> Outcome:
+        """``force``: approve a task in review although its required QA has
+        not passed on its head (``note`` required: the override is logged)."""
+        return self.operator.apply(task_id, action, actor=actor, note=note, force=force)
+
+    # --- QA on demand ------------------------------------------------------------
+
+    def run_qa(self, task_id: str | None, names: Sequence[str] = (), *, actor: str) -> OnDemand:
+        """Run QA now on the task's branch head (or the base branch's head
+        without a task), recorded; blocks for as long as the scenarios take:
+        call it off the event loop."""
+        return run_on_demand(self.base, self.log, self.worktrees, task_id=task_id, names=names, actor=actor)
+
+    def qa_report(self, task_id: str) -> tuple[Standing | None, list[QaRun]]:
+        """Where the task's required QA stands on its branch head (None: no
+        branch, or no scenarios) and its QA runs, newest first."""
+        runs = self.log.qa_runs(task_id=task_id)
+        head = self.worktrees.branch_head(task_id)
+        if head is None:
+            return None, runs
+        return standing(self.log, self.base, task_id, head=head, base_branch=self.worktrees.base_branch), runs
 
     def set_priority(self, task_id: str, priority: int, *, actor: str) -> Task:
         return self.log.set_priority(task_id, priority, actor=actor)

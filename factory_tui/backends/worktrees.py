@@ -44,7 +44,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -308,6 +308,10 @@ class Worktrees:
     def branch_head(self, task_id: str) -> str | None:
         """The commit the task's branch points at, or None (no branch)."""
         return self._ref(f"refs/heads/{self.branch_for(task_id)}")
+
+    def base_head(self) -> str:
+        """The commit the base branch points at (FactoryError: no such branch)."""
+        return self._base_sha()
 
     def branch_has_work(self, task_id: str) -> bool:
         """Whether the task's branch holds commits the base branch lacks:
@@ -667,7 +671,7 @@ class Worktrees:
 
     # --- merge -------------------------------------------------------------
 
-    def merge(self, task_id: str, message: str) -> str:
+    def merge(self, task_id: str, message: str, *, check: Callable[[str, str], None] | None = None) -> str:
         """Land the task branch on the base branch and return the base
         branch's new sha. Fast-forward when allowed and possible, else a merge
         commit made in the task's worktree; the base branch then moves by a
@@ -677,12 +681,18 @@ class Worktrees:
         approval landed first, the user committed), nothing is landed and
         the merge is made again on the new base, a few times at most.
 
+        ``check(merge_commit, base_sha)``, when given, is called with a merge
+        commit made in the task's worktree before it lands (not for a
+        fast-forward: that lands the branch head as it is); whatever it
+        raises stops the landing, the base branch and the task's branch
+        untouched.
+
         Raises MergeConflict (branch and main checkout unchanged) or
         MergeRefused (nothing changed at all)."""
         with self._merge_lock:
             for _ in range(MERGE_ATTEMPTS):
                 try:
-                    return self._merge(task_id, message)
+                    return self._merge(task_id, message, check)
                 except _BaseMoved:
                     continue
         raise MergeRefused(
@@ -690,7 +700,7 @@ class Worktrees:
             "try again"
         )
 
-    def _merge(self, task_id: str, message: str) -> str:
+    def _merge(self, task_id: str, message: str, check: Callable[[str, str], None] | None = None) -> str:
         path = self.path_for(task_id)
         branch = self.branch_for(task_id)
         branch_ref = f"refs/heads/{branch}"
@@ -752,6 +762,8 @@ class Worktrees:
                 self._raise_failed_merge(path, task_id, err or out)
             merged_sha = self._detached_head(path)
             if merged_sha != base_sha:  # equal: the base already held the branch
+                if check is not None:
+                    check(merged_sha, base_sha)
                 self._land(base_sha, merged_sha, message)
         except BaseException:
             # Back to the branch exactly as it was; the merge commit (if any)
