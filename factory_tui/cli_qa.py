@@ -179,7 +179,7 @@ def qa_run(ctx: Context, scenarios: tuple[str, ...], task_id: str | None, as_jso
     if as_json:
         click.echo(dumps_json({
             "task_id": done.task_id, "commit": done.commit, "blocked": done.blocked,
-            "runs": [{"id": run_id, **result.to_json()} for run_id, result in zip(done.run_ids, done.results)],
+            "runs": [{"id": run_id, **result.to_json()} for run_id, result in zip(done.run_ids, done.results, strict=True)],
         }))
     elif not done.results:
         click.echo(f"No QA scenario applies to {task or 'the base branch'} at {done.commit[:10]}.")

@@ -15,8 +15,7 @@ from factory_tui.backends import qa_checks
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.worktrees import Worktrees
-from factory_tui.model import State
-from tests.test_cli import ok, ok_json, refused, run
+from tests.test_cli import ok_json, refused, run
 from tests.test_review_cli import git_out, to_review
 
 # Fails when a.txt and b.txt both say "on": the task turns a on, a later

@@ -102,7 +102,7 @@ def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront
     clock = _DemoClock(start + 120)
     with ExecutionLog.open(base.log_path, clock=clock) as log:
         _write_history(log, clock)
-    _write_work(base, start)
+    _write_work(base, start, clock)
     return base
 
 
@@ -141,7 +141,7 @@ _TRANSCRIPT = {
 }
 
 
-def _write_work(base: FactoryBase, start: float) -> None:
+def _write_work(base: FactoryBase, start: float, clock: _DemoClock) -> None:
     from factory_tui.backends.log import ExecutionLog
     from factory_tui.backends.worktrees import Worktrees
 
@@ -160,10 +160,37 @@ def _write_work(base: FactoryBase, start: float) -> None:
             if task_id in ("T-1", "T-2", "T-14"):
                 worktrees.merge(task_id, f"Merge {task_id}")
                 worktrees.remove(task_id, delete_branch=True)
+    with ExecutionLog.open(base.log_path, clock=clock) as log:
+        _write_qa_history(base, log, worktrees)
     for task_id, lines in _TRANSCRIPT.items():
         run_dir = base.runs_dir / task_id / "1"
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "transcript.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_qa_history(base: FactoryBase, log: ExecutionLog, worktrees) -> None:
+    """The history's tasks in review went through the QA gate as a real
+    engine's would have: each scenario's result on the task's commit, so
+    that they can be approved (an approve needs required QA passed on the
+    branch's head)."""
+    from factory_tui.qa_model import Gate, QaResult, Scenario, Verdict
+    from factory_tui.qa_scenarios import load_scenarios
+
+    scenarios = [s for s in load_scenarios(base.qa_dir, root=base.root, profiles=("demo", "demo-judge"))
+                 if isinstance(s, Scenario)]
+    base_commit = worktrees.base_head()
+    for task in log.list_tasks():
+        head = worktrees.branch_head(task.id) if task.state is State.REVIEW else None
+        if head is None:
+            continue
+        results = [
+            QaResult(scenario=s.name, version=s.version, kind=s.kind, gate=s.gate, verdict=Verdict.PASS,
+                     reason="", commit=head, base_commit=base_commit,
+                     duration=4.2 if s.gate is Gate.REQUIRED else 11.0,
+                     cost_usd=None if s.gate is Gate.REQUIRED else 0.012)
+            for s in scenarios
+        ]
+        log.record_qa_on_demand(results, actor="engine:demo", task_id=task.id, attempt=task.attempts)
 
 
 class _git_dates:

@@ -27,8 +27,8 @@ from factory_tui.backends import qa_checks
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
-from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
 from factory_tui.backends.qa_checks import RecheckFailed
+from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
 from factory_tui.errors import FactoryError, InvalidInput, UnknownTask
 from factory_tui.model import (
     BRANCH_START_UNRECORDED,
