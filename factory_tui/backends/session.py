@@ -14,15 +14,22 @@ connection, and git runs in processes of its own).
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog, LogReader
 from factory_tui.backends.operator import Operator, Outcome
+from factory_tui.backends.qa_log import QaRun, ScenarioStats
 from factory_tui.backends.worktrees import Worktrees
 from factory_tui.config import FactoryConfig
-from factory_tui.errors import FactoryError
+from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.model import (
     Action,
     Failure,
@@ -37,6 +44,8 @@ from factory_tui.model import (
     WorktreeStatus,
     worktree_status,
 )
+from factory_tui.qa_model import COMMAND_KINDS, Gate, InvalidScenario, QaKind, QaResult, Scenario, Verdict
+from factory_tui.qa_scenarios import applies, load_scenarios, template, valid_name
 
 
 @dataclass
@@ -194,3 +203,152 @@ class FactorySession:
     def usage(self, *, task_ids: list[str] | None = None, per_task: bool = True) -> Usage:
         """Cost and tokens, per task, today and in all."""
         return self.log.usage(task_ids=task_ids, per_task=per_task)
+
+    # --- QA (console) -------------------------------------------------------------
+
+    def qa_overview(self) -> tuple[list[Scenario | InvalidScenario], dict[str, ScenarioStats]]:
+        """Every scenario file (read with the base's profiles; the invalid
+        ones with why) and each scenario's record over its last runs."""
+        from factory_tui.backends.agents import load_profiles
+
+        found = load_scenarios(self.base.qa_dir, root=self.base.root, profiles=load_profiles(self.config))
+        return found, self.log.qa_stats()
+
+    def qa_runs_of(self, scenario: str, *, limit: int = 500) -> list[QaRun]:
+        """A scenario's runs, newest first."""
+        return self.log.qa_runs(scenario=scenario, limit=limit)
+
+    def qa_run(self, run_id: int) -> QaRun:
+        run = self.log.qa_run(run_id)
+        if run is None:
+            raise InvalidInput(f"no QA run {run_id}")
+        return run
+
+    def qa_output_files(self, run: QaRun) -> list[Path]:
+        return qa_output_files(self.base.root, run)
+
+    def qa_report(self, task_id: str) -> list[QaRun]:
+        """A task's latest result per scenario, by scenario name."""
+        latest: dict[str, QaRun] = {}
+        for run in self.log.qa_runs(task_id=task_id, limit=QA_REPORT_ROWS):
+            latest.setdefault(run.result.scenario, run)
+        return sorted(latest.values(), key=lambda run: run.result.scenario)
+
+    def qa_latest(self) -> dict[str, dict[str, tuple[Verdict, Gate]]]:
+        """Per task, the latest verdict of each scenario and its gate (what
+        the QA column of the Plan and Worktrees shows)."""
+        latest: dict[str, dict[str, tuple[Verdict, Gate]]] = {}
+        for run in self.log.qa_runs(limit=QA_LATEST_ROWS):
+            if run.task_id is not None:
+                latest.setdefault(run.task_id, {}).setdefault(run.result.scenario, (run.result.verdict, run.result.gate))
+        return latest
+
+    def scenario_path(self, name: str) -> Path:
+        if not valid_name(name):
+            raise InvalidInput(f"not a scenario name: {name!r}")
+        return self.base.qa_dir / f"{name.removesuffix('.md')}.md"
+
+    def scenario_text(self, name: str) -> str:
+        """A scenario file's text (bytes that are not UTF-8 shown replaced)."""
+        path = self.scenario_path(name)
+        try:
+            return path.read_bytes().decode("utf-8", errors="replace")
+        except OSError as error:
+            raise FactoryError(f"cannot read .factory/qa/{path.name}: {error.strerror or error}") from None
+
+    def new_scenario(self, name: str, kind: QaKind) -> Path:
+        """Write ``.factory/qa/NAME.md`` from the commented template of
+        ``kind``, whole or not at all; refuses a name that exists."""
+        from factory_tui.backends.agents import default_profile_name, load_profiles
+
+        stem = name.strip().removesuffix(".md")
+        if not valid_name(stem):
+            raise InvalidInput(
+                f"not a scenario name: {name!r} (letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit; not README or judge-prompt)"
+            )
+        profiles = load_profiles(self.config)
+        judge = "demo" if "demo" in profiles else default_profile_name(self.config, profiles)
+        path = self.base.qa_dir / f"{stem}.md"
+        _write_new(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md")
+        return path
+
+    def run_qa_now(self, task_id: str, *, actor: str) -> list[QaResult]:
+        """Run the task's test and verify scenarios that apply on its
+        branch head now, record each result (it moves no task) and return
+        them. The judged kinds wait for the engine's check."""
+        from factory_tui.backends.qa_runner import check_test_scenario
+
+        task = self.log.get_task(task_id)
+        worktrees = self.worktrees
+        commit = worktrees.branch_head(task_id)
+        if commit is None:
+            raise InvalidInput(f"{task_id} has no branch yet: nothing to check")
+        repo = git.Repo(self.base.root)
+        try:
+            base_commit = repo.git.merge_base(commit, self.config.base_branch).strip() or None
+            changed = repo.git.diff("--name-only", "-z", f"{base_commit or commit}..{commit}").split("\0")
+        except git.GitCommandError as error:
+            raise FactoryError(f"cannot compare {task_id} with {self.config.base_branch}: {error.stderr.strip()}") from None
+        finally:
+            repo.close()
+        found, _ = self.qa_overview()
+        labels = getattr(task, "labels", ()) or ()
+        scenarios = [s for s in found if isinstance(s, Scenario) and s.kind in COMMAND_KINDS
+                     and applies(s, [path for path in changed if path], labels)]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        results = [
+            check_test_scenario(
+                scenario, repo_root=self.base.root, commit=commit, base_commit=base_commit,
+                out_dir=self.base.qa_run_dir(task_id, max(1, task.attempts), stamp, scenario.name),
+                work_dir=self.base.qa_work_dir,
+            )
+            for scenario in scenarios
+        ]
+        if results:
+            self.log.record_qa_on_demand(results, actor=actor, task_id=task_id, attempt=task.attempts or None)
+        return results
+
+
+# The task screen's report looks this far back for each scenario's latest.
+QA_REPORT_ROWS = 500
+# The QA column's first read: this many of the newest QA runs.
+QA_LATEST_ROWS = 20_000
+
+
+def _write_new(path: Path, text: str, *, shown: str) -> None:
+    """``text`` to ``path`` whole or not at all: a temporary file beside it,
+    linked into place (a link refuses a file that exists, even one made a
+    moment ago by someone else)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        raise FactoryError(f"{shown} exists already") from None
+    except OSError as error:
+        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
+def qa_output_files(root: Path, run: QaRun) -> list[Path]:
+    """What a QA run kept in its folder, to read: the command's output log,
+    or a judge's prompt and answers (raw streams and JSON left out)."""
+    if not run.result.output:
+        return []
+    folder = (root / run.result.output).resolve()
+    if not folder.is_dir() or not folder.is_relative_to(root.resolve()):
+        return []
+    order = {"output.log": 0, "prompt.md": 1}
+    found = [path for path in folder.iterdir()
+             if path.is_file() and (path.name in order or (path.name.startswith("answer-") and path.suffix == ".txt"))]
+    return sorted(found, key=lambda path: (order.get(path.name, 2), path.name))
