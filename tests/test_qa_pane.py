@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from factory_tui.app import FactoryApp
 from factory_tui.backends.log import ExecutionLog
-from factory_tui.model import NewTask
+from factory_tui.model import NewTask, State
 from factory_tui.panes.qa import QaPane
 from factory_tui.qa_model import Gate, QaKind, QaResult, Verdict
 from factory_tui.qa_scenarios import template
@@ -126,3 +126,84 @@ async def test_n_writes_a_scenario_from_the_template_and_refuses_a_name_that_exi
         await wait_until(pilot, lambda: not isinstance(app.screen, NewScenarioDialog), "the dialog to close")
         assert "kind: test" in (base.qa_dir / "fresh.md").read_text()
         await wait_until(pilot, lambda: "fresh" in [row.name for row in pane.rows], "the new row")
+
+
+async def test_the_qa_column_follows_qa_events_in_plan_and_worktrees(base):
+    from factory_tui.widgets import plan_table
+
+    with ExecutionLog.open(base.log_path) as log:
+        task = log.add_task(NewTask(title="checked"), actor="test")
+        other = log.add_task(NewTask(title="passed before the console started"), actor="test")
+        log.record_qa_on_demand([result("unit", Verdict.PASS)], actor="test", task_id=other.id)
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot)
+        plan = app.plan
+
+        def qa_cell(task_id: str) -> str:
+            layout = plan_table.layout_columns(plan_table.COLUMNS, 120, plan_table.MIN_TITLE)
+            return str(plan.qa.mark(task_id, plan.task_by_id(task_id).state)) if any(
+                column.name == "qa" for column, _ in layout) else "dropped"
+
+        await wait_until(pilot, lambda: qa_cell(other.id) == "✓", "the first read of the QA column")
+        assert qa_cell(task.id) == ""
+        with ExecutionLog.open(base.log_path) as log:
+            log.record_qa_on_demand([result("unit", Verdict.PASS), result("lint", Verdict.FAIL)],
+                                    actor="test", task_id=task.id)
+        await wait_until(pilot, lambda: qa_cell(task.id) == "✗", "✗ after a failed required scenario")
+        row = plan.index_of(task.id)
+        assert "✗" in "".join(segment.text for segment in plan.render_row(row, 120))
+        assert app.worktree_table.qa.mark(task.id) == "✗"  # the Worktrees pane follows the same events
+        with ExecutionLog.open(base.log_path) as log:
+            log.record_qa_on_demand([result("lint", Verdict.ERROR)], actor="test", task_id=task.id)
+        await wait_until(pilot, lambda: qa_cell(task.id) == "!", "! after an error")
+        # Narrow, the column is the first to go.
+        narrow = plan_table.layout_columns(plan_table.COLUMNS, 60, plan_table.MIN_TITLE)
+        assert "qa" not in [column.name for column, _ in narrow]
+        assert "age" in [column.name for column, _ in narrow]
+
+
+def test_checking_shows_the_ellipsis():
+    from factory_tui.qa_marks import qa_mark
+
+    assert qa_mark({"unit": (Verdict.FAIL, Gate.REQUIRED)}, State.CHECKING) == "…"
+    assert qa_mark({"unit": (Verdict.FAIL, Gate.ADVISORY)}) == "✓"  # advisory never makes it red
+    assert qa_mark({}) == ""
+
+
+def commit_on_task_branch(base, task_id: str) -> None:
+    import subprocess
+
+    root = str(base.root)
+    subprocess.run(["git", "-C", root, "checkout", "-q", "-b", f"factory/{task_id}"], check=True)
+    (base.root / "feature.txt").write_text("done\n")
+    subprocess.run(["git", "-C", root, "add", "feature.txt"], check=True)
+    subprocess.run(["git", "-C", root, "commit", "-q", "-m", "work"], check=True)
+    subprocess.run(["git", "-C", root, "checkout", "-q", "main"], check=True)
+
+
+async def test_the_task_screen_shows_its_qa_report_and_Q_runs_qa_again(base):
+    from factory_tui.screens.task import TaskScreen
+
+    write_scenario(base, "feature-file", text=(
+        "---\nkind: verify\nrun: [\"cat\", \"feature.txt\"]\nexpect: [\"done\"]\n---\nThe feature file says done.\n"))
+    with ExecutionLog.open(base.log_path) as log:
+        task = log.add_task(NewTask(title="a task"), actor="test")
+        log.record_qa_on_demand([result("feature-file", Verdict.FAIL, reason="no feature.txt")],
+                                actor="test", task_id=task.id)
+    commit_on_task_branch(base, task.id)
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskScreen) and app.screen.qa_runs is not None,
+                         "the task's QA report")
+        screen = app.screen
+        assert [run.result.verdict for run in screen.qa_runs] == [Verdict.FAIL]
+        await pilot.press("Q")
+        await wait_until(pilot, lambda: screen.qa_runs and screen.qa_runs[0].result.verdict is Verdict.PASS,
+                         "the report after Q ran the verify scenario", limit=30)
+        with ExecutionLog.open(base.log_path) as log:
+            runs = log.qa_runs(task_id=task.id)
+        assert [run.result.verdict for run in runs] == [Verdict.PASS, Verdict.FAIL]
+        assert runs[0].result.commit  # checked on the branch's commit

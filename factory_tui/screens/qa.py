@@ -235,3 +235,25 @@ def edit_scenario(where, name: str, *, after=None) -> None:
         return
     if after is not None:
         after()
+
+
+def run_qa_for(where, task_id: str) -> None:
+    """Run a task's QA now (test and verify scenarios, on its branch head)
+    in a worker through the session, and say the verdicts when done."""
+    where.notify(f"Running QA for {task_id}…", timeout=3, markup=False)
+
+    def run() -> None:
+        context = console(where)
+        try:
+            results = context.session.run_qa_now(task_id, actor=context.actor)
+        except FactoryError as error:
+            where.notify(literal(str(error)), severity="error", timeout=6, markup=False)
+            return
+        if not results:
+            where.notify(f"{task_id}: no test or verify scenario applies.", timeout=5, markup=False)
+            return
+        said = ", ".join(f"{result.scenario} {result.verdict}" for result in results)
+        blocked = any(result.blocks for result in results)
+        where.notify(f"{task_id} QA: {said}", severity="error" if blocked else "information", timeout=8, markup=False)
+
+    where.run_worker(run, thread=True, group="qa-run", exit_on_error=False)
