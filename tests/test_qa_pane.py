@@ -207,3 +207,43 @@ async def test_the_task_screen_shows_its_qa_report_and_Q_runs_qa_again(base):
             runs = log.qa_runs(task_id=task.id)
         assert [run.result.verdict for run in runs] == [Verdict.PASS, Verdict.FAIL]
         assert runs[0].result.commit  # checked on the branch's commit
+
+
+NOW = 1_790_000_000.0
+
+
+def test_snapshot_of_the_qa_pane(snap_compare, base):
+    write_scenario(base, "unit", QaKind.TEST)
+    write_scenario(base, "smoke", QaKind.VERIFY)
+    write_scenario(base, "broken", text="---\nkind: nonsense\n---\nbody\n")
+    with ExecutionLog.open(base.log_path, clock=lambda: NOW) as log:
+        for verdict in (Verdict.PASS, Verdict.FAIL, Verdict.FLAKY, Verdict.PASS, Verdict.ERROR):
+            log.record_qa_on_demand([result("unit", verdict)], actor="test")
+
+    async def run_before(pilot):
+        app = await ready(pilot)
+        pane = qa_pane(app)
+        await wait_until(pilot, lambda: len(pane.rows) == 3, "the scenarios")
+        await pilot.press("4", "z")
+        await pilot.pause(0.2)
+
+    assert snap_compare(FactoryApp(base, engine=False, clock=lambda: NOW), terminal_size=(100, 20), run_before=run_before)
+
+
+def test_snapshot_of_a_tasks_qa_report(snap_compare, base):
+    from factory_tui.screens.task import TaskScreen
+
+    with ExecutionLog.open(base.log_path, clock=lambda: NOW) as log:
+        task = log.add_task(NewTask(title="add the login page"), actor="test")
+        log.record_qa_on_demand([result("unit", Verdict.FAIL, reason="test_login broke"),
+                                 result("smoke", Verdict.PASS),
+                                 result("rubric", Verdict.ERROR, gate=Gate.ADVISORY, reason="no verdict")],
+                                actor="test", task_id=task.id)
+
+    async def run_before(pilot):
+        app = await ready(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TaskScreen) and app.screen.qa_runs, "the QA report")
+        await pilot.pause(0.2)
+
+    assert snap_compare(FactoryApp(base, engine=False, clock=lambda: NOW), terminal_size=(120, 30), run_before=run_before)

@@ -21,7 +21,7 @@ from factory_tui.qa_model import InvalidScenario, Scenario, Verdict
 from factory_tui.text import literal
 from factory_tui.times import moment
 from factory_tui.widgets.styles import Palette, palette
-from factory_tui.widgets.virtual_list import Column, VirtualList, fit, header_text, layout_columns, render_cells
+from factory_tui.widgets.virtual_list import Cell, Column, VirtualList, fit, header_text, layout_columns, render_cells
 
 if TYPE_CHECKING:
     from factory_tui.backends.qa_log import QaRun, ScenarioStats
@@ -130,7 +130,7 @@ class ScenarioTable(VirtualList):
         last = stats.last if stats else None
         spark = [Segment(VERDICT_CELL.get(v, "?"), verdict_style(v, colours))
                  for v in (stats.verdicts[-SPARK_WIDTH:] if stats else ())]
-        cells = {
+        cells: dict[str, Cell] = {
             "name": (literal(found.name), colours.ident),
             "kind": (str(found.kind), None),
             "gate": (str(found.gate), colours.muted if str(found.gate) == "advisory" else None),
