@@ -40,7 +40,7 @@ class Key:
 
 
 # The sections of the help screen, in the order it shows them.
-SECTIONS = ("Task", "Run", "Transcript", "Diff", "Log", "Moving", "Pane", "Everywhere", "Dialog")
+SECTIONS = ("Task", "Run", "QA", "Transcript", "Diff", "Log", "Moving", "Pane", "Everywhere", "Dialog")
 
 _KEYS = [
     # --- what the operator does to a task, wherever a task is under the cursor
@@ -77,6 +77,14 @@ _KEYS = [
         "Remove the orphaned worktrees (asks first; work is committed first)", show=False),
     Key("run.attempt", "p", "earlier_attempt", "Earlier attempt", "Run",
         "The transcripts of this task's attempts in turn, newest first", show=False),
+    # --- quality assurance: the QA pane, its scenarios and runs, a task's QA
+    Key("qa.run", "Q", "run_qa", "Run QA", "QA",
+        "Run QA again for the task under the cursor (its test and verify scenarios) and say the verdicts",
+        show=False),
+    Key("qa.open", "enter", "open_scenario", "Open", "QA",
+        "The scenario's file and its history; on a run, the run's output", show=False),
+    Key("qa.edit", "e", "edit_scenario", "Edit", "QA", "Open the scenario file in $EDITOR"),
+    Key("qa.new", "n", "new_scenario", "New scenario", "QA", "A new scenario file from the template"),
     # --- a run's transcript
     Key("transcript.search", "slash", "search", "Search", "Transcript",
         "Find a line (enter: next match; lower case matches any case)"),

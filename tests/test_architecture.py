@@ -28,6 +28,7 @@ PURE_MODULES = [
     "factory_tui.worktree_shell",
     "factory_tui.times",
     "factory_tui.qa_model",
+    "factory_tui.qa_marks",
     "factory_tui.qa_scenarios",
     "factory_tui.qa_verdict",
     "factory_tui.demo_judge",

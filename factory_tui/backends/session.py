@@ -14,18 +14,21 @@ connection, and git runs in processes of its own).
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog, LogReader
 from factory_tui.backends.operator import Operator, Outcome
 from factory_tui.backends.qa_checks import OnDemand, Standing, run_on_demand, standing
-from factory_tui.backends.qa_log import QaRun
+from factory_tui.backends.qa_log import QaRun, ScenarioStats
 from factory_tui.backends.worktrees import Worktrees
 from factory_tui.config import FactoryConfig
-from factory_tui.errors import FactoryError
+from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.model import (
     Action,
     Failure,
@@ -40,6 +43,8 @@ from factory_tui.model import (
     WorktreeStatus,
     worktree_status,
 )
+from factory_tui.qa_model import Gate, InvalidScenario, QaKind, Scenario, Verdict
+from factory_tui.qa_scenarios import load_scenarios, template, valid_name
 
 
 @dataclass
@@ -187,7 +192,7 @@ class FactorySession:
         call it off the event loop."""
         return run_on_demand(self.base, self.log, self.worktrees, task_id=task_id, names=names, actor=actor)
 
-    def qa_report(self, task_id: str) -> tuple[Standing | None, list[QaRun]]:
+    def qa_standing(self, task_id: str) -> tuple[Standing | None, list[QaRun]]:
         """Where the task's required QA stands on its branch head (None: no
         branch, or no scenarios) and its QA runs, newest first."""
         runs = self.log.qa_runs(task_id=task_id)
@@ -218,3 +223,116 @@ class FactorySession:
     def usage(self, *, task_ids: list[str] | None = None, per_task: bool = True) -> Usage:
         """Cost and tokens, per task, today and in all."""
         return self.log.usage(task_ids=task_ids, per_task=per_task)
+
+    # --- QA (console) -------------------------------------------------------------
+
+    def qa_overview(self) -> tuple[list[Scenario | InvalidScenario], dict[str, ScenarioStats]]:
+        """Every scenario file (read with the base's profiles; the invalid
+        ones with why) and each scenario's record over its last runs."""
+        from factory_tui.backends.agents import load_profiles
+
+        found = load_scenarios(self.base.qa_dir, root=self.base.root, profiles=load_profiles(self.config))
+        return found, self.log.qa_stats()
+
+    def qa_runs_of(self, scenario: str, *, limit: int = 500) -> list[QaRun]:
+        """A scenario's runs, newest first."""
+        return self.log.qa_runs(scenario=scenario, limit=limit)
+
+    def qa_run(self, run_id: int) -> QaRun:
+        run = self.log.qa_run(run_id)
+        if run is None:
+            raise InvalidInput(f"no QA run {run_id}")
+        return run
+
+    def qa_output_files(self, run: QaRun) -> list[Path]:
+        return qa_output_files(self.base.root, run)
+
+    def qa_report(self, task_id: str) -> list[QaRun]:
+        """A task's latest result per scenario, by scenario name."""
+        latest: dict[str, QaRun] = {}
+        for run in self.log.qa_runs(task_id=task_id, limit=QA_REPORT_ROWS):
+            latest.setdefault(run.result.scenario, run)
+        return sorted(latest.values(), key=lambda run: run.result.scenario)
+
+    def qa_latest(self) -> dict[str, dict[str, tuple[Verdict, Gate]]]:
+        """Per task, the latest verdict of each scenario and its gate (what
+        the QA column of the Plan and Worktrees shows)."""
+        latest: dict[str, dict[str, tuple[Verdict, Gate]]] = {}
+        for run in self.log.qa_runs(limit=QA_LATEST_ROWS):
+            if run.task_id is not None:
+                latest.setdefault(run.task_id, {}).setdefault(run.result.scenario, (run.result.verdict, run.result.gate))
+        return latest
+
+    def scenario_path(self, name: str) -> Path:
+        if not valid_name(name):
+            raise InvalidInput(f"not a scenario name: {name!r}")
+        return self.base.qa_dir / f"{name.removesuffix('.md')}.md"
+
+    def scenario_text(self, name: str) -> str:
+        """A scenario file's text (bytes that are not UTF-8 shown replaced)."""
+        path = self.scenario_path(name)
+        try:
+            return path.read_bytes().decode("utf-8", errors="replace")
+        except OSError as error:
+            raise FactoryError(f"cannot read .factory/qa/{path.name}: {error.strerror or error}") from None
+
+    def new_scenario(self, name: str, kind: QaKind) -> Path:
+        """Write ``.factory/qa/NAME.md`` from the commented template of
+        ``kind``, whole or not at all; refuses a name that exists."""
+        from factory_tui.backends.agents import default_profile_name, load_profiles
+
+        stem = name.strip().removesuffix(".md")
+        if not valid_name(stem):
+            raise InvalidInput(
+                f"not a scenario name: {name!r} (letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit; not README or judge-prompt)"
+            )
+        profiles = load_profiles(self.config)
+        judge = "demo" if "demo" in profiles else default_profile_name(self.config, profiles)
+        path = self.base.qa_dir / f"{stem}.md"
+        _write_new(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md")
+        return path
+
+
+# The task screen's report looks this far back for each scenario's latest.
+QA_REPORT_ROWS = 500
+# The QA column's first read: this many of the newest QA runs.
+QA_LATEST_ROWS = 20_000
+
+
+def _write_new(path: Path, text: str, *, shown: str) -> None:
+    """``text`` to ``path`` whole or not at all: a temporary file beside it,
+    linked into place (a link refuses a file that exists, even one made a
+    moment ago by someone else)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        raise FactoryError(f"{shown} exists already") from None
+    except OSError as error:
+        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
+def qa_output_files(root: Path, run: QaRun) -> list[Path]:
+    """What a QA run kept in its folder, to read: the command's output log,
+    or a judge's prompt and answers (raw streams and JSON left out)."""
+    if not run.result.output:
+        return []
+    folder = (root / run.result.output).resolve()
+    if not folder.is_dir() or not folder.is_relative_to(root.resolve()):
+        return []
+    order = {"output.log": 0, "prompt.md": 1}
+    found = [path for path in folder.iterdir()
+             if path.is_file() and (path.name in order or (path.name.startswith("answer-") and path.suffix == ".txt"))]
+    return sorted(found, key=lambda path: (order.get(path.name, 2), path.name))

@@ -19,6 +19,7 @@ from textual.widget import Widget
 from factory_tui.panes.log import LogPane
 from factory_tui.panes.placeholder import PlaceholderPane
 from factory_tui.panes.plan import PlanPane
+from factory_tui.panes.qa import QaPane
 from factory_tui.panes.worktrees import WorktreesPane
 
 
@@ -54,7 +55,7 @@ PANES: tuple[PaneSpec, ...] = (
     PaneSpec(2, "Worktrees", WorktreesPane, Area.RIGHT_TOP),
     PaneSpec(3, "Artifacts", partial(PlaceholderPane, "Living documents from .factory/artifacts/ appear here."),
              Area.RIGHT_MIDDLE),
-    PaneSpec(4, "QA", partial(PlaceholderPane, "QA scenarios from .factory/qa/ appear here."), Area.RIGHT_MIDDLE),
+    PaneSpec(4, "QA", QaPane, Area.RIGHT_MIDDLE),
     PaneSpec(5, "Mail", partial(PlaceholderPane, "Messages from other factories appear here."), Area.RIGHT_BOTTOM),
     PaneSpec(6, "Log", LogPane, Area.BOTTOM, filterable=True),
 )

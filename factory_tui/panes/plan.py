@@ -28,6 +28,7 @@ from factory_tui.model import DEAD_STATES, Failure, NeverRuns, State, Task, Usag
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import NewTaskDialog
+from factory_tui.screens.qa import run_qa_for
 from factory_tui.text import one_line
 from factory_tui.widgets.header import FactoryHeader
 from factory_tui.widgets.plan_table import PlanTable
@@ -56,6 +57,10 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
     class UsageFetched(Message):
         usage: Usage
 
+    @dataclass
+    class QaFetched(Message):
+        latest: dict
+
     def on_mount(self) -> None:
         self._tick()
         self.set_interval(1.0, self._tick)
@@ -74,6 +79,7 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
         self.fetch_failures()
         self.fetch_never_runs()
         self.fetch_usage()
+        self.fetch_qa()
 
     def log_changed(self, changes: Changes) -> None:
         failed_moved = dead_moved = False
@@ -88,8 +94,11 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
             # new task only if it waits for others.
             dead_moved |= bool(moved & DEAD_STATES) or (before is None and bool(task.depends_on))
         kinds = {event.kind for event in changes.events}
+        qa_moved = bool(self.qa.apply(changes.events))
         if changes.tasks:
             self.update_tasks(changes.tasks)
+        elif qa_moved:
+            self.rows_changed()
         if failed_moved:
             self.fetch_failures()
         if dead_moved or kinds & DEPENDENCY_KINDS:
@@ -116,6 +125,24 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
         found = console(self).session.usage()
         if not get_current_worker().is_cancelled:  # a newer fetch is under way
             self.post_message(self.UsageFetched(found))
+
+    @work(thread=True, exclusive=True, group="plan-qa", exit_on_error=False)
+    def fetch_qa(self) -> None:
+        found = console(self).session.qa_latest()
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.QaFetched(found))
+
+    @on(QaFetched)
+    def _qa_fetched(self, message: QaFetched) -> None:
+        self.qa.load(message.latest)
+        self.rows_changed()
+
+    def action_run_qa(self) -> None:
+        task = self.selected_task
+        if task is None:
+            self.notify("Move the cursor to a task first.", severity="warning", timeout=3)
+            return
+        run_qa_for(self, task.id)
 
     @on(FailuresFetched)
     def _failures_fetched(self, message: FailuresFetched) -> None:

@@ -30,6 +30,7 @@ from factory_tui.model import State, Task, WorktreeReport, WorktreeStatus, workt
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import ConfirmDialog
+from factory_tui.screens.qa import run_qa_for
 from factory_tui.widgets.worktree_table import MergeLook, WorktreeTable
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         rows: list[WorktreeReport]
         # The review rows' dry-run merges into the base branch, by task.
         merges: dict[str, MergeLook] = field(default_factory=dict)
+
+    @dataclass
+    class QaFetched(Message):
+        latest: dict
 
     class ScanEnded(Message):
         """A scan is over, with rows or without (git failed)."""
@@ -75,8 +80,11 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
 
     def log_loaded(self, snapshot) -> None:
         self.request_scan(fresh=True)
+        self.fetch_qa()
 
     def log_changed(self, changes: Changes) -> None:
+        if self.qa.apply(changes.events):
+            self.rows_changed()
         if not changes.tasks:
             return
         known = {row.task_id for row in self.rows}
@@ -90,6 +98,26 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     def _changed(self, message: WorktreesChanged) -> None:
         message.stop()
         self.request_scan(fresh=True)
+
+    @work(thread=True, exclusive=True, group="worktrees-qa", exit_on_error=False)
+    def fetch_qa(self) -> None:
+        self.post_message(self.QaFetched(console(self).session.qa_latest()))
+
+    @on(QaFetched)
+    def _qa_fetched(self, message: QaFetched) -> None:
+        self.qa.load(message.latest)
+        self.rows_changed()
+
+    def task_state(self, task_id: str) -> State | None:
+        task = console(self).task_by_id(task_id)
+        return task.state if task else None
+
+    def action_run_qa(self) -> None:
+        row = self.selected_row
+        if row is None or row.task_id is None:
+            self.notify("No task's worktree under the cursor.", severity="warning", timeout=3)
+            return
+        run_qa_for(self, row.task_id)
 
     # --- from git --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ own each time, and drops a dependency in one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -32,11 +33,17 @@ from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, TaskCommand, TaskDetailLoaded
 from factory_tui.model import WAITING_STATES, Failure, NeverRuns, State, Task, TaskDetail
+from factory_tui.qa_marks import QaMark
 from factory_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, counted
+from factory_tui.screens.qa import run_qa_for
 from factory_tui.text import literal, one_line
 from factory_tui.times import moment
+from factory_tui.widgets.qa_table import VERDICT_MARK, verdict_style
 from factory_tui.widgets.styles import STATE_SYMBOL, Palette, palette
 from factory_tui.widgets.task_body import TaskBody
+
+if TYPE_CHECKING:
+    from factory_tui.backends.qa_log import QaRun
 
 
 def _task_line(task: Task, colours: Palette) -> Text:
@@ -53,7 +60,7 @@ class TaskScreen(Screen):
     BINDINGS = bindings(
         "screen.back", "task.approve", "task.requeue", "task.cancel", "task.hold",
         "task.priority-up", "task.priority-down", "run.diff", "run.transcript", "run.open",
-        "task.drop-dependency",
+        "task.drop-dependency", "qa.run",
         show={"task.requeue": False, "run.transcript": False, "run.open": False},
     )
 
@@ -65,6 +72,13 @@ class TaskScreen(Screen):
         failure: Failure | None
         never: NeverRuns | None
 
+    @dataclass
+    class QaLoaded(Message):
+        """The task's latest QA result per scenario."""
+
+        task_id: str
+        runs: list
+
     def __init__(self, task_id: str) -> None:
         super().__init__()
         self.task_id = task_id
@@ -73,6 +87,7 @@ class TaskScreen(Screen):
         self.never: NeverRuns | None = None
         # Set once the first answer to "why" is in (tests wait for it).
         self.why_loaded = False
+        self.qa_runs: list | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f" {self.task_id}  loading…"), id="task-title")
@@ -80,12 +95,14 @@ class TaskScreen(Screen):
         with Horizontal(id="task-main"):
             yield TaskBody(id="task-body-box")
             with Vertical(id="task-side"):
+                yield VerticalScroll(Static("", id="task-qa-report"), id="task-qa", classes="task-box")
                 yield Static("", id="task-deps", classes="task-box")
                 yield VerticalScroll(Static("", id="task-events"), id="task-events-scroll", classes="task-box")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#task-deps").border_title = "Dependencies"
+        self.query_one("#task-qa").border_title = "QA report"
         self.query_one("#task-events-scroll").border_title = "History"
         self.query_one("#task-body-box").border_title = "Description"
 
@@ -120,6 +137,7 @@ class TaskScreen(Screen):
         self.query_one("#task-title", Static).update(title)
         self._show_meta()
         self.load_why(task)
+        self.load_qa()
         self.query_one(TaskBody).show(task.body)
         colours = palette(self)
         self.query_one("#task-deps", Static).update(self._dependencies(detail, colours))
@@ -168,6 +186,22 @@ class TaskScreen(Screen):
         self.why_loaded = True
         self._show_meta()
         self.refresh_bindings()
+
+    # --- its QA ----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="task-qa", exit_on_error=False)
+    def load_qa(self) -> None:
+        self.post_message(self.QaLoaded(self.task_id, console(self).session.qa_report(self.task_id)))
+
+    @on(QaLoaded)
+    def _qa_loaded(self, message: QaLoaded) -> None:
+        if message.task_id != self.task_id:
+            return
+        self.qa_runs = message.runs
+        self.query_one("#task-qa-report", Static).update(qa_report_table(message.runs, palette(self)))
+
+    def action_run_qa(self) -> None:
+        run_qa_for(self, self.task_id)
 
     def action_drop_dependency(self) -> None:
         never = self.never
@@ -256,6 +290,25 @@ class TaskScreen(Screen):
                 text.append(literal(event.note, multiline=True))
             table.add_row(when, what, text)
         return table
+
+
+def qa_report_table(runs: list[QaRun], colours: Palette) -> Table | Text:
+    """The latest result of each scenario: verdict, scenario, gate, why."""
+    if not runs:
+        return Text("no QA run yet (Q runs its test and verify scenarios now)", style="dim")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for run in runs:
+        result = run.result
+        mark = VERDICT_MARK.get(result.verdict, QaMark.NONE)
+        verdict = Text(f"{str(mark) or '·'} {result.verdict}", style=verdict_style(result.verdict, colours) or "")
+        what = Text(literal(result.scenario), style="bold")
+        if str(result.gate) != "required":
+            what.append(f" ({result.gate})", style="dim")
+        table.add_row(verdict, what, Text(literal(result.reason or ""), style="dim"))
+    return table
 
 
 def failure_text(failure: Failure) -> str:

@@ -22,10 +22,12 @@ from factory_tui.filters import plan_matches
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, NewTaskWanted, TaskCommand
 from factory_tui.model import STATE_ORDER, Failure, NeverRuns, State, Task, Totals
+from factory_tui.qa_marks import TaskQaBook
 from factory_tui.text import literal
 from factory_tui.times import SPAN_WIDTH, span
 from factory_tui.widgets.figures import usage_text
 from factory_tui.widgets.marks import MarkableList
+from factory_tui.widgets.qa_table import mark_style
 from factory_tui.widgets.styles import MARK_SYMBOL, STATE_SYMBOL, palette
 from factory_tui.widgets.virtual_list import (
     Column,
@@ -50,6 +52,7 @@ COLUMNS = (
     Column("mark", "", 1),
     Column("id", "ID", 6),
     Column("state", "STATE", 11),
+    Column("qa", "QA", 2, drop=6),
     Column("age", "AGE", SPAN_WIDTH, right=True, drop=1),
     Column("title", "TITLE", grow=3),
     Column("why", "WHY", grow=3, least=12, drop=2),
@@ -65,7 +68,7 @@ class PlanTable(MarkableList):
 
     BINDINGS = bindings(
         "task.approve", "task.requeue", "task.cancel", "task.new", "task.hold",
-        "task.priority-up", "task.priority-down", "task.open", "task.mark", "task.clear-marks",
+        "task.priority-up", "task.priority-down", "task.open", "task.mark", "task.clear-marks", "qa.run",
     )
 
     filter_text: reactive[str] = reactive("")
@@ -83,6 +86,8 @@ class PlanTable(MarkableList):
         self.failures: dict[str, Failure] = {}
         self.never_runs: dict[str, NeverRuns] = {}
         self.usage: dict[str, Totals] = {}
+        # Each task's latest QA verdicts: the QA column.
+        self.qa = TaskQaBook()
         self.loaded = False
 
     # --- data in -------------------------------------------------------------
@@ -262,6 +267,7 @@ class PlanTable(MarkableList):
                 "mark": (MARK_SYMBOL, colours.mark) if task.id in self.marked else ("", None),
                 "id": (task.id, colours.ident),
                 "state": (f"{STATE_SYMBOL[task.state]} {task.state.value}", colours.state[task.state]),
+                "qa": (str(mark := self.qa.mark(task.id, task.state)), mark_style(mark, colours)),
                 "age": (self._age(task), colours.muted),
                 "title": title,
                 "priority": (str(task.priority), None) if task.priority else ("·", colours.muted),
@@ -298,7 +304,7 @@ class PlanTable(MarkableList):
         return (
             row, task.state, task.priority, task.attempts, task.title, tuple(self.blocked_by(task)),
             row in self.marked, self._age(task), failure.reason if failure else None,
-            never.dead if never else None, usage_text(usage),
+            never.dead if never else None, usage_text(usage), self.qa.mark(row, task.state),
         )
 
     # --- keys ------------------------------------------------------------------
@@ -328,6 +334,9 @@ class PlanTable(MarkableList):
 
     def on_double_click(self) -> None:
         self.action_command(Command.OPEN)
+
+    def action_run_qa(self) -> None:
+        """Its pane runs it (a worker through the session)."""
 
     def action_new_task(self) -> None:
         self.post_message(NewTaskWanted())

@@ -21,10 +21,12 @@ from textual.reactive import reactive
 
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, TaskCommand
-from factory_tui.model import WorktreeReport, WorktreeStatus
+from factory_tui.model import State, WorktreeReport, WorktreeStatus
+from factory_tui.qa_marks import QaMark, TaskQaBook
 from factory_tui.text import literal
 from factory_tui.times import span
 from factory_tui.widgets.marks import MarkableList
+from factory_tui.widgets.qa_table import mark_style
 from factory_tui.widgets.styles import MARK_SYMBOL, palette
 from factory_tui.widgets.virtual_list import (
     Column,
@@ -44,6 +46,7 @@ COLUMNS = (
     Column("mark", "", 1),
     Column("task", "TASK", 6),
     Column("status", "STATUS", 8),
+    Column("qa", "QA", 2, drop=3),
     Column("elapsed", "TIME", 6, right=True),
     Column("changes", "+/−", 11, drop=1),
     Column("progress", "LAST OUTPUT"),
@@ -77,7 +80,7 @@ class WorktreeTable(MarkableList):
 
     BINDINGS = bindings(
         "run.open", "task.approve", "task.requeue", "task.cancel", "task.hold", "run.shell", "run.editor",
-        "worktrees.clean", "task.mark", "task.clear-marks", show={"task.requeue": False, "task.hold": False},
+        "worktrees.clean", "task.mark", "task.clear-marks", "qa.run", show={"task.requeue": False, "task.hold": False},
     )
 
     now: reactive[float] = reactive(0.0)
@@ -88,6 +91,8 @@ class WorktreeTable(MarkableList):
         self._rows: list[WorktreeRow] = []
         self._index: dict[str, int] = {}
         self.merges: Mapping[str, MergeLook] = {}
+        # Each task's latest QA verdicts: the QA column.
+        self.qa = TaskQaBook()
         self.loaded = False
 
     def set_rows(self, rows: list[WorktreeRow], merges: Mapping[str, MergeLook] | None = None) -> None:
@@ -151,12 +156,19 @@ class WorktreeTable(MarkableList):
             return None
         return self.merges.get(row.task_id)
 
+    def task_state(self, task_id: str) -> State | None:
+        """The task's state, for the QA column's "checking" (its pane knows it)."""
+        return None
+
+    def qa_mark(self, row: WorktreeRow) -> QaMark:
+        return self.qa.mark(row.task_id, self.task_state(row.task_id) if row.task_id else None)
+
     def row_cache_key(self, index: int):
         row = self._rows[index]
         clock = int(self.now) if row.status is WorktreeStatus.RUNNING else 0
         merge = self._merge(row)
         return (row.key, row.status, row.progress, row.added, row.removed, row.exists, clock,
-                row.task_id in self.marked, (merge.status, merge.text) if merge else None)
+                row.task_id in self.marked, (merge.status, merge.text) if merge else None, self.qa_mark(row))
 
     def render_row(self, index: int, width: int) -> list[Segment]:
         row = self._rows[index]
@@ -182,6 +194,7 @@ class WorktreeTable(MarkableList):
             "mark": (MARK_SYMBOL, colours.mark) if row.task_id in self.marked else ("", None),
             "task": (row.task_id or "?", colours.ident),
             "status": (status, status_style),
+            "qa": (str(mark := self.qa_mark(row)), mark_style(mark, colours)),
             "elapsed": (when, colours.muted),
             "changes": (changes, colours.good if row.added else colours.muted),
             "progress": progress,
@@ -226,3 +239,6 @@ class WorktreeTable(MarkableList):
 
     def on_double_click(self) -> None:
         self.action_open_run()
+
+    def action_run_qa(self) -> None:
+        """Its pane runs it (a worker through the session)."""

@@ -1,0 +1,114 @@
+"""The QA pane (4): every scenario file in ``.factory/qa/`` with its
+record (kind, gate, last verdict, recent verdicts, pass rate, flaky runs),
+the invalid files marked with why.
+
+The scenarios and their records are read through the session in a worker,
+again when a ``qa`` event arrives in the log feed and when a file under
+``.factory/qa/`` changes (a watcher worker on backends/watcher.py, the way
+a transcript is followed). ``enter`` opens the scenario screen, ``e`` the
+file in $EDITOR, ``n`` a new scenario from the template; ``Q`` is the Plan's
+and the task screen's (it needs a task).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from factory_tui.backends.watcher import watch
+from factory_tui.context import console
+from factory_tui.keys import bindings
+from factory_tui.model import KIND_QA
+from factory_tui.panes.feed import FeedListener
+from factory_tui.screens.qa import NewScenarioDialog, ScenarioScreen, edit_scenario
+from factory_tui.text import literal
+from factory_tui.widgets.qa_table import ScenarioRow, ScenarioTable
+
+if TYPE_CHECKING:
+    from factory_tui.backends.feed import Changes, Snapshot
+
+
+class QaPane(ScenarioTable, FeedListener):
+    BINDINGS = bindings("qa.open", "qa.edit", "qa.new")
+
+    @dataclass
+    class Loaded(Message):
+        rows: list[ScenarioRow]
+
+    class FilesChanged(Message):
+        """Something under .factory/qa/ changed."""
+
+    def on_mount(self) -> None:
+        self._stop = threading.Event()
+        self.follow_files(console(self).session.base.qa_dir, self._stop)
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    # --- from the log and the files ------------------------------------------------
+
+    def log_loaded(self, snapshot: Snapshot) -> None:
+        self.load()
+
+    def log_changed(self, changes: Changes) -> None:
+        if any(event.kind == KIND_QA for event in changes.events):
+            self.load()
+
+    @work(thread=True, group="qa-files", exit_on_error=False)
+    def follow_files(self, qa_dir: Path, stop: threading.Event) -> None:
+        worker = get_current_worker()
+        for changed in watch(qa_dir, stop=stop):
+            if worker.is_cancelled:
+                return
+            # Watching an ancestor while the folder is missing sees the
+            # whole base: only the scenario folder counts.
+            if any(path == qa_dir or qa_dir in path.parents for path in changed):
+                self.post_message(self.FilesChanged())
+
+    @on(FilesChanged)
+    def _files_changed(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="qa-load", exit_on_error=False)
+    def load(self) -> None:
+        found, stats = console(self).session.qa_overview()
+        if not get_current_worker().is_cancelled:  # a newer read is under way
+            self.post_message(self.Loaded([ScenarioRow(item, stats.get(item.name)) for item in found]))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self.set_rows(message.rows)
+
+    # --- keys ------------------------------------------------------------------------
+
+    def action_open_scenario(self) -> None:
+        row = self.selected_row
+        if row is None:
+            self.notify("No scenario under the cursor.", severity="warning", timeout=3)
+            return
+        self.app.push_screen(ScenarioScreen(row.name))
+
+    def on_double_click(self) -> None:
+        self.action_open_scenario()
+
+    def action_edit_scenario(self) -> None:
+        row = self.selected_row
+        if row is None:
+            self.notify("No scenario under the cursor: n writes a new one.", severity="warning", timeout=3)
+            return
+        edit_scenario(self, row.name, after=self.load)
+
+    def action_new_scenario(self) -> None:
+        self.app.push_screen(NewScenarioDialog(), self._created)
+
+    def _created(self, path: Path | None) -> None:
+        if path is None:
+            return
+        self.notify(f"Wrote .factory/qa/{literal(path.name)}: e opens it.", timeout=4, markup=False)
+        self.load()
