@@ -15,15 +15,13 @@ in ``qa_scenarios.py``).
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 
 from factory_tui.actors import Need
+from factory_tui.backends.new_file import write_new_file
 from factory_tui.cli import Context, FactoryGroup, needs, utf8_text
 from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.qa_model import InvalidScenario, QaKind, Scenario
@@ -123,40 +121,9 @@ def qa_new(ctx: Context, name: str, kind: str, force: bool, as_json: bool) -> No
     # The offline demo judge when the base has it, so the file is valid as written.
     judge = "demo" if "demo" in profiles else default_profile_name(config, profiles)
     path = base.qa_dir / f"{stem}.md"
-    write_new_file(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md", force=force)
+    write_new_file(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md", force=force,
+                   exists_hint="; --force overwrites it")
     click.echo(dumps_json({"path": str(path)}) if as_json else literal(str(path)))
-
-
-def write_new_file(path: Path, text: str, *, shown: str, force: bool) -> None:
-    """Write ``text`` to ``path`` whole or not at all: a temporary file in
-    the same folder, then linked into place (which refuses an existing
-    file, even one made a moment ago) or, with ``force``, renamed over it."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FactoryError(f"cannot make {path.parent}: {error.strerror or error}") from None
-    if not force and (path.exists() or path.is_symlink()):
-        raise FactoryError(f"{shown} exists; --force overwrites it")
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if force:
-            os.replace(temporary, path)
-        else:
-            os.link(temporary, path)
-    except FileExistsError:
-        raise FactoryError(f"{shown} exists; --force overwrites it") from None
-    except OSError as error:
-        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
-    finally:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
 
 
 # --- run ------------------------------------------------------------------------

@@ -120,6 +120,9 @@ _KEYS = [
     Key("note.editor", "ctrl+e", "editor", "$EDITOR", "Dialog",
         "Write the note in your editor; it comes back here when the editor exits", priority=True),
     Key("note.cancel", "escape", "cancel", "Cancel", "Dialog"),
+    # A form (a new task, a new scenario): created when it is complete.
+    Key("form.create", "ctrl+s", "submit", "Create", "Dialog"),
+    Key("form.cancel", "escape", "cancel", "Cancel", "Dialog"),
 ]
 KEYS: dict[str, Key] = {key.id: key for key in _KEYS}
 

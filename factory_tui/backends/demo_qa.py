@@ -93,9 +93,10 @@ judge: demo-judge
 gate: advisory
 when: ["shopfront/**"]
 ---
-1. Open a Python shell in the checkout and `import shopfront`.
-2. Call the new module's `describe` function.
-3. It answers with the task's id and title.
+1. Open a Python shell in the checkout and import the task's new module
+   from the shopfront package.
+2. Call its `describe` function.
+3. It answers with the module's `TASK_ID` and `TITLE`.
 """
 
 

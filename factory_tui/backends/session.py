@@ -14,8 +14,6 @@ connection, and git runs in processes of its own).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pathlib import Path
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog, LogReader
+from factory_tui.backends.new_file import write_new_file
 from factory_tui.backends.operator import Operator, Outcome
 from factory_tui.backends.qa_checks import OnDemand, Standing, run_on_demand, standing
 from factory_tui.backends.qa_log import QaRun, ScenarioStats
@@ -290,7 +289,7 @@ class FactorySession:
         profiles = load_profiles(self.config)
         judge = "demo" if "demo" in profiles else default_profile_name(self.config, profiles)
         path = self.base.qa_dir / f"{stem}.md"
-        _write_new(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md")
+        write_new_file(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md")
         return path
 
 
@@ -298,30 +297,6 @@ class FactorySession:
 QA_REPORT_ROWS = 500
 # The QA column's first read: this many of the newest QA runs.
 QA_LATEST_ROWS = 20_000
-
-
-def _write_new(path: Path, text: str, *, shown: str) -> None:
-    """``text`` to ``path`` whole or not at all: a temporary file beside it,
-    linked into place (a link refuses a file that exists, even one made a
-    moment ago by someone else)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(temporary, path)
-    except FileExistsError:
-        raise FactoryError(f"{shown} exists already") from None
-    except OSError as error:
-        raise FactoryError(f"cannot write {shown}: {error.strerror or error}") from None
-    finally:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
 
 
 def qa_output_files(root: Path, run: QaRun) -> list[Path]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -187,16 +188,32 @@ class NoteDialog(ModalScreen[str | None]):
         area.focus()
 
 
-class NewTaskDialog(ModalScreen[Task | None]):
+FormResult = TypeVar("FormResult")
+
+
+class FormDialog(ModalScreen[FormResult]):
+    """A form that writes what it asks for itself (through the session, in
+    a worker) and stays open with what was typed when that is refused: the
+    error is shown in its ``#form-error`` line."""
+
+    BINDINGS = bindings("form.create", "form.cancel")
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(literal(message))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NewTaskDialog(FormDialog[Task | None]):
     """The new-task form. It writes the task itself (through the session,
     in a worker) and stays open until the task is really written, so that
     nothing typed is lost when the log refuses it; it is dismissed with the
     new task."""
-
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="new.cancel"),
-        Binding("ctrl+s", "submit", "Create", id="new.create"),
-    ]
 
     def __init__(self, known_ids: set[str] | None = None) -> None:
         super().__init__(classes="dialog-screen")
@@ -248,16 +265,6 @@ class NewTaskDialog(ModalScreen[Task | None]):
 
     def on_mount(self) -> None:
         self.query_one("#title", Input).focus()
-
-    def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(literal(message))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
 
     @on(Input.Submitted, "#title")
     @on(Button.Pressed, "#create")

@@ -17,16 +17,16 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static, TabbedContent, TabPane
 
 from factory_tui.context import console
 from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
 from factory_tui.qa_model import QaKind
+from factory_tui.screens.dialogs import FormDialog
 from factory_tui.text import literal
 from factory_tui.widgets.qa_table import QaRunTable
 from factory_tui.widgets.transcript import TranscriptPane
@@ -152,15 +152,10 @@ class QaRunScreen(Screen):
         tabs.query(TranscriptPane).first().view.focus()
 
 
-class NewScenarioDialog(ModalScreen[Path | None]):
+class NewScenarioDialog(FormDialog[Path | None]):
     """A name and a kind; the file is written from the template through the
     session, in a worker; the dialog stays open with what was typed when
     the session refuses (a name that exists)."""
-
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="qa-new.cancel"),
-        Binding("ctrl+s", "submit", "Create", id="qa-new.create"),
-    ]
 
     def __init__(self) -> None:
         super().__init__(classes="dialog-screen")
@@ -180,16 +175,6 @@ class NewScenarioDialog(ModalScreen[Path | None]):
 
     def on_mount(self) -> None:
         self.query_one("#scenario-name", Input).focus()
-
-    def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(literal(message))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
 
     @on(Input.Submitted, "#scenario-name")
     @on(Button.Pressed, "#create")
