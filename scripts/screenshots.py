@@ -22,7 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from factory_tui.app import FactoryApp  # noqa: E402
 from factory_tui.backends.demo import build_demo  # noqa: E402
+from factory_tui.panes.qa import QaPane  # noqa: E402
 from factory_tui.screens.help import HelpScreen  # noqa: E402
+from factory_tui.screens.qa import ScenarioScreen  # noqa: E402
 from factory_tui.screens.run import RunScreen, TranscriptView  # noqa: E402
 from factory_tui.screens.task import TaskScreen  # noqa: E402
 from tests.console_helpers import move_to, ready, wait_until  # noqa: E402
@@ -62,7 +64,16 @@ async def shoot() -> None:
             await wait_until(pilot, lambda: app.screen.diff_loaded, "the diff")
             await pilot.pause(0.3)
             app.save_screenshot("diff.svg", str(OUT))
-    for name in ("dashboard.svg", "task.svg", "help.svg", "run.svg", "diff.svg"):
+            # The QA pane, zoomed, then a scenario with its history.
+            await pilot.press("escape", "4", "z")
+            await wait_until(pilot, lambda: bool(app.query_one(QaPane).rows), "the QA pane's scenarios")
+            await pilot.pause(0.2)
+            app.save_screenshot("qa.svg", str(OUT))
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ScenarioScreen), "a scenario")
+            await pilot.pause(0.5)
+            app.save_screenshot("qa-scenario.svg", str(OUT))
+    for name in ("dashboard.svg", "task.svg", "help.svg", "run.svg", "diff.svg", "qa.svg", "qa-scenario.svg"):
         print(OUT / name)
 
 
