@@ -225,10 +225,18 @@ class TaskActions:
         self.app.run_worker(lambda: function(*args), thread=True, group="actions", exit_on_error=False)
 
     def _apply(self, task_id: str, action: Action, note: str | None,
-               then: Callable[[Outcome], object] | None = None) -> None:
+               then: Callable[[Outcome], object] | None = None, force: bool = False) -> None:
+        from factory_tui.backends.qa_checks import QaNotPassed
+
         app = self.app
         # Through the session's operator: approving a task in review merges it.
-        outcome = app.session.apply(task_id, action, actor=app.actor, note=note)
+        try:
+            outcome = app.session.apply(task_id, action, actor=app.actor, note=note, force=force)
+        except QaNotPassed as refused:
+            # The operator may still approve: with a note saying why, kept
+            # in the log as an override.
+            app.call_from_thread(self._offer_forced_approve, task_id, str(refused), then)
+            return
         if outcome.warning:
             app.notify(literal(outcome.message), severity="warning", timeout=8, markup=False)
         else:
@@ -236,6 +244,26 @@ class TaskActions:
         app.post_message(WorktreesChanged())
         if then is not None:
             app.call_from_thread(then, outcome)
+
+    def _offer_forced_approve(self, task_id: str, why: str, then: Callable[[Outcome], object] | None) -> None:
+        def answered(note: str | None) -> None:
+            if note is None:
+                return  # dismissed: nothing is approved
+            if not note.strip():
+                self.app.notify("Approving without QA needs a note saying why; nothing was approved.",
+                                severity="warning", markup=False)
+                return
+            self._run(self._apply, task_id, Action.APPROVE, note.strip(), then, True)
+
+        self.app.push_screen(
+            NoteDialog(
+                f"Approve {task_id} without its QA?",
+                f"{why}. Approve anyway only with a note saying why; the override is kept in the log.",
+                placeholder="Why it may be merged as it is…",
+                submit="Approve anyway",
+            ),
+            answered,
+        )
 
     # --- the review goes on ----------------------------------------------------------
 

@@ -198,3 +198,35 @@ def test_no_recheck_when_the_base_has_not_moved(base) -> None:
     assert ok_json(base, "task", "approve", task_id)["state"] == "done"
     with ExecutionLog.open(base.log_path) as log:
         assert len(log.qa_runs(task_id=task_id)) == 1  # only the run before
+
+
+# --- the console: `a` on a task whose QA has not passed asks for a note -----------
+
+
+async def test_the_console_asks_for_a_note_to_approve_without_qa_and_logs_it(base) -> None:
+    from factory_tui.app import FactoryApp
+    from factory_tui.screens.dialogs import NoteDialog
+    from tests.console_helpers import move_to, ready, wait_until
+
+    with_scenario(base)
+    task_id = to_review(base, "switch a on", {"a.txt": "on\n"})
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        await move_to(pilot, task_id)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, NoteDialog), "the note asked for")
+        assert "QA has not passed" in app.screen.detail
+        # Sent without a note: refused, nothing approved.
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: not isinstance(app.screen, NoteDialog), "the dialog closed")
+        await wait_until(pilot, lambda: any("needs a note" in str(n.message) for n in app._notifications),
+                         "the refusal")
+        assert state(base, task_id) == "review"
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, NoteDialog), "the note asked for again")
+        app.screen.text_area.insert("the check is broken on this branch; fixed in T-9")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: state(base, task_id) == "done", "approved, forced")
+    forced = [w for w in warnings(base, task_id) if (w.get("data") or {}).get("forced") == "approve"]
+    assert forced and "fixed in T-9" in forced[-1]["data"]["reason"]
