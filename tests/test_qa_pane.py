@@ -247,3 +247,18 @@ def test_snapshot_of_a_tasks_qa_report(snap_compare, base):
         await pilot.pause(0.2)
 
     assert snap_compare(FactoryApp(base, engine=False, clock=lambda: NOW), terminal_size=(120, 30), run_before=run_before)
+
+
+def test_a_scenario_file_is_shown_as_yaml_then_markdown() -> None:
+    from rich.console import Group
+    from rich.syntax import Syntax
+
+    from factory_tui.screens.qa import scenario_file_view
+
+    view = scenario_file_view("---\nkind: test\nrun: [x]\n---\nThe body.\n---\n")
+    assert isinstance(view, Group)
+    front, body = view.renderables
+    assert isinstance(front, Syntax) and isinstance(body, Syntax)
+    assert front.code.endswith("run: [x]\n---") and body.code.startswith("The body.")
+    # No front matter (or an unclosed one): all of it as markdown.
+    assert isinstance(scenario_file_view("---\nkind: test\n"), Syntax)

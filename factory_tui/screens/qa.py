@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -92,9 +93,7 @@ class ScenarioScreen(Screen):
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         # Syntax shows the text as it is: nothing in it is read as markup.
-        self.query_one("#qa-file", Static).update(
-            Syntax(message.text, "markdown", word_wrap=True, theme="ansi_dark", background_color="default")
-        )
+        self.query_one("#qa-file", Static).update(scenario_file_view(message.text))
         self.query_one(QaRunTable).set_runs(message.runs)
         self.loaded = True
 
@@ -242,3 +241,19 @@ def run_qa_for(where, task_id: str) -> None:
         where.notify(f"{task_id} QA: {said}", severity="error" if blocked else "information", timeout=8, markup=False)
 
     where.run_worker(run, thread=True, group="qa-run", exit_on_error=False)
+
+
+def scenario_file_view(text: str) -> Group | Syntax:
+    """A scenario file as it is: its front matter as YAML and its body as
+    markdown (read as one markdown text, the front matter's closing ``---``
+    would make its last line a heading)."""
+    def shown(part: str, lexer: str) -> Syntax:
+        return Syntax(part, lexer, word_wrap=True, theme="ansi_dark", background_color="default")
+
+    lines = text.splitlines(keepends=True)
+    if lines and lines[0].strip() == "---":
+        end = next((n for n in range(1, len(lines)) if lines[n].strip() == "---"), None)
+        if end is not None:
+            return Group(shown("".join(lines[: end + 1]).rstrip("\n"), "yaml"),
+                         shown("".join(lines[end + 1:]).rstrip("\n"), "markdown"))
+    return shown(text, "markdown")
