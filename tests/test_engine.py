@@ -968,7 +968,10 @@ def test_one_engine_per_base(base: FactoryBase, tidy) -> None:
     configure(base)
     first = EngineThread(Engine(base, mode="embedded"))
     first.start()
-    holder = wait_for(lambda: EngineLock.holder(base), "the first engine to take the lock")
+    # The lock is taken a moment before its description is written (until
+    # then a holder reads as "an engine", its pid from the kernel).
+    holder = wait_for(lambda: (found := EngineLock.holder(base)) and found.get("mode") != "engine" and found,
+                      "the first engine to take the lock and describe itself")
     assert holder["pid"] == os.getpid() and holder["mode"] == "embedded"
 
     import asyncio
