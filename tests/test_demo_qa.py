@@ -41,6 +41,8 @@ def _prompt(tmp_path: Path, feedback: str | None, attempt: int) -> Path:
 def test_the_demo_agent_fails_the_demo_test_then_passes_with_its_report(
     package_repo: Path, tmp_path: Path, use_pytest: bool  # noqa: F811
 ) -> None:
+    # As in the demo base: tests/ is a folder of test files, not a package.
+    git(package_repo, "rm", "-q", "tests/__init__.py")
     write_demo_qa(package_repo, use_pytest=use_pytest)
     git(package_repo, "add", ".")
     git(package_repo, "commit", "-q", "-m", "QA")
@@ -55,7 +57,7 @@ def test_the_demo_agent_fails_the_demo_test_then_passes_with_its_report(
     first = run_agent(package_repo, "--prompt-file", str(_prompt(tmp_path, None, 1)))
     assert first.returncode == 0, first.stderr
     failed = check(git(package_repo, "rev-parse", "HEAD"), 1)
-    assert failed.verdict is Verdict.FAIL
+    assert failed.verdict is Verdict.FAIL, failed.reason
     report = (tmp_path / "out-1" / "output.log").read_text()
     assert "has no __all__" in report
     # The report comes back as feedback; the agent's second try adds it.

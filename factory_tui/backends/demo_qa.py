@@ -39,7 +39,7 @@ class TaskModules(unittest.TestCase):
 '''
 
 _PYTEST_RUN = '["{python}", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml={junit}", "tests"]'
-_UNITTEST_RUN = '["{python}", "-m", "unittest", "discover", "-s", "tests", "-t", "."]'
+_UNITTEST_RUN = '["{python}", "-m", "unittest", "discover", "-s", "tests"]'
 
 
 def _unit(run: str, runner: str) -> str:
