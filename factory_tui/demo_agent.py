@@ -155,17 +155,17 @@ class Stream:
 
 
 def read_settings(environ: dict[str, str]) -> Settings:
-    seconds = _float_knob(environ, "FACTORY_DEMO_SECONDS", DEFAULT_SECONDS)
+    seconds = float_knob(environ, "FACTORY_DEMO_SECONDS", DEFAULT_SECONDS)
     if seconds < 0:
         raise CannotStart(f"FACTORY_DEMO_SECONDS must be 0 or more, not {seconds:g}")
-    fail_rate = _float_knob(environ, "FACTORY_DEMO_FAIL_RATE", DEFAULT_FAIL_RATE)
+    fail_rate = float_knob(environ, "FACTORY_DEMO_FAIL_RATE", DEFAULT_FAIL_RATE)
     if not 0 <= fail_rate <= 1:
         raise CannotStart(f"FACTORY_DEMO_FAIL_RATE must be between 0 and 1, not {fail_rate:g}")
     seed = environ.get("FACTORY_DEMO_SEED") or None
     return Settings(seconds=seconds, fail_rate=fail_rate, seed=seed)
 
 
-def _float_knob(environ: dict[str, str], name: str, default: float) -> float:
+def float_knob(environ: dict[str, str], name: str, default: float) -> float:
     raw = environ.get(name, "").strip()
     if not raw:
         return default

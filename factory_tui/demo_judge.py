@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import math
 import os
 import random
 import re
@@ -54,7 +53,7 @@ import uuid
 from dataclasses import dataclass, field
 
 # The demo agent's: one way to read a prompt and to refuse to start.
-from factory_tui.demo_agent import CannotStart, read_prompt
+from factory_tui.demo_agent import CannotStart, float_knob, read_prompt
 from factory_tui.qa_verdict import QUOTED, fenced_pieces
 
 NAME = "demo_judge"
@@ -155,15 +154,9 @@ def judge(prompt: str) -> tuple[list[str], str]:
 
 
 def read_seconds(environ: dict[str, str]) -> float:
-    raw = environ.get("FACTORY_DEMO_JUDGE_SECONDS", "").strip()
-    if not raw:
-        return DEFAULT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise CannotStart(f"FACTORY_DEMO_JUDGE_SECONDS must be a number, not {raw!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise CannotStart(f"FACTORY_DEMO_JUDGE_SECONDS must be 0 or more, not {raw!r}")
+    value = float_knob(environ, "FACTORY_DEMO_JUDGE_SECONDS", DEFAULT_SECONDS)
+    if value < 0:
+        raise CannotStart(f"FACTORY_DEMO_JUDGE_SECONDS must be 0 or more, not {value:g}")
     return value
 
 
