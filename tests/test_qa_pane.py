@@ -225,7 +225,7 @@ def test_snapshot_of_the_qa_pane(snap_compare, base):
         pane = qa_pane(app)
         await wait_until(pilot, lambda: len(pane.rows) == 3, "the scenarios")
         await pilot.press("4", "z")
-        await pilot.pause(0.2)
+        await pilot.pause()  # the messages the zoom posted, handled
 
     assert snap_compare(FactoryApp(base, engine=False, clock=lambda: NOW), terminal_size=(100, 20), run_before=run_before)
 
@@ -244,7 +244,7 @@ def test_snapshot_of_a_tasks_qa_report(snap_compare, base):
         app = await ready(pilot)
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, TaskScreen) and app.screen.qa_runs, "the QA report")
-        await pilot.pause(0.2)
+        await pilot.pause()  # the report drawn
 
     assert snap_compare(FactoryApp(base, engine=False, clock=lambda: NOW), terminal_size=(120, 30), run_before=run_before)
 

@@ -717,7 +717,7 @@ def test_snapshot_of_a_diff_with_a_wrapped_line(snap_compare, demo_base):
     async def run_before(pilot):
         await ready(pilot)
         await open_diff(pilot, "T-3")
-        await pilot.pause(0.2)
+        await pilot.pause()
 
     app = FactoryApp(demo_base, engine=False, clock=lambda: 1_790_000_000.0 + 2 * 3600)
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
@@ -728,7 +728,7 @@ def test_snapshot_of_a_failed_task_saying_why(snap_compare, demo_base):
     async def run_before(pilot):
         await ready(pilot)
         await open_task_screen(pilot, "T-8")
-        await pilot.pause(0.2)
+        await pilot.pause()
 
     app = FactoryApp(demo_base, engine=False, clock=lambda: 1_790_000_000.0 + 2 * 3600)
     assert snap_compare(app, terminal_size=(120, 30), run_before=run_before)

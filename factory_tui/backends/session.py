@@ -23,7 +23,7 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog, LogReader
 from factory_tui.backends.new_file import write_new_file
 from factory_tui.backends.operator import Operator, Outcome
-from factory_tui.backends.qa_checks import OnDemand, Standing, run_on_demand, standing
+from factory_tui.backends.qa_checks import OnDemand, run_on_demand
 from factory_tui.backends.qa_log import QaRun, ScenarioStats
 from factory_tui.backends.worktrees import Worktrees
 from factory_tui.config import FactoryConfig
@@ -190,15 +190,6 @@ class FactorySession:
         without a task), recorded; blocks for as long as the scenarios take:
         call it off the event loop."""
         return run_on_demand(self.base, self.log, self.worktrees, task_id=task_id, names=names, actor=actor)
-
-    def qa_standing(self, task_id: str) -> tuple[Standing | None, list[QaRun]]:
-        """Where the task's required QA stands on its branch head (None: no
-        branch, or no scenarios) and its QA runs, newest first."""
-        runs = self.log.qa_runs(task_id=task_id)
-        head = self.worktrees.branch_head(task_id)
-        if head is None:
-            return None, runs
-        return standing(self.log, self.base, task_id, head=head, base_branch=self.worktrees.base_branch), runs
 
     def set_priority(self, task_id: str, priority: int, *, actor: str) -> Task:
         return self.log.set_priority(task_id, priority, actor=actor)
