@@ -79,7 +79,7 @@ _KEYS = [
         "The transcripts of this task's attempts in turn, newest first", show=False),
     # --- quality assurance: the QA pane, its scenarios and runs, a task's QA
     Key("qa.run", "Q", "run_qa", "Run QA", "QA",
-        "Run QA again for the task under the cursor (its test and verify scenarios) and say the verdicts",
+        "Run QA now: a task's scenarios on its branch head; in the QA pane, the scenario on the base branch",
         show=False),
     Key("qa.open", "enter", "open_scenario", "Open", "QA",
         "The scenario's file and its history; on a run, the run's output", show=False),

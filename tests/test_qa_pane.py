@@ -262,3 +262,44 @@ def test_a_scenario_file_is_shown_as_yaml_then_markdown() -> None:
     assert front.code.endswith("run: [x]\n---") and body.code.startswith("The body.")
     # No front matter (or an unclosed one): all of it as markdown.
     assert isinstance(scenario_file_view("---\nkind: test\n"), Syntax)
+
+
+async def test_Q_in_the_qa_pane_runs_the_scenario_on_the_base_branch_and_on_a_runs_task(base):
+    """Q on a scenario runs it now on the base branch's head; on a run in the
+    scenario's history, on that run's task's branch head; an invalid one is
+    refused with a notification."""
+    write_scenario(base, "readme-there", text=(
+        "---\nkind: verify\nrun: [\"ls\"]\nexpect: [\"feature.txt\"]\n---\nThe feature file is there.\n"))
+    write_scenario(base, "broken", text="---\nkind: nonsense\n---\nbody\n")
+    with ExecutionLog.open(base.log_path) as log:
+        task = log.add_task(NewTask(title="a task"), actor="test")
+        log.record_qa_on_demand([result("readme-there", Verdict.ERROR, reason="planted")],
+                                actor="test", task_id=task.id)
+    commit_on_task_branch(base, task.id)
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot)
+        pane = qa_pane(app)
+        await wait_until(pilot, lambda: len(pane.rows) == 2, "two scenario rows")
+        await pilot.press("4")
+        assert pane.rows[0].name == "broken"
+        await pilot.press("Q")
+        await wait_until(pilot, lambda: any("invalid" in n.message for n in app._notifications), "the refusal")
+        await pilot.press("j", "Q")
+
+        def runs() -> list:
+            with ExecutionLog.open(base.log_path) as log:
+                return log.qa_runs(scenario="readme-there")
+
+        await wait_until(pilot, lambda: len(runs()) == 2, "the run on the base branch", limit=30)
+        on_base = runs()[0]
+        assert on_base.task_id is None and on_base.result.verdict is Verdict.FAIL  # main has no feature.txt
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ScenarioScreen) and app.screen.loaded, "its screen")
+        table = app.screen.query_one(QaRunTable)
+        await wait_until(pilot, lambda: len(table.runs) == 2, "both runs in its history")
+        await pilot.press("j", "Q")  # the older run: the task's
+        await wait_until(pilot, lambda: len(runs()) == 3, "the run on the task", limit=30)
+        on_task = runs()[0]
+        assert on_task.task_id == task.id and on_task.result.verdict is Verdict.PASS
+        await wait_until(pilot, lambda: len(table.runs) == 3, "the history, read again")

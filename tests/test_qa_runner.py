@@ -271,7 +271,7 @@ def test_a_failure_that_passes_on_retry_is_flaky_not_hidden(base: FactoryBase, t
     assert (flaky.verdict, flaky.attempts) == (Verdict.FLAKY, 2)
     assert flaky.reason == "failed on attempt 1 (exited 1: run 1), passed on attempt 2"
     log_text = (base.root / flaky.output / "output.log").read_text()
-    assert "── attempt 1 of 2" in log_text and "run 1" in log_text and "run 2" in log_text
+    assert "── try 1 of at most 2" in log_text and "── try 2 of at most 2" in log_text and "run 1" in log_text and "run 2" in log_text
 
     counter.unlink()
     failing = run(base, check, head(base.root), env={"COUNTER": str(counter), "PASS_FROM": "9"})

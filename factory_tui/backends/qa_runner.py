@@ -578,7 +578,10 @@ def _attempts(
             junit.unlink(missing_ok=True)
             values = {"python": sys.executable, "junit": str(junit), "commit": commit, "checkout": str(checkout)}
             argv = _argv(scenario, values)
-            log.write(f"── attempt {number} of {tries}: {shlex.join(argv)}\n".encode())
+            # "attempt 1 of 2" read as if a second run were coming whatever
+            # the first gave: a retry happens only after a failure.
+            heading = f"try {number} of at most {tries}" if tries > 1 else "run"
+            log.write(f"── {heading}: {shlex.join(argv)}\n".encode())
             log.flush()
             attempt = _run_once(
                 argv, cwd=checkout, env=_environment(env, values, out_dir), timeout=scenario.timeout,

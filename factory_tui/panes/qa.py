@@ -6,8 +6,8 @@ The scenarios and their records are read through the session in a worker,
 again when a ``qa`` event arrives in the log feed and when a file under
 ``.factory/qa/`` changes (a watcher worker on backends/watcher.py, the way
 a transcript is followed). ``enter`` opens the scenario screen, ``e`` the
-file in $EDITOR, ``n`` a new scenario from the template; ``Q`` is the Plan's
-and the task screen's (it needs a task).
+file in $EDITOR, ``n`` a new scenario from the template, ``Q`` runs the
+scenario now on the base branch's head (is main green for it?).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.model import KIND_QA
 from factory_tui.panes.feed import FeedListener
-from factory_tui.screens.qa import NewScenarioDialog, ScenarioScreen, edit_scenario
+from factory_tui.screens.qa import NewScenarioDialog, ScenarioScreen, edit_scenario, run_qa_for
 from factory_tui.text import literal
 from factory_tui.widgets.qa_table import ScenarioRow, ScenarioTable
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 class QaPane(ScenarioTable, FeedListener):
-    BINDINGS = bindings("qa.open", "qa.edit", "qa.new")
+    BINDINGS = bindings("qa.open", "qa.edit", "qa.new", "qa.run")
 
     @dataclass
     class Loaded(Message):
@@ -103,6 +103,17 @@ class QaPane(ScenarioTable, FeedListener):
             self.notify("No scenario under the cursor: n writes a new one.", severity="warning", timeout=3)
             return
         edit_scenario(self, row.name, after=self.load)
+
+    def action_run_qa(self) -> None:
+        row = self.selected_row
+        if row is None:
+            self.notify("No scenario under the cursor.", severity="warning", timeout=3)
+            return
+        if row.invalid:
+            self.notify(literal(f"{row.name} is invalid, so it is never run: e opens it to fix."),
+                        severity="warning", timeout=5, markup=False)
+            return
+        run_qa_for(self, None, (row.name,))
 
     def action_new_scenario(self) -> None:
         self.app.push_screen(NewScenarioDialog(), self._created)

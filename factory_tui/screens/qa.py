@@ -37,7 +37,18 @@ if TYPE_CHECKING:
 
 
 class QaRunTableOnScreen(QaRunTable):
-    BINDINGS = bindings("qa.open")
+    BINDINGS = bindings("qa.open", "qa.run")
+
+    def __init__(self, scenario: str, *, now: float = 0.0, id: str | None = None) -> None:
+        super().__init__(now=now, id=id)
+        self.scenario = scenario
+
+    def action_run_qa(self) -> None:
+        """This scenario again, on the task of the run under the cursor (on
+        its branch head now), or on the base branch for a run without one."""
+        run = self.selected_run
+        task_id = run.task_id if run is not None else None
+        run_qa_for(self, task_id, (self.scenario,), after=self.screen.load)
 
     def action_open_scenario(self) -> None:
         run = self.selected_run
@@ -72,12 +83,12 @@ class ScenarioScreen(Screen):
         yield Static(title, id="qa-title")
         with Horizontal(id="qa-main"):
             yield VerticalScroll(Static("", id="qa-file"), id="qa-file-box", classes="task-box")
-            yield QaRunTableOnScreen(now=console(self).clock(), id="qa-runs")
+            yield QaRunTableOnScreen(self.scenario, now=console(self).clock(), id="qa-runs")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#qa-file-box").border_title = "File"
-        self.query_one("#qa-runs").border_title = "History (newest first; enter opens a run)"
+        self.query_one("#qa-runs").border_title = "History (newest first; enter opens a run, Q runs it again)"
         self.query_one(QaRunTable).focus()
         self.load()
 
@@ -221,24 +232,31 @@ def edit_scenario(where, name: str, *, after=None) -> None:
         after()
 
 
-def run_qa_for(where, task_id: str) -> None:
-    """Run a task's QA now (test and verify scenarios, on its branch head)
-    in a worker through the session, and say the verdicts when done."""
-    where.notify(f"Running QA for {task_id}…", timeout=3, markup=False)
+def run_qa_for(where, task_id: str | None, names: tuple[str, ...] = (), *, after=None) -> None:
+    """Run QA now in a worker through the session, and say the verdicts
+    when done: the scenarios ``names`` (else all that apply) on the task's
+    branch head, or on the base branch's head when ``task_id`` is None.
+    ``after`` is called (on the event loop) once the runs are recorded."""
+    on_what = task_id or "the base branch"
+    what = f"{', '.join(names)} on {on_what}" if names else f"QA for {on_what}"
+    where.notify(literal(f"Running {what}…"), timeout=3, markup=False)
 
     def run() -> None:
         context = console(where)
         try:
-            results = context.session.run_qa(task_id, actor=context.actor).results
+            results = context.session.run_qa(task_id, names, actor=context.actor).results
         except FactoryError as error:
             where.notify(literal(str(error)), severity="error", timeout=6, markup=False)
             return
+        if after is not None:
+            where.app.call_from_thread(after)
         if not results:
-            where.notify(f"{task_id}: no test or verify scenario applies.", timeout=5, markup=False)
+            where.notify(f"{on_what}: no QA scenario applies.", timeout=5, markup=False)
             return
         said = ", ".join(f"{result.scenario} {result.verdict}" for result in results)
         blocked = any(result.blocks for result in results)
-        where.notify(f"{task_id} QA: {said}", severity="error" if blocked else "information", timeout=8, markup=False)
+        where.notify(literal(f"{on_what} QA: {said}"), severity="error" if blocked else "information",
+                     timeout=8, markup=False)
 
     where.run_worker(run, thread=True, group="qa-run", exit_on_error=False)
 
