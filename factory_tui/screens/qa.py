@@ -48,7 +48,8 @@ class QaRunTableOnScreen(QaRunTable):
         its branch head now), or on the base branch for a run without one."""
         run = self.selected_run
         task_id = run.task_id if run is not None else None
-        run_qa_for(self, task_id, (self.scenario,), after=self.screen.load)
+        screen = self.screen
+        run_qa_for(self, task_id, (self.scenario,), after=screen.load if isinstance(screen, ScenarioScreen) else None)
 
     def action_open_scenario(self) -> None:
         run = self.selected_run
