@@ -16,21 +16,16 @@ import hashlib
 import math
 import re
 import shlex
-import stat
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import frontmatter
-
-# PyYAML ships no type information (and its stubs are not installed here);
-# it is python-frontmatter's own parser, imported for its errors' line marks.
-import yaml  # type: ignore[import-untyped]
 from markdown_it import MarkdownIt
 
 from factory_tui.config import unknown_key
+from factory_tui.front_matter import FrontMatter, FrontMatterError, read_limited, type_name
+from factory_tui.front_matter import split as split_front_matter
 from factory_tui.qa_model import (
     COMMAND_KINDS,
     JUDGED_KINDS,
@@ -73,13 +68,6 @@ class _Refused(Exception):
         self.key = key
 
 
-@dataclass(frozen=True, slots=True)
-class _FrontMatter:
-    data: dict
-    body: str
-    key_lines: dict[str, int]  # top-level key → its 1-based line in the file
-
-
 # --- reading -------------------------------------------------------------------
 
 
@@ -101,8 +89,8 @@ def read_scenario(path: Path, *, root: Path, profiles: Collection[str]) -> Scena
         return invalid("not UTF-8 text", data[: error.start].count(b"\n") + 1)
     version = hashlib.sha256(data).hexdigest()[:12]
     try:
-        front = _split(text)
-    except _Located as error:
+        front = split_front_matter(text)
+    except FrontMatterError as error:
         return invalid(error.reason, error.line)
     try:
         return _scenario(name, relative, version, front, profiles)
@@ -137,89 +125,13 @@ def _relative(path: Path, root: Path) -> str:
 def _read_bytes(path: Path, root: Path) -> tuple[bytes | None, str]:
     """The file's bytes, or None and why not: a link out of the repository,
     something that is not a regular file, or a file too large."""
-    try:
-        real = path.resolve(strict=True)
-        inside = real.is_relative_to(root.resolve())
-    except (OSError, RuntimeError):  # a dangling link, a link loop
-        return None, "cannot be read: a broken or looping link"
-    if not inside:
-        return None, "a link to a file outside the repository; refused"
-    try:
-        info = real.stat()
-        if not stat.S_ISREG(info.st_mode):
-            return None, "not a regular file"
-        if info.st_size > MAX_FILE_BYTES:
-            return None, f"{info.st_size:,} bytes: a scenario file may have {MAX_FILE_BYTES // 1024} KB at most"
-        with real.open("rb") as handle:
-            # Read one byte past the limit: the file may have grown since.
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        return None, f"cannot be read: {error.strerror or error}"
-    if len(data) > MAX_FILE_BYTES:
-        return None, f"over {MAX_FILE_BYTES // 1024} KB: a scenario file may have {MAX_FILE_BYTES // 1024} KB at most"
-    return data, ""
-
-
-class _Located(Exception):
-    def __init__(self, reason: str, line: int | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.line = line
-
-
-_HANDLER = frontmatter.YAMLHandler()
-
-
-def _split(text: str) -> _FrontMatter:
-    """The front matter (parsed) and the body. python-frontmatter strips the
-    text and splits on ``---`` lines; the line numbers its YAML errors carry
-    count from the opening ``---``, so the lines before it are added back."""
-    stripped = text.strip()
-    leading = text[: len(text) - len(text.lstrip())].count("\n")
-    opening = _HANDLER.FM_BOUNDARY.match(stripped)
-    if opening is None:
-        raise _Located("no front matter: start the file with a --- line, the keys (kind: …), and another ---", leading + 1 if stripped else None)
-    try:
-        raw, body = _HANDLER.split(stripped)
-    except ValueError:
-        raise _Located("the front matter has no closing --- line", leading + 1) from None
-    # The line of the file where the front matter's text starts (0-based).
-    offset = leading + stripped[: opening.end()].count("\n")
-    try:
-        data = _HANDLER.load(raw)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        context = getattr(error, "context", None)
-        reason = f"YAML: {context}, {problem}" if context else f"YAML: {problem}"
-        raise _Located(reason, offset + mark.line + 1 if mark is not None else None) from None
-    except (ValueError, OverflowError) as error:  # a date such as 2026-13-40
-        raise _Located(f"YAML: {error}", None) from None
-    except RecursionError:
-        raise _Located("YAML: nested too deeply", None) from None
-    if data is None:
-        raise _Located("the front matter is empty: it needs at least kind", offset + 2)
-    if not isinstance(data, dict):
-        raise _Located(f"the front matter must be keys and values (kind: test), not a {_type_name(data)}", offset + 2)
-    return _FrontMatter(data=data, body=body.strip("\n"), key_lines=_key_lines(raw, offset))
-
-
-def _key_lines(raw: str, offset: int) -> dict[str, int]:
-    """Where each top-level key is written (block style, as people write
-    front matter); a flow-style mapping's keys have no line here."""
-    lines: dict[str, int] = {}
-    for number, line in enumerate(raw.split("\n")):
-        match = re.match(r"""(?:(["'])(.+?)\1|([^\s#:'"][^:]*?))\s*:(?:\s|$)""", line)
-        if match:
-            key = match.group(2) or match.group(3)
-            lines.setdefault(key, offset + number + 1)
-    return lines
+    return read_limited(path, inside=root, limit=MAX_FILE_BYTES, what="a scenario file")
 
 
 # --- checking ------------------------------------------------------------------
 
 
-def _scenario(name: str, path: str, version: str, front: _FrontMatter, profiles: Collection[str]) -> Scenario:
+def _scenario(name: str, path: str, version: str, front: FrontMatter, profiles: Collection[str]) -> Scenario:
     data = front.data
     for key in data:
         if not isinstance(key, str) or key not in KNOWN_KEYS:
@@ -319,7 +231,7 @@ def _run(data: dict) -> tuple[str, ...]:
                 raise _Refused("run must be a list of words (strings or numbers)", "run")
         argv = [str(item) for item in value]
     else:
-        raise _Refused(f"run must be a command (a list or a line), not a {_type_name(value)}", "run")
+        raise _Refused(f"run must be a command (a list or a line), not a {type_name(value)}", "run")
     if not argv or not argv[0]:
         raise _Refused("run is empty: name the command", "run")
     if any("\x00" in word for word in argv):
@@ -415,10 +327,6 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def _type_name(value: object) -> str:
-    return {list: "list", dict: "mapping", str: "string", int: "number", float: "number", bool: "true/false"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _one_line(text: str) -> str:
