@@ -261,7 +261,8 @@ def render(message: Message) -> str:
         meta["state"] = str(message.state)
     if message.task:
         meta["task"] = message.task
-    post = frontmatter.Post(message.body.rstrip("\n"), **meta)
+    post = frontmatter.Post(message.body.rstrip("\n"))
+    post.metadata.update(meta)
     return frontmatter.dumps(post, sort_keys=False) + "\n"
 
 
