@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ MERGE_MODES = ("ff", "merge")
 # otherwise. [peers] and each profile's env are free maps of names.
 TOP_LEVEL_KEYS = (
     "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
-    "console", "qa",
+    "console", "qa", "mail",
 )
 WORKTREE_KEYS = ("copy", "setup")
 # [console]: how the operator console behaves (the console applies them).
@@ -35,6 +36,16 @@ CONSOLE_KEYS = ("keymap", "notify", "bell", "title")
 # [qa]: the gate between an agent finishing and the operator's review.
 QA_KEYS = ("enabled", "on_fail", "max_rounds", "max_parallel")
 QA_ON_FAIL = ("requeue", "fail")
+# [peers.NAME]: another factory, on this machine (path) or anywhere git
+# reaches (remote), and what a request from it becomes.
+PEER_KEYS = ("path", "remote", "accept")
+PEER_ACCEPT = ("manual", "propose", "queue")
+# [mail]: messages between factories; [mail.sources.NAME] are other tools'
+# archives read as they are (never written).
+MAIL_KEYS = ("sync_interval", "max_bytes", "sources")
+SOURCE_KEYS = ("path",)
+# A peer's or a source's name: also a factory's address, and a folder name.
+PEER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # [agents] holds profiles (tables) and these plain keys: ``may``, the list of
 # operator actions agents are allowed as well.
 AGENTS_KEYS = ("may",)
@@ -89,6 +100,25 @@ class QaConfig:
     max_parallel: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Another factory: ``path`` on this machine, or ``remote`` a git URL
+    its mail branch is pushed to and fetched from. ``accept``: what a
+    request from it becomes without the operator (manual: nothing)."""
+
+    name: str
+    path: str | None = None
+    remote: str | None = None
+    accept: str = "manual"
+
+
+@dataclass(slots=True)
+class MailConfig:
+    sync_interval: float = 60.0  # seconds between the engine's git syncs
+    max_bytes: int = 256 * 1024  # a larger file is quarantined, not read
+    sources: dict[str, str] = field(default_factory=dict)  # name → folder
+
+
 @dataclass(slots=True)
 class FactoryConfig:
     name: str
@@ -98,13 +128,14 @@ class FactoryConfig:
     default_agent: str | None = None
     # The profiles' tables, checked; [agents] may is not among them.
     agents: dict[str, dict] = field(default_factory=dict)
-    peers: dict[str, str] = field(default_factory=dict)
+    peers: dict[str, Peer] = field(default_factory=dict)
     worktree_copy: list[str] = field(default_factory=list)
     worktree_setup: list[str] | None = None
     # `[agents] may`: what agents may do beyond reading, noting and proposing.
     agent_may: tuple[str, ...] = ()
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     qa: QaConfig = field(default_factory=QaConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
     raw: dict = field(default_factory=dict)
 
 
@@ -164,11 +195,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     known_profiles = profiles or BUILTIN_PROFILES
     if default_agent is not None and default_agent not in known_profiles:
         raise fail(f"default_agent {default_agent!r} is not a profile (profiles: {', '.join(known_profiles)})")
-    peers = data.get("peers", {})
-    if not isinstance(peers, dict) or not all(
-        isinstance(v, str) for v in peers.values()
-    ):
-        raise fail("[peers] must map names to paths")
+    peers = _peers(data.get("peers", {}), fail)
     worktree = data.get("worktree", {})
     if not isinstance(worktree, dict):
         raise fail("[worktree] must be a table")
@@ -184,6 +211,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         raise fail('[worktree] setup must be an argv list such as ["npm", "ci"], not a shell string')
     console = _console(data.get("console", {}), fail)
     qa = _qa(data.get("qa", {}), fail)
+    mail = _mail(data.get("mail", {}), fail)
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -191,12 +219,13 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         merge=merge,
         default_agent=default_agent,
         agents=profiles,
-        peers=dict(peers),
+        peers=peers,
         worktree_copy=list(copy),
         worktree_setup=list(setup) if setup else None,
         agent_may=agent_may,
         console=console,
         qa=qa,
+        mail=mail,
         raw=data,
     )
 
@@ -264,6 +293,66 @@ def _qa(table: object, fail) -> QaConfig:
     return QaConfig(enabled=enabled, on_fail=on_fail, max_rounds=max_rounds, max_parallel=max_parallel)
 
 
+def _peers(table: object, fail) -> dict[str, Peer]:
+    """``[peers]``: ``NAME = "path"`` (the first form, still valid) or
+    ``[peers.NAME]`` with path or remote, and accept."""
+    if not isinstance(table, dict):
+        raise fail("[peers] must be a table")
+    peers: dict[str, Peer] = {}
+    for name, value in table.items():
+        if not PEER_NAME.match(name):
+            raise fail(f"[peers] {name!r} cannot be a factory's name (letters, digits, . _ -)")
+        if isinstance(value, str):
+            value = {"path": value}
+        if not isinstance(value, dict):
+            raise fail(f"[peers] {name} must be a path or a table with path or remote, not {value!r}")
+        if (problem := check_keys(value, PEER_KEYS, where=f"[peers.{name}] ")) is not None:
+            raise fail(problem)
+        path, remote = value.get("path"), value.get("remote")
+        for key, given in (("path", path), ("remote", remote)):
+            if given is not None and (not isinstance(given, str) or not given.strip()):
+                raise fail(f"[peers.{name}] {key} must be a non-empty string")
+        if (path is None) == (remote is None):
+            raise fail(f"[peers.{name}] needs one of path (same machine) or remote (a git URL), not "
+                       + ("both" if path is not None else "neither"))
+        accept = value.get("accept", "manual")
+        if accept not in PEER_ACCEPT:
+            raise fail(f"[peers.{name}] accept must be one of {', '.join(PEER_ACCEPT)}, not {accept!r}")
+        peers[name] = Peer(name=name, path=path, remote=remote, accept=accept)
+    return peers
+
+
+def _mail(table: object, fail) -> MailConfig:
+    """``[mail]``, checked whole, with its ``[mail.sources.NAME]`` tables."""
+    if not isinstance(table, dict):
+        raise fail("[mail] must be a table")
+    if (problem := check_keys(table, MAIL_KEYS, where="[mail] ")) is not None:
+        raise fail(problem)
+    interval = table.get("sync_interval", 60)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 1:
+        raise fail(f"[mail] sync_interval must be a number of seconds of at least 1, not {interval!r}")
+    max_bytes = table.get("max_bytes", 256 * 1024)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise fail(f"[mail] max_bytes must be a whole number of at least 1024, not {max_bytes!r}")
+    sources_table = table.get("sources", {})
+    if not isinstance(sources_table, dict):
+        raise fail("[mail] sources must be tables: [mail.sources.NAME] path = \"...\"")
+    sources: dict[str, str] = {}
+    for name, source in sources_table.items():
+        if not PEER_NAME.match(name):
+            raise fail(f"[mail.sources] {name!r} cannot be a source's name (letters, digits, . _ -)")
+        if not isinstance(source, dict):
+            raise fail(f"[mail.sources.{name}] must be a table with path")
+        if (problem := check_keys(source, SOURCE_KEYS, where=f"[mail.sources.{name}] ")) is not None:
+            raise fail(problem)
+        path = source.get("path")
+        if not isinstance(path, str) or not path.strip():
+            raise fail(f"[mail.sources.{name}] path must be a non-empty string (a folder such as "
+                       ".../projects/<slug>)")
+        sources[name] = path
+    return MailConfig(sync_interval=float(interval), max_bytes=max_bytes, sources=sources)
+
+
 def _toml_string(value: str) -> str:
     # A JSON string is a valid TOML basic string for everything we write.
     return json.dumps(value, ensure_ascii=False)
@@ -317,9 +406,23 @@ title = true    # the count waiting for review in the terminal's title
 # max_rounds = 2
 # max_parallel = 1
 
-# Other factories this one exchanges messages with, by path:
+# Other factories this one exchanges messages with: by path on this
+# machine, or by a git remote (mail travels on a factory/mail/<name> branch).
+# accept: what a request from the peer becomes: "manual" (the operator's
+# key), "propose" (a proposed task) or "queue" (a queued task).
 [peers]
 # backend = "../backend-repo"
+# [peers.billing]
+# remote = "git@example.com:acme/billing.git"
+# accept = "propose"
+
+# Messages: how often the engine syncs mail over git, the largest message
+# file read, and other tools' archives read as they are (never written).
+[mail]
+# sync_interval = 60
+# max_bytes = 262144
+# [mail.sources.agent-mail]
+# path = "../agent-mail-archive/projects/backend"
 
 # Agent profiles. argv placeholders: {{prompt}} {{prompt_file}} {{task_id}}
 # {{worktree}} {{python}}; output: claude-stream-json, codex-json or text;

@@ -12,7 +12,7 @@ import pytest
 
 from factory_tui.backends.agents import BUILTIN_PROFILES, load_profiles, profile_for
 from factory_tui.backends.base import FactoryBase
-from factory_tui.config import config_from_dict, load_config
+from factory_tui.config import Peer, config_from_dict, load_config
 from factory_tui.errors import ConfigError
 from factory_tui.model import State
 from tests.engine_helpers import add, agent_profile, configure, factory, task
@@ -105,7 +105,7 @@ def test_an_unknown_key_with_nothing_close_lists_the_known_ones() -> None:
     message = refused("colour = 'blue'\n")
     assert message == (
         f"{SOURCE}: unknown key colour "
-        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa)"
+        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa, mail)"
     )
 
 
@@ -120,9 +120,39 @@ def test_agents_may_is_a_list_not_a_profile() -> None:
     assert "[agents] may must be a list" in refused('[agents.may]\nargv = ["x"]\n')
 
 
-def test_peers_are_a_free_map_of_names() -> None:
-    config = config_from_dict(tomllib.loads('[peers]\nbackend = "../b"\n"odd name" = "/x"\n'), source=SOURCE)
-    assert config.peers == {"backend": "../b", "odd name": "/x"}
+def test_peers_by_path_by_remote_and_the_first_form() -> None:
+    config = config_from_dict(tomllib.loads(
+        '[peers]\nbackend = "../b"\n[peers.billing]\nremote = "/srv/meet.git"\naccept = "propose"\n'
+        '[peers.web]\npath = "../web"\n'), source=SOURCE)
+    assert config.peers == {
+        "backend": Peer("backend", path="../b"),
+        "billing": Peer("billing", remote="/srv/meet.git", accept="propose"),
+        "web": Peer("web", path="../web"),
+    }
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('[peers]\n"odd name" = "/x"\n', "'odd name' cannot be a factory's name"),
+    ('[peers]\nb = 5\n', "[peers] b must be a path or a table"),
+    ('[peers.b]\naccept = "queue"\n', "[peers.b] needs one of path (same machine) or remote (a git URL), not neither"),
+    ('[peers.b]\npath = "../b"\nremote = "x.git"\n', "not both"),
+    ('[peers.b]\npath = "../b"\naccept = "always"\n', "accept must be one of manual, propose, queue"),
+    ('[peers.b]\npath = "../b"\nurl = "x"\n', "[peers.b] "),
+    ('[mail]\nsync_interval = 0\n', "[mail] sync_interval must be a number of seconds of at least 1"),
+    ('[mail]\nmax_bytes = "big"\n', "[mail] max_bytes must be a whole number"),
+    ('[mail.sources.am]\nfolder = "x"\n', "[mail.sources.am] "),
+    ('[mail.sources.am]\npath = ""\n', "[mail.sources.am] path must be a non-empty string"),
+])
+def test_bad_peers_and_mail_are_refused(text: str, said: str) -> None:
+    assert said in refused(text)
+
+
+def test_mail_settings_and_sources() -> None:
+    config = config_from_dict(tomllib.loads(
+        '[mail]\nsync_interval = 5\nmax_bytes = 4096\n[mail.sources.agent-mail]\npath = "../am/projects/backend"\n'),
+        source=SOURCE)
+    assert (config.mail.sync_interval, config.mail.max_bytes) == (5.0, 4096)
+    assert config.mail.sources == {"agent-mail": "../am/projects/backend"}
 
 
 def test_a_default_agent_that_is_no_profile_is_refused_at_load() -> None:
@@ -145,7 +175,13 @@ def test_the_init_template_loads_with_its_profiles(base: FactoryBase) -> None:
     text = text.replace('# backend = "../backend-repo"', 'backend = "../backend-repo"')
     config = config_from_dict(tomllib.loads(text), source=str(base.config_path))
     assert (config.default_agent, config.worktree_setup) == ("claude", ["npm", "ci"])
-    assert config.peers == {"backend": "../backend-repo"}
+    assert config.peers == {"backend": Peer("backend", path="../backend-repo")}
+    text = text.replace('# [peers.billing]\n# remote', '[peers.billing]\nremote').replace('# accept = "propose"', 'accept = "propose"')
+    text = text.replace('# [mail.sources.agent-mail]\n# path', '[mail.sources.agent-mail]\npath')
+    text = text.replace('# sync_interval = 60', 'sync_interval = 60').replace('# max_bytes = 262144', 'max_bytes = 262144')
+    config = config_from_dict(tomllib.loads(text), source=str(base.config_path))
+    assert config.peers["billing"] == Peer("billing", remote="git@example.com:acme/billing.git", accept="propose")
+    assert config.mail.sources == {"agent-mail": "../agent-mail-archive/projects/backend"}
 
 
 def test_the_demo_base_config_loads(demo_base: FactoryBase) -> None:
