@@ -24,7 +24,7 @@ LOG_NAME = "log.db"
 
 # Tracked folders get a .gitkeep so that git carries them to a fresh clone.
 TRACKED_DIRS = ("artifacts", "qa", "mailbox/inbox", "mailbox/outbox")
-IGNORED_DIRS = ("runs", "worktrees", "qa-work")
+IGNORED_DIRS = ("runs", "worktrees", "qa-work", "mailbox/quarantine")
 GITIGNORE = """\
 # Written by `factory init`: the execution log and per-run files stay local.
 log.db
@@ -36,6 +36,8 @@ runs/
 worktrees/
 qa-work/
 engine.log
+# Files that came as mail and are no message: kept to look at, never shared.
+mailbox/quarantine/
 """
 
 
@@ -77,6 +79,15 @@ class FactoryBase:
     @property
     def outbox_dir(self) -> Path:
         return self.dir / "mailbox" / "outbox"
+
+    @property
+    def mailbox_dir(self) -> Path:
+        return self.dir / "mailbox"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Files that came as mail and are no message, each with a .reason."""
+        return self.dir / "mailbox" / "quarantine"
 
     @property
     def runs_dir(self) -> Path:
