@@ -8,8 +8,8 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.qa_runner import check_test_scenario, judge_against_base
 from factory_tui.qa_asked import asked_tests, short_name
 from factory_tui.qa_model import Gate, QaKind, QaResult, Verdict
-from tests.test_qa_runner import CALC, CONFTEST, FAST_PYTEST, PYTEST, TESTS, commit_files
 from tests.engine_helpers import git
+from tests.test_qa_runner import CALC, CONFTEST, FAST_PYTEST, PYTEST, TESTS, commit_files
 
 NAMES = ["tests.test_x.TestY::test_z", "tests/test_x.py::test_z2", "t::test_p[1-2]", "t::test_q"]
 
