@@ -258,7 +258,7 @@ def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, nam
     elif task_id is None:
         chosen = valid
     else:
-        chosen = applying(valid, changed_paths(base.root, base_sha, commit), task.labels)
+        chosen = applying(valid, changed_paths(base.root, base_sha, commit), task.labels if task else ())
     attempt = max(1, task.attempts) if task is not None else 1
     results = run_scenarios(base, chosen, commit=commit, base_commit=base_commit, task_id=task_id,
                             attempt=attempt, task_title=task.title if task else "",
