@@ -103,7 +103,8 @@ def standing(log, base: FactoryBase, task_id: str, *, head: str, base_branch: st
     scenarios = valid_scenarios(base) if scenarios is None else list(scenarios)
     if not scenarios:
         return None
-    required = [item for item in applying(scenarios, changed_paths(base.root, base_branch, head))
+    labels = log.get_task(task_id).labels
+    required = [item for item in applying(scenarios, changed_paths(base.root, base_branch, head), labels)
                 if item.gate is Gate.REQUIRED]
     names = tuple(item.name for item in required)
     _, checked = log.qa_state(task_id)
@@ -140,9 +141,10 @@ def run_scenarios(
             results.append(_judge(base, scenario, commit=commit, base_commit=base_commit, out_dir=out_dir,
                                   task_id=task_id, task_title=task_title, task_body=task_body))
             continue
+        # The task's words say which tests it was asked to fix.
         results.append(check_test_scenario(
             scenario, repo_root=base.root, commit=commit, base_commit=base_commit, out_dir=out_dir,
-            work_dir=base.qa_work_dir,
+            work_dir=base.qa_work_dir, asked=f"{task_title}\n{task_body}" if task_id else "",
         ))
     return results
 
@@ -256,7 +258,7 @@ def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, nam
     elif task_id is None:
         chosen = valid
     else:
-        chosen = applying(valid, changed_paths(base.root, base_sha, commit))
+        chosen = applying(valid, changed_paths(base.root, base_sha, commit), task.labels if task else ())
     attempt = max(1, task.attempts) if task is not None else 1
     results = run_scenarios(base, chosen, commit=commit, base_commit=base_commit, task_id=task_id,
                             attempt=attempt, task_title=task.title if task else "",
