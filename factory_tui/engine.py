@@ -915,8 +915,9 @@ class Engine:
 
     def _last_words(self, task_id: str) -> str:
         """What the agent of a check taken over said last (its run's summary)."""
-        ended = self.log.events(task_id=task_id, kinds=["checking"], last=1)
-        return str(ended[0].data.get("summary") or "") if ended else ""
+        from factory_tui.backends.qa_checks import last_words
+
+        return last_words(self.log, task_id)
 
     def _broken_worktree(self, task_id: str) -> str | None:
         """Why the task's worktree cannot hold its work any more (the agent

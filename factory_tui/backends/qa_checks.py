@@ -121,15 +121,24 @@ def standing(log, base: FactoryBase, task_id: str, *, head: str, base_branch: st
     return Standing(head, names, not missing, checked, base_commit, missing)
 
 
+def last_words(log, task_id: str) -> str:
+    """What the task's agent said last: the summary its latest run ended
+    with (the ``finished`` or ``checking`` event), the material a judge is
+    given as the agent's last words, by the gate and on demand alike."""
+    ended = log.events(task_id=task_id, kinds=["finished", "checking"], last=1)
+    return str(ended[0].data.get("summary") or "") if ended else ""
+
+
 def stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-{time.monotonic_ns() % 1_000_000:06d}"
 
 
 def run_scenarios(
     base: FactoryBase, scenarios: Sequence[Scenario], *, commit: str, base_commit: str | None,
-    task_id: str | None, attempt: int, task_title: str = "", task_body: str = "",
+    task_id: str | None, attempt: int, task_title: str = "", task_body: str = "", summary: str = "",
 ) -> list[QaResult]:
-    """Run each scenario on ``commit`` now, one after the other."""
+    """Run each scenario on ``commit`` now, one after the other;
+    ``summary`` is the agent's last words, for a judge."""
     from factory_tui.backends.qa_runner import check_test_scenario
 
     when = stamp()
@@ -138,7 +147,8 @@ def run_scenarios(
         out_dir = base.qa_run_dir(task_id, attempt, when, scenario.name)
         if scenario.kind in JUDGED_KINDS:
             results.append(_judge(base, scenario, commit=commit, base_commit=base_commit, out_dir=out_dir,
-                                  task_id=task_id, task_title=task_title, task_body=task_body))
+                                  task_id=task_id, task_title=task_title, task_body=task_body,
+                                  summary=summary))
             continue
         results.append(check_test_scenario(
             scenario, repo_root=base.root, commit=commit, base_commit=base_commit, out_dir=out_dir,
@@ -148,7 +158,7 @@ def run_scenarios(
 
 
 def _judge(base: FactoryBase, scenario: Scenario, *, commit: str, base_commit: str | None, out_dir: Path,
-           task_id: str | None, task_title: str, task_body: str) -> QaResult:
+           task_id: str | None, task_title: str, task_body: str, summary: str = "") -> QaResult:
     """An ``eval`` or ``scenario`` run: the judge works in a clean checkout of
     ``commit`` and is shown its diff against ``base_commit``."""
     from factory_tui.backends.agents import load_profiles
@@ -170,7 +180,7 @@ def _judge(base: FactoryBase, scenario: Scenario, *, commit: str, base_commit: s
     try:
         diff = _git(base.root).diff("--no-color", "--no-ext-diff", f"{base_commit}...{commit}") if base_commit else ""
         prompt = judge_prompt(judge_template(base.qa_dir, scenario.kind), scenario=scenario.name,
-                              task_title=task_title, task_body=task_body, diff=diff, last_words="",
+                              task_title=task_title, task_body=task_body, diff=diff, last_words=summary,
                               rubric=scenario.body)
         with CleanCheckout(base.root, commit, base.qa_work_dir) as folder:
             outcome = run_judge(profile=profile, prompt=prompt, cwd=folder, out_dir=out_dir,
@@ -260,7 +270,8 @@ def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, nam
     attempt = max(1, task.attempts) if task is not None else 1
     results = run_scenarios(base, chosen, commit=commit, base_commit=base_commit, task_id=task_id,
                             attempt=attempt, task_title=task.title if task else "",
-                            task_body=task.body if task else "")
+                            task_body=task.body if task else "",
+                            summary=last_words(log, task_id) if task is not None else "")
     ids = log.record_qa_on_demand(results, actor=actor, task_id=task_id,
                                   attempt=attempt if task is not None else None) if results else []
     return OnDemand(task_id, commit, tuple(results), tuple(ids))
