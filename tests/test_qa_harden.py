@@ -74,3 +74,90 @@ def test_a_judge_run_on_demand_is_given_the_agents_last_words(base: FactoryBase,
         [row] = log.qa_runs(task_id=task_id)
     answer = (base.root / row.result.output / "answer-1.txt").read_text()
     assert "saw last words: yes" in answer
+
+
+# --- 4. the operator lock is not held while a merge is checked again ----------------------
+
+# Passes unless a.txt and b.txt both say "on"; while HOLD exists it marks
+# STARTED and waits (with a deadline) for RELEASE: a test run that lasts
+# as long as the test wants.
+HELD_CHECK = """import pathlib, sys, time
+hold, started, release = (pathlib.Path(p) for p in sys.argv[1:4])
+if hold.exists():
+    started.touch()
+    deadline = time.monotonic() + 60
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+on = [n for n in ("a.txt", "b.txt") if pathlib.Path(n).read_text().strip() == "on"]
+sys.exit(1 if len(on) == 2 else 0)
+"""
+
+
+def held_unit(base: FactoryBase, tmp_path: Path) -> tuple[Path, Path, Path]:
+    from tests.test_qa_approve import commit_on_main
+
+    hold, started, release = tmp_path / "hold", tmp_path / "started", tmp_path / "release"
+    commit_on_main(base, {"check.py": HELD_CHECK, "a.txt": "off\n", "b.txt": "off\n"}, "the switches")
+    write_scenario(base, "unit", {"kind": "test", "run": ["{python}", "check.py", str(hold), str(started),
+                                                          str(release)]})
+    return hold, started, release
+
+
+def test_a_merge_checked_again_does_not_hold_the_operator_lock_nor_land_on_a_base_moved_meanwhile(
+    base: FactoryBase, tmp_path: Path, tidy,
+) -> None:
+    from tests.engine_helpers import environment, factory, factory_argv, wait_for
+    from tests.test_qa_approve import branch_head, commit_on_main, main_head, pass_qa
+
+    hold, started, release = held_unit(base, tmp_path)
+    task_id = task_in_review(base, "switch a on", {"a.txt": "on\n"})
+    other = task_in_review(base, "something else", {"o.txt": "o\n"})
+    pass_qa(base, task_id)
+    commit_on_main(base, {"c.txt": "unrelated\n"}, "main moves on")
+    hold.touch()
+    approve = subprocess.Popen(factory_argv(base, "task", "approve", task_id), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=environment())
+    tidy.append(approve)
+    wait_for(started.exists, "the merge's tests to start")
+
+    # Another operator action is not kept waiting by the test run.
+    cancelled = factory(base, "task", "cancel", other, env=environment(FACTORY_LOCK_TIMEOUT="5"))
+    assert cancelled.returncode == 0, cancelled.stderr
+    with ExecutionLog.open(base.log_path) as log:
+        assert log.get_task(other).state is State.CANCELLED
+    # Main moves while the merge is tested, to where the merge fails.
+    moved = commit_on_main(base, {"b.txt": "on\n"}, "switch b on")
+    release.touch()
+
+    out, err = approve.communicate(timeout=120)
+    assert approve.returncode == 1, out + err
+    assert "it fails unit" in err and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert main_head(base) == moved  # never landed over untested
+    with ExecutionLog.open(base.log_path) as log:
+        assert log.get_task(task_id).state is State.REVIEW
+        rows = log.qa_runs(task_id=task_id)
+    # Checked on the first base (passed), then on the moved one (failed).
+    parents = [git(base.root, "rev-list", "--parents", "-n", "1", row.result.commit).split()[1]
+               for row in rows[:2]]
+    assert [str(row.result.verdict) for row in rows[:2]] == ["FAIL", "PASS"]
+    assert parents[0] == moved and branch_head(base, task_id) in git(
+        base.root, "rev-list", "--parents", "-n", "1", rows[0].result.commit)
+
+
+def test_the_merge_that_lands_is_the_commit_that_was_tested(base: FactoryBase, tmp_path: Path) -> None:
+    from tests.test_cli import ok_json
+    from tests.test_qa_approve import commit_on_main, pass_qa
+
+    held_unit(base, tmp_path)
+    task_id = task_in_review(base, "switch a on", {"a.txt": "on\n"})
+    pass_qa(base, task_id)
+    moved = commit_on_main(base, {"c.txt": "unrelated\n"}, "main moves on")
+
+    done = ok_json(base, "task", "approve", task_id)
+
+    assert done["state"] == "done"
+    assert git(base.root, "rev-parse", "main^1") == moved
+    with ExecutionLog.open(base.log_path) as log:
+        [latest, _] = log.qa_runs(task_id=task_id)
+    assert (latest.result.commit, str(latest.result.verdict)) == (done["merge_commit"], "PASS")

@@ -16,7 +16,10 @@ What it owns:
   demand counts). An operator's own commit on the branch makes it stale.
 * ``recheck``: the required ``test`` scenarios run again on a merge commit
   before it lands, when the base branch moved since the task's QA; main is
-  never fast-forwarded to a result that fails them.
+  never fast-forwarded to a result that fails them. ``trial_merge`` makes
+  that merge as a commit object only (no worktree, no ref), so the tests
+  can run on it before the operator lock is taken; ``same_merge`` tells,
+  under the lock, whether the merge about to land is the one checked.
 
 No Textual.
 """
@@ -41,6 +44,34 @@ class QaNotPassed(FactoryError):
 
 class RecheckFailed(FactoryError):
     """The merge result failed a required test: nothing landed."""
+
+
+class MergeMoved(FactoryError):
+    """The base branch or the task's branch moved after the merge was
+    checked: what would land is not what was tested."""
+
+
+def trial_merge(root: Path, base_sha: str, head: str, message: str) -> str | None:
+    """A merge commit of ``head`` into ``base_sha`` (first parent the base),
+    made without a worktree and pointed to by no ref (``git merge-tree
+    --write-tree``, git 2.38+); None when they conflict or git cannot."""
+    repo = _git(root)
+    try:
+        tree = repo.merge_tree("--write-tree", base_sha, head).splitlines()[0].strip()
+        return repo.commit_tree(tree, "-p", base_sha, "-p", head, "-m", message).strip() or None
+    except (git.GitCommandError, IndexError):
+        return None
+
+
+def same_merge(root: Path, checked: str, merge_commit: str) -> bool:
+    """Whether ``merge_commit`` holds exactly what ``checked`` held: the
+    same tree on the same parents."""
+    try:
+        show = _git(root).show
+        shape = "--format=%T %P"
+        return (show("-s", shape, checked).strip() == show("-s", shape, merge_commit).strip())
+    except git.GitCommandError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

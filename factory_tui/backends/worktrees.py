@@ -671,7 +671,7 @@ class Worktrees:
 
     # --- merge -------------------------------------------------------------
 
-    def merge(self, task_id: str, message: str, *, check: Callable[[str, str], None] | None = None) -> str:
+    def merge(self, task_id: str, message: str, *, check: Callable[[str, str], str | None] | None = None) -> str:
         """Land the task branch on the base branch and return the base
         branch's new sha. Fast-forward when allowed and possible, else a merge
         commit made in the task's worktree; the base branch then moves by a
@@ -685,7 +685,8 @@ class Worktrees:
         commit made in the task's worktree before it lands (not for a
         fast-forward: that lands the branch head as it is); whatever it
         raises stops the landing, the base branch and the task's branch
-        untouched.
+        untouched. It may return another commit with the same tree and
+        parents (the one it tested), which then lands instead.
 
         Raises MergeConflict (branch and main checkout unchanged) or
         MergeRefused (nothing changed at all)."""
@@ -700,7 +701,7 @@ class Worktrees:
             "try again"
         )
 
-    def _merge(self, task_id: str, message: str, check: Callable[[str, str], None] | None = None) -> str:
+    def _merge(self, task_id: str, message: str, check: Callable[[str, str], str | None] | None = None) -> str:
         path = self.path_for(task_id)
         branch = self.branch_for(task_id)
         branch_ref = f"refs/heads/{branch}"
@@ -763,7 +764,14 @@ class Worktrees:
             merged_sha = self._detached_head(path)
             if merged_sha != base_sha:  # equal: the base already held the branch
                 if check is not None:
-                    check(merged_sha, base_sha)
+                    # The check may name an equal commit it tested (same
+                    # tree, same parents): that one lands, so the base
+                    # branch holds the very commit the tests ran on.
+                    tested = check(merged_sha, base_sha)
+                    if tested and tested != merged_sha:
+                        self._check(path, "checkout", "-q", "--detach", tested,
+                                    what=f"take the checked merge of {task_id}")
+                        merged_sha = tested
                 self._land(base_sha, merged_sha, message)
         except BaseException:
             # Back to the branch exactly as it was; the merge commit (if any)
