@@ -56,6 +56,14 @@ def task_in_review(base: FactoryBase, title: str, files: dict[str, str], *, summ
     return task_id
 
 
+def checking_without_lease(base: FactoryBase, task_id: str) -> bool:
+    import sqlite3
+
+    with sqlite3.connect(base.log_path) as conn:
+        state, token = conn.execute("SELECT state, lease_token FROM tasks WHERE seq = ?", (int(task_id.split("-")[1]),)).fetchone()
+    return state == "checking" and token is None
+
+
 # --- 5. a judge run on demand gets the agent's last words -------------------------------
 
 
@@ -161,3 +169,61 @@ def test_the_merge_that_lands_is_the_commit_that_was_tested(base: FactoryBase, t
     with ExecutionLog.open(base.log_path) as log:
         [latest, _] = log.qa_runs(task_id=task_id)
     assert (latest.result.commit, str(latest.result.verdict)) == (done["merge_commit"], "PASS")
+
+
+# --- 1. engine shutdown stops a judge, and a test command --------------------------------
+
+# The first time: records its pid and a child's (same process group), then
+# waits (with a deadline) for a release that never comes; then it passes.
+FIRST_HANGS = r"""
+import os, pathlib, subprocess, sys, time
+marks = pathlib.Path(sys.argv[-1])
+first = not marks.with_suffix(".runs").exists()
+with open(marks.with_suffix(".runs"), "a") as handle:
+    handle.write("run\n")
+if first:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    marks.write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(60)
+print("VERDICT: PASS")
+"""
+
+
+def test_engine_shutdown_stops_a_judge_and_a_qa_command_and_the_next_engine_checks_once(
+    base: FactoryBase, agent: Path, tmp_path: Path, tidy,
+) -> None:
+    import signal
+
+    from tests.engine_helpers import alive, environment, events, factory, start_factory, task, wait_for
+    from tests.test_qa_gate import qa_config
+
+    script = tmp_path / "first_hangs.py"
+    script.write_text(FIRST_HANGS)
+    qa_config(base, agent)
+    add_profile(base, "hang-judge", ["{python}", str(script), "{prompt_file}", str(tmp_path / "judge.pids")])
+    write_scenario(base, "judged", {"kind": "eval", "judge": "hang-judge", "timeout": 120})
+    write_scenario(base, "tested", {"kind": "test", "timeout": 120,
+                                    "run": ["{python}", str(script), str(tmp_path / "test.pids")]})
+    task_id = add(base, "Do some work")
+
+    for pids in (tmp_path / "judge.pids", tmp_path / "test.pids"):
+        engine = start_factory(base, "run", output=tmp_path / f"{pids.stem}.out")
+        tidy.append(engine)
+        text = wait_for(lambda: pids.exists() and pids.read_text(), f"{pids.stem} to start")
+        started = [int(pid) for pid in text.split()]
+        tidy.extend(started)
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(timeout=30) == 0
+        # Stopped, the process and its child, and left for the next engine.
+        wait_for(lambda: not any(alive(pid) for pid in started), f"{pids.stem} to be stopped", limit=10)
+        assert checking_without_lease(base, task_id)
+        assert "Traceback" not in (tmp_path / f"{pids.stem}.out").read_text()
+
+    done = factory(base, "run", "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert task(base, task_id).state is State.REVIEW
+    with ExecutionLog.open(base.log_path) as log:
+        rows = log.qa_runs(task_id=task_id)
+    assert sorted((row.result.scenario, str(row.result.verdict)) for row in rows) == [
+        ("judged", "PASS"), ("tested", "PASS")]  # counted once
+    assert len(events(base, task_id, "finished", "checking")) == 1  # the agent ran once
