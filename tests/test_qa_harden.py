@@ -227,3 +227,95 @@ def test_engine_shutdown_stops_a_judge_and_a_qa_command_and_the_next_engine_chec
     assert sorted((row.result.scenario, str(row.result.verdict)) for row in rows) == [
         ("judged", "PASS"), ("tested", "PASS")]  # counted once
     assert len(events(base, task_id, "finished", "checking")) == 1  # the agent ran once
+
+
+# --- 2. [qa] max_parallel: slots of their own, or the engine's ------------------------------
+
+# A QA command that says in the record when it begins and ends for its task
+# (named by the agent's file in the checkout), and holds on until released.
+SLOT_QA = r"""
+import pathlib, sys, time
+record, release = sys.argv[1:3]
+task = sorted(p.name for p in pathlib.Path(".").glob("work-*.txt"))[0][5:-4]
+def mark(what):
+    with open(record, "a") as handle:
+        handle.write(f"{what} {task}\n")
+mark("qa-begin")
+deadline = time.monotonic() + 60
+while not pathlib.Path(release).exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+mark("qa-end")
+"""
+
+
+def slot_base(base: FactoryBase, agent: Path, tmp_path: Path, *, max_parallel: int, qa: str) -> tuple[Path, Path]:
+    from tests.engine_helpers import agent_profile, configure
+
+    record, release = tmp_path / "record.txt", tmp_path / "release"
+    script = tmp_path / "slot_qa.py"
+    script.write_text(SLOT_QA)
+    configure(base, max_parallel=max_parallel, default_agent="steady",
+              agents={"steady": agent_profile(agent, AGENT_RECORD=str(record))},
+              extra=f"\n[qa]\n{qa}\n")
+    write_scenario(base, "held", {"kind": "test", "retries": 0,
+                                  "run": ["{python}", str(script), str(record), str(release)]})
+    return record, release
+
+
+def lines(record: Path) -> list[str]:
+    return [" ".join(line.split()[:2]) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+def most_at_once(record: Path) -> int:
+    running = most = 0
+    for line in lines(record):
+        running += line.startswith("qa-begin") - line.startswith("qa-end")
+        most = max(most, running)
+    return most
+
+
+def test_qa_max_parallel_gives_checks_slots_of_their_own_and_caps_them(
+    base: FactoryBase, agent: Path, tmp_path: Path, tidy,
+) -> None:
+    from tests.engine_helpers import start_factory, task, wait_for
+
+    record, release = slot_base(base, agent, tmp_path, max_parallel=1, qa="max_parallel = 2")
+    ids = [add(base, f"Task {n}") for n in range(3)]
+    engine = start_factory(base, "run", "--once", output=tmp_path / "engine.out")
+    tidy.append(engine)
+
+    # Two checks held at once, and meanwhile the third agent ran in the
+    # engine's one slot.
+    wait_for(lambda: sum(line.startswith("qa-begin") for line in lines(record)) == 2, "two checks at once")
+    third = [task_id for task_id in ids if f"qa-begin {task_id}" not in lines(record)][0]
+    wait_for(lambda: f"start {third}" in lines(record), "the third agent to run while two checks are held")
+    # Its check waits for a QA slot (in checking, without a lease).
+    wait_for(lambda: checking_without_lease(base, third) or f"qa-begin {third}" in lines(record),
+             "the third task to finish its run")
+    release.touch()
+
+    assert engine.wait(timeout=120) == 0, (tmp_path / "engine.out").read_text()
+    assert most_at_once(record) == 2, lines(record)
+    assert all(task(base, task_id).state is State.REVIEW for task_id in ids)
+    assert "Traceback" not in (tmp_path / "engine.out").read_text()
+
+
+def test_without_qa_max_parallel_checks_take_the_engines_slots(
+    base: FactoryBase, agent: Path, tmp_path: Path, tidy,
+) -> None:
+    from tests.engine_helpers import start_factory, task, wait_for
+
+    record, release = slot_base(base, agent, tmp_path, max_parallel=2, qa="on_fail = \"requeue\"")
+    ids = [add(base, f"Task {n}") for n in range(3)]
+    engine = start_factory(base, "run", "--once", output=tmp_path / "engine.out")
+    tidy.append(engine)
+    wait_for(lambda: sum(line.startswith("qa-begin") for line in lines(record)) == 2, "two checks at once")
+    release.touch()
+
+    assert engine.wait(timeout=120) == 0, (tmp_path / "engine.out").read_text()
+    seen = lines(record)
+    first_two = [line.split()[1] for line in seen if line.startswith("qa-begin")][:2]
+    [third] = [task_id for task_id in ids if task_id not in first_two]
+    # The third agent started only once a check had given its slot back.
+    assert seen.index(f"start {third}") > seen.index(next(line for line in seen if line.startswith("qa-end")))
+    assert all(task(base, task_id).state is State.REVIEW for task_id in ids)
