@@ -319,3 +319,41 @@ def test_without_qa_max_parallel_checks_take_the_engines_slots(
     # The third agent started only once a check had given its slot back.
     assert seen.index(f"start {third}") > seen.index(next(line for line in seen if line.startswith("qa-end")))
     assert all(task(base, task_id).state is State.REVIEW for task_id in ids)
+
+
+# --- 3. clean checkouts and agent worktrees made at once ------------------------------------
+
+
+def test_clean_checkouts_and_agent_worktrees_made_at_once_all_succeed_and_keep_each_other(
+    base: FactoryBase,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from factory_tui.backends.qa_runner import CleanCheckout
+    from tests.test_review_cli import worktrees
+
+    commit = git(base.root, "rev-parse", "HEAD")
+    ids = [add(base, f"Task {n}") for n in range(4)]
+
+    def checkout(n: int) -> str:
+        with CleanCheckout(base.root, commit, base.qa_work_dir) as folder:
+            (folder / "mine.txt").write_text(str(n))
+            # Another's prune must not have taken this one away meanwhile.
+            assert git(folder, "rev-parse", "HEAD") == commit
+            return (folder / "mine.txt").read_text()
+
+    def agent_worktree(task_id: str) -> Path:
+        return worktrees(base).prepare_for(task_id, owned=False).path
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        checked = [pool.submit(checkout, n) for n in range(8)]
+        made = [pool.submit(agent_worktree, task_id) for task_id in ids]
+        assert [future.result(timeout=120) for future in checked] == [str(n) for n in range(8)]
+        paths = [future.result(timeout=120) for future in made]
+
+    listed = git(base.root, "worktree", "list", "--porcelain")
+    for task_id, path in zip(ids, paths):
+        assert path.is_dir() and git(path, "rev-parse", "--abbrev-ref", "HEAD") == f"factory/{task_id}"
+        assert f"worktree {path}" in listed
+    checkouts = base.qa_work_dir / "checkouts"
+    assert not checkouts.exists() or not [p for p in checkouts.iterdir() if p.is_dir()]

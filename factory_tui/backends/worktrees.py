@@ -37,6 +37,8 @@ pays for every process per task.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import os
 import re
 import shlex
@@ -54,6 +56,7 @@ from typing import Literal, overload
 import git
 
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
+from factory_tui.backends.locks import worktree_admin
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import (
     ConfigError,
@@ -1180,14 +1183,18 @@ class Worktrees:
             # -C as well as the working directory: if the folder vanished,
             # GitPython would fall back to the process's own cwd.
             runner(C=str(where or self.root), c=list(config))
+        # A change to the worktree list waits for the others (QA's clean
+        # checkouts too): git does not serialise them.
+        changes_worktrees = command == "worktree" and bool(args) and args[0] in ("add", "remove", "prune", "move")
         try:
-            status, out, err = getattr(runner, command.replace("-", "_"))(
-                *args,
-                with_extended_output=True,
-                with_exceptions=False,
-                stdout_as_string=not raw,
-                env=env,
-            )
+            with worktree_admin(self.root) if changes_worktrees else nullcontext():
+                status, out, err = getattr(runner, command.replace("-", "_"))(
+                    *args,
+                    with_extended_output=True,
+                    with_exceptions=False,
+                    stdout_as_string=not raw,
+                    env=env,
+                )
         except git.GitCommandNotFound:
             raise FactoryError("git is not installed (or not on PATH)") from None
         return status, out, err
