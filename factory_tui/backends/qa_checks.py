@@ -302,7 +302,7 @@ def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, nam
     results = run_scenarios(base, chosen, commit=commit, base_commit=base_commit, task_id=task_id,
                             attempt=attempt, task_title=task.title if task else "",
                             task_body=task.body if task else "",
-                            summary=last_words(log, task_id) if task is not None else "")
+                            summary=last_words(log, task.id) if task is not None else "")
     ids = log.record_qa_on_demand(results, actor=actor, task_id=task_id,
                                   attempt=attempt if task is not None else None) if results else []
     return OnDemand(task_id, commit, tuple(results), tuple(ids))
