@@ -57,6 +57,8 @@ No Textual here; git runs through GitPython's ``git.Git`` as argv lists.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import json
 import os
 import re
@@ -79,7 +81,7 @@ import git
 
 from factory_tui.actors import AGENT_VARIABLES
 from factory_tui.backends import processes
-from factory_tui.backends.locks import PathLock
+from factory_tui.backends.locks import PathLock, worktree_admin
 from factory_tui.backends.runs import stop_members
 from factory_tui.backends.worktrees import _one_line
 from factory_tui.errors import FactoryError
@@ -122,14 +124,17 @@ class CheckoutFailed(FactoryError):
 
 def _git(repo_root: Path, *args: str) -> tuple[int, str, str]:
     """``git <args>`` in ``repo_root``: (status, stdout, stderr), never raising
-    for git's own failures."""
+    for git's own failures. A change to the worktree list holds the
+    repository's worktree lock, shared with the agents' worktrees."""
     runner = git.Git(str(repo_root))
+    changes_worktrees = args[:1] == ("worktree",) and args[1:2] != ("list",)
     try:
-        status, out, err = runner.execute(
-            ["git", "-C", str(repo_root), *args],
-            with_extended_output=True,
-            with_exceptions=False,
-        )
+        with worktree_admin(repo_root) if changes_worktrees else nullcontext():
+            status, out, err = runner.execute(
+                ["git", "-C", str(repo_root), *args],
+                with_extended_output=True,
+                with_exceptions=False,
+            )
     except git.GitCommandNotFound:
         raise FactoryError("git is not installed (or not on PATH)") from None
     return status, out, err
