@@ -194,7 +194,7 @@ def test_engine_shutdown_stops_a_judge_and_a_qa_command_and_the_next_engine_chec
 ) -> None:
     import signal
 
-    from tests.engine_helpers import alive, environment, events, factory, start_factory, task, wait_for
+    from tests.engine_helpers import alive, events, factory, start_factory, task, wait_for
     from tests.test_qa_gate import qa_config
 
     script = tmp_path / "first_hangs.py"
@@ -209,13 +209,14 @@ def test_engine_shutdown_stops_a_judge_and_a_qa_command_and_the_next_engine_chec
     for pids in (tmp_path / "judge.pids", tmp_path / "test.pids"):
         engine = start_factory(base, "run", output=tmp_path / f"{pids.stem}.out")
         tidy.append(engine)
-        text = wait_for(lambda: pids.exists() and pids.read_text(), f"{pids.stem} to start")
+        text = wait_for(lambda pids=pids: pids.exists() and pids.read_text(), f"{pids.stem} to start")
         started = [int(pid) for pid in text.split()]
         tidy.extend(started)
         engine.send_signal(signal.SIGTERM)
         assert engine.wait(timeout=30) == 0
         # Stopped, the process and its child, and left for the next engine.
-        wait_for(lambda: not any(alive(pid) for pid in started), f"{pids.stem} to be stopped", limit=10)
+        wait_for(lambda started=started: not any(alive(pid) for pid in started), f"{pids.stem} to be stopped",
+                 limit=10)
         assert checking_without_lease(base, task_id)
         assert "Traceback" not in (tmp_path / f"{pids.stem}.out").read_text()
 
@@ -352,7 +353,7 @@ def test_clean_checkouts_and_agent_worktrees_made_at_once_all_succeed_and_keep_e
         paths = [future.result(timeout=120) for future in made]
 
     listed = git(base.root, "worktree", "list", "--porcelain")
-    for task_id, path in zip(ids, paths):
+    for task_id, path in zip(ids, paths, strict=True):
         assert path.is_dir() and git(path, "rev-parse", "--abbrev-ref", "HEAD") == f"factory/{task_id}"
         assert f"worktree {path}" in listed
     checkouts = base.qa_work_dir / "checkouts"

@@ -57,8 +57,6 @@ No Textual here; git runs through GitPython's ``git.Git`` as argv lists.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import json
 import os
 import re
@@ -74,6 +72,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 

@@ -37,8 +37,6 @@ pays for every process per task.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import os
 import re
 import shlex
@@ -47,7 +45,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
