@@ -54,6 +54,7 @@ class Need(StrEnum):
     HOLD = "hold"
     RELEASE = "release"
     PRIORITY = "priority"
+    LABEL = "label"  # factory task label: labels choose which QA scenarios run
     DEPEND = "depend"
     CLEAN = "clean"  # factory worktrees clean
     SCENARIOS = "scenarios"  # factory qa new: the checks an agent's work must pass
@@ -74,6 +75,7 @@ _DOING: dict[Need, tuple[str, str]] = {
     Need.HOLD: ("holding {}", "holding tasks"),
     Need.RELEASE: ("releasing {}", "releasing tasks"),
     Need.PRIORITY: ("changing the priority of {}", "changing priorities"),
+    Need.LABEL: ("changing the labels of {}", "changing labels"),
     Need.DEPEND: ("changing the dependencies of {}", "changing dependencies"),
     Need.CLEAN: ("cleaning worktrees", "cleaning worktrees"),
     Need.SCENARIOS: ("writing QA scenarios", "writing QA scenarios"),

@@ -29,6 +29,7 @@ from factory_tui.model import (
     Action,
     Event,
     State,
+    check_labels,
     normalize_task_id,
 )
 from factory_tui.text import dumps_json, literal, one_line
@@ -409,6 +410,10 @@ def plan() -> None:
 @click.option(
     "--profile", callback=utf8_text("--profile"), help="The agent profile to run it with."
 )
+@click.option(
+    "--label", "-l", "labels", multiple=True, metavar="LABEL",
+    help="A label (repeatable); QA scenarios with `when: {labels: [...]}` run for it.",
+)
 @json_option
 @pass_ctx
 @needs(Need.PROPOSE)
@@ -421,6 +426,7 @@ def plan_add(
     after: tuple[str, ...],
     state: str | None,
     profile: str | None,
+    labels: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Add a task; prints its id."""
@@ -450,6 +456,7 @@ def plan_add(
             after=deps,
             profile=profile,
             source=caller.actor if caller.is_agent else "cli",
+            labels=check_labels(labels),
         ),
         actor=caller.actor,
     )
@@ -550,6 +557,8 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
         f"state {_styled_state(task.state).rstrip()}   priority {task.priority}   "
         f"attempts {task.attempts}" + (f"   profile {literal(task.profile)}" if task.profile else "")
     )
+    if task.labels:
+        click.echo(f"labels:     {literal(', '.join(task.labels))}")
     if failure is not None:
         click.echo(f"failed:     {literal(failure.reason)}")
     if usage.runs:
@@ -767,6 +776,22 @@ def task_priority(ctx: Context, task_id: str, priority: str, as_json: bool) -> N
         value = parse_priority(text)
     updated = ctx.log.set_priority(task_id, value, actor=ctx.caller.actor)
     emit(as_json, updated, f"{updated.id}: priority {current.priority} → {updated.priority}")
+
+
+# ignore_unknown_options: `-docs` takes a label away, it is not an option.
+@task.command("label", context_settings={"ignore_unknown_options": True})
+@click.argument("task_id", callback=task_id_arg, metavar="ID")
+@click.argument("changes", nargs=-1, required=True, metavar="[+]LABEL|-LABEL...")
+@json_option
+@pass_ctx
+@needs(Need.LABEL)
+def task_label(ctx: Context, task_id: str, changes: tuple[str, ...], as_json: bool) -> None:
+    """Give ID a label with LABEL or +LABEL, take one away with -LABEL."""
+    add = [change.removeprefix("+") for change in changes if not change.startswith("-")]
+    remove = [change[1:] for change in changes if change.startswith("-")]
+    updated = ctx.log.change_labels(task_id, add=add, remove=remove, actor=ctx.caller.actor)
+    shown = ", ".join(updated.labels) if updated.labels else "none"
+    emit(as_json, updated, f"{updated.id}: labels {literal(shown)}")
 
 
 @task.command("depend")

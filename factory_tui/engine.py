@@ -833,8 +833,19 @@ class Engine:
                 note = "agent finished" + _summary(totals) + "; QA checks it"
                 await self._log(self.log.finish, job.token, State.CHECKING, note=note, data=data)
                 self._report(f"{task_id}: checking ({note})")
-                self._begin_check(Check(task=job.task, token=job.token, attempt=job.attempt,
-                                        summary=output.summary or ""))
+                # Sharing the engine's slots, the check takes its run's.
+                limit = self.config.qa.max_parallel
+                if limit is None or len(self.checks) < limit:
+                    self._begin_check(Check(task=job.task, token=job.token, attempt=job.attempt,
+                                            summary=output.summary or ""))
+                else:
+                    # [qa] max_parallel checks run already: this one waits
+                    # in checking without a lease, taken up (claim_check)
+                    # when a QA slot is free.
+                    await self._log(self.log.stop_check, job.token,
+                                    note="waiting for a QA slot ([qa] max_parallel)")
+                    self._checks_to_claim = True
+                    self._report(f"{task_id}: waits for a QA slot")
             elif failure is None:
                 note = "agent finished" + _summary(totals)
                 await self._log(self.log.finish, job.token, State.REVIEW, note=note, data=data)
@@ -909,14 +920,17 @@ class Engine:
         finally:
             if self.checks.get(task_id) is check:
                 del self.checks[task_id]
+            # A slot is free: a check waiting for one is taken up.
+            self._checks_to_claim = True
             self._publish()
             if self._wake is not None:
                 self._wake.set()
 
     def _last_words(self, task_id: str) -> str:
         """What the agent of a check taken over said last (its run's summary)."""
-        ended = self.log.events(task_id=task_id, kinds=["checking"], last=1)
-        return str(ended[0].data.get("summary") or "") if ended else ""
+        from factory_tui.backends.qa_checks import last_words
+
+        return last_words(self.log, task_id)
 
     def _broken_worktree(self, task_id: str) -> str | None:
         """Why the task's worktree cannot hold its work any more (the agent

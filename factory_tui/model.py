@@ -110,6 +110,8 @@ EVENT_KIND: dict[Action, str] = {
 # Events that are not state transitions.
 KIND_CREATED = "created"
 KIND_PRIORITY = "priority"
+# A task's labels changed (its data: the labels added and removed).
+KIND_LABELS = "labels"
 KIND_DEPENDS = "depends"
 # A dependency dropped (the operator's way out of "can never run as it is").
 KIND_UNDEPENDS = "undepends"
@@ -127,6 +129,7 @@ KIND_QA = "qa"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
+    KIND_LABELS,
     KIND_DEPENDS,
     KIND_UNDEPENDS,
     KIND_NOTE,
@@ -251,6 +254,36 @@ def check_priority(priority: int) -> int:
     return priority
 
 
+# The one rule for a task label: a short word that a scenario's
+# `when: {labels: [...]}` names, and that needs no quoting on a command line,
+# in a plan file's `{labels=a,b}` or in YAML. Labels are compared exactly
+# (case and all).
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:-]{0,39}")
+LABEL_RULE = (
+    "a label is 1 to 40 letters, digits, '-', '_', '.', '/' or ':', "
+    "starting with a letter or digit"
+)
+
+
+def check_label(label: str) -> str:
+    """``label`` if it is a label (see LABEL_RULE), else InvalidInput."""
+    if not isinstance(label, str) or LABEL_PATTERN.fullmatch(label) is None:
+        shown = label if isinstance(label, str) and len(label) <= 60 else f"{str(label)[:57]}..."
+        raise InvalidInput(f"{shown!r} is not a label: {LABEL_RULE}")
+    return label
+
+
+def check_labels(labels: Iterable[str]) -> tuple[str, ...]:
+    """Each label checked, each once, in the order given."""
+    return tuple(dict.fromkeys(check_label(label) for label in labels))
+
+
+def split_labels(text: str) -> tuple[str, ...]:
+    """Labels written as one piece of text, separated by commas and/or
+    white space (a plan file's ``labels=a,b``, the console's form)."""
+    return check_labels(part for part in re.split(r"[\s,]+", text) if part)
+
+
 def parse_priority(text: str) -> int:
     try:
         return check_priority(int(text.strip()))
@@ -279,6 +312,9 @@ class Task:
     branch_start: str | None = None
     depends_on: tuple[str, ...] = ()
     blocked_by: tuple[str, ...] = ()
+    # Words that say what kind of work this is; QA scenarios with
+    # `when: {labels: [...]}` run for tasks carrying one of theirs.
+    labels: tuple[str, ...] = ()
 
     @property
     def seq(self) -> int:
@@ -302,6 +338,7 @@ class Task:
             "branch_start": self.branch_start,
             "depends_on": list(self.depends_on),
             "blocked_by": list(self.blocked_by),
+            "labels": list(self.labels),
         }
 
 
@@ -342,6 +379,7 @@ class NewTask:
     after: tuple[str, ...] = ()
     profile: str | None = None
     source: str | None = None
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

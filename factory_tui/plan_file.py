@@ -6,14 +6,18 @@ The format, in file order::
       Indented lines under an item are its body (markdown).
     - [ ] Write the API {#api after=schema}
     - [x] Pick a licence
-    - [ ] Ship it {after=api,T-4 profile=claude}
+    - [ ] Ship it {after=api,T-4 profile=claude labels=release,docs}
 
 * ``- [ ]`` (or ``*``/``+`` bullets, or ``1.``) starts a task; ``[x]`` makes
   it a done task.
-* An optional ``{…}`` at the end of the line holds attributes: ``#label``
-  names the item, ``after=a,b`` lists what it depends on (labels of items in
-  the file, before or after it, or ids of tasks already in the log),
-  ``priority=N`` (a whole number, higher runs first), ``profile=NAME``.
+* An optional ``{…}`` at the end of the line holds attributes: ``#name``
+  names the item (its handle in this file, for ``after=``; called its label
+  in the code and messages, and not a task label), ``after=a,b`` lists what
+  it depends on (names of items in the file, before or after it, or ids of
+  tasks already in the log), ``priority=N`` (a whole number, higher runs
+  first), ``profile=NAME``, ``labels=a,b`` (the task's labels, which QA
+  scenarios' ``when: {labels: [...]}`` match; model.LABEL_RULE says what a
+  label may hold).
 * Every other line (headings, prose, plain bullets) is passed over.
 
 Pure: returns ``PlanItem``s or raises ``PlanSyntaxError`` naming the line.
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 
 from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import FactoryError, PlanSyntaxError, path_text
-from factory_tui.model import check_priority, normalize_task_id
+from factory_tui.model import check_priority, normalize_task_id, split_labels
 
 _ITEM = re.compile(r"^(?P<indent>\s*)(?:[-*+]|\d+[.)])\s+\[(?P<box>[^\]]*)\](?P<rest>.*)$")
 _ATTRS = re.compile(r"\{(?P<attrs>[^{}]*)\}\s*$")
@@ -43,6 +47,7 @@ class PlanItem:
     after: list[str] = field(default_factory=list)
     priority: int = 0
     profile: str | None = None
+    labels: tuple[str, ...] = ()
     body_lines: list[str] = field(default_factory=list)
 
     @property
@@ -129,7 +134,9 @@ def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> None:
             continue
         key, eq, value = word.partition("=")
         if not eq or not value:
-            raise fail(f"bad attribute {word!r}: write #label, after=…, priority=N or profile=NAME")
+            raise fail(
+                f"bad attribute {word!r}: write #label, after=…, priority=N, profile=NAME or labels=a,b"
+            )
         if key == "after":
             item.after.extend(ref for ref in value.split(",") if ref)
         elif key == "priority":
@@ -141,8 +148,15 @@ def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> None:
                 raise fail(str(error)) from None
         elif key == "profile":
             item.profile = value
+        elif key == "labels":
+            try:
+                item.labels = tuple(dict.fromkeys((*item.labels, *split_labels(value))))
+            except FactoryError as error:
+                raise fail(str(error)) from None
         else:
-            raise fail(f"unknown attribute {key!r}: write #label, after=…, priority=N or profile=NAME")
+            raise fail(
+                f"unknown attribute {key!r}: write #label, after=…, priority=N, profile=NAME or labels=a,b"
+            )
 
 
 def _check_references(items: list[PlanItem], source: str) -> None:

@@ -66,3 +66,19 @@ def test_a_version_2_log_gains_run_secrets_and_branch_starts(tmp_path):
     columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
     assert {"run_secret", "branch_start"} <= columns
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2  # from v1, claimed
+
+
+def test_a_version_4_log_gains_task_labels(tmp_path):
+    path = tmp_path / "log.db"
+    make_log_at(path, 4)
+    with ExecutionLog.open(path) as log:
+        # The task from before has no labels, and can be given some.
+        assert log.get_task("T-1").labels == ()
+        log.change_labels("T-1", add=["docs"], actor="op")
+        assert log.get_task("T-1").labels == ("docs",)
+        made = log.add_task(NewTask(title="after", labels=("ui", "docs")), actor="t")
+        assert log.get_task(made.id).labels == ("ui", "docs")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "labels" in {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    assert conn.execute("SELECT count(*) FROM qa_runs").fetchone()[0] == 0  # v4's table kept

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from factory_tui.backends.log import ExecutionLog
+from factory_tui.backends.schema import SCHEMA_VERSION
 from factory_tui.errors import IllegalTransition, InvalidInput, LeaseLost
 from factory_tui.model import Action, NewTask, State
 from factory_tui.qa_model import Gate, QaKind, QaResult, Verdict
@@ -185,5 +186,5 @@ def test_a_version_3_log_gains_qa(tmp_path) -> None:
         log.conclude_check(claim.token, Action.PASS, commit="c" * 40)
         assert log.get_task("T-1").state is State.REVIEW
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM qa_runs").fetchone()[0] == 1

@@ -234,11 +234,19 @@ def result(verdict: Verdict, tests: dict | None = None, commit: str = "head") ->
                     reason=f"exited {0 if verdict is Verdict.PASS else 1}", commit=commit, tests=tests or {})
 
 
-def test_a_failure_on_both_commits_without_per_test_results_is_not_the_tasks() -> None:
+def test_a_failure_on_both_commits_without_per_test_results_cannot_be_judged() -> None:
+    # A command that cannot even start fails on both commits: never a quiet
+    # pass. ERROR blocks a required gate and says what to do.
     judged = judge_against_base(result(Verdict.FAIL), result(Verdict.FAIL, commit="base"))
-    assert judged.verdict is Verdict.PASS
-    assert judged.reason == "fails on the base branch too: not this task's (exited 1)"
+    assert judged.verdict is Verdict.ERROR and judged.blocks
+    assert judged.reason == (
+        "fails on the base branch too and reports no per-test results, so the task cannot be "
+        "judged: have the command write JUnit to {junit} (exited 1)"
+    )
     assert judged.base_commit == "base"
+    # Per-test results on the head only: the base's failure cannot set any aside.
+    only_head = judge_against_base(result(Verdict.FAIL, {"t::a": "FAIL"}), result(Verdict.FAIL))
+    assert only_head.verdict is Verdict.ERROR
     assert judge_against_base(result(Verdict.FAIL), result(Verdict.PASS)).verdict is Verdict.FAIL
 
 
@@ -429,8 +437,8 @@ def test_two_processes_needing_the_same_base_run_it_once(base: FactoryBase, tmp_
     runs = runs_log.read_text().splitlines()
     assert sorted(runs) == sorted([*tasks, base_commit]), runs
     for found in results:
-        assert found["verdict"] == "PASS"
-        assert found["reason"].startswith("fails on the base branch too: not this task's")
+        assert found["verdict"] == "ERROR"
+        assert found["reason"].startswith("fails on the base branch too and reports no per-test results")
         assert found["base_commit"] == base_commit
     assert BaseResults(base.qa_work_dir).get(base_commit, replace(PYTEST, version="v1")) is not None
     assert not [name for name in os.listdir(base.qa_work_dir / "base") if name.endswith(".tmp")]

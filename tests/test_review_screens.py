@@ -315,13 +315,16 @@ async def test_approving_on_the_run_screen_goes_on_to_the_next_task_in_review(ba
             screen = app.screen
             assert screen.query_one(TabbedContent).active == "diff"
             assert [f.path for f in screen.query_one(DiffView).files] == [path]
-            assert any(f"Next in review: {following}" in m for m in notes(app))
+            # The notice may be shown a moment after the next diff is.
+            await wait_until(pilot, lambda t=following: any(f"Next in review: {t}" in m for m in notes(app)),
+                             f"the notice naming {following}")
             # The dashboard is right under it: esc would leave the review.
             assert len(app.screen_stack) == 2
         await pilot.press("a")
         await wait_until(pilot, lambda: task_of(base, low).state is State.DONE, f"{low} approved")
         await wait_until(pilot, lambda: len(app.screen_stack) == 1, "the dashboard")
-        assert any("No other task waits for review" in m for m in notes(app))
+        await wait_until(pilot, lambda: any("No other task waits for review" in m for m in notes(app)),
+                         "the notice that none is left")
     assert {"low.txt", "high.txt", "middle.txt"} <= on_main(base)
 
 

@@ -285,3 +285,33 @@ def _flock_until(fd: int, deadline: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_SECONDS)
+
+
+# Adding, removing and pruning worktrees of one repository: git does
+# not serialise them (a prune can take away the admin folder of a worktree
+# being added), so the agents' worktrees and QA's clean checkouts take this
+# lock, in the repository's .git folder, around each.
+WORKTREE_LOCK_NAME = "factory-worktrees.lock"
+WORKTREE_LOCK_WAIT = 120.0
+_worktree_threads = threading.Lock()
+
+
+@contextmanager
+def worktree_admin(repo_root: Path) -> Iterator[None]:
+    """Hold the repository's worktree lock (threads of this process and
+    other processes alike) for one ``git worktree`` change."""
+    git_dir = Path(repo_root) / ".git"
+    with _worktree_threads:
+        if not git_dir.is_dir():
+            yield  # no folder of ours to lock in: this process's threads only
+            return
+        lock = PathLock(git_dir / WORKTREE_LOCK_NAME)
+        try:
+            acquired = lock.acquire(WORKTREE_LOCK_WAIT)
+        except OSError:
+            acquired = False  # a read-only .git: git itself will say why
+        try:
+            yield
+        finally:
+            if acquired:
+                lock.release()

@@ -44,6 +44,7 @@ from factory_tui.model import (
     KIND_ADOPTED,
     KIND_CREATED,
     KIND_DEPENDS,
+    KIND_LABELS,
     KIND_NOTE,
     KIND_PRIORITY,
     KIND_PROGRESS,
@@ -61,6 +62,7 @@ from factory_tui.model import (
     Task,
     Totals,
     Usage,
+    check_labels,
     check_priority,
     check_title,
     failure_of,
@@ -75,10 +77,10 @@ from factory_tui.model import (
 
 TASK_COLUMNS = (
     "seq, title, state, priority, attempts, profile, source, feedback, "
-    "created_at, updated_at, started_at, progress, branch_start"
+    "created_at, updated_at, started_at, progress, branch_start, labels"
 )
 # Rows that carry more than the task: the extra columns start here.
-EXTRA = 13
+EXTRA = 14
 
 SQL_CLAIM = f"""
 UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now,
@@ -126,7 +128,7 @@ SQL_CHECK = (
 )
 SQL_TASK_INSERT = (
     "INSERT INTO tasks (seq, title, state, priority, attempts, profile, source, "
-    "created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"
+    "created_at, updated_at, labels) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
 )
 SQL_BODY_INSERT = "INSERT INTO task_bodies (seq, body) VALUES (?, ?)"
 
@@ -152,6 +154,7 @@ def task_from_row(row: Sequence, body: str = "") -> Task:
         started_at=row[10],
         progress=row[11],
         branch_start=row[12],
+        labels=tuple(json.loads(row[13])) if row[13] else (),
     )
 
 
@@ -245,11 +248,11 @@ class _Transaction:
 @dataclass(frozen=True, slots=True)
 class TaskBatch:
     """New tasks that ``ExecutionLog.check_tasks`` found fit to be written:
-    per task (title, state, priority, body, profile, source), and its
+    per task (title, state, priority, body, profile, source, labels), and its
     dependencies as (task's index, index in the batch or id of a task
     already in the log), each once and in the order given."""
 
-    rows: list[tuple[str, State, int, str, str | None, str | None]]
+    rows: list[tuple[str, State, int, str, str | None, str | None, tuple[str, ...]]]
     edges: list[tuple[int, int | str]]
     # The id the first task would get, as the check saw the log.
     first: int
@@ -262,7 +265,7 @@ def _batch_writes(
     each with its rows for ``executemany``: tasks, bodies, a ``created``
     event per task, dependencies, a ``depends`` event per dependency."""
     rows = batch.rows
-    sources = {source: json.dumps({"source": source}) for *_, source in rows if source}
+    sources = {source: json.dumps({"source": source}) for *_, source, _ in rows if source}
     targets = [
         first + target if isinstance(target, int) else task_seq(target)
         for _, target in batch.edges
@@ -271,8 +274,9 @@ def _batch_writes(
         (
             SQL_TASK_INSERT,
             [
-                (first + index, title, state.value, priority, profile, source, now, now)
-                for index, (title, state, priority, _, profile, source) in enumerate(rows)
+                (first + index, title, state.value, priority, profile, source, now, now,
+                 json.dumps(list(labels)) if labels else None)
+                for index, (title, state, priority, _, profile, source, labels) in enumerate(rows)
             ],
         ),
         (SQL_BODY_INSERT, [(first + index, row[3]) for index, row in enumerate(rows) if row[3]]),
@@ -281,7 +285,7 @@ def _batch_writes(
             [
                 (now, f"T-{first + index}", KIND_CREATED, actor, None, state.value,
                  title if len(title) <= 200 else title[:199] + "…", sources.get(source) if source else None)
-                for index, (title, state, _, _, _, source) in enumerate(rows)
+                for index, (title, state, _, _, _, source, _) in enumerate(rows)
             ],
         ),
         (
@@ -679,7 +683,9 @@ class ExecutionLog(QaRecords):
                 raise InvalidInput(
                     f"a new task can start as {', '.join(CREATABLE_STATES)}, not {state}"
                 )
-            rows.append((title, state, priority, new.body or "", new.profile, new.source))
+            rows.append((
+                title, state, priority, new.body or "", new.profile, new.source, check_labels(new.labels),
+            ))
             targets: dict[int | str, None] = {}  # in order, each once
             for ref in new.after:
                 target = by_label[ref] if ref in by_label else normalize_task_id(ref)
@@ -753,8 +759,9 @@ class ExecutionLog(QaRecords):
             Task(
                 id=f"T-{first + index}", title=title, state=state, priority=priority,
                 body=body, profile=profile, source=source, created_at=now, updated_at=now,
+                labels=labels,
             )
-            for index, (title, state, priority, body, profile, source) in enumerate(rows)
+            for index, (title, state, priority, body, profile, source, labels) in enumerate(rows)
         ]
         depends: dict[int, list[str]] = {}
         blocked: dict[int, list[str]] = {}
@@ -894,6 +901,37 @@ class ExecutionLog(QaRecords):
                     conn, now, task_id, KIND_PRIORITY, actor,
                     note=f"priority {task.priority} → {priority}",
                     data={"from": task.priority, "to": priority},
+                )
+            return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
+
+    def change_labels(
+        self, task_id: str, *, add: Iterable[str] = (), remove: Iterable[str] = (), actor: str,
+    ) -> Task:
+        """Give ``task_id`` the labels in ``add`` and take away those in
+        ``remove`` (a label in both is added); a ``labels`` event records a
+        change. Labels are checked first (InvalidInput names a bad one);
+        removing a label the task does not carry is no change, not an
+        error, so that a script may say what it wants regardless."""
+        adding = check_labels(add)
+        removing = set(check_labels(remove)) - set(adding)
+        now = self._clock()
+        with self._write() as conn:
+            task = self._task_row(conn, task_id)
+            labels = tuple(
+                label for label in dict.fromkeys((*task.labels, *adding)) if label not in removing
+            )
+            if labels != task.labels:
+                added = [label for label in labels if label not in task.labels]
+                removed = [label for label in task.labels if label not in labels]
+                conn.execute(
+                    "UPDATE tasks SET labels = ?, updated_at = ? WHERE seq = ?",
+                    (json.dumps(list(labels)) if labels else None, now, task.seq),
+                )
+                words = [f"+{label}" for label in added] + [f"-{label}" for label in removed]
+                self._event(
+                    conn, now, task_id, KIND_LABELS, actor,
+                    note="labels " + " ".join(words),
+                    data={"added": added, "removed": removed, "labels": list(labels)},
                 )
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 

@@ -12,6 +12,12 @@ different processes (the CLI, the console, scripts) never interleave: an
 approval either lands and is recorded, or is refused before git is touched;
 a second approval waits for the first and then lands on the moved base.
 
+An approval whose merge must be checked again (the base branch moved since
+the task's QA) runs those tests before it takes the lock, on a merge commit
+made aside (``qa_checks.trial_merge``), so that other actions do not wait
+for a test run; under the lock the merge that lands must be that very one
+(``qa_checks.same_merge``), else it is checked again, a few times at most.
+
 Once a merge is made the task is done: a worktree that cannot be removed
 afterwards is a warning in the log and a cleanup to retry, not a failure.
 A branch the plan did not make (an earlier plan's ``factory/T-1``) is never
@@ -27,7 +33,7 @@ from factory_tui.backends import qa_checks
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
-from factory_tui.backends.qa_checks import RecheckFailed
+from factory_tui.backends.qa_checks import MergeMoved, RecheckFailed
 from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
 from factory_tui.errors import FactoryError, InvalidInput, UnknownTask
 from factory_tui.model import (
@@ -50,6 +56,11 @@ def plan_owns_branch(worktrees: Worktrees, task: Task) -> bool:
     if start == BRANCH_START_UNRECORDED:
         return True
     return start is not None and worktrees.branch_descends_from(task.id, start)
+
+
+# How often an approval checks its merge again because the base branch
+# moved while the tests ran, before it gives up.
+RECHECK_ROUNDS = 3
 
 
 class MergeFailed(FactoryError):
@@ -104,6 +115,23 @@ class Operator:
             raise InvalidInput(f"--force is for approve, not {action.value}")
         if force and not (note and note.strip()):
             raise InvalidInput("--force needs --note WHY: the override is kept in the log with its reason")
+        if action is Action.APPROVE and not force:
+            for _ in range(RECHECK_ROUNDS):
+                # The tests of a merge run outside the lock; RecheckFailed
+                # when they fail.
+                checked = self._check_merge_aside(task_id, actor=actor)
+                try:
+                    return self._apply(task_id, action, actor=actor, note=note, force=force, checked=checked)
+                except MergeMoved:
+                    continue
+            raise MergeMoved(
+                f"cannot approve {task_id}: {self.worktrees.base_branch} kept moving while its merge was "
+                f"checked; nothing merged, approve again"
+            )
+        return self._apply(task_id, action, actor=actor, note=note, force=force)
+
+    def _apply(self, task_id: str, action: Action, *, actor: str, note: str | None, force: bool,
+               checked: str | None = None) -> Outcome:
         with self.lock.held(f"{action.value} {task_id}"):
             # Read under the lock: nobody else's action can change the task
             # between this check and our log write.
@@ -112,7 +140,7 @@ class Operator:
             # Refuse an illegal move before touching git.
             next_state(task_id, before, action)
             if action is Action.APPROVE and before is State.REVIEW:
-                return self._approve_review(task, actor=actor, note=note, force=force)
+                return self._approve_review(task, actor=actor, note=note, force=force, checked=checked)
             after = self.log.apply(task_id, action, actor=actor, note=note)
             message = f"{task_id}: {before} → {after.state}"
             warning = None
@@ -173,7 +201,8 @@ class Operator:
             return self._owns(task)
         return plan_owns_branch(self.worktrees, task)
 
-    def _approve_review(self, task: Task, *, actor: str, note: str | None, force: bool = False) -> Outcome:
+    def _approve_review(self, task: Task, *, actor: str, note: str | None, force: bool = False,
+                        checked: str | None = None) -> Outcome:
         task_id = task.id
         worktrees = self.worktrees
         base_branch = worktrees.base_branch
@@ -187,11 +216,11 @@ class Operator:
                 f"(an earlier plan's?); nothing merged. Rename it (`git branch -m {branch} old/{task_id}`) "
                 f"or delete it, then re-queue {task_id}"
             ))
-        check = self._qa_before_merge(task, actor=actor, note=note, force=force)
+        check = self._qa_before_merge(task, actor=actor, note=note, force=force, checked=checked)
         try:
-            sha = worktrees.merge(task_id, f"Merge {task_id}: {task.title}", check=check)
-        except RecheckFailed:
-            raise  # its report is a warning event already; the task stays in review
+            sha = worktrees.merge(task_id, _merge_message(task), check=check)
+        except (RecheckFailed, MergeMoved):
+            raise  # its report is a warning event already / checked again outside the lock
         except MergeConflict as conflict:
             files = ", ".join(conflict.files) or "unknown files"
             self.log.reject_merge(
@@ -227,12 +256,47 @@ class Operator:
 
     # --- QA's say -------------------------------------------------------------
 
+    def _check_merge_aside(self, task_id: str, *, actor: str) -> str | None:
+        """Before the lock: when approving ``task_id`` needs its merge
+        checked again, make that merge aside and run the required tests on
+        it (RecheckFailed if one blocks); the commit checked, or None when
+        nothing was (no check needed, or what refuses it is found again
+        under the lock: a conflict, QA not passed, a task not in review)."""
+        try:
+            task = self.log.get_task(task_id)
+        except FactoryError:
+            return None
+        worktrees = self.worktrees
+        if task.state is not State.REVIEW or not self._has_branch(task_id) or not self._owned(task):
+            return None
+        head = worktrees.branch_head(task_id)
+        if head is None:
+            return None
+        scenarios = qa_checks.valid_scenarios(self.base)
+        standing = qa_checks.standing(self.log, self.base, task_id, head=head,
+                                      base_branch=worktrees.base_branch, scenarios=scenarios)
+        if standing is None or not standing.passed:
+            return None
+        tests = qa_checks.required_tests(scenarios, standing.required)
+        base_sha = worktrees.base_head()
+        if not tests or base_sha == standing.base_commit or base_sha == head:
+            return None
+        if worktrees.merge_mode == "ff" and qa_checks.merge_base(self.base.root, base_sha, head) == base_sha:
+            return None  # a fast-forward lands the head QA passed as it is
+        merge_commit = qa_checks.trial_merge(self.base.root, base_sha, head, _merge_message(task))
+        if merge_commit is None:
+            return None
+        self._recheck(task, tests, merge_commit=merge_commit, base_sha=base_sha, actor=actor)
+        return merge_commit
+
     def _qa_before_merge(
-        self, task: Task, *, actor: str, note: str | None, force: bool,
-    ) -> Callable[[str, str], None] | None:
+        self, task: Task, *, actor: str, note: str | None, force: bool, checked: str | None = None,
+    ) -> Callable[[str, str], str | None] | None:
         """Refuse (QaNotPassed) a task whose required QA has not passed on
         its branch head, unless forced; return the check a merge commit must
-        pass before it lands (None: no check needed)."""
+        pass before it lands (None: no check needed). ``checked``: the
+        merge commit whose tests passed outside the lock; the merge must be
+        the same (MergeMoved when it is not: checked again, lock let go)."""
         worktrees = self.worktrees
         task_id = task.id
         head = worktrees.branch_head(task_id)
@@ -266,12 +330,14 @@ class Operator:
         if not tests:
             return None
 
-        def recheck(merge_commit: str, base_sha: str) -> None:
+        def recheck(merge_commit: str, base_sha: str) -> str | None:
             # The merge holds just what QA passed when the base has not
             # moved since: nothing new to check.
             if base_sha == standing.base_commit:
-                return
-            self._recheck(task, tests, merge_commit=merge_commit, base_sha=base_sha, actor=actor)
+                return None
+            if checked is not None and qa_checks.same_merge(self.base.root, checked, merge_commit):
+                return checked  # lands instead: the commit the tests ran on
+            raise MergeMoved(f"{task_id}: its merge changed after it was checked")
 
         return recheck
 
@@ -341,3 +407,7 @@ class Operator:
                 pass  # the log is unwell; the outcome still says it
             return warning
         return None
+
+
+def _merge_message(task: Task) -> str:
+    return f"Merge {task.id}: {task.title}"

@@ -95,6 +95,7 @@ def import_plan(
             after=tuple(made_before.get(ref, ref) for ref in item.after),
             profile=item.profile,
             source=task_source,
+            labels=item.labels,
         )
         for item in fresh
     ]

@@ -16,7 +16,10 @@ What it owns:
   demand counts). An operator's own commit on the branch makes it stale.
 * ``recheck``: the required ``test`` scenarios run again on a merge commit
   before it lands, when the base branch moved since the task's QA; main is
-  never fast-forwarded to a result that fails them.
+  never fast-forwarded to a result that fails them. ``trial_merge`` makes
+  that merge as a commit object only (no worktree, no ref), so the tests
+  can run on it before the operator lock is taken; ``same_merge`` tells,
+  under the lock, whether the merge about to land is the one checked.
 
 No Textual.
 """
@@ -41,6 +44,34 @@ class QaNotPassed(FactoryError):
 
 class RecheckFailed(FactoryError):
     """The merge result failed a required test: nothing landed."""
+
+
+class MergeMoved(FactoryError):
+    """The base branch or the task's branch moved after the merge was
+    checked: what would land is not what was tested."""
+
+
+def trial_merge(root: Path, base_sha: str, head: str, message: str) -> str | None:
+    """A merge commit of ``head`` into ``base_sha`` (first parent the base),
+    made without a worktree and pointed to by no ref (``git merge-tree
+    --write-tree``, git 2.38+); None when they conflict or git cannot."""
+    repo = _git(root)
+    try:
+        tree = repo.merge_tree("--write-tree", base_sha, head).splitlines()[0].strip()
+        return repo.commit_tree(tree, "-p", base_sha, "-p", head, "-m", message).strip() or None
+    except (git.GitCommandError, IndexError):
+        return None
+
+
+def same_merge(root: Path, checked: str, merge_commit: str) -> bool:
+    """Whether ``merge_commit`` holds exactly what ``checked`` held: the
+    same tree on the same parents."""
+    try:
+        show = _git(root).show
+        shape = "--format=%T %P"
+        return (show("-s", shape, checked).strip() == show("-s", shape, merge_commit).strip())
+    except git.GitCommandError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +134,8 @@ def standing(log, base: FactoryBase, task_id: str, *, head: str, base_branch: st
     scenarios = valid_scenarios(base) if scenarios is None else list(scenarios)
     if not scenarios:
         return None
-    required = [item for item in applying(scenarios, changed_paths(base.root, base_branch, head))
+    labels = log.get_task(task_id).labels
+    required = [item for item in applying(scenarios, changed_paths(base.root, base_branch, head), labels)
                 if item.gate is Gate.REQUIRED]
     names = tuple(item.name for item in required)
     _, checked = log.qa_state(task_id)
@@ -121,15 +153,24 @@ def standing(log, base: FactoryBase, task_id: str, *, head: str, base_branch: st
     return Standing(head, names, not missing, checked, base_commit, missing)
 
 
+def last_words(log, task_id: str) -> str:
+    """What the task's agent said last: the summary its latest run ended
+    with (the ``finished`` or ``checking`` event), the material a judge is
+    given as the agent's last words, by the gate and on demand alike."""
+    ended = log.events(task_id=task_id, kinds=["finished", "checking"], last=1)
+    return str(ended[0].data.get("summary") or "") if ended else ""
+
+
 def stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-{time.monotonic_ns() % 1_000_000:06d}"
 
 
 def run_scenarios(
     base: FactoryBase, scenarios: Sequence[Scenario], *, commit: str, base_commit: str | None,
-    task_id: str | None, attempt: int, task_title: str = "", task_body: str = "",
+    task_id: str | None, attempt: int, task_title: str = "", task_body: str = "", summary: str = "",
 ) -> list[QaResult]:
-    """Run each scenario on ``commit`` now, one after the other."""
+    """Run each scenario on ``commit`` now, one after the other;
+    ``summary`` is the agent's last words, for a judge."""
     from factory_tui.backends.qa_runner import check_test_scenario
 
     when = stamp()
@@ -138,17 +179,19 @@ def run_scenarios(
         out_dir = base.qa_run_dir(task_id, attempt, when, scenario.name)
         if scenario.kind in JUDGED_KINDS:
             results.append(_judge(base, scenario, commit=commit, base_commit=base_commit, out_dir=out_dir,
-                                  task_id=task_id, task_title=task_title, task_body=task_body))
+                                  task_id=task_id, task_title=task_title, task_body=task_body,
+                                  summary=summary))
             continue
+        # The task's words say which tests it was asked to fix.
         results.append(check_test_scenario(
             scenario, repo_root=base.root, commit=commit, base_commit=base_commit, out_dir=out_dir,
-            work_dir=base.qa_work_dir,
+            work_dir=base.qa_work_dir, asked=f"{task_title}\n{task_body}" if task_id else "",
         ))
     return results
 
 
 def _judge(base: FactoryBase, scenario: Scenario, *, commit: str, base_commit: str | None, out_dir: Path,
-           task_id: str | None, task_title: str, task_body: str) -> QaResult:
+           task_id: str | None, task_title: str, task_body: str, summary: str = "") -> QaResult:
     """An ``eval`` or ``scenario`` run: the judge works in a clean checkout of
     ``commit`` and is shown its diff against ``base_commit``."""
     from factory_tui.backends.agents import load_profiles
@@ -170,7 +213,7 @@ def _judge(base: FactoryBase, scenario: Scenario, *, commit: str, base_commit: s
     try:
         diff = _git(base.root).diff("--no-color", "--no-ext-diff", f"{base_commit}...{commit}") if base_commit else ""
         prompt = judge_prompt(judge_template(base.qa_dir, scenario.kind), scenario=scenario.name,
-                              task_title=task_title, task_body=task_body, diff=diff, last_words="",
+                              task_title=task_title, task_body=task_body, diff=diff, last_words=summary,
                               rubric=scenario.body)
         with CleanCheckout(base.root, commit, base.qa_work_dir) as folder:
             outcome = run_judge(profile=profile, prompt=prompt, cwd=folder, out_dir=out_dir,
@@ -256,11 +299,12 @@ def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, nam
     elif task_id is None:
         chosen = valid
     else:
-        chosen = applying(valid, changed_paths(base.root, base_sha, commit))
+        chosen = applying(valid, changed_paths(base.root, base_sha, commit), task.labels if task else ())
     attempt = max(1, task.attempts) if task is not None else 1
     results = run_scenarios(base, chosen, commit=commit, base_commit=base_commit, task_id=task_id,
                             attempt=attempt, task_title=task.title if task else "",
-                            task_body=task.body if task else "")
+                            task_body=task.body if task else "",
+                            summary=last_words(log, task.id) if task is not None else "")
     ids = log.record_qa_on_demand(results, actor=actor, task_id=task_id,
                                   attempt=attempt if task is not None else None) if results else []
     return OnDemand(task_id, commit, tuple(results), tuple(ids))

@@ -161,7 +161,7 @@ def check_task(
         invalid = sum(isinstance(item, InvalidScenario) for item in found)
         diff = worktrees.diff(task.id)
         changed = [item.path for item in diff]
-        chosen = [scenario for scenario in valid if applies(scenario, changed, ())]
+        chosen = [scenario for scenario in valid if applies(scenario, changed, task.labels)]
         results: list[QaResult] = []
         stamp = time.strftime("%Y%m%dT%H%M%S") + f"{time.time_ns() // 1_000_000 % 1000:03d}"
         patches = "\n".join(item.patch for item in diff if item.patch)
@@ -209,7 +209,7 @@ def _run_one(
         if scenario.kind in COMMAND_KINDS:
             return check_test_scenario(
                 scenario, repo_root=base.root, commit=commit, base_commit=base_commit, out_dir=out_dir,
-                work_dir=base.qa_work_dir, cancel=cancel,
+                work_dir=base.qa_work_dir, cancel=cancel, asked=f"{task.title}\n{task.body}",
             )
         profile = profiles.get(scenario.judge or "")
         if profile is None:

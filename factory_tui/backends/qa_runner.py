@@ -47,8 +47,10 @@ What it owns:
   task's commit is run on the base commit as well (once per base commit and
   scenario version, cached in ``qa-work/base/``), and the task is blamed only
   for what fails on its commit and did not already fail on the base:
-  PASS_TO_PASS tests it broke and new tests that fail. ``check_test_scenario``
-  wires the two.
+  PASS_TO_PASS tests it broke and new tests that fail, and FAIL_TO_PASS
+  tests its title or body asked to have fixed that still fail (qa_asked).
+  A failure on both commits with no per-test results is ERROR, never a
+  quiet pass. ``check_test_scenario`` wires the two.
 
 No Textual here; git runs through GitPython's ``git.Git`` as argv lists.
 """
@@ -70,6 +72,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -77,10 +80,11 @@ import git
 
 from factory_tui.actors import AGENT_VARIABLES
 from factory_tui.backends import processes
-from factory_tui.backends.locks import PathLock
+from factory_tui.backends.locks import PathLock, worktree_admin
 from factory_tui.backends.runs import stop_members
 from factory_tui.backends.worktrees import _one_line
 from factory_tui.errors import FactoryError
+from factory_tui.qa_asked import asked_tests, short_name
 from factory_tui.qa_model import COMMAND_KINDS, QaKind, QaResult, Scenario, Verdict
 from factory_tui.text import literal
 
@@ -119,14 +123,17 @@ class CheckoutFailed(FactoryError):
 
 def _git(repo_root: Path, *args: str) -> tuple[int, str, str]:
     """``git <args>`` in ``repo_root``: (status, stdout, stderr), never raising
-    for git's own failures."""
+    for git's own failures. A change to the worktree list holds the
+    repository's worktree lock, shared with the agents' worktrees."""
     runner = git.Git(str(repo_root))
+    changes_worktrees = args[:1] == ("worktree",) and args[1:2] != ("list",)
     try:
-        status, out, err = runner.execute(
-            ["git", "-C", str(repo_root), *args],
-            with_extended_output=True,
-            with_exceptions=False,
-        )
+        with worktree_admin(repo_root) if changes_worktrees else nullcontext():
+            status, out, err = runner.execute(
+                ["git", "-C", str(repo_root), *args],
+                with_extended_output=True,
+                with_exceptions=False,
+            )
     except git.GitCommandNotFound:
         raise FactoryError("git is not installed (or not on PATH)") from None
     return status, out, err
@@ -677,12 +684,24 @@ class BaseResults:
         os.replace(temporary, path)
 
 
-def judge_against_base(head: QaResult, base: QaResult) -> QaResult:
+def judge_against_base(head: QaResult, base: QaResult, asked: str = "") -> QaResult:
     """The task's verdict once what already fails on the base branch is set
     aside: with per-test results, FAIL only for tests that fail on ``head``
-    and did not fail on ``base`` (passed, were skipped, or did not exist);
-    without them, a FAIL on both is not the task's."""
+    and did not fail on ``base`` (passed, were skipped, or did not exist),
+    and for tests failing on both that the task asked to have fixed
+    (``asked``: its title and body; see qa_asked). A failure on both
+    commits without per-test results to tell them apart is ERROR: nothing
+    says whether the task is to blame (a command that cannot even start
+    fails on both). A passing ``head`` keeps its verdict, and its reason
+    names the asked-for tests it fixed."""
+    fixed = [
+        name for name in asked_tests(asked, head.tests)
+        if head.tests[name] == Verdict.PASS.value and base.tests.get(name) in _FAILING
+    ]
+    fixed_note = f"fixed as asked: {_named([short_name(name) for name in fixed])}" if fixed else ""
     if head.verdict is not Verdict.FAIL:
+        if fixed_note and head.verdict is Verdict.PASS:
+            return replace(head, base_commit=base.commit, reason=_short(f"{head.reason}; {fixed_note}"))
         return head
     judged = replace(head, base_commit=base.commit)
     if base.verdict not in _CACHEABLE:
@@ -690,16 +709,30 @@ def judge_against_base(head: QaResult, base: QaResult) -> QaResult:
     failing = [name for name, verdict in head.tests.items() if verdict in _FAILING]
     if failing and base.tests:
         already = [name for name in failing if base.tests.get(name) in _FAILING]
-        blamed = [name for name in failing if name not in already]
-        note = f"already failing on the base branch: {_named(already)}" if already else ""
-        if blamed:
-            reason = f"{_tests(len(blamed))} failed: {_named(blamed)}" + (f" ({note})" if note else "")
+        still = asked_tests(asked, already)
+        broken = [name for name in failing if name not in already]
+        excused = [name for name in already if name not in still]
+        parts = []
+        if broken:
+            parts.append(f"{_tests(len(broken))} failed: {_named(broken)}")
+        if still:
+            parts.append(f"asked to fix, still failing: {_named([short_name(name) for name in still])}")
+        notes = [note for note in (
+            f"already failing on the base branch: {_named(excused)}" if excused else "", fixed_note,
+        ) if note]
+        if parts:
+            reason = "; ".join(parts) + (f" ({'; '.join(notes)})" if notes else "")
             return replace(judged, reason=_short(reason))
-        return replace(judged, verdict=Verdict.PASS, reason=_short(f"passes but for tests {note}"))
+        reason = f"passes but for tests {notes[0]}" + (f"; {fixed_note}" if fixed_note else "")
+        return replace(judged, verdict=Verdict.PASS, reason=_short(reason))
     if base.verdict is Verdict.FAIL:
         return replace(
-            judged, verdict=Verdict.PASS,
-            reason=_short(f"fails on the base branch too: not this task's ({head.reason})"),
+            judged, verdict=Verdict.ERROR,
+            reason=_short(
+                "fails on the base branch too and reports no per-test results, so the task cannot be "
+                "judged: have the command write JUnit to {junit}"
+                + (f" ({_last_line(head.reason)})" if head.reason else "")
+            ),
         )
     return judged
 
@@ -714,15 +747,23 @@ def check_test_scenario(
     work_dir: Path,
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
+    asked: str = "",
 ) -> QaResult:
     """Run a command scenario on ``commit``; a failing ``test`` is then
-    judged against ``base_commit`` (run there once, cached)."""
+    judged against ``base_commit`` (run there once, cached). ``asked`` is
+    the task's title and body: a test it names is blamed when it still
+    fails, and credited when it now passes (which takes the base's run too,
+    from the cache when it is there)."""
     started = time.monotonic()
     head = run_command_scenario(
         scenario, repo_root=repo_root, commit=commit, base_commit=base_commit, out_dir=out_dir,
         work_dir=work_dir, env=env, cancel=cancel,
     )
-    if scenario.kind is not QaKind.TEST or head.verdict is not Verdict.FAIL:
+    if scenario.kind is not QaKind.TEST:
+        return head
+    if head.verdict is not Verdict.FAIL and not (
+        head.verdict is Verdict.PASS and asked_tests(asked, head.tests)
+    ):
         return head
     if not base_commit or base_commit == commit:
         return head
@@ -737,4 +778,4 @@ def check_test_scenario(
     if cancel is not None and cancel.is_set():
         return replace(head, verdict=Verdict.SKIP, reason="cancelled")
     # The base's run (when it was not cached) is part of what this check took.
-    return replace(judge_against_base(head, base), duration=time.monotonic() - started)
+    return replace(judge_against_base(head, base, asked), duration=time.monotonic() - started)

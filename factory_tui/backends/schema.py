@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -177,7 +177,20 @@ def _v4(conn: sqlite3.Connection) -> None:
     db.table("qa_runs").create_index(["task_id", "id"])
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+def _v5(conn: sqlite3.Connection) -> None:
+    """Task labels: words that say what kind of work a task is, matched by
+    a QA scenario's ``when: {labels: [...]}``."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    # A JSON list on the task's own row, not a side table: a task has a few
+    # labels, they are read whenever the task is (the gate, the screens),
+    # and nothing looks tasks up by label in SQL, so a join per read would
+    # buy nothing. NULL is no labels, so existing rows need no rewrite.
+    db.table("tasks").add_column("labels", str)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -45,7 +45,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -54,6 +54,7 @@ from typing import Literal, overload
 import git
 
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
+from factory_tui.backends.locks import worktree_admin
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import (
     ConfigError,
@@ -671,7 +672,7 @@ class Worktrees:
 
     # --- merge -------------------------------------------------------------
 
-    def merge(self, task_id: str, message: str, *, check: Callable[[str, str], None] | None = None) -> str:
+    def merge(self, task_id: str, message: str, *, check: Callable[[str, str], str | None] | None = None) -> str:
         """Land the task branch on the base branch and return the base
         branch's new sha. Fast-forward when allowed and possible, else a merge
         commit made in the task's worktree; the base branch then moves by a
@@ -685,7 +686,8 @@ class Worktrees:
         commit made in the task's worktree before it lands (not for a
         fast-forward: that lands the branch head as it is); whatever it
         raises stops the landing, the base branch and the task's branch
-        untouched.
+        untouched. It may return another commit with the same tree and
+        parents (the one it tested), which then lands instead.
 
         Raises MergeConflict (branch and main checkout unchanged) or
         MergeRefused (nothing changed at all)."""
@@ -700,7 +702,7 @@ class Worktrees:
             "try again"
         )
 
-    def _merge(self, task_id: str, message: str, check: Callable[[str, str], None] | None = None) -> str:
+    def _merge(self, task_id: str, message: str, check: Callable[[str, str], str | None] | None = None) -> str:
         path = self.path_for(task_id)
         branch = self.branch_for(task_id)
         branch_ref = f"refs/heads/{branch}"
@@ -763,7 +765,14 @@ class Worktrees:
             merged_sha = self._detached_head(path)
             if merged_sha != base_sha:  # equal: the base already held the branch
                 if check is not None:
-                    check(merged_sha, base_sha)
+                    # The check may name an equal commit it tested (same
+                    # tree, same parents): that one lands, so the base
+                    # branch holds the very commit the tests ran on.
+                    tested = check(merged_sha, base_sha)
+                    if tested and tested != merged_sha:
+                        self._check(path, "checkout", "-q", "--detach", tested,
+                                    what=f"take the checked merge of {task_id}")
+                        merged_sha = tested
                 self._land(base_sha, merged_sha, message)
         except BaseException:
             # Back to the branch exactly as it was; the merge commit (if any)
@@ -1172,14 +1181,18 @@ class Worktrees:
             # -C as well as the working directory: if the folder vanished,
             # GitPython would fall back to the process's own cwd.
             runner(C=str(where or self.root), c=list(config))
+        # A change to the worktree list waits for the others (QA's clean
+        # checkouts too): git does not serialise them.
+        changes_worktrees = command == "worktree" and bool(args) and args[0] in ("add", "remove", "prune", "move")
         try:
-            status, out, err = getattr(runner, command.replace("-", "_"))(
-                *args,
-                with_extended_output=True,
-                with_exceptions=False,
-                stdout_as_string=not raw,
-                env=env,
-            )
+            with worktree_admin(self.root) if changes_worktrees else nullcontext():
+                status, out, err = getattr(runner, command.replace("-", "_"))(
+                    *args,
+                    with_extended_output=True,
+                    with_exceptions=False,
+                    stdout_as_string=not raw,
+                    env=env,
+                )
         except git.GitCommandNotFound:
             raise FactoryError("git is not installed (or not on PATH)") from None
         return status, out, err

@@ -25,7 +25,15 @@ from factory_tui.backends.agents import load_profiles
 from factory_tui.context import console
 from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
-from factory_tui.model import CREATABLE_STATES, NewTask, State, Task, normalize_task_id, parse_priority
+from factory_tui.model import (
+    CREATABLE_STATES,
+    NewTask,
+    State,
+    Task,
+    normalize_task_id,
+    parse_priority,
+    split_labels,
+)
 from factory_tui.text import literal
 from factory_tui.worktree_shell import editor_argv, operator_environment, runnable
 
@@ -247,6 +255,8 @@ class NewTaskDialog(FormDialog[Task | None]):
                         allow_blank=False,
                         id="profile",
                     )
+            yield Label("Labels (comma or space separated)")
+            yield Input(id="labels", placeholder="docs, ui")
             yield Label("Description (markdown)")
             yield TextArea(id="body", soft_wrap=True)
             yield Static("", id="form-error", markup=False)
@@ -302,7 +312,9 @@ class NewTaskDialog(FormDialog[Task | None]):
         state = State(str(self.query_one("#state", Select).value))
         body = self.query_one("#body", TextArea).text
         profile = self.query_one("#profile", Select).value
+        labels = split_labels(self.query_one("#labels", Input).value)
         return NewTask(
             title=title, body=body, priority=priority, state=state, after=after, source="console",
             profile=profile if isinstance(profile, str) and profile != DEFAULT_PROFILE else None,
+            labels=labels,
         )

@@ -165,6 +165,8 @@ class TaskScreen(Screen):
         if task.source:
             facts += f"   from {literal(task.source)}"
         parts.append(facts)
+        if task.labels:
+            parts += ["\n", (" labels: ", "bold"), literal(", ".join(task.labels))]
         if task.feedback:
             parts += ["\n", (" feedback: ", "bold"), literal(task.feedback, multiline=True)]
         self.query_one("#task-meta", Static).update(Content.assemble(*parts))
