@@ -308,6 +308,7 @@ class Engine:
             try:
                 await self._recover()
                 self._publish()
+                self._start_mail()
                 self._watcher = asyncio.ensure_future(self._watch_log(wake))
                 await self._loop_until_done(wake)
             except LogError as error:
@@ -315,6 +316,7 @@ class Engine:
         finally:
             if self._watcher is not None:
                 self._watcher.cancel()
+            await self._stop_mail()
             try:
                 await self._shutdown()
             finally:
@@ -1073,6 +1075,27 @@ class Engine:
     # CHECK_SECONDS round (0.5 s) to be claimed, and a finished run for the
     # next PUMP_SECONDS look (0.2 s) to be concluded: most of a short run's
     # time (benchmarks/bench_engine.py).
+
+    def _start_mail(self) -> None:
+        """Mail is taken into the log in a thread of its own: caught up
+        with now, then followed as files arrive (backends/mail_ingest.py)."""
+        self._mail_stop = threading.Event()
+
+        def follow() -> None:
+            try:
+                self.session.watch_mail(self._mail_stop, report=self._report)
+            except Exception as error:  # mail must never take the engine down
+                self._report(f"mail: stopped watching: {error}")
+
+        self._mail_thread = threading.Thread(target=follow, name="engine-mail", daemon=True)
+        self._mail_thread.start()
+
+    async def _stop_mail(self) -> None:
+        thread = getattr(self, "_mail_thread", None)
+        if thread is None:
+            return
+        self._mail_stop.set()
+        await self._call(thread.join, 10)
 
     async def _watch_log(self, wake: asyncio.Event) -> None:
         """Wake the scheduler (set ``wake``) when the log's files change

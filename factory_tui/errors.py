@@ -118,3 +118,8 @@ class AgentRefused(FactoryError):
 
 class NotPermitted(FactoryError):
     """An agent asked for something that is the operator's to do."""
+
+
+class UnknownMessage(InvalidInput):
+    """A message key (or prefix of one) that the log does not hold, or
+    that more than one message's key starts with."""

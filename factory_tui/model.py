@@ -126,6 +126,13 @@ KIND_WARNING = "warning"
 KIND_ADOPTED = "adopted"
 # One QA scenario's result on a task (its data: the QaResult).
 KIND_QA = "qa"
+# Mail between factories (no task: task_id is NULL): a message taken into
+# the log from the inbox or a source, one written to our outbox, a file
+# refused as no message, messages marked read.
+KIND_MAIL_RECEIVED = "mail_received"
+KIND_MAIL_SENT = "mail_sent"
+KIND_MAIL_QUARANTINED = "mail_quarantined"
+KIND_MAIL_READ = "mail_read"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
@@ -137,6 +144,10 @@ EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_WARNING,
     KIND_ADOPTED,
     KIND_QA,
+    KIND_MAIL_RECEIVED,
+    KIND_MAIL_SENT,
+    KIND_MAIL_QUARANTINED,
+    KIND_MAIL_READ,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.qa_log import QaRecords
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
 from factory_tui.dependency_graph import find_cycle
@@ -305,10 +306,11 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords):
+class ExecutionLog(QaRecords, MailRecords):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
-    assurance's part (checking, QA runs) is in backends/qa_log.py."""
+    assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
+    in backends/mail_log.py."""
 
     def __init__(
         self,

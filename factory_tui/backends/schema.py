@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -190,7 +190,83 @@ def _v5(conn: sqlite3.Connection) -> None:
     db.table("tasks").add_column("labels", str)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(conn: sqlite3.Connection) -> None:
+    """Mail between factories: one row per message this factory knows (its
+    inbox, its outbox, other tools' archives read as sources), each outbox
+    message's delivery per peer, and the files refused as no message (the
+    record that a file was judged, so that it is judged once)."""
+    # Written as SQL, not through sqlite-utils: partial indexes and a
+    # composite unique key say exactly what the reads need.
+    for statement in _V6_STATEMENTS:
+        conn.execute(statement)
+
+
+_V6_STATEMENTS = (
+    # key: the message id; for a source's file ``NAME:<id>``. thread and
+    # in_reply_to are keys too (the thread's first message's key), so that a
+    # source's threads never meet ours. recipients: a JSON list. created,
+    # received_at, read_at, acked_at: epoch seconds. Ours (the outbox) are
+    # read when written.
+    """CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        id TEXT NOT NULL,
+        box TEXT NOT NULL,
+        path TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        created REAL NOT NULL,
+        kind TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        in_reply_to TEXT,
+        importance TEXT NOT NULL,
+        ack_required INTEGER NOT NULL DEFAULT 0,
+        state TEXT,
+        task TEXT,
+        body TEXT NOT NULL DEFAULT '',
+        received_at REAL NOT NULL,
+        read_at REAL,
+        acked_at REAL,
+        task_id TEXT
+    ) STRICT""",
+    # The list and the Mail pane read newest first; a thread by its key; the
+    # header's unread count only the unread rows; an ack or a reply finds
+    # what it answers.
+    "CREATE INDEX idx_messages_created ON messages(created DESC, seq DESC)",
+    "CREATE INDEX idx_messages_thread ON messages(thread, created)",
+    "CREATE INDEX idx_messages_unread ON messages(created DESC) WHERE read_at IS NULL",
+    "CREATE INDEX idx_messages_reply ON messages(in_reply_to) WHERE in_reply_to IS NOT NULL",
+    "CREATE INDEX idx_messages_path ON messages(path)",
+    # What waits for us (the header's counts) is few rows among many.
+    "CREATE INDEX idx_messages_requests ON messages(key) WHERE kind = 'request' AND task_id IS NULL",
+    "CREATE INDEX idx_messages_acks ON messages(key) WHERE ack_required = 1 AND acked_at IS NULL",
+    """CREATE TABLE mail_deliveries (
+        message_key TEXT NOT NULL REFERENCES messages(key),
+        peer TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (message_key, peer)
+    ) STRICT""",
+    "CREATE INDEX idx_deliveries_undelivered ON mail_deliveries(message_key) WHERE state != 'delivered'",
+    # A file judged no message, once per path and content: moved into
+    # quarantine from our mailbox, only listed for a source (read-only).
+    """CREATE TABLE mail_rejects (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        box TEXT NOT NULL,
+        path TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        UNIQUE (path, hash)
+    ) STRICT""",
+)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

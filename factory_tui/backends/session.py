@@ -15,9 +15,10 @@ connection, and git runs in processes of its own).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog, LogReader
@@ -44,6 +45,9 @@ from factory_tui.model import (
 )
 from factory_tui.qa_model import Gate, InvalidScenario, QaKind, Scenario, Verdict
 from factory_tui.qa_scenarios import load_scenarios, template, valid_name
+
+if TYPE_CHECKING:
+    from factory_tui.backends.mail_ingest import IngestReport, MailIngest
 
 
 @dataclass
@@ -282,6 +286,24 @@ class FactorySession:
         path = self.base.qa_dir / f"{stem}.md"
         write_new_file(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md")
         return path
+
+    # --- mail ------------------------------------------------------------------
+
+    def mail_ingest(self, *, report: Callable[[str], None] | None = None) -> MailIngest:
+        """What takes this base's mail into its log (backends/mail_ingest.py)."""
+        from factory_tui.backends.mail_ingest import MailIngest
+
+        return MailIngest(self.base, self.log, self.config, report=report)
+
+    def mail_catch_up(self) -> IngestReport:
+        """Take every message file of the mailbox and the sources into the
+        log (the console calls it in a worker when no engine runs)."""
+        return self.mail_ingest().catch_up()
+
+    def watch_mail(self, stop: threading.Event, *, report: Callable[[str], None] | None = None) -> None:
+        """Catch up, then follow the mailbox and the sources until ``stop``
+        is set (blocks: run it in a worker thread)."""
+        self.mail_ingest(report=report).watch(stop)
 
 
 # The task screen's report looks this far back for each scenario's latest.
