@@ -1166,3 +1166,10 @@ def demo_farewell(root: Path, *, kept: bool, engine_stays: bool) -> str:
 from factory_tui.cli_qa import qa  # noqa: E402
 
 main.add_command(qa)
+
+
+# --- mail (its own modules) -----------------------------------------------------
+
+from factory_tui.cli_mail import mail  # noqa: E402
+
+main.add_command(mail)

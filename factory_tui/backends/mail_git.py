@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from factory_tui.backends.mailbox import is_message_name, message_path, write_atomically
-from factory_tui.config import MailConfig, Peer
+from factory_tui.config import FactoryConfig, MailConfig, Peer
 from factory_tui.errors import FactoryError
 from factory_tui.mail_model import InvalidMessage, Message, factory_of, file_name, month_folder, parse_bytes
 
@@ -514,3 +514,29 @@ class _Git:
         if self._empty_tree is None:
             self._empty_tree = self.text("hash-object", "-t", "tree", "--stdin", input=b"")
         return self._empty_tree
+
+
+def start_sync_loop(repo_root: Path, config: FactoryConfig, inbox_dir: Path,
+                    report: Callable[[str], None]) -> SyncLoop | None:
+    """The engine's sync every ``[mail] sync_interval``, its lines to
+    ``report`` (failures, and what moved); None when no peer has a remote."""
+    peers = tuple(peer for peer in config.peers.values() if peer.remote)
+    if not peers:
+        return None
+
+    def lines(result: SyncReport | str) -> None:
+        if isinstance(result, str):
+            report(f"mail sync failed: {result}")
+            return
+        for peer in result.peers:
+            if peer.pushed or peer.taken:
+                report(f"mail sync: {peer.peer}: pushed {peer.pushed}, fetched {len(peer.taken)} new")
+            for item in peer.refused:
+                report(f"mail sync: {peer.peer}: refused {item.path}: {item.reason}")
+            if peer.error:
+                report(f"mail sync: {peer.peer}: {peer.error}" + ("; tried again at the next sync" if peer.behind else ""))
+
+    loop = SyncLoop(repo_root, config.name, peers, inbox_dir, interval=config.mail.sync_interval,
+                    max_bytes=config.mail.max_bytes, on_report=lines)
+    loop.start()
+    return loop
