@@ -11,13 +11,20 @@ Registered on the ``mail`` group by ``cli_mail.py`` with one line.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from factory_tui.actors import Need
-from factory_tui.backends.mail_git import PeerSync, SyncReport
 from factory_tui.cli import Context, needs
 from factory_tui.errors import FactoryError
 from factory_tui.text import dumps_json, literal, one_line
+
+if TYPE_CHECKING:
+    from factory_tui.backends.mail_git import PeerSync, SyncReport
+
+# backends.mail_git (and the message reader's YAML) is imported by the
+# command when it runs: `factory --help` and every other command stay light.
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 pass_ctx = click.make_pass_decorator(Context)
