@@ -22,7 +22,7 @@ from factory_tui.backends.mail_git import (
     publish,
     sync,
 )
-from factory_tui.backends.mailbox import message_files, put, read_message
+from factory_tui.backends.mailbox import message_files, put, quarantine, read_message
 from factory_tui.config import Peer
 from factory_tui.mail_model import MessageKind, new_message, render, reply_to
 from tests.engine_helpers import wait_for
@@ -197,7 +197,7 @@ def test_a_message_taken_and_then_quarantined_does_not_come_back(hub):
     send(a, "a", ["b"], "Hello")
     sync(a, "a", peers(hub, "b"), box(a) / "inbox")
     [taken] = sync(b, "b", peers(hub, "a"), box(b) / "inbox").taken
-    taken.unlink()  # what quarantine does to the inbox
+    quarantine(taken, "the operator's ingestion refused it", box(b) / "quarantine")
     send(a, "a", ["b"], "Second")
     sync(a, "a", peers(hub, "b"), box(a) / "inbox")
     [second] = sync(b, "b", peers(hub, "a"), box(b) / "inbox").taken
@@ -344,3 +344,49 @@ def test_mail_branch_names():
     assert mail_branch("shop") == "factory/mail/shop"
     with pytest.raises(MailGitError):
         mail_branch("x.lock")
+
+
+HANGING_SSH = """#!/bin/sh
+echo "$$ $*" >> "{record}"
+exec sleep 120
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def hanging_ssh(tmp_path, monkeypatch) -> Path:
+    """An ssh that never answers; it writes its pid and arguments first."""
+    record = tmp_path / "ssh-record"
+    script = tmp_path / "hanging-ssh"
+    script.write_text(HANGING_SSH.format(record=record))
+    script.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(script))
+    return record
+
+
+def test_a_remote_that_never_answers_times_out_and_its_ssh_is_ended(hub, hanging_ssh):
+    a = clone(hub, "a")
+    report = sync(a, "a", [Peer("b", remote="ssh://example.invalid/hub.git")], box(a) / "inbox", timeout=1)
+    assert report.behind == () and "took longer than 1 s" in (report.peers[0].error or "")
+    pid, arguments = hanging_ssh.read_text().split(" ", 1)
+    assert "BatchMode=yes" in arguments  # never a prompt for a password
+    wait_for(lambda: not alive(int(pid)), "the ssh that hung to be ended")
+
+
+def test_stopping_the_sync_loop_ends_a_sync_in_progress(hub, hanging_ssh):
+    a = clone(hub, "a")
+    loop = SyncLoop(a, "a", (Peer("b", remote="ssh://example.invalid/hub.git"),), box(a) / "inbox",
+                    interval=60, max_bytes=10_000, on_report=lambda report: None)
+    loop.start()
+    wait_for(hanging_ssh.exists, "the sync to reach the remote")
+    loop.stop(timeout=30)
+    assert loop._thread is not None and not loop._thread.is_alive()
+    pid = int(hanging_ssh.read_text().split()[0])
+    wait_for(lambda: not alive(pid), "the ssh to be ended")
