@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -390,3 +391,36 @@ def test_stopping_the_sync_loop_ends_a_sync_in_progress(hub, hanging_ssh):
     assert loop._thread is not None and not loop._thread.is_alive()
     pid = int(hanging_ssh.read_text().split()[0])
     wait_for(lambda: not alive(pid), "the ssh to be ended")
+
+
+def test_mail_that_cannot_be_written_to_a_full_disk_is_taken_at_the_next_sync(hub, tmp_path):
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare cannot make a mount namespace here (needed for a full disk)")
+    a, b = clone(hub, "a"), clone(hub, "b")
+    send(a, "a", ["b"], "Through a full disk", "x" * 20_000)
+    sync(a, "a", peers(hub, "b"), box(a) / "inbox")
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from factory_tui.backends.mail_git import sync\n"
+        "from factory_tui.config import Peer\n"
+        "hub, repo, disk = (Path(arg) for arg in sys.argv[1:])\n"
+        "filler = disk / 'filler'\n"
+        "try:\n"
+        "    filler.write_bytes(b'f' * (60 * 1024))\n"
+        "except OSError:\n"
+        "    pass\n"
+        "full = sync(repo, 'b', [Peer('a', remote=str(hub))], disk / 'inbox')\n"
+        "print(len(full.taken), full.peers[0].error)\n"
+        "filler.unlink()\n"
+        "later = sync(repo, 'b', [Peer('a', remote=str(hub))], disk / 'inbox')\n"
+        "print(len(later.taken), later.peers[0].error)\n"
+    )
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=64k tmpfs "{disk}" && "$0" -c "$1" "$2" "$3" "{disk}"',
+         sys.executable, script, str(hub), str(b)],
+        capture_output=True, text=True, cwd=os.getcwd(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0 taking mail: No space left on device", "1 None"]
