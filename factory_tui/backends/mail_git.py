@@ -224,15 +224,17 @@ def _sync_remote(git: _Git, factory: str, remote: str, members: list[Peer], inbo
     there = git.commit_of(there_ref)
     behind = local is not None and local != there
     if behind and fetch_error is None and local is not None:
-        count = git.text("rev-list", "--count", local, *(["^" + there] if there else []))
         try:
+            count = git.text("rev-list", "--count", local, *(["^" + there] if there else []))
             git.run("push", "--quiet", "--no-verify", "--porcelain", "--", remote,
                     f"refs/heads/{ours}:refs/heads/{ours}", network=True)
         except MailGitError as error:
             push_error = f"push: {error}"
         else:
             pushed, behind = int(count or 0), False
-            git.run("update-ref", there_ref, local)
+            # What the remote now holds of ours; the next fetch says it too.
+            with contextlib.suppress(MailGitError):
+                git.run("update-ref", there_ref, local)
     error_line = fetch_error or push_error
     results = []
     for peer in members:
