@@ -1192,6 +1192,9 @@ from factory_tui.cli_qa import qa  # noqa: E402
 
 main.add_command(qa)
 
+
+# --- mail (its own modules) -----------------------------------------------------
+
 from factory_tui.cli_mail import mail  # noqa: E402
 
 main.add_command(mail)

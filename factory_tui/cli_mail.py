@@ -243,3 +243,8 @@ def mail_catch_up(ctx: Context, as_json: bool) -> None:
     waiting = f", {len(report.waiting)} still being written" if report.waiting else ""
     click.echo(f"{report.new} new, {report.known} known, {report.quarantined} quarantined{waiting} "
                f"({time.monotonic() - started:.1f} s).")
+
+
+from factory_tui.cli_mail_sync import mail_sync  # noqa: E402
+
+mail.add_command(mail_sync)

@@ -41,6 +41,7 @@ from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
+from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
 from factory_tui.backends.prompt import Conflicts, DependencyOutcome, assemble_prompt
 from factory_tui.backends.runs import (
     AgentRun,
@@ -230,6 +231,8 @@ class Engine:
         self._lock = EngineLock(base)
         self._running: set[asyncio.Task] = set()
         self._watcher: asyncio.Task | None = None
+        # Mail over git with the peers that have a remote, in its own thread.
+        self._mail_sync: SyncLoop | None = None
         # Claims of tasks whose previous run is still being stopped (the
         # task was cancelled and queued again meanwhile): started when that
         # run has ended, so that two agents never share a worktree.
@@ -305,6 +308,7 @@ class Engine:
             except FactoryError:
                 self.agent_name = "?"
             self._report(f"engine started ({self.mode}, up to {self.max_parallel} agents, default agent {self.agent_name})")
+            self._mail_sync = start_sync_loop(self.base.root, self.config, self.base.inbox_dir, self._report)
             try:
                 await self._recover()
                 self._publish()
@@ -317,6 +321,9 @@ class Engine:
             if self._watcher is not None:
                 self._watcher.cancel()
             await self._stop_mail()
+            if self._mail_sync is not None:
+                # Ends a sync in progress too (its git is killed).
+                await asyncio.to_thread(self._mail_sync.stop)
             try:
                 await self._shutdown()
             finally:
