@@ -145,6 +145,24 @@ def test_the_watch_catches_up_then_takes_a_burst_of_a_thousand_whole(base, log):
     assert not thread.is_alive()
 
 
+def test_messages_in_folders_made_a_moment_before_them_are_all_taken_without_a_rescan(base, log):
+    """A new month's folder and its first message come at once: the watch
+    on the new folder is set a moment after it is made, so a file landing
+    in between is caught by looking at new folders again, not left for the
+    next rescan (here an hour away)."""
+    stop, thread = watching(base, log, rescan=3600.0)
+    try:
+        put(base.inbox_dir, new_message("w", ["shop"], "First", created=AT))
+        wait_for(lambda: count(log) == 1, "the first message")
+        for n in range(30):
+            # put() makes the folders and renames the message in at once.
+            put(base.inbox_dir / f"batch-{n}", new_message("w", ["shop"], f"Nested {n}", created=AT))
+        wait_for(lambda: count(log) == 31, "every message in its new folder", limit=15)
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 def test_a_file_written_slowly_in_place_is_not_quarantined(base, log):
     stop, thread = watching(base, log, settle=1.5)
     text = render(new_message("w", ["shop"], "Slow", "A body written slowly, byte by byte.", created=AT)).encode()

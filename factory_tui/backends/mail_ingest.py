@@ -141,7 +141,16 @@ class MailIngest:
     def catch_up(self) -> IngestReport:
         """Every message file of the inbox, the outbox and the sources,
         taken into the log."""
-        return self._take((folder, path) for folder in self.folders for path in self._files(folder))
+        # Many files: what the log has judged is read once, as a set.
+        seen = self.log.mail_seen()
+
+        def judged(relative: str, hash_: str) -> bool:
+            if (relative, hash_) in seen:
+                return True
+            seen.add((relative, hash_))
+            return False
+
+        return self._take(((folder, path) for folder in self.folders for path in self._files(folder)), judged)
 
     def ingest_paths(self, paths: Iterable[Path]) -> IngestReport:
         """The files a watcher reported (a folder: every file in it); what
@@ -158,23 +167,26 @@ class MailIngest:
                         found.setdefault(path, folder)
             elif self._takes(folder, changed):
                 found.setdefault(changed, folder)
-        return self._take(sorted(((folder, path) for path, folder in found.items()), key=lambda item: item[1]))
+        # A few files: each looked up by its path (indexed), so that a new
+        # message costs the same in a log of ten messages or a million.
+        return self._take(sorted(((folder, path) for path, folder in found.items()), key=lambda item: item[1]),
+                          self.log.mail_judged)
 
-    def _take(self, files: Iterable[tuple[_Folder, Path]]) -> IngestReport:
+    def _take(self, files: Iterable[tuple[_Folder, Path]], judged: Callable[[str, str], bool]) -> IngestReport:
         report = IngestReport()
-        seen = self.log.mail_seen()
         batch: list[tuple[_Folder, NewMail]] = []
         for folder, path in files:
-            judged = self._read(folder, path, seen, report)
-            if judged is not None:
-                batch.append((folder, judged))
+            read = self._read(folder, path, judged, report)
+            if read is not None:
+                batch.append((folder, read))
                 if len(batch) >= BATCH:
                     self._write(batch, report)
                     batch = []
         self._write(batch, report)
         return report
 
-    def _read(self, folder: _Folder, path: Path, seen: set[tuple[str, str]], report: IngestReport) -> NewMail | None:
+    def _read(self, folder: _Folder, path: Path, judged: Callable[[str, str], bool],
+              report: IngestReport) -> NewMail | None:
         relative = os.path.relpath(path, self.base.root)
         data, problem = read_limited(path, inside=folder.path, limit=self.config.mail.max_bytes,
                                      what="a message file", inside_name="the mailbox")
@@ -184,7 +196,7 @@ class MailIngest:
             self._refuse(folder, path, relative, problem, "", report)
             return None
         hash_ = content_hash(data)
-        if (relative, hash_) in seen:
+        if judged(relative, hash_):
             report.known += 1
             return None
         try:
@@ -195,7 +207,6 @@ class MailIngest:
             else:
                 self._refuse(folder, path, relative, str(error), hash_, report)
             return None
-        seen.add((relative, hash_))
         return NewMail(mailbox.ReadMessage(message, path, hash_), folder.box, relative)
 
     def _still_changing(self, path: Path) -> bool:
@@ -246,10 +257,15 @@ class MailIngest:
         cannot be written is said once and tried again on the next round."""
         changes: queue.Queue[set[Path]] = queue.Queue()
         roots = [_absolute(self.base.mailbox_dir)] + [folder.path for folder in self.folders if folder.is_source]
-        watchers = [threading.Thread(target=_follow, args=(root, stop, changes, step), daemon=True,
-                                     name=f"mail-watch:{root.name}") for root in roots]
+        ready = [threading.Event() for _ in roots]
+        watchers = [threading.Thread(target=_follow, args=(root, stop, changes, step, set_up), daemon=True,
+                                     name=f"mail-watch:{root.name}") for root, set_up in zip(roots, ready, strict=True)]
         for thread in watchers:
             thread.start()
+        # Catch up only once every watch is set: a file that came between a
+        # catch-up and its watch would wait for the next rescan.
+        for set_up in ready:
+            set_up.wait(timeout=max(5.0, 4 * step))
         pending: set[Path] = set()
         last_scan = float("-inf")  # the first round catches up
         trouble: str | None = None
@@ -291,8 +307,12 @@ class MailIngest:
                 thread.join(timeout=5)
 
 
-def _follow(root: Path, stop: threading.Event, changes: queue.Queue[set[Path]], step: float) -> None:
+def _follow(root: Path, stop: threading.Event, changes: queue.Queue[set[Path]], step: float,
+            ready: threading.Event) -> None:
+    # The watcher's first answer (changes, or none within ``step``) comes
+    # once its watch is set.
     for changed in watch_path(root, stop=stop, step=step):
+        ready.set()
         if changed:
             changes.put(changed)
 

@@ -322,6 +322,16 @@ class MailRecords:
             rows = conn.execute("SELECT path, hash FROM messages UNION SELECT path, hash FROM mail_rejects")
             return {(path, hash_) for path, hash_ in rows}
 
+    def mail_judged(self, path: str, hash_: str) -> bool:
+        """Whether the file at ``path`` with these contents was judged
+        already (taken, or refused): one indexed look-up."""
+        with self._read() as conn:
+            return conn.execute(
+                "SELECT 1 FROM messages WHERE path = ? AND hash = ? "
+                "UNION ALL SELECT 1 FROM mail_rejects WHERE path = ? AND hash = ? LIMIT 1",
+                (path, hash_, path, hash_),
+            ).fetchone() is not None
+
     # --- what became of a message ----------------------------------------------------
 
     def mark_read(self, keys: Iterable[str], actor: str) -> int:
