@@ -139,13 +139,21 @@ def _answered(log: ExecutionLog, item: MailItem) -> str | None:
     return None
 
 
-def take_by_policy(base: FactoryBase, log: ExecutionLog, keys: list[str]) -> list[Task]:
-    """Newly received messages: each request from a peer whose ``accept``
-    is ``propose`` or ``queue`` becomes a proposed or queued task now."""
+def take_by_policy(base: FactoryBase, log: ExecutionLog, keys: list[str] | None = None) -> list[Task]:
+    """Received messages (``keys``; None: every request not yet a task):
+    each request from a peer whose ``accept`` is ``propose`` or ``queue``
+    becomes a proposed or queued task now. One answered already (the
+    operator declined it) is left alone."""
     config = base.config()
+    if not any(peer.accept in ("propose", "queue") for peer in config.peers.values()):
+        return []
+    if keys is None:
+        items = [item for item in log.mail_messages(box=INBOX) if item.kind == MessageKind.REQUEST
+                 and item.task_id is None]
+    else:
+        items = [log.mail_message(key) for key in keys]
     made: list[Task] = []
-    for key in keys:
-        item = log.mail_message(key)
+    for item in items:
         if item.kind != MessageKind.REQUEST or item.box != INBOX or item.task_id is not None:
             continue
         peer = config.peers.get(factory_of(item.sender))
@@ -154,6 +162,8 @@ def take_by_policy(base: FactoryBase, log: ExecutionLog, keys: list[str]) -> lis
         if not any(factory_of(address) == config.name for address in item.recipients):
             continue
         state = State.PROPOSED if peer.accept == "propose" else State.QUEUED
+        if _answered(log, item) is not None:
+            continue
         made.append(task_from_request(base, log, item.key, actor=f"mail:{peer.name}", state=state))
     return made
 

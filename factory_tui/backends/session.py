@@ -48,6 +48,7 @@ from factory_tui.qa_model import Gate, InvalidScenario, QaKind, Scenario, Verdic
 from factory_tui.qa_scenarios import load_scenarios, template, valid_name
 
 if TYPE_CHECKING:
+    from factory_tui.backends.mail_git import SyncReport
     from factory_tui.backends.mail_ingest import IngestReport, MailIngest
     from factory_tui.backends.mail_post import Handed, Sent
     from factory_tui.mail_model import RequestState
@@ -392,6 +393,27 @@ class FactorySession:
         from factory_tui.backends.mail_post import retry_undelivered
 
         return retry_undelivered(self.base, self.log, config=self.config)
+
+    def record_sync(self, report: SyncReport) -> None:
+        """What a git sync says of our pending deliveries, in the log."""
+        from factory_tui.backends.mail_post import record_sync
+
+        record_sync(self.log, report, report.started)
+
+    def mail_round(self, *, retry: bool = True) -> list[str]:
+        """The engine's round of mail work: requests by policy, outcomes of
+        ended tasks, and (``retry``) failed deliveries again; the lines to
+        report."""
+        from factory_tui.backends.mail_requests import take_by_policy
+
+        lines = [f"mail: a request became {task.id} ({task.state}): {task.title}"
+                 for task in take_by_policy(self.base, self.log)]
+        lines += [f"mail: answered {sent.message.in_reply_to}: {sent.message.state} ({sent.message.task})"
+                  for sent in self.answer_ended_requests()]
+        if retry:
+            lines += [f"mail: delivery to {item.factory} {item.state}" + (f": {item.error}" if item.error else "")
+                      for item in self.retry_undelivered()]
+        return lines
 
     def answer_ended_requests(self) -> list[Sent]:
         """Send the outcome of every task made from a request that ended
