@@ -65,3 +65,15 @@ def test_a_note_to_ourselves_and_a_missing_peer(tmp_path):
         assert [item.state for item in ours.retry_undelivered()] == ["delivered"]
         assert ours.log.mail_counts().undelivered == 0
         assert [path.name for path in files(mill.inbox_dir)] == [lost.path.name]
+
+
+def test_an_agents_mail_is_from_its_task(tmp_path):
+    shop, mill = two_factories(tmp_path)
+    with session(shop) as ours:
+        sent = ours.send_mail(["mill"], "Which format?", "CSV or JSON?", actor="agent:T-7")
+        assert sent.message.sender == "shop/T-7"
+    with session(mill) as theirs:
+        theirs.mail_catch_up()
+        answer = theirs.reply_mail(sent.message.id, "JSON.", actor=OPERATOR)
+        assert answer.message.to == ("shop/T-7",)
+    assert [path.name for path in files(shop.inbox_dir)] == [answer.path.name]
