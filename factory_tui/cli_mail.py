@@ -16,6 +16,7 @@ colour nor move the terminal.
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,10 @@ def _marks(item) -> str:
     return marks
 
 
+def _undelivered_mark(undelivered: set[str], item) -> str:
+    return "U" if item.key in undelivered else " "
+
+
 @mail.command("list")
 @click.option("--unread", is_flag=True, help="Only messages not read yet.")
 @click.option("--thread", "thread", metavar="ID", callback=utf8_text("the thread"),
@@ -58,20 +63,23 @@ def _marks(item) -> str:
 @needs(Need.READ)
 def mail_list(ctx: Context, unread: bool, thread: str | None, box: str | None, limit: int | None,
               as_json: bool) -> None:
-    """List messages, newest first (* unread, ! important, A waiting for our ack)."""
+    """List messages, newest first (* unread, ! important, A waiting for our ack, U not delivered yet)."""
     log = ctx.log
     thread_key = log.mail_message(thread).thread if thread else None
     items = log.mail_messages(unread=True if unread else None, thread=thread_key, box=box, limit=limit)
     if as_json:
-        click.echo(dumps_json([{k: v for k, v in item.to_json().items() if k != "body"} for item in items]))
+        undelivered_keys = {delivery.key for delivery in log.undelivered()}
+        click.echo(dumps_json([{**{k: v for k, v in item.to_json().items() if k != "body"},
+                                "undelivered": item.key in undelivered_keys} for item in items]))
         return
     if not items:
         click.echo("No messages." if not (unread or thread or box) else "No messages match.")
         return
+    undelivered = {delivery.key for delivery in log.undelivered()}
     width = max(3, *(len(item.key) for item in items))
-    click.echo(click.style(f"    {'ID':<{width}}  {'CREATED':<16}  {'KIND':<7}  {'FROM':<24}  SUBJECT", bold=True))
+    click.echo(click.style(f"     {'ID':<{width}}  {'CREATED':<16}  {'KIND':<7}  {'FROM':<24}  SUBJECT", bold=True))
     for item in items:
-        click.echo(f"{_marks(item)} {literal(item.key):<{width}}  {_when(item.created):<16}  {item.kind:<7}  "
+        click.echo(f"{_marks(item)}{_undelivered_mark(undelivered, item)} {literal(item.key):<{width}}  {_when(item.created):<16}  {item.kind:<7}  "
                    f"{one_line(item.sender, 24):<24}  {one_line(item.subject, 80)}")
 
 
@@ -160,44 +168,122 @@ def _show_file(ctx: Context, path: Path, as_json: bool) -> None:
 @pass_ctx
 @needs(Need.MAIL)
 def mail_ack(ctx: Context, message_id: str, as_json: bool) -> None:
-    """Acknowledge a message: an ack goes back to its sender (written to our outbox)."""
-    from factory_tui.backends.mail_post import send
-    from factory_tui.mail_model import InvalidMessage, ack_of
-
-    log = ctx.log
-    item = log.mail_message(message_id)
-    if item.box == "outbox":
-        raise InvalidInput(f"{item.key} is our own message: only a message we received is acknowledged")
-    if item.kind == "ack":
-        raise InvalidInput(f"{item.key} is an ack itself: an ack is not acknowledged")
-    if item.acked_at is not None:
+    """Acknowledge a message: an ack goes back to its sender."""
+    item = ctx.log.mail_message(message_id)
+    if item.acked_at is not None and not item.ours and item.kind != "ack":
         text = f"{item.key} was acknowledged already."
         click.echo(dumps_json({"key": item.key, "acked_at": item.acked_at, "sent": None}) if as_json else text)
         return
-    try:
-        ack = ack_of(_as_message(item), sender=ctx.base.config().name)
-    except InvalidMessage as error:
-        raise InvalidInput(f"{item.key} cannot be acknowledged: {error}") from None
-    sent = send(ctx.base, log, ack)
+    sent = ctx.session.ack_mail(item.key, actor=ctx.caller.actor)
     if as_json:
-        click.echo(dumps_json({"key": item.key, "acked_at": log.mail_message(item.key).acked_at,
-                               "sent": sent.message.id, "path": str(sent.path)}))
+        click.echo(dumps_json({"key": item.key, "acked_at": ctx.log.mail_message(item.key).acked_at,
+                               "sent": sent.message.id, "path": str(sent.path),
+                               "deliveries": [handed.to_json() for handed in sent.deliveries]}))
         return
-    click.echo(f"Acknowledged {literal(item.key)}: {literal(sent.message.id)} to {literal(item.sender)} "
-               "is in the outbox.")
+    click.echo(f"Acknowledged {literal(item.key)}: {literal(sent.message.id)} to {literal(item.sender)}"
+               f"{_delivered(sent)}.")
 
 
-def _as_message(item):
-    """The message a log row records, as the model has it; keyed as the
-    log keys it, so that an ack of a source's message finds it again."""
-    from factory_tui.mail_model import Importance, Message, MessageKind
+def _delivered(sent) -> str:
+    if not sent.deliveries:
+        return " (in our outbox)"
+    parts = [f"{literal(item.factory)} {item.state}" + (f" ({one_line(item.error, 200)})" if item.error else "")
+             for item in sent.deliveries]
+    return " (" + ", ".join(parts) + ")"
 
-    return Message(
-        id=item.key, sender=item.sender, to=item.recipients or (item.sender,), subject=item.subject,
-        created=datetime.fromtimestamp(item.created, UTC), kind=MessageKind(item.kind), thread=item.thread,
-        in_reply_to=item.in_reply_to, importance=Importance(item.importance), ack_required=item.ack_required,
-        body=item.body,
-    )
+
+def _body(body_file: str | None) -> str:
+    """The body from a file, or standard input with ``-``."""
+    if body_file is None:
+        return ""
+    try:
+        if body_file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            data = Path(body_file).read_bytes()
+    except OSError as error:
+        raise InvalidInput(f"the body cannot be read from {body_file}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the body in {body_file} is not UTF-8 text") from None
+
+
+def _print_sent(sent, as_json: bool, what: str) -> None:
+    if as_json:
+        click.echo(dumps_json(sent.to_json()))
+        return
+    click.echo(f"{what} {literal(sent.message.id)} to {literal(', '.join(sent.message.recipients))}"
+               f"{_delivered(sent)}.")
+
+
+body_option = click.option("--body-file", metavar="F|-", help="The body from this file, or - for standard input.")
+
+
+@mail.command("send")
+@click.option("--to", "to", multiple=True, required=True, metavar="PEER", callback=utf8_text("the recipient"),
+              help="A peer (or PEER/agent); again for several.")
+@click.option("--subject", required=True, callback=utf8_text("the subject"), help="The subject.")
+@click.option("--kind", type=click.Choice(["note", "request"]), default="note", show_default=True)
+@click.option("--importance", type=click.Choice(["low", "normal", "high", "urgent"]), default="normal",
+              show_default=True)
+@click.option("--ack", "ack_required", is_flag=True, help="Ask for an acknowledgement.")
+@body_option
+@json_option
+@pass_ctx
+@needs(Need.MAIL)
+def mail_send(ctx: Context, to: tuple[str, ...], subject: str, kind: str, importance: str, ack_required: bool,
+              body_file: str | None, as_json: bool) -> None:
+    """Send a message to peers: into our outbox, then into each peer's inbox (or onto our mail branch)."""
+    from factory_tui.mail_model import Importance, MessageKind
+
+    sent = ctx.session.send_mail(list(to), subject, _body(body_file), kind=MessageKind(kind),
+                                 importance=Importance(importance), ack_required=ack_required,
+                                 actor=ctx.caller.actor)
+    _print_sent(sent, as_json, "Sent")
+
+
+@mail.command("reply")
+@click.argument("message_id", metavar="ID", callback=utf8_text("the message id"))
+@click.option("--state", type=click.Choice(["accepted", "working", "completed", "failed", "canceled", "rejected"]),
+              help="Where the request stands (a reply to a request).")
+@body_option
+@json_option
+@pass_ctx
+@needs(Need.MAIL)
+def mail_reply(ctx: Context, message_id: str, state: str | None, body_file: str | None, as_json: bool) -> None:
+    """Reply to a message, in its thread, to its sender."""
+    from factory_tui.mail_model import RequestState
+
+    sent = ctx.session.reply_mail(message_id, _body(body_file), actor=ctx.caller.actor,
+                                  state=RequestState(state) if state else None)
+    _print_sent(sent, as_json, "Replied with")
+
+
+@mail.command("task")
+@click.argument("message_id", metavar="ID", callback=utf8_text("the message id"))
+@json_option
+@pass_ctx
+@needs(Need.QUEUE)
+def mail_task(ctx: Context, message_id: str, as_json: bool) -> None:
+    """Make a request a queued task; the requester gets an accepted reply."""
+    task = ctx.session.task_from_request(message_id, actor=ctx.caller.actor)
+    if as_json:
+        click.echo(dumps_json(task.to_json()))
+        return
+    click.echo(f"{task.id} ({task.state}): {literal(task.title)}; the requester was told it is accepted.")
+
+
+@mail.command("decline")
+@click.argument("message_id", metavar="ID", callback=utf8_text("the message id"))
+@click.option("--note", required=True, callback=utf8_text("the note"), help="Why (sent to the requester).")
+@json_option
+@pass_ctx
+@needs(Need.CANCEL)
+def mail_decline(ctx: Context, message_id: str, note: str, as_json: bool) -> None:
+    """Decline a request: a reply rejected, with the note, goes back."""
+    sent = ctx.session.decline_request(message_id, note, actor=ctx.caller.actor)
+    _print_sent(sent, as_json, "Declined with")
 
 
 @mail.command("peers")

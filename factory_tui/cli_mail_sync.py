@@ -64,8 +64,12 @@ def mail_sync(ctx: Context, as_json: bool) -> None:
 
     base = ctx.base
     config = base.config()
+    # Failed deliveries first (a peer's folder back, our branch published
+    # again), so that this sync pushes them.
+    ctx.session.retry_undelivered()
     report: SyncReport = sync(base.root, config.name, config.peers.values(), base.inbox_dir,
                               max_bytes=config.mail.max_bytes)
+    ctx.session.record_sync(report)
     if as_json:
         click.echo(dumps_json({"peers": [peer_json(peer) for peer in report.peers]}))
     elif not report.peers:

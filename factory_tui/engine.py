@@ -63,6 +63,8 @@ __all__ = ["Engine", "EngineBusy", "EngineLock", "EngineStatus", "EngineThread",
 LEASE_SECONDS = 60.0
 # Cancellation must stop an agent within two seconds: look this often.
 CHECK_SECONDS = 0.5
+# How often the engine looks for requests to take and tasks to answer.
+MAIL_ROUND_SECONDS = 1.0
 REAP_SECONDS = 10.0
 PROGRESS_SECONDS = 1.0
 PUMP_SECONDS = 0.2
@@ -308,7 +310,8 @@ class Engine:
             except FactoryError:
                 self.agent_name = "?"
             self._report(f"engine started ({self.mode}, up to {self.max_parallel} agents, default agent {self.agent_name})")
-            self._mail_sync = start_sync_loop(self.base.root, self.config, self.base.inbox_dir, self._report)
+            self._mail_sync = start_sync_loop(self.base.root, self.config, self.base.inbox_dir, self._report,
+                                              after=self.session.record_sync)
             try:
                 await self._recover()
                 self._publish()
@@ -337,7 +340,7 @@ class Engine:
     async def _loop_until_done(self, wake: asyncio.Event) -> None:
         """The rounds of work; ``wake`` (the engine's ``_wake``) ends a
         round's wait early."""
-        last_check = last_reap = 0.0
+        last_check = last_reap = last_mail = last_retry = 0.0
         while not self._stopping:
             # Cleared before the work, not after it: a wake-up that comes
             # while this round runs (a job ending) then starts the next
@@ -359,6 +362,12 @@ class Engine:
                     self._checks_to_claim = True
                     for task_id in reaped:
                         self._report(f"{task_id}: lease expired, back to queued")
+            if now - last_mail >= MAIL_ROUND_SECONDS:
+                last_mail = now
+                retry = now - last_retry >= self.config.mail.sync_interval
+                if retry:
+                    last_retry = now
+                await self._mail_round(retry)
             # Checks left by an engine before this one first: their runs are done.
             await self._claim_checks()
             await self._fill_slots()
@@ -1096,6 +1105,21 @@ class Engine:
 
         self._mail_thread = threading.Thread(target=follow, name="engine-mail", daemon=True)
         self._mail_thread.start()
+
+    async def _mail_round(self, retry: bool) -> None:
+        """Requests by policy, the outcome of tasks made from requests
+        (backends/mail_requests.py), failed deliveries again (``retry``).
+        Mail never takes the engine down: a failure is a line, and the next
+        round tries again."""
+        try:
+            lines = await self._call(self.session.mail_round, retry=retry)
+        except LogBusy:
+            return
+        except (FactoryError, OSError) as error:
+            self._report(f"mail: {error}")
+            return
+        for line in lines:
+            self._report(line)
 
     async def _stop_mail(self) -> None:
         thread = getattr(self, "_mail_thread", None)

@@ -99,6 +99,9 @@ class PeerSync:
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     peers: tuple[PeerSync, ...] = ()
+    # When the sync began (epoch seconds): what was published before it and
+    # not reported behind is on the peers' remotes.
+    started: float = 0.0
 
     @property
     def taken(self) -> tuple[Path, ...]:
@@ -183,20 +186,21 @@ def sync(repo_root: Path, factory: str, peers: Iterable[Peer], inbox_dir: Path, 
     ``inbox_dir``. Per-peer failures are in the report, never raised; one
     sync at a time per repository (another waits up to ``timeout``).
     ``stop``: set it to end the sync early (its git is killed)."""
+    started = time.time()
     git = _Git(repo_root, timeout, stop)
     groups: dict[str, list[Peer]] = {}
     for peer in sorted(peers, key=lambda item: item.name):
         if peer.remote:
             groups.setdefault(peer.remote, []).append(peer)
     if not groups:
-        return SyncReport()
+        return SyncReport(started=started)
     results: list[PeerSync] = []
     with _sync_lock(git, timeout):
         for remote, members in groups.items():
             if stop is not None and stop.is_set():
                 break
             results.extend(_sync_remote(git, factory, remote, members, inbox_dir, max_bytes))
-    return SyncReport(tuple(sorted(results, key=lambda item: item.peer)))
+    return SyncReport(tuple(sorted(results, key=lambda item: item.peer)), started)
 
 
 def _sync_remote(git: _Git, factory: str, remote: str, members: list[Peer], inbox_dir: Path,
@@ -519,9 +523,11 @@ class _Git:
 
 
 def start_sync_loop(repo_root: Path, config: FactoryConfig, inbox_dir: Path,
-                    report: Callable[[str], None]) -> SyncLoop | None:
+                    report: Callable[[str], None],
+                    after: Callable[[SyncReport], None] | None = None) -> SyncLoop | None:
     """The engine's sync every ``[mail] sync_interval``, its lines to
-    ``report`` (failures, and what moved); None when no peer has a remote."""
+    ``report`` (failures, and what moved), each report to ``after`` (the
+    engine records deliveries with it); None when no peer has a remote."""
     peers = tuple(peer for peer in config.peers.values() if peer.remote)
     if not peers:
         return None
@@ -530,6 +536,11 @@ def start_sync_loop(repo_root: Path, config: FactoryConfig, inbox_dir: Path,
         if isinstance(result, str):
             report(f"mail sync failed: {result}")
             return
+        if after is not None:
+            try:
+                after(result)
+            except Exception as error:  # noqa: BLE001 - recording must not end the loop; the line says why
+                report(f"mail sync: recording deliveries failed: {error}")
         for peer in result.peers:
             if peer.pushed or peer.taken:
                 report(f"mail sync: {peer.peer}: pushed {peer.pushed}, fetched {len(peer.taken)} new")

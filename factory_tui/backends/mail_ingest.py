@@ -42,7 +42,7 @@ from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.mail_log import INBOX, OUTBOX, IngestOutcome, NewMail, source_box
 from factory_tui.backends.watcher import watch as watch_path
 from factory_tui.config import FactoryConfig
-from factory_tui.errors import LogError
+from factory_tui.errors import FactoryError, LogError
 from factory_tui.front_matter import read_limited
 from factory_tui.mail_model import InvalidMessage, content_hash, parse_bytes
 
@@ -219,14 +219,32 @@ class MailIngest:
         if not batch:
             return
         outcomes = self.log.ingest_messages([item for _, item in batch], us=self.config.name)
+        received: list[str] = []
         for (folder, item), outcome in zip(batch, outcomes, strict=True):
             if outcome.outcome is IngestOutcome.NEW:
                 report.new += 1
+                if folder.box == INBOX:
+                    received.append(outcome.key)
             elif outcome.outcome is IngestOutcome.CONFLICT:
                 reason = f"another message has id {item.read.message.id} ({outcome.existing_path})"
                 self._refuse(folder, item.read.path, item.relative_path, reason, item.read.hash, report)
             else:
                 report.known += 1
+        if received:
+            self._by_policy(received)
+
+    def _by_policy(self, keys: list[str]) -> None:
+        """Requests from a peer whose ``accept`` is propose or queue become
+        tasks as they arrive (backends/mail_requests.py); a failure is
+        reported, never stops intake, and the engine's mail round tries
+        again."""
+        from factory_tui.backends.mail_requests import take_by_policy
+
+        try:
+            for task in take_by_policy(self.base, self.log, keys):
+                self._report(f"mail: a request became {task.id} ({task.state}): {task.title}")
+        except (FactoryError, OSError) as error:
+            self._report(f"mail: a request could not become a task: {error}")
 
     def _refuse(self, folder: _Folder, path: Path, relative: str, reason: str, hash_: str,
                 report: IngestReport) -> None:
