@@ -29,6 +29,7 @@ from factory_tui.backends.qa_log import QaRun, ScenarioStats
 from factory_tui.backends.worktrees import Worktrees
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import FactoryError, InvalidInput
+from factory_tui.mail_model import Importance, MessageKind
 from factory_tui.model import (
     Action,
     Failure,
@@ -49,6 +50,8 @@ from factory_tui.qa_scenarios import load_scenarios, template, valid_name
 if TYPE_CHECKING:
     from factory_tui.backends.mail_ingest import IngestReport, MailIngest
     from factory_tui.backends.mail_log import MailCounts, MailItem, Rejected, ThreadPage
+    from factory_tui.backends.mail_post import Handed, Sent
+    from factory_tui.mail_model import RequestState
 
 
 @dataclass
@@ -186,7 +189,18 @@ class FactorySession:
     ) -> Outcome:
         """``force``: approve a task in review although its required QA has
         not passed on its head (``note`` required: the override is logged)."""
-        return self.operator.apply(task_id, action, actor=actor, note=note, force=force)
+        outcome = self.operator.apply(task_id, action, actor=actor, note=note, force=force)
+        if outcome.task.state in (State.DONE, State.CANCELLED):
+            self._answer_requests()
+        return outcome
+
+    def _answer_requests(self) -> None:
+        """A task that ended may answer a request: the reply goes now
+        (the engine's loop tries again whatever fails here)."""
+        try:
+            self.answer_ended_requests()
+        except (FactoryError, OSError):
+            pass
 
     # --- QA on demand ------------------------------------------------------------
 
@@ -323,6 +337,87 @@ class FactorySession:
     def mail_rejected(self, limit: int | None = None) -> list[Rejected]:
         """Files refused as no message, the latest first."""
         return self.log.mail_rejected(limit)
+
+    def send_mail(self, to: Sequence[str], subject: str, body: str, *, kind: MessageKind = MessageKind.NOTE,
+                  importance: Importance = Importance.NORMAL, ack_required: bool = False, actor: str) -> Sent:
+        """A new message to peers (or ourselves), written to our outbox and
+        delivered (backends/mail_post.py). An agent's ``from`` is
+        ``<factory>/<task>``. InvalidInput for a bad address, subject or a
+        factory that is no peer, before anything is written."""
+        from factory_tui.backends.mail_post import our_address, send
+        from factory_tui.backends.mail_requests import sender_for
+        from factory_tui.mail_model import InvalidMessage, new_message
+
+        config = self.config
+        our_address(config)
+        if not to:
+            raise InvalidInput("a message needs at least one recipient (--to PEER)")
+        try:
+            message = new_message(sender_for(config, actor), list(to), subject, body,
+                                  kind=MessageKind(kind), importance=Importance(importance),
+                                  ack_required=ack_required)
+        except InvalidMessage as error:
+            raise InvalidInput(f"the message cannot be sent: {error}") from None
+        if message.kind not in (MessageKind.NOTE, MessageKind.REQUEST):
+            raise InvalidInput(f"a new message is a note or a request, not {message.kind}: reply to answer one")
+        return send(self.base, self.log, message, config=config)
+
+    def reply_mail(self, key: str, body: str, *, actor: str, state: RequestState | None = None) -> Sent:
+        """A reply in the thread of the message ``key`` (its id or a unique
+        start of it), to its sender."""
+        from factory_tui.backends.mail_requests import reply, sender_for
+
+        if not body.strip():
+            raise InvalidInput("a reply needs a body")
+        item = self.log.mail_message(key)
+        return reply(self.base, self.log, item, body, sender=sender_for(self.config, actor), state=state)
+
+    def ack_mail(self, key: str, *, actor: str) -> Sent:
+        """Acknowledge the message ``key``: an ``ack`` goes back to its
+        sender. Refused for our own message, an ack, or one acknowledged
+        already."""
+        from factory_tui.backends.mail_requests import reply, sender_for
+        from factory_tui.mail_model import MessageKind
+
+        item = self.log.mail_message(key)
+        if item.ours:
+            raise InvalidInput(f"{item.key} is our own message: only a message we received is acknowledged")
+        if item.kind == MessageKind.ACK:
+            raise InvalidInput(f"{item.key} is an ack itself: an ack is not acknowledged")
+        if item.acked_at is not None:
+            raise InvalidInput(f"{item.key} was acknowledged already")
+        return reply(self.base, self.log, item, "Acknowledged.", sender=sender_for(self.config, actor),
+                     kind=MessageKind.ACK)
+
+    def task_from_request(self, key: str, *, actor: str) -> Task:
+        """The request ``key`` becomes a queued task linked to it; a reply
+        ``accepted`` with the task's id goes back at once."""
+        from factory_tui.backends.mail_requests import task_from_request
+
+        return task_from_request(self.base, self.log, key, actor=actor)
+
+    def decline_request(self, key: str, note: str, *, actor: str) -> Sent:
+        """Answer the request ``key`` with ``rejected`` and ``note``."""
+        from factory_tui.backends.mail_requests import decline
+
+        return decline(self.base, self.log, key, note, actor=actor)
+
+    def mark_mail_read(self, keys: Sequence[str], *, actor: str) -> int:
+        """Mark messages read; how many were unread."""
+        return self.log.mark_read(keys, actor)
+
+    def retry_undelivered(self) -> list[Handed]:
+        """Deliver again every message whose delivery failed."""
+        from factory_tui.backends.mail_post import retry_undelivered
+
+        return retry_undelivered(self.base, self.log, config=self.config)
+
+    def answer_ended_requests(self) -> list[Sent]:
+        """Send the outcome of every task made from a request that ended
+        and has no outcome reply yet (idempotent)."""
+        from factory_tui.backends.mail_requests import answer_ended
+
+        return answer_ended(self.base, self.log)
 
 
 # The task screen's report looks this far back for each scenario's latest.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.message import Message
+from textual.widget import Widget
 from textual.worker import get_current_worker
 
 from factory_tui.attention import mail_notices
@@ -105,7 +106,7 @@ class MailPane(MailTable, FeedListener):
         for header in self.screen.query(FactoryHeader):
             header.mail = message.counts
         pane = self.parent
-        if pane is not None:
+        if isinstance(pane, Widget):
             pane.border_title = f"5 Mail · {self._title_counts(message.total)}"
 
     def _title_counts(self, total: int) -> str:

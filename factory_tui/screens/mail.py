@@ -23,9 +23,9 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
 
 from factory_tui.context import console
@@ -69,7 +69,7 @@ def waiting_ack(items: Sequence[MailItem]) -> MailItem | None:
 # --- the keys -------------------------------------------------------------------------
 
 
-def with_thread(where: DOMNode, thread: str, then: Callable[[list[MailItem]], None]) -> None:
+def with_thread(where: Widget | Screen, thread: str, then: Callable[[list[MailItem]], None]) -> None:
     """Read ``thread``'s messages in a worker, then call ``then`` with them
     on the event loop."""
     def read() -> None:
@@ -79,7 +79,7 @@ def with_thread(where: DOMNode, thread: str, then: Callable[[list[MailItem]], No
     where.run_worker(read, thread=True, group="mail-read", exit_on_error=False)
 
 
-def mail_call(where: DOMNode, call: Callable[[], str], *, after: Callable[[], None] | None = None) -> None:
+def mail_call(where: Widget | Screen, call: Callable[[], str], *, after: Callable[[], object] | None = None) -> None:
     """Run ``call`` (a session write) in a worker; notify what it returns,
     or its error's one line; then ``after`` on the event loop."""
     def run() -> None:
@@ -95,7 +95,7 @@ def mail_call(where: DOMNode, call: Callable[[], str], *, after: Callable[[], No
     where.run_worker(run, thread=True, group="mail-write", exit_on_error=False)
 
 
-def reply_in(where: DOMNode, thread: str) -> None:
+def reply_in(where: Widget | Screen, thread: str) -> None:
     def open_form(items: list[MailItem]) -> None:
         target = reply_target(items)
         if target is None:
@@ -106,11 +106,11 @@ def reply_in(where: DOMNode, thread: str) -> None:
     with_thread(where, thread, open_form)
 
 
-def new_mail(where: DOMNode) -> None:
+def new_mail(where: Widget | Screen) -> None:
     where.app.push_screen(MailForm())
 
 
-def task_from(where: DOMNode, thread: str, *, after: Callable[[], None] | None = None) -> None:
+def task_from(where: Widget | Screen, thread: str, *, after: Callable[[], object] | None = None) -> None:
     def make(items: list[MailItem]) -> None:
         request = waiting_request(items)
         if request is None:
@@ -127,7 +127,7 @@ def task_from(where: DOMNode, thread: str, *, after: Callable[[], None] | None =
     with_thread(where, thread, make)
 
 
-def acknowledge(where: DOMNode, thread: str, *, after: Callable[[], None] | None = None) -> None:
+def acknowledge(where: Widget | Screen, thread: str, *, after: Callable[[], object] | None = None) -> None:
     def ack(items: list[MailItem]) -> None:
         wanted = waiting_ack(items)
         if wanted is None:
@@ -144,7 +144,7 @@ def acknowledge(where: DOMNode, thread: str, *, after: Callable[[], None] | None
     with_thread(where, thread, ack)
 
 
-def decline(where: DOMNode, thread: str, *, after: Callable[[], None] | None = None) -> None:
+def decline(where: Widget | Screen, thread: str, *, after: Callable[[], object] | None = None) -> None:
     def ask(items: list[MailItem]) -> None:
         request = waiting_request(items)
         if request is None:

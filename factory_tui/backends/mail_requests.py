@@ -1,0 +1,221 @@
+"""Requests from other factories that become tasks, and answer themselves.
+
+A received ``request`` becomes a task (``task_from_request``: by the
+operator's key, or by the peer's ``accept`` policy at intake, ``take_by_policy``):
+title from its subject, body from its body and a line saying who asked;
+the task is linked to the message and a reply ``state: accepted`` with the
+task's id goes back at once. ``decline`` answers ``rejected`` with a note.
+
+When a linked task ends (done, failed, cancelled), ``answer_ended`` sends
+the outcome in the request's thread: ``completed`` with the merge commit
+and the agent's last words, ``failed`` with the reason, ``canceled``. It is
+one reconciler, not a hook on each transition: it looks at every linked
+task in an end state whose outcome reply is not in our outbox yet, so
+the engine's loop and the operator's actions can both run it, and a crash
+between the transition and the reply loses nothing. Twice at once is still
+one reply: the reply's id and time are derived from the request and the
+task's last event, so both writers make the same file (one name, one
+record, one delivery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+
+from ulid import ULID
+
+from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.log import ExecutionLog
+from factory_tui.backends.mail_log import INBOX, MailItem
+from factory_tui.backends.mail_post import Sent, send
+from factory_tui.config import FactoryConfig
+from factory_tui.errors import InvalidInput
+from factory_tui.mail_model import (
+    Importance,
+    InvalidMessage,
+    Message,
+    MessageKind,
+    RequestState,
+    factory_of,
+    reply_to,
+)
+from factory_tui.model import NewTask, State, Task
+
+ENDED = {State.DONE: RequestState.COMPLETED, State.FAILED: RequestState.FAILED,
+         State.CANCELLED: RequestState.CANCELED}
+_MERGED_AT = re.compile(r"\bat ([0-9a-f]{7,40})\b")
+LAST_WORDS = 2000  # characters of the agent's last words in a reply
+
+
+def sender_for(config: FactoryConfig, actor: str) -> str:
+    """The ``from`` of what ``actor`` sends: our factory, or for an
+    agent (``agent:T-3``) our factory's task ``<factory>/T-3``."""
+    if actor.startswith("agent:"):
+        return f"{config.name}/{actor.split(':', 1)[1]}"
+    return config.name
+
+
+def as_message(item: MailItem) -> Message:
+    """The message a log row records, as the model has it; keyed as the
+    log keys it, so that a reply to a source's message finds it again."""
+    return Message(
+        id=item.key, sender=item.sender, to=item.recipients or (item.sender,), subject=item.subject,
+        created=datetime.fromtimestamp(item.created, UTC), kind=MessageKind(item.kind), thread=item.thread,
+        in_reply_to=item.in_reply_to, importance=Importance(item.importance), ack_required=item.ack_required,
+        state=RequestState(item.state) if item.state else None, task=item.task, body=item.body,
+    )
+
+
+def reply(base: FactoryBase, log: ExecutionLog, item: MailItem, body: str, *, sender: str,
+          state: RequestState | None = None, task: str | None = None, kind: MessageKind = MessageKind.REPLY,
+          message_id: str | None = None, created: datetime | None = None) -> Sent:
+    """A reply to ``item`` in its thread, sent."""
+    if item.ours:
+        raise InvalidInput(f"{item.key} is our own message: reply to a message we received")
+    try:
+        message = reply_to(as_message(item), sender=sender, body=body, kind=kind, state=state, task=task,
+                           created=created)
+    except InvalidMessage as error:
+        raise InvalidInput(f"{item.key} cannot be answered: {error}") from None
+    if message_id is not None:
+        message = _with_id(message, message_id)
+    return send(base, log, message, strict=False)
+
+
+def _with_id(message: Message, message_id: str) -> Message:
+    from dataclasses import replace
+
+    return replace(message, id=message_id)
+
+
+def _request(log: ExecutionLog, key: str) -> MailItem:
+    item = log.mail_message(key)
+    if item.kind != MessageKind.REQUEST or item.ours:
+        raise InvalidInput(f"{item.key} is not a request we received ({item.kind}"
+                           f"{' we sent' if item.ours else ''}): only a request becomes a task")
+    return item
+
+
+def task_from_request(base: FactoryBase, log: ExecutionLog, key: str, *, actor: str,
+                      state: State = State.QUEUED) -> Task:
+    """The request ``key`` as a task in ``state``, linked to it, and the
+    ``accepted`` reply sent. Refused for a message that is not a request
+    or is a task already, or a request answered already."""
+    config = base.config()
+    item = _request(log, key)
+    if item.task_id is not None:
+        raise InvalidInput(f"{item.key} is a task already: {item.task_id}")
+    if _answered(log, item) is not None:
+        raise InvalidInput(f"{item.key} was answered already ({_answered(log, item)}): it does not become a task")
+    body = (item.body.rstrip() + "\n\n" if item.body.strip() else "") + \
+        f"Requested by {item.sender} in message {item.key}."
+    task = log.add_task(NewTask(title=item.subject, body=body, state=state, source=f"mail:{item.key}"),
+                        actor=actor)
+    log.link_task(item.key, task.id)
+    reply(base, log, item, f"Accepted as {task.id}: {task.title}", sender=config.name,
+          state=RequestState.ACCEPTED, task=task.id)
+    return task
+
+
+def decline(base: FactoryBase, log: ExecutionLog, key: str, note: str, *, actor: str) -> Sent:
+    """Answer the request ``key`` with ``rejected`` and the note."""
+    item = _request(log, key)
+    if not note.strip():
+        raise InvalidInput("a decline needs a note saying why")
+    if item.task_id is not None:
+        raise InvalidInput(f"{item.key} is a task already ({item.task_id}): cancel the task instead")
+    if (answered := _answered(log, item)) is not None:
+        raise InvalidInput(f"{item.key} was answered already ({answered})")
+    return reply(base, log, item, note, sender=base.config().name, state=RequestState.REJECTED)
+
+
+def _answered(log: ExecutionLog, item: MailItem) -> str | None:
+    """The state of our answer to a request that settled it, if any."""
+    for other in log.mail_messages(thread=item.thread, box="outbox"):
+        if other.in_reply_to == item.key and other.state in (RequestState.ACCEPTED, RequestState.REJECTED):
+            return other.state
+    return None
+
+
+def take_by_policy(base: FactoryBase, log: ExecutionLog, keys: list[str]) -> list[Task]:
+    """Newly received messages: each request from a peer whose ``accept``
+    is ``propose`` or ``queue`` becomes a proposed or queued task now."""
+    config = base.config()
+    made: list[Task] = []
+    for key in keys:
+        item = log.mail_message(key)
+        if item.kind != MessageKind.REQUEST or item.box != INBOX or item.task_id is not None:
+            continue
+        peer = config.peers.get(factory_of(item.sender))
+        if peer is None or peer.accept not in ("propose", "queue"):
+            continue
+        if not any(factory_of(address) == config.name for address in item.recipients):
+            continue
+        state = State.PROPOSED if peer.accept == "propose" else State.QUEUED
+        made.append(task_from_request(base, log, item.key, actor=f"mail:{peer.name}", state=state))
+    return made
+
+
+# --- the outcome, by itself -------------------------------------------------------------
+
+
+def answer_ended(base: FactoryBase, log: ExecutionLog) -> list[Sent]:
+    """Send the outcome of every task made from a request that has ended
+    and whose outcome is not answered yet; idempotent."""
+    config = base.config()
+    linked = [item for item in log.mail_messages(box=INBOX) if item.kind == MessageKind.REQUEST and item.task_id]
+    if not linked:
+        return []
+    tasks = {task.id: task for task in log.get_tasks([item.task_id for item in linked if item.task_id])}
+    sent: list[Sent] = []
+    for item in linked:
+        task = tasks.get(item.task_id or "")
+        if task is None or task.state not in ENDED:
+            continue
+        state = ENDED[task.state]
+        if any(other.in_reply_to == item.key and other.state == state
+               for other in log.mail_messages(thread=item.thread, box="outbox")):
+            continue
+        body = _outcome_body(log, task, state)
+        # The same id and time whoever sends it (the engine and the CLI at
+        # once): one file, one record.
+        at = task.updated_at
+        message_id = _stable_id(item.key, task.id, str(state), at)
+        created = datetime.fromtimestamp(int(at), UTC)
+        sent.append(reply(base, log, item, body, sender=config.name, state=state, task=task.id,
+                          message_id=message_id, created=created))
+    return sent
+
+
+def _stable_id(key: str, task_id: str, state: str, at: float) -> str:
+    digest = hashlib.sha256(f"{key}\0{task_id}\0{state}".encode()).digest()
+    return str(ULID.from_bytes(int(at * 1000).to_bytes(6, "big") + digest[:10]))
+
+
+def _outcome_body(log: ExecutionLog, task: Task, state: RequestState) -> str:
+    if state == RequestState.COMPLETED:
+        lines = [f"{task.id} is done: {task.title}"]
+        commit = _merge_commit(log, task.id)
+        if commit:
+            lines.append(f"Merge commit: {commit}")
+        if task.progress:
+            lines += ["", "The agent's last words:", task.progress[:LAST_WORDS]]
+        return "\n".join(lines)
+    if state == RequestState.FAILED:
+        failure = log.failures([task.id]).get(task.id)
+        reason = failure.reason if failure is not None else "no reason recorded"
+        return f"{task.id} failed: {reason}"
+    return f"{task.id} was cancelled."
+
+
+def _merge_commit(log: ExecutionLog, task_id: str) -> str | None:
+    for event in reversed(log.events(task_id=task_id)):
+        if event.to_state == State.DONE:
+            commit = event.data.get("merge_commit") if event.data else None
+            if commit:
+                return str(commit)
+            found = _MERGED_AT.search(event.note or "")
+            return found.group(1) if found else None
+    return None
