@@ -6,6 +6,7 @@ request, and the console's own intake when no engine runs."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
@@ -326,3 +327,51 @@ def test_the_consoles_intake_lets_go_when_an_engine_runs(tmp_path):
         finally:
             stop.set()
             thread.join(timeout=10)
+
+
+def hostile_mail(tmp_path):
+    shop, _mill = two_factories(tmp_path)
+    message = new_message("mill", ["shop"], "Need 40 crates", "By **Friday**.\n\n- pine\n- oak",
+                          kind=MessageKind.REQUEST, importance=Importance.HIGH, created=AT)
+    message = replace(message, id="01KB0000000000000000000001")
+    put(shop.inbox_dir, message)
+    odd = new_message("mill", ["shop"], "[bold]not bold[/] and a lone [/]", "[bold]x[/] and \x1b[31mred\x1b[0m",
+                      created=AT + timedelta(minutes=5))
+    odd = replace(odd, id="01KB0000000000000000000002")
+    put(shop.inbox_dir, odd)
+    month = shop.inbox_dir / "2026" / "11"
+    (month / "2026-11-29T14-00-00Z__broken__x.md").write_text("---\nid: [\n---\n")
+    import os
+    os.utime(month / "2026-11-29T14-00-00Z__broken__x.md", (1, 1))
+    with ExecutionLog.open(shop.log_path, clock=lambda: AT.timestamp() + 600) as log:
+        MailIngest(shop, log, shop.config()).catch_up()
+    return shop
+
+
+def test_the_mail_pane_snapshot(snap_compare, tmp_path):
+    shop = hostile_mail(tmp_path)
+
+    async def run_before(pilot):
+        app = await ready(pilot)
+        pane = mail_pane(app)
+        await wait_until(pilot, lambda: len(pane.rows) == 3, "the rows")
+        await pilot.press("5")
+        await pilot.pause(0.2)
+
+    assert snap_compare(FactoryApp(shop, engine=False, clock=lambda: NOW), terminal_size=(160, 45), run_before=run_before)
+
+
+def test_a_thread_snapshot(snap_compare, tmp_path):
+    shop = hostile_mail(tmp_path)
+
+    async def run_before(pilot):
+        app = await ready(pilot)
+        pane = mail_pane(app)
+        await wait_until(pilot, lambda: len(pane.rows) == 3, "the rows")
+        pane.focus()
+        pane.cursor = next(n for n, row in enumerate(pane.rows) if row.thread and "crates" in row.thread.subject)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ThreadScreen) and app.screen.items is not None, "the thread")
+        await pilot.pause(0.3)
+
+    assert snap_compare(FactoryApp(shop, engine=False, clock=lambda: NOW), terminal_size=(160, 45), run_before=run_before)

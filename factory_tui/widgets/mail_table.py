@@ -72,7 +72,7 @@ def waiting_text(thread: ThreadSummary) -> str:
 
 
 MAIL_COLUMNS = (
-    Column("marks", "", 2),
+    Column("marks", "✉", 2),
     Column("from", "FROM", 16, drop=2),
     Column("subject", "SUBJECT", grow=1, least=12),
     Column("count", "MSGS", 4, right=True, drop=3),
