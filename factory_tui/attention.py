@@ -1,6 +1,6 @@
 """What needs the operator now: the moments a task reaches review, fails,
 or can no longer run as the plan is (it waits for a cancelled or failed
-task). Pure: the console turns these into a notification, the terminal
+task), and a request from another factory arriving. Pure: the console turns these into a notification, the terminal
 bell and its window title, as ``[console]`` in factory.toml allows."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from factory_tui.model import State, Task, never_runs
+from factory_tui.model import KIND_MAIL_RECEIVED, Event, State, Task, never_runs
 from factory_tui.text import one_line
 
 
@@ -17,6 +17,7 @@ class Need(StrEnum):
     REVIEW = "review"
     FAILED = "failed"
     BLOCKED = "blocked"
+    REQUEST = "request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,20 @@ def notices(before: Mapping[str, State], changed: Iterable[Task], plan: Iterable
         for task_id, why in stuck.items():
             if task_id not in stuck_before:
                 found.append(Notice(Need.BLOCKED, task_id, f"{task_id} can never run as it is: {why.text}"))
+    return found
+
+
+def mail_notices(events: Iterable[Event]) -> list[Notice]:
+    """A notice for each request from a peer that has just arrived
+    (received into our inbox or a source, and addressed to us)."""
+    found = []
+    for event in events:
+        data = event.data or {}
+        if event.kind != KIND_MAIL_RECEIVED or data.get("kind") != "request" or data.get("to_us") is False:
+            continue
+        subject = one_line(event.note or "", 60)
+        found.append(Notice(Need.REQUEST, str(data.get("key", "")),
+                            f"{one_line(event.actor, 30)} asks: {subject} (5 Mail, t makes it a task)"))
     return found
 
 

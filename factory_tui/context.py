@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from factory_tui.actions import TaskActions
     from factory_tui.backends.base import FactoryBase
     from factory_tui.backends.session import FactorySession
+    from factory_tui.engine_host import EngineHost
     from factory_tui.model import Task
 
 
@@ -21,6 +22,7 @@ class Console(Protocol):
     session: FactorySession
     actor: str
     actions: TaskActions
+    engine: EngineHost
 
     def clock(self) -> float: ...
 

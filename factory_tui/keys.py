@@ -40,7 +40,7 @@ class Key:
 
 
 # The sections of the help screen, in the order it shows them.
-SECTIONS = ("Task", "Run", "QA", "Transcript", "Diff", "Log", "Moving", "Pane", "Everywhere", "Dialog")
+SECTIONS = ("Task", "Run", "QA", "Mail", "Transcript", "Diff", "Log", "Moving", "Pane", "Everywhere", "Dialog")
 
 _KEYS = [
     # --- what the operator does to a task, wherever a task is under the cursor
@@ -85,6 +85,17 @@ _KEYS = [
         "The scenario's file and its history; on a run, the run's output", show=False),
     Key("qa.edit", "e", "edit_scenario", "Edit", "QA", "Open the scenario file in $EDITOR"),
     Key("qa.new", "n", "new_scenario", "New scenario", "QA", "A new scenario file from the template"),
+    # --- mail: the Mail pane's threads and a thread's screen
+    Key("mail.open", "enter", "open_thread", "Open", "Mail",
+        "The thread: every message with its body (opening it marks them read)", show=False),
+    Key("mail.reply", "r", "reply", "Reply", "Mail", "Answer the thread's latest message from a peer (a form)"),
+    Key("mail.new", "n", "new_mail", "New message", "Mail", "Write to a peer (a form)"),
+    Key("mail.task", "t", "task_from_request", "Task", "Mail",
+        "Make the thread's waiting request a task (its sender hears it was accepted)"),
+    Key("mail.ack", "A", "acknowledge", "Acknowledge", "Mail",
+        "Acknowledge the message that asks for it (an ack goes back)", show=False),
+    Key("mail.decline", "x", "decline", "Decline", "Mail",
+        "Decline the thread's waiting request, with a note (a reply saying rejected)", show=False),
     # --- a run's transcript
     Key("transcript.search", "slash", "search", "Search", "Transcript",
         "Find a line (enter: next match; lower case matches any case)"),

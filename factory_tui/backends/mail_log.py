@@ -160,6 +160,35 @@ class MailThread:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """A thread as one row of the Mail pane: what ``MailThread`` says, and
+    its latest message (who, what kind, in what state), its highest
+    importance, and the task a request of it became."""
+
+    thread: str
+    subject: str
+    last_activity: float
+    count: int
+    unread: int
+    waiting_request: bool
+    waiting_ack: bool
+    importance: str
+    last_key: str
+    last_sender: str
+    last_kind: str
+    last_state: str | None
+    task_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPage:
+    """The newest threads (as many as asked for) and how many match in all."""
+
+    threads: list[ThreadSummary]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
 class MailCounts:
     """What the console's header and the Mail pane's title show."""
 
@@ -486,3 +515,45 @@ class MailRecords:
             params.append(int(limit))
         with self._read() as conn:
             return [Rejected(*row) for row in conn.execute(sql, params)]
+
+    def mail_thread_page(self, limit: int, words: Sequence[str] = ()) -> ThreadPage:
+        """The ``limit`` threads with the latest activity, newest first, as
+        the Mail pane lists them; with ``words``, only threads with a
+        message whose sender, recipients, subject or body holds every word
+        (case-insensitive). One query for the page: a base with 10,000
+        messages costs the page, not every thread's rows."""
+        match, params = _thread_match(words)
+        importance = ("max(CASE m.importance WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'low' THEN 0 ELSE 1 END)")
+        sql = (
+            "WITH t AS (SELECT m.thread AS thread, max(m.created) AS last, count(*) AS n, "
+            f" sum(m.read_at IS NULL) AS unread, max({_WAITING_REQUEST}) AS request, max({_WAITING_ACK}) AS ack, "
+            f" {importance} AS importance, max(m.task_id) AS task_id "
+            f" FROM messages AS m {match} GROUP BY m.thread ORDER BY last DESC LIMIT ?) "
+            "SELECT t.thread, f.subject, t.last, t.n, t.unread, t.request, t.ack, t.importance, "
+            " l.key, l.sender, l.kind, l.state, t.task_id FROM t "
+            "JOIN messages AS f ON f.seq = (SELECT seq FROM messages WHERE thread = t.thread ORDER BY created, seq LIMIT 1) "
+            "JOIN messages AS l ON l.seq = "
+            " (SELECT seq FROM messages WHERE thread = t.thread ORDER BY created DESC, seq DESC LIMIT 1) "
+            "ORDER BY t.last DESC, t.thread"
+        )
+        levels = ("low", "normal", "high", "urgent")
+        with self._read() as conn:
+            rows = conn.execute(sql, [*params, int(limit)]).fetchall()
+            total = conn.execute(f"SELECT count(DISTINCT m.thread) FROM messages AS m {match}", params).fetchone()[0]
+        threads = [
+            ThreadSummary(thread, subject, last, count, unread or 0, bool(request), bool(ack), levels[level],
+                          key, sender, kind, state, task_id)
+            for (thread, subject, last, count, unread, request, ack, level, key, sender, kind, state, task_id) in rows
+        ]
+        return ThreadPage(threads, total)
+
+
+def _thread_match(words: Sequence[str]) -> tuple[str, list]:
+    """The WHERE clause keeping the threads of which a message holds every
+    word, and its parameters."""
+    words = [word.lower() for word in words if word.strip()]
+    if not words:
+        return "", []
+    text = "lower(h.sender || ' ' || h.recipients || ' ' || h.subject || ' ' || h.body)"
+    held = " AND ".join(f"instr({text}, ?) > 0" for _ in words)
+    return f"WHERE m.thread IN (SELECT h.thread FROM messages AS h WHERE {held})", list(words)

@@ -50,6 +50,7 @@ from factory_tui.qa_scenarios import load_scenarios, template, valid_name
 if TYPE_CHECKING:
     from factory_tui.backends.mail_git import SyncReport
     from factory_tui.backends.mail_ingest import IngestReport, MailIngest
+    from factory_tui.backends.mail_log import MailCounts, MailItem, Rejected, ThreadPage
     from factory_tui.backends.mail_post import Handed, Sent
     from factory_tui.mail_model import RequestState
 
@@ -319,6 +320,24 @@ class FactorySession:
         """Catch up, then follow the mailbox and the sources until ``stop``
         is set (blocks: run it in a worker thread)."""
         self.mail_ingest(report=report).watch(stop)
+
+    # What the Mail pane reads (thin: the log answers).
+
+    def mail_thread_page(self, limit: int, words: Sequence[str] = ()) -> ThreadPage:
+        """The newest ``limit`` threads (those holding every word of
+        ``words``) and how many there are in all."""
+        return self.log.mail_thread_page(limit, words)
+
+    def mail_thread(self, thread: str) -> list[MailItem]:
+        """A thread's messages, oldest first."""
+        return list(reversed(self.log.mail_messages(thread=thread)))
+
+    def mail_counts(self) -> MailCounts:
+        return self.log.mail_counts()
+
+    def mail_rejected(self, limit: int | None = None) -> list[Rejected]:
+        """Files refused as no message, the latest first."""
+        return self.log.mail_rejected(limit)
 
     def send_mail(self, to: Sequence[str], subject: str, body: str, *, kind: MessageKind = MessageKind.NOTE,
                   importance: Importance = Importance.NORMAL, ack_required: bool = False, actor: str) -> Sent:

@@ -17,6 +17,7 @@ from functools import partial
 from textual.widget import Widget
 
 from factory_tui.panes.log import LogPane
+from factory_tui.panes.mail import MailPane
 from factory_tui.panes.placeholder import PlaceholderPane
 from factory_tui.panes.plan import PlanPane
 from factory_tui.panes.qa import QaPane
@@ -56,7 +57,7 @@ PANES: tuple[PaneSpec, ...] = (
     PaneSpec(3, "Artifacts", partial(PlaceholderPane, "Living documents from .factory/artifacts/ appear here."),
              Area.RIGHT_MIDDLE),
     PaneSpec(4, "QA", QaPane, Area.RIGHT_MIDDLE),
-    PaneSpec(5, "Mail", partial(PlaceholderPane, "Messages from other factories appear here."), Area.RIGHT_BOTTOM),
+    PaneSpec(5, "Mail", MailPane, Area.RIGHT_BOTTOM, filterable=True),
     PaneSpec(6, "Log", LogPane, Area.BOTTOM, filterable=True),
 )
 PANE_NUMBERS: tuple[int, ...] = tuple(spec.number for spec in PANES)

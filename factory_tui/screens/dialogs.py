@@ -160,40 +160,42 @@ class NoteDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
     def action_editor(self) -> None:
-        """The note in $VISUAL or $EDITOR, in the operator's environment
-        (as ``e`` in a worktree): written to a temporary file, the console
-        suspended while the editor runs, the file read back."""
-        app = self.app
-        env = operator_environment(console(self).base.root)
+        write_in_editor(self, self.text_area)
+
+
+def write_in_editor(screen: ModalScreen, area: TextArea) -> None:
+    """The text of ``area`` in $VISUAL or $EDITOR, in the operator's
+    environment (as ``e`` in a worktree): written to a temporary file, the
+    console suspended while the editor runs, the file read back."""
+    app = screen.app
+    env = operator_environment(console(screen).base.root)
+    try:
+        argv = runnable(editor_argv(env, target=None), env)
+    except FactoryError as error:
+        screen.notify(f"{literal(str(error))}; the text is as it was", severity="error", markup=False)
+        return
+    with tempfile.TemporaryDirectory(prefix="factory-note-") as folder:
+        path = Path(folder) / "note.md"
+        path.write_text(area.text, encoding="utf-8")
         try:
-            argv = runnable(editor_argv(env, target=None), env)
-        except FactoryError as error:
-            self.notify(f"{literal(str(error))}; the note is as it was", severity="error", markup=False)
+            with app.suspend():
+                done = subprocess.run([*argv, str(path)], env=env, check=False)
+        except Exception as error:  # no terminal to hand over, or the program would not start
+            screen.notify(literal(f"cannot open {argv[0]}: {error}; the text is as it was"), severity="error",
+                          markup=False)
             return
-        with tempfile.TemporaryDirectory(prefix="factory-note-") as folder:
-            path = Path(folder) / "note.md"
-            path.write_text(self.text_area.text, encoding="utf-8")
-            try:
-                with app.suspend():
-                    done = subprocess.run([*argv, str(path)], env=env, check=False)
-            except Exception as error:  # no terminal to hand over, or the program would not start
-                self.notify(literal(f"cannot open {argv[0]}: {error}; the note is as it was"), severity="error", markup=False)
-                return
-            if done.returncode != 0:
-                self.notify(
-                    f"{literal(argv[0])} exited {done.returncode}; the note is as it was",
-                    severity="warning", markup=False,
-                )
-                return
-            try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError as error:
-                self.notify(literal(f"cannot read the note back: {error}"), severity="error", markup=False)
-                return
-        area = self.text_area
-        # An editor ends a file with a newline; the note does not need it.
-        area.load_text(text.removesuffix("\n"))
-        area.focus()
+        if done.returncode != 0:
+            screen.notify(f"{literal(argv[0])} exited {done.returncode}; the text is as it was",
+                          severity="warning", markup=False)
+            return
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as error:
+            screen.notify(literal(f"cannot read the text back: {error}"), severity="error", markup=False)
+            return
+    # An editor ends a file with a newline; the text does not need it.
+    area.load_text(text.removesuffix("\n"))
+    area.focus()
 
 
 FormResult = TypeVar("FormResult")

@@ -1,6 +1,6 @@
 """The console's one-line header: which factory, its base branch, the
-engine, how many tasks are in each state, and what runs cost today and in
-all.
+engine, how many tasks are in each state, unread mail and requests waiting
+for us, and what runs cost today and in all.
 
 The counts are never cut: at the right of the line, in the longest form
 that leaves room for the factory's name (``▶ 1 running  ○ 4 queued``, then
@@ -9,6 +9,8 @@ branch, engine, agent) gives way first, ending in an ellipsis.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -20,6 +22,9 @@ from factory_tui.model import State, Totals
 from factory_tui.text import literal
 from factory_tui.widgets.figures import money, token_count, usage_text
 from factory_tui.widgets.styles import STATE_SYMBOL, palette
+
+if TYPE_CHECKING:
+    from factory_tui.backends.mail_log import MailCounts
 
 _SHOWN = (State.RUNNING, State.CHECKING, State.QUEUED, State.REVIEW, State.FAILED, State.PROPOSED, State.HELD,
           State.DONE)
@@ -52,6 +57,8 @@ class FactoryHeader(Widget):
     """Tasks per state."""
     usage: reactive[tuple[Totals, Totals] | None] = reactive(None)
     """What runs cost today, and in all (the Plan pane reads it when runs end)."""
+    mail: reactive[MailCounts | None] = reactive(None)
+    """Unread mail and requests waiting for us (the Mail pane reads them)."""
 
     # --- the parts ------------------------------------------------------------
 
@@ -107,6 +114,24 @@ class FactoryHeader(Widget):
             "",
         ]
 
+    def mail_forms(self) -> list[Text]:
+        """Unread mail and waiting requests, longest form first; nothing
+        when there are none."""
+        counts = self.mail
+        if counts is None or not (counts.unread or counts.waiting_requests):
+            return [Text()]
+        colours = palette(self)
+        style = colours.blocked if counts.waiting_requests else colours.muted
+        full, compact = Text(style=style), Text(style=style)
+        full.append(f"✉ {counts.unread} unread")
+        compact.append(f"✉{counts.unread}")
+        if counts.waiting_requests:
+            full.append(f" · {counts.waiting_requests} request{'s' if counts.waiting_requests != 1 else ''}")
+            compact.append(f" ?{counts.waiting_requests}")
+        full.append("  ")
+        compact.append(" ")
+        return [full, compact]
+
     def _right(self, width: int, lefts: list[int]) -> Text:
         """The longest counts and cost that leave room for the left part:
         all of it if any form allows, else as far as the engine, else the
@@ -129,12 +154,16 @@ class FactoryHeader(Widget):
                 [(full, brief_cost), (compact, brief_cost)],
                 [(busy, short_cost), (busy, brief_cost), (busy, "")],
             ]
+        # The mail's counts go with every choice above, long or short, and
+        # go altogether only when nothing fits with them.
         fitting = (
-            (c, u) for tier in tiers for left in lefts for c, u in tier
-            if cell_len(c.plain) + cell_len(u) + left < width
+            (c, u, m) for mails in (self.mail_forms(), [Text()]) for tier in tiers for left in lefts
+            for c, u in tier for m in mails
+            if cell_len(m.plain) + cell_len(c.plain) + cell_len(u) + left < width
         )
-        count, cost = next(fitting, (busy, ""))
+        count, cost, mail = next(fitting, (busy, "", Text()))
         line = Text(no_wrap=True)
+        line.append_text(mail)
         line.append_text(count)
         if cost:
             line.append(" " if count.plain.endswith("  ") else "")
