@@ -463,3 +463,14 @@ def test_the_command_is_told_its_commit_and_junit_path_and_never_an_agents_ident
                               "^cwd True$"))
     result = run(base, verify, commit)
     assert (result.verdict, result.reason) == (Verdict.PASS, "exited 0; all 4 expectations met")
+
+
+def test_a_pattern_that_backtracks_without_end_is_stopped_within_the_timeout(base: FactoryBase) -> None:
+    # 40 a's and a b: (a+)+$ takes 2**40 steps in Python's re.
+    code = "print('a' * 40 + 'b')"
+    verify = scenario("{python}", "-c", code, kind=QaKind.VERIFY, expect=("(a+)+$",), timeout=2.0, retries=1)
+    result = run(base, verify, head(base.root))
+    assert result.verdict is Verdict.ERROR, result
+    assert result.attempts == 1  # an error is not retried
+    assert result.reason.startswith("the patterns were not searched within "), result.reason
+    assert "\n" not in result.reason

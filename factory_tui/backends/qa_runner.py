@@ -36,7 +36,8 @@ What it owns:
   written, gives ``QaResult.tests`` and names the failing tests in the reason.
   ``verify``: when the scenario has ``expect`` or ``expect_not`` patterns,
   they alone decide (every ``expect`` must match the output, no ``expect_not``
-  may; regular expressions searched with MULTILINE over the kept output), and
+  may; regular expressions searched with MULTILINE over the kept output, in a
+  child process killed when the scenario's time is up: ``qa_patterns``), and
   the exit status is only reported; without patterns, exit 0 passes as for a
   test. Either kind: a FAIL is run again up to ``scenario.retries`` times and
   a later pass is FLAKY; a timeout or a command that cannot start is ERROR;
@@ -81,6 +82,7 @@ import git
 from factory_tui.actors import AGENT_VARIABLES
 from factory_tui.backends import processes
 from factory_tui.backends.locks import PathLock, worktree_admin
+from factory_tui.backends.qa_patterns import PatternsFailed, PatternsTimedOut, search_patterns
 from factory_tui.backends.runs import stop_members
 from factory_tui.backends.worktrees import _one_line
 from factory_tui.errors import FactoryError
@@ -104,6 +106,8 @@ DRAIN_SECONDS = 1.0
 DRAIN_STOPS = 3
 # How long a stopped command gets between SIGTERM and SIGKILL.
 GRACE_SECONDS = 1.0
+# A verify's patterns get what is left of its timeout, but at least this.
+PATTERN_FLOOR_SECONDS = 2.0
 # JUnit XML larger than this is not read (the verdict stands on the exit status).
 JUNIT_LIMIT = 32 << 20
 # Failing tests named in a reason, at most.
@@ -502,23 +506,24 @@ def _judge_test(attempt: _Attempt, tests: dict[str, str]) -> tuple[Verdict, str]
     return Verdict.FAIL, _describe_exit(attempt.code) + (f": {last}" if last else "")
 
 
-def _judge_verify(scenario: Scenario, attempt: _Attempt) -> tuple[Verdict, str]:
+def _judge_verify(scenario: Scenario, attempt: _Attempt, *, seconds: float) -> tuple[Verdict, str]:
+    """``seconds``: how long the patterns may take to search (what is left
+    of the scenario's timeout, at least ``PATTERN_FLOOR_SECONDS``)."""
     exit_text = _describe_exit(attempt.code)
     if not scenario.expect and not scenario.expect_not:
         if attempt.code == 0:
             return Verdict.PASS, exit_text
         last = _last_line(attempt.output)
         return Verdict.FAIL, exit_text + (f": {last}" if last else "")
-    problems: list[str] = []
     try:
-        for pattern in scenario.expect:
-            if not re.search(pattern, attempt.output, re.MULTILINE):
-                problems.append(f"expected {pattern!r} not found")
-        for pattern in scenario.expect_not:
-            if re.search(pattern, attempt.output, re.MULTILINE):
-                problems.append(f"{pattern!r} found")
-    except re.error as error:
-        return Verdict.ERROR, f"bad pattern {error.pattern!r}: {error}"
+        report = search_patterns(attempt.output, scenario.expect, scenario.expect_not, seconds=seconds)
+    except PatternsTimedOut as error:
+        return Verdict.ERROR, (f"{error}: a pattern that backtracks without end on this output "
+                               "(nested repeats such as (a+)+ are the usual cause)")
+    except PatternsFailed as error:
+        return Verdict.ERROR, str(error)
+    problems = [f"expected {pattern!r} not found" for pattern in report.missing]
+    problems += [f"{pattern!r} found" for pattern in report.found]
     if problems:
         return Verdict.FAIL, f"{exit_text}; " + "; ".join(problems)
     met = len(scenario.expect) + len(scenario.expect_not)
@@ -590,6 +595,7 @@ def _attempts(
             heading = f"try {number} of at most {tries}" if tries > 1 else "run"
             log.write(f"── {heading}: {shlex.join(argv)}\n".encode())
             log.flush()
+            began = time.monotonic()
             attempt = _run_once(
                 argv, cwd=checkout, env=_environment(env, values, out_dir), timeout=scenario.timeout,
                 out_dir=out_dir, log=log, cancel=cancel,
@@ -611,7 +617,8 @@ def _attempts(
             if scenario.kind is QaKind.TEST:
                 verdict, reason = _judge_test(attempt, tests)
             else:
-                verdict, reason = _judge_verify(scenario, attempt)
+                left = began + scenario.timeout - time.monotonic()
+                verdict, reason = _judge_verify(scenario, attempt, seconds=max(left, PATTERN_FLOOR_SECONDS))
             if verdict is Verdict.PASS and number > 1:
                 return result(
                     Verdict.FLAKY,
