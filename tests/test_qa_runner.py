@@ -474,3 +474,32 @@ def test_a_pattern_that_backtracks_without_end_is_stopped_within_the_timeout(bas
     assert result.attempts == 1  # an error is not retried
     assert result.reason.startswith("the patterns were not searched within "), result.reason
     assert "\n" not in result.reason
+
+
+DAEMON = """
+import os, sys, time
+# The classic daemon: fork, setsid, fork again, let go of the output.
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        open(os.environ["PIDS"], "w").write(f"{os.getpid()} {os.getsid(0)}")
+        time.sleep(120)
+        os._exit(0)
+    os._exit(0)
+deadline = time.monotonic() + 30
+while not os.path.exists(os.environ["PIDS"]) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("started the daemon")
+"""
+
+
+def test_a_daemon_that_let_go_of_the_output_does_not_outlive_its_scenario(base: FactoryBase, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    result = run(base, scenario(*python(DAEMON)), head(base.root), env={"PIDS": str(pids)})
+    assert (result.verdict, result.reason) == (Verdict.PASS, "exited 0")
+    daemon, _ = pids_in(pids)
+    # Stopped by the time the scenario's result is given: nothing holds the checkout.
+    assert not alive(daemon)

@@ -21,7 +21,8 @@ What it owns:
   checkout, with a timeout and a cancel event; the command leads a process
   group of its own and carries ``FACTORY_QA_RUN=<out_dir>`` in its
   environment, so stopping it stops everything it started (``processes.py``,
-  ``runs.stop_members``). Its output (stdout and stderr together) goes to
+  ``runs.stop_members``). When an attempt ends, whatever of it still lives
+  is stopped, a daemon that left its session and its output among them. Its output (stdout and stderr together) goes to
   ``<out_dir>/output.log``, at most ``OUTPUT_HEAD + OUTPUT_TAIL`` bytes per
   attempt: the head as it comes, the tail at the end, and a line saying how
   much was cut between them.
@@ -390,6 +391,17 @@ def _run_once(
             if selector.select(TICK_SECONDS):
                 pipe_open = _read(pipe, capture)
     finally:
+        if process.returncode is None:
+            # Our side failed (the output could not be written: a full disk):
+            # the command is not left running.
+            _kill_group(process.pid)
+            process.wait()
+        # What it started and let go of its output (a daemon: fork, setsid,
+        # fork again, stdout to /dev/null) is still in the environment's
+        # sight: stopped now, so that nothing of the scenario outlives it or
+        # holds its checkout.
+        if processes.proc_available():
+            stop_members(lambda: processes.of_qa_run(out_dir), None, GRACE_SECONDS)
         selector.close()
         if pidfd is not None:
             os.close(pidfd)
