@@ -503,3 +503,62 @@ def test_a_daemon_that_let_go_of_the_output_does_not_outlive_its_scenario(base: 
     daemon, _ = pids_in(pids)
     # Stopped by the time the scenario's result is given: nothing holds the checkout.
     assert not alive(daemon)
+
+
+# --- refs: the checkout is detached but shares the repository's refs --------------------
+
+
+def task_branch(base: FactoryBase) -> tuple[str, str]:
+    """A task's branch ``factory/T-1`` one commit ahead of main: (main, branch) heads."""
+    main = head(base.root)
+    git(base.root, "checkout", "-q", "-b", "factory/T-1")
+    tip = commit_files(base.root, {"work.txt": "the task's work\n"}, "the task's work")
+    git(base.root, "checkout", "-q", "main")
+    return main, tip
+
+
+def guarded(base: FactoryBase, code: str, commit: str, out: str) -> QaResult:
+    return run_command_scenario(
+        scenario(*python(code), retries=0), repo_root=base.root, commit=commit, base_commit=None,
+        out_dir=base.qa_run_dir("T-1", 1, "0", out), work_dir=base.qa_work_dir,
+        watch=("refs/heads/main", "refs/heads/factory/T-1"), restore=("refs/heads/factory/T-1",),
+    )
+
+
+def test_git_commands_in_the_checkout_move_neither_the_tasks_branch_nor_the_base(base: FactoryBase) -> None:
+    main, tip = task_branch(base)
+    code = """
+        import subprocess
+        def git(*args):
+            subprocess.run(["git", *args], check=True, capture_output=True)
+        git("-c", "user.name=qa", "-c", "user.email=qa@x", "commit", "-q", "--allow-empty", "-m", "made by QA")
+        git("update-ref", "HEAD", "HEAD~1")
+        git("checkout", "-q", "-b", "made-by-qa")
+        git("-c", "user.name=qa", "-c", "user.email=qa@x", "commit", "-q", "--allow-empty", "-m", "again")
+    """
+    result = guarded(base, code, tip, "a")
+    assert result.verdict is Verdict.PASS, result
+    assert (head(base.root), git(base.root, "rev-parse", "factory/T-1").strip()) == (main, tip)
+
+
+def test_a_scenario_that_rewinds_the_tasks_branch_is_an_error_and_the_branch_is_put_back(base: FactoryBase) -> None:
+    main, tip = task_branch(base)
+    code = """
+        import subprocess
+        subprocess.run(["git", "branch", "-f", "factory/T-1", "HEAD~1"], check=True)
+        print("all good")
+    """
+    result = guarded(base, code, tip, "a")
+    assert result.verdict is Verdict.ERROR, result
+    assert result.reason == (f"the scenario moved refs/heads/factory/T-1 from {tip[:10]} to {main[:10]}; put back")
+    assert git(base.root, "rev-parse", "factory/T-1").strip() == tip
+    assert result.reason in (base.root / result.output / "output.log").read_text()
+
+    # Deleting the base branch is named; the base branch is the operator's to put back.
+    code = """
+        import subprocess
+        subprocess.run(["git", "update-ref", "-d", "refs/heads/main"], check=True)
+    """
+    git(base.root, "checkout", "-q", "--detach")
+    result = guarded(base, code, tip, "b")
+    assert (result.verdict, result.reason) == (Verdict.ERROR, f"the scenario deleted refs/heads/main (at {main[:10]})")

@@ -189,12 +189,28 @@ def sweep_checkouts(work_dir: Path, repo_root: Path) -> list[str]:
 
 class CleanCheckout:
     """``with CleanCheckout(repo_root, commit, work_dir) as folder:`` a
-    detached checkout of exactly ``commit`` at ``folder``, removed on exit."""
+    detached checkout of exactly ``commit`` at ``folder``, removed on exit.
 
-    def __init__(self, repo_root: Path, commit: str, work_dir: Path) -> None:
+    The checkout is detached, but it shares the repository's refs: a
+    command in it can ``git branch -f factory/T-1 HEAD~1`` or
+    ``git update-ref -d refs/heads/main``. ``watch`` names the refs that
+    must not be rewound or deleted meanwhile (the task's branch, the base
+    branch); ``moved()`` says which were, and puts back those in
+    ``restore`` (the task's branch: nothing else rewinds it, and its commits
+    would be lost) when nothing moved them again since. A fast-forward is
+    not counted: an approve moves the base branch that way while a check
+    runs, and an agent its own branch. QA cannot stop a command from
+    writing outside its checkout (it is the operator's own command,
+    tracked in git); it can see that it did not take the work away."""
+
+    def __init__(self, repo_root: Path, commit: str, work_dir: Path, *, watch: tuple[str, ...] = (),
+                 restore: tuple[str, ...] = ()) -> None:
         self.repo_root = Path(repo_root)
         self.commit = commit
         self.work_dir = Path(work_dir)
+        self.watch = tuple(dict.fromkeys((*watch, *restore)))
+        self.restore = frozenset(restore)
+        self._heads: dict[str, str | None] = {}
         self.name = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.path = self.work_dir / CHECKOUTS / self.name
         self._lock = PathLock(self.work_dir / CHECKOUTS / f"{self.name}.lock")
@@ -211,6 +227,7 @@ class CleanCheckout:
             )
             if status != 0:
                 raise CheckoutFailed(f"cannot check out {self.commit[:12]} for QA: {_one_line(err)}")
+            self._heads = {ref: self._head(ref) for ref in self.watch}
         except BaseException:
             self._clean()
             raise
@@ -218,6 +235,37 @@ class CleanCheckout:
 
     def __exit__(self, *exc: object) -> None:
         self._clean()
+
+    def _head(self, ref: str) -> str | None:
+        status, out, _ = _git(self.repo_root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
+        return out.strip() if status == 0 and out.strip() else None
+
+    def _rewound(self, old: str, new: str | None) -> bool:
+        if new == old:
+            return False
+        if new is None:
+            return True
+        status, _, _ = _git(self.repo_root, "merge-base", "--is-ancestor", old, new)
+        return status != 0
+
+    def moved(self) -> str | None:
+        """What a command in the checkout did to the watched refs since it
+        was made (a rewind, a move elsewhere, a deletion), or None; the refs
+        in ``restore`` are put back first (only if still where it left them)."""
+        said: list[str] = []
+        for ref, old in self._heads.items():
+            if old is None:
+                continue
+            new = self._head(ref)
+            if not self._rewound(old, new):
+                continue
+            change = f"deleted {ref} (at {old[:10]})" if new is None else f"moved {ref} from {old[:10]} to {new[:10]}"
+            if ref in self.restore:
+                status, _, _ = _git(self.repo_root, "update-ref", "-m", "factory QA: put back what a scenario moved",
+                                    ref, old, new or "0" * len(old))
+                change += "; put back" if status == 0 else "; it moved again since, left as it is"
+            said.append(change)
+        return "the scenario " + "; ".join(said) if said else None
 
     def _clean(self) -> None:
         try:
@@ -559,9 +607,13 @@ def run_command_scenario(
     work_dir: Path,
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
+    watch: tuple[str, ...] = (),
+    restore: tuple[str, ...] = (),
 ) -> QaResult:
     """Run a ``test`` or ``verify`` scenario on ``commit`` in a clean checkout
-    and say what it found. Output goes to ``out_dir`` (made if missing)."""
+    and say what it found. Output goes to ``out_dir`` (made if missing).
+    ``watch`` and ``restore``: refs the command must not rewind or delete
+    (``CleanCheckout``); if it does, the result is ERROR, whatever it said."""
     if scenario.kind not in COMMAND_KINDS:
         raise FactoryError(f"{scenario.name} is a {scenario.kind} scenario: it has no command to run")
     started = time.monotonic()
@@ -582,7 +634,8 @@ def run_command_scenario(
         return result(Verdict.SKIP, "cancelled")
     try:
         return _attempts(scenario, commit=commit, repo_root=repo_root, out_dir=out_dir,
-                         work_dir=work_dir, env=env, cancel=cancel, result=result)
+                         work_dir=work_dir, env=env, cancel=cancel, result=result,
+                         checkout=CleanCheckout(repo_root, commit, work_dir, watch=watch, restore=restore))
     except CheckoutFailed as error:
         return result(Verdict.ERROR, str(error))
 
@@ -590,17 +643,17 @@ def run_command_scenario(
 def _attempts(
     scenario: Scenario, *, commit: str, repo_root: Path, out_dir: Path, work_dir: Path,
     env: Mapping[str, str] | None, cancel: threading.Event | None,
-    result: Callable[..., QaResult],
+    result: Callable[..., QaResult], checkout: CleanCheckout,
 ) -> QaResult:
     """Run the command until it passes, errs, or has failed ``1 + retries``
     times; the result of the last attempt, FLAKY for a pass after a failure."""
     tries = 1 + max(scenario.retries, 0)
     first_failure = ""
-    with open(out_dir / "output.log", "wb") as log, CleanCheckout(repo_root, commit, work_dir) as checkout:
+    with open(out_dir / "output.log", "wb") as log, checkout as folder:
         for number in range(1, tries + 1):
             junit = out_dir / f"junit-{number}.xml"
             junit.unlink(missing_ok=True)
-            values = {"python": sys.executable, "junit": str(junit), "commit": commit, "checkout": str(checkout)}
+            values = {"python": sys.executable, "junit": str(junit), "commit": commit, "checkout": str(folder)}
             argv = _argv(scenario, values)
             # "attempt 1 of 2" read as if a second run were coming whatever
             # the first gave: a retry happens only after a failure.
@@ -609,9 +662,13 @@ def _attempts(
             log.flush()
             began = time.monotonic()
             attempt = _run_once(
-                argv, cwd=checkout, env=_environment(env, values, out_dir), timeout=scenario.timeout,
+                argv, cwd=folder, env=_environment(env, values, out_dir), timeout=scenario.timeout,
                 out_dir=out_dir, log=log, cancel=cancel,
             )
+            moved = checkout.moved()
+            if moved:
+                log.write(f"\n── {moved}\n".encode())
+                return result(Verdict.ERROR, moved, number)
             ending = attempt.problem or _describe_exit(attempt.code)
             if attempt.ended in ("timeout", "cancelled"):
                 ending = f"stopped ({'timed out' if attempt.ended == 'timeout' else 'cancelled'}), {ending}"
@@ -767,6 +824,8 @@ def check_test_scenario(
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
     asked: str = "",
+    watch: tuple[str, ...] = (),
+    restore: tuple[str, ...] = (),
 ) -> QaResult:
     """Run a command scenario on ``commit``; a failing ``test`` is then
     judged against ``base_commit`` (run there once, cached). ``asked`` is
@@ -776,7 +835,7 @@ def check_test_scenario(
     started = time.monotonic()
     head = run_command_scenario(
         scenario, repo_root=repo_root, commit=commit, base_commit=base_commit, out_dir=out_dir,
-        work_dir=work_dir, env=env, cancel=cancel,
+        work_dir=work_dir, env=env, cancel=cancel, watch=watch, restore=restore,
     )
     if scenario.kind is not QaKind.TEST:
         return head
@@ -792,6 +851,7 @@ def check_test_scenario(
         lambda: run_command_scenario(
             scenario, repo_root=repo_root, commit=base_commit, base_commit=None,
             out_dir=cache.output_dir(base_commit, scenario), work_dir=work_dir, env=env, cancel=cancel,
+            watch=watch, restore=restore,
         ),
     )
     if cancel is not None and cancel.is_set():
