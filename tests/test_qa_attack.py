@@ -134,3 +134,100 @@ def test_a_stopped_judge_is_ended_by_its_timeout(tmp_path: Path) -> None:
     assert (outcome.verdict, outcome.reason) == (Verdict.ERROR, "the judge did not answer within 1 s")
     pid = int(pid_file.read_text())
     wait_for(lambda: not alive(pid), "the stopped judge to be gone", 10)
+
+
+# --- 2. a disk that fills while QA writes its output ------------------------------------------
+
+# Prints 3 MB (the runner keeps 2 MB of it: more than the 1 MB disk holds) and passes.
+LOUD = "import sys\nfor _ in range(3 * 1024):\n    sys.stdout.write('x' * 1023 + '\\n')\n"
+
+QA_RUN_ON_FULL_DISK = r'''
+set -e
+mkdir -p "$QA_DIR"
+mount -t tmpfs -o size=1m tmpfs "$QA_DIR"
+status=0
+"$PY" -m factory_tui qa run --task "$TASK" > "$OUT/run.out" 2> "$OUT/run.err" || status=$?
+echo "$status" > "$OUT/run.status"
+'''
+
+
+def unshare_or_skip() -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("unshare") is None:
+        pytest.skip("`unshare` is not installed: a small full disk needs a mount namespace")
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -rm is not allowed here: {probe.stderr.decode().strip()}")
+
+
+def test_qa_run_on_a_full_disk_is_an_error_in_one_line_and_the_task_stays(base: FactoryBase, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.test_qa_harden import task_in_review, write_scenario
+
+    unshare_or_skip()
+    write_scenario(base, "loud", {"kind": "test", "retries": 0, "run": ["{python}", "-c", LOUD]})
+    task_id = task_in_review(base, "Say a lot", {"x.txt": "x\n"})
+    qa_dir = base.run_dir(task_id, 1) / "qa"
+    env = environment(QA_DIR=str(qa_dir), PY=__import__("sys").executable, TASK=task_id, OUT=str(tmp_path))
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", QA_RUN_ON_FULL_DISK], cwd=base.root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out, err = (tmp_path / "run.out").read_text(), (tmp_path / "run.err").read_text()
+    assert "Traceback" not in out + err
+    status = int((tmp_path / "run.status").read_text())
+    assert status != 0
+    if err.strip():
+        [line] = err.strip().splitlines()
+        assert line.startswith("factory: ") and "disk is full" in line, line
+    else:
+        [line] = out.strip().splitlines()
+        assert line.startswith("ERROR loud (test, required)") and "disk is full" in line, line
+    assert task(base, task_id).state is State.REVIEW  # not lost
+    assert not list((base.qa_work_dir / "checkouts").glob("*-*"))  # the clean checkout went
+
+
+ENGINE_ON_FULL_QA_DISK = r'''
+set -e
+"$PY" -m factory_tui run --once > "$OUT/engine.out" 2> "$OUT/engine.err" &
+engine=$!
+# The agent's run folder is made as it starts: its QA folder goes on the small disk then.
+while [ ! -e "$RUN_DIR/agent.pid" ]; do sleep 0.02; done
+mkdir -p "$QA_DIR"
+mount -t tmpfs -o size=1m tmpfs "$QA_DIR"
+touch "$GATE"
+status=0; wait $engine || status=$?
+echo "$status" > "$OUT/engine.status"
+'''
+
+
+def test_an_engine_whose_qa_output_fills_the_disk_sends_the_task_back_and_keeps_running(
+    base: FactoryBase, agent: Path, tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    unshare_or_skip()
+    gate = tmp_path / "gate"
+    qa_config(base, agent, AGENT_GATE=str(gate))
+    scenario(base, "loud", {"kind": "test", "retries": 0, "run": ["{python}", "-c", LOUD]})
+    task_id = add(base, "Say a lot")
+    # The first attempt's QA folder is a 1 MB disk; the second's is not.
+    env = environment(RUN_DIR=str(base.run_dir(task_id, 1)), QA_DIR=str(base.run_dir(task_id, 1) / "qa"),
+                      PY=sys.executable, OUT=str(tmp_path), GATE=str(gate))
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", ENGINE_ON_FULL_QA_DISK], cwd=base.root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out, err = (tmp_path / "engine.out").read_text(), (tmp_path / "engine.err").read_text()
+    assert int((tmp_path / "engine.status").read_text()) == 0, out + err
+    assert "Traceback" not in out + err
+    rows = sorted(qa_rows(base, task_id), key=lambda row: row.id)
+    assert [str(row.result.verdict) for row in rows] == ["ERROR", "PASS"], [row.result for row in rows]
+    assert rows[0].result.reason.startswith("QA could not write its output: the disk is full"), rows[0].result.reason
+    [rejected] = events(base, task_id, "rejected")
+    assert "the disk is full" in (rejected.note or "")
+    assert task(base, task_id).state is State.REVIEW  # the next round, with room, passed

@@ -59,6 +59,7 @@ No Textual here; git runs through GitPython's ``git.Git`` as argv lists.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -476,6 +477,15 @@ def _exited(pid: int) -> bool:
         return True
 
 
+def _os_error(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full{where}"
+    if error.errno == errno.EROFS:
+        return f"the disk is read-only{where}"
+    return f"{error.strerror or error}{where}"
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "did not exit"
@@ -618,7 +628,6 @@ def run_command_scenario(
         raise FactoryError(f"{scenario.name} is a {scenario.kind} scenario: it has no command to run")
     started = time.monotonic()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     def result(verdict: Verdict, reason: str, attempts: int = 1, tests: dict | None = None) -> QaResult:
         return QaResult(
@@ -633,11 +642,16 @@ def run_command_scenario(
     if cancel is not None and cancel.is_set():
         return result(Verdict.SKIP, "cancelled")
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         return _attempts(scenario, commit=commit, repo_root=repo_root, out_dir=out_dir,
                          work_dir=work_dir, env=env, cancel=cancel, result=result,
                          checkout=CleanCheckout(repo_root, commit, work_dir, watch=watch, restore=restore))
     except CheckoutFailed as error:
         return result(Verdict.ERROR, str(error))
+    except OSError as error:
+        # Our side could not write (the output, the checkout): the command
+        # was stopped and its checkout removed on the way out.
+        return result(Verdict.ERROR, f"QA could not write its output: {_os_error(error)}")
 
 
 def _attempts(
@@ -756,8 +770,12 @@ class BaseResults:
     def _write(path: Path, result: QaResult) -> None:
         # Whole or not at all: a reader never sees half a file.
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-        temporary.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError:
+            # A cache that cannot be written (a full disk) is only not kept.
+            temporary.unlink(missing_ok=True)
 
 
 def judge_against_base(head: QaResult, base: QaResult, asked: str = "") -> QaResult:
