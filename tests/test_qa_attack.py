@@ -231,3 +231,60 @@ def test_an_engine_whose_qa_output_fills_the_disk_sends_the_task_back_and_keeps_
     [rejected] = events(base, task_id, "rejected")
     assert "the disk is full" in (rejected.note or "")
     assert task(base, task_id).state is State.REVIEW  # the next round, with room, passed
+
+
+# --- 3. output that tries to reach the terminal -----------------------------------------------
+
+HOSTILE_OUTPUT = (b"plain start\n\x1b[2J\x1b]0;owned\x07title\n[bold red]markup[/]\n"
+                  b"bad utf-8 \xff\xfe here\nnul \x00 byte\x08\x08\n\x1b[31mred\x1b[0m end\n")
+
+
+def hostile_run(base: FactoryBase) -> int:
+    from factory_tui.model import NewTask
+    from tests.test_qa_pane import result
+
+    out = base.runs_dir / "qa" / "20250101-hostile"
+    out.mkdir(parents=True)
+    (out / "output.log").write_bytes(HOSTILE_OUTPUT)
+    with ExecutionLog.open(base.log_path) as log:
+        task_ = log.add_task(NewTask(title="a task"), actor="test")
+        [run_id] = log.record_qa_on_demand(
+            [result("hostile", Verdict.FAIL, reason="\x1b[2Jreason [b]x[/b]", output=str(out.relative_to(base.root)))],
+            actor="test", task_id=task_.id)
+    return run_id
+
+
+def test_qa_show_prints_hostile_output_literally(base: FactoryBase) -> None:
+    run_id = hostile_run(base)
+    shown = factory(base, "qa", "show", str(run_id))
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert "\x1b" not in text and "\x07" not in text and "\x00" not in text and "\x08" not in text
+    assert "[bold red]markup[/]" in text and "plain start" in text and "red" in text
+    assert "bad utf-8 " in text
+
+
+async def test_the_run_screen_shows_hostile_output_literally(base: FactoryBase) -> None:
+    from factory_tui.app import FactoryApp
+    from factory_tui.screens.qa import QaRunScreen
+    from factory_tui.widgets.transcript import TranscriptView
+    from tests.console_helpers import ready, wait_until
+
+    run_id = hostile_run(base)
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot)
+        with ExecutionLog.open(base.log_path) as log:
+            found = log.qa_run(run_id)
+        app.push_screen(QaRunScreen(found))
+        await wait_until(pilot, lambda: isinstance(app.screen, QaRunScreen) and app.screen.files is not None, "the run")
+        await wait_until(pilot, lambda: app.screen.query(TranscriptView)
+                         and app.screen.query_one(TranscriptView).row_count >= 6, "the output's lines")
+        view = app.screen.query_one(TranscriptView)
+        # What reaches the screen: each row as rendered.
+        rows = ["".join(segment.text for segment in view.render_row(n, 120)) for n in range(view.row_count)]
+        assert any("[bold red]markup[/]" in row for row in rows), rows
+        for row in rows:
+            assert not any(ch in row for ch in "\x1b\x07\x00\x08"), repr(row)
+        title = "".join(str(widget.render()) for widget in app.screen.query("Static"))
+        assert "\x1b" not in title
