@@ -5,7 +5,6 @@ bases, real git, real ``factory`` subprocesses; waits have deadlines."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import textwrap
