@@ -348,6 +348,7 @@ class Operator:
         results = qa_checks.run_scenarios(
             self.base, tests, commit=merge_commit, base_commit=base_sha, task_id=task_id,
             attempt=max(1, task.attempts), task_title=task.title, task_body=task.body,
+            watch=qa_checks.guarded_refs(self.worktrees, task_id)[0],
         )
         try:
             self.log.record_qa_on_demand(results, actor=actor, task_id=task_id, attempt=max(1, task.attempts))
