@@ -59,7 +59,6 @@ No Textual here; git runs through GitPython's ``git.Git`` as argv lists.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -87,7 +86,7 @@ from factory_tui.backends.locks import PathLock, worktree_admin
 from factory_tui.backends.qa_patterns import PatternsFailed, PatternsTimedOut, search_patterns
 from factory_tui.backends.runs import stop_members
 from factory_tui.backends.worktrees import _one_line
-from factory_tui.errors import FactoryError
+from factory_tui.errors import FactoryError, os_error_text
 from factory_tui.qa_asked import asked_tests, short_name
 from factory_tui.qa_model import COMMAND_KINDS, QaKind, QaResult, Scenario, Verdict
 from factory_tui.text import literal
@@ -477,14 +476,6 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def _os_error(error: OSError) -> str:
-    where = f" ({error.filename})" if error.filename else ""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"the disk is full{where}"
-    if error.errno == errno.EROFS:
-        return f"the disk is read-only{where}"
-    return f"{error.strerror or error}{where}"
-
 
 def _describe_exit(code: int | None) -> str:
     if code is None:
@@ -651,7 +642,7 @@ def run_command_scenario(
     except OSError as error:
         # Our side could not write (the output, the checkout): the command
         # was stopped and its checkout removed on the way out.
-        return result(Verdict.ERROR, f"QA could not write its output: {_os_error(error)}")
+        return result(Verdict.ERROR, f"QA could not write its output: {os_error_text(error)}")
 
 
 def _attempts(
