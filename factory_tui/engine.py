@@ -55,7 +55,7 @@ from factory_tui.backends.runs import (
 )
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.worktrees import BranchCollision, MergeStatus
-from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError
+from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError, os_error_text
 from factory_tui.model import FAILURE_TEXT_LIMIT, Action, Claim, State, Task, task_seq
 
 __all__ = ["Engine", "EngineBusy", "EngineLock", "EngineStatus", "EngineThread", "describe_holder"]
@@ -512,10 +512,10 @@ class Engine:
                     if error.errno in DISK_ERRORS:
                         # No run can start on a full or read-only disk: give
                         # the task back and stop, rather than fail every task.
-                        self._fail_engine(f"cannot start {job.task_id}'s run: {_os_error(error)}")
-                        await self._give_back(job, f"not started: {_os_error(error)}")
+                        self._fail_engine(f"cannot start {job.task_id}'s run: {os_error_text(error)}")
+                        await self._give_back(job, f"not started: {os_error_text(error)}")
                         return
-                    await self._fail_early(job, f"cannot start the run: {_os_error(error)}")
+                    await self._fail_early(job, f"cannot start the run: {os_error_text(error)}")
                     return
                 except FactoryError as error:
                     if job.run is not None or isinstance(error, LogError):
@@ -542,8 +542,8 @@ class Engine:
                 await self._fail_early(job, f"engine error: {type(error).__name__}: {error}", cause="engine")
             else:
                 # The disk, not the agent: no task is failed for it.
-                self._fail_engine(f"cannot go on with {job.task_id}'s run: {_os_error(error)}")
-                await self._abandon(job, f"the engine stopped: {_os_error(error)}")
+                self._fail_engine(f"cannot go on with {job.task_id}'s run: {os_error_text(error)}")
+                await self._abandon(job, f"the engine stopped: {os_error_text(error)}")
         except Exception as error:  # an engine bug must not lose the task
             await self._fail_early(job, f"engine error: {type(error).__name__}: {error}", cause="engine")
         finally:
@@ -1302,14 +1302,6 @@ def _lease_from_environment() -> float:
         return LEASE_SECONDS
     return value if 0.5 <= value <= 86_400 else LEASE_SECONDS
 
-
-def _os_error(error: OSError) -> str:
-    where = f" ({error.filename})" if error.filename else ""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"the disk is full{where}: {error.strerror}"
-    if error.errno == errno.EROFS:
-        return f"the disk is read-only{where}"
-    return f"{error.strerror or error}{where}"
 
 
 def _some_files(folder: Path, limit: int = 10) -> list[str]:

@@ -48,6 +48,19 @@ class IllegalTransition(FactoryError):
         self.reason = reason
 
 
+def os_error_text(error: OSError) -> str:
+    """An OSError as one line a user can act on: a full or read-only disk
+    said as such, with the file it was about."""
+    import errno
+
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full{where}"
+    if error.errno == errno.EROFS:
+        return f"the disk is read-only{where}"
+    return f"{error.strerror or error}{where}"
+
+
 def path_text(names: list[str], *, keep: int = 12) -> str:
     """``a → b → c``; a long path keeps its ends and says how much is left
     out, so that a loop through a 100,000-task chain is still one short line."""

@@ -53,6 +53,12 @@ DEFAULT_RETRIES = {QaKind.TEST: 1}
 # vote is a whole run of a command or a judge.
 MAX_RETRIES = 5
 MAX_VOTES = 9
+# A day: longer is a typo (``1e308``) and would overflow the clocks and
+# lock waits that a timeout sets.
+MAX_TIMEOUT = 24 * 3600.0
+# Patterns per ``expect`` or ``expect_not``: each is searched over up to
+# 2 MB of output, so thousands of them would be a check without end.
+MAX_PATTERNS = 100
 
 KNOWN_KEYS = ("kind", "run", "judge", "gate", "timeout", "when", "retries", "votes", "expect", "expect_not")
 WHEN_KEYS = ("paths", "labels")
@@ -248,6 +254,8 @@ def _timeout(data: dict, kind: QaKind) -> float:
     seconds = float(value)
     if not math.isfinite(seconds) or seconds <= 0:
         raise _Refused(f"timeout must be a positive, finite number of seconds, not {_shown(value)}", "timeout")
+    if seconds > MAX_TIMEOUT:
+        raise _Refused(f"timeout may be {MAX_TIMEOUT:g} seconds (a day) at most, not {_shown(value)}", "timeout")
     return seconds
 
 
@@ -269,6 +277,8 @@ def _patterns(data: dict, key: str) -> tuple[str, ...]:
     if key not in data:
         return ()
     patterns = _strings(data[key], key, what="a regular expression or a list of them")
+    if len(patterns) > MAX_PATTERNS:
+        raise _Refused(f"{key} has {len(patterns):,} patterns: {MAX_PATTERNS} at most", key)
     for pattern in patterns:
         try:
             re.compile(pattern)

@@ -463,3 +463,102 @@ def test_the_command_is_told_its_commit_and_junit_path_and_never_an_agents_ident
                               "^cwd True$"))
     result = run(base, verify, commit)
     assert (result.verdict, result.reason) == (Verdict.PASS, "exited 0; all 4 expectations met")
+
+
+def test_a_pattern_that_backtracks_without_end_is_stopped_within_the_timeout(base: FactoryBase) -> None:
+    # 40 a's and a b: (a+)+$ takes 2**40 steps in Python's re.
+    code = "print('a' * 40 + 'b')"
+    verify = scenario("{python}", "-c", code, kind=QaKind.VERIFY, expect=("(a+)+$",), timeout=2.0, retries=1)
+    result = run(base, verify, head(base.root))
+    assert result.verdict is Verdict.ERROR, result
+    assert result.attempts == 1  # an error is not retried
+    assert result.reason.startswith("the patterns were not searched within "), result.reason
+    assert "\n" not in result.reason
+
+
+DAEMON = """
+import os, sys, time
+# The classic daemon: fork, setsid, fork again, let go of the output.
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        open(os.environ["PIDS"], "w").write(f"{os.getpid()} {os.getsid(0)}")
+        time.sleep(120)
+        os._exit(0)
+    os._exit(0)
+deadline = time.monotonic() + 30
+while not os.path.exists(os.environ["PIDS"]) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("started the daemon")
+"""
+
+
+def test_a_daemon_that_let_go_of_the_output_does_not_outlive_its_scenario(base: FactoryBase, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    result = run(base, scenario(*python(DAEMON)), head(base.root), env={"PIDS": str(pids)})
+    assert (result.verdict, result.reason) == (Verdict.PASS, "exited 0")
+    daemon, _ = pids_in(pids)
+    # Stopped by the time the scenario's result is given: nothing holds the checkout.
+    assert not alive(daemon)
+
+
+# --- refs: the checkout is detached but shares the repository's refs --------------------
+
+
+def task_branch(base: FactoryBase) -> tuple[str, str]:
+    """A task's branch ``factory/T-1`` one commit ahead of main: (main, branch) heads."""
+    main = head(base.root)
+    git(base.root, "checkout", "-q", "-b", "factory/T-1")
+    tip = commit_files(base.root, {"work.txt": "the task's work\n"}, "the task's work")
+    git(base.root, "checkout", "-q", "main")
+    return main, tip
+
+
+def guarded(base: FactoryBase, code: str, commit: str, out: str) -> QaResult:
+    return run_command_scenario(
+        scenario(*python(code), retries=0), repo_root=base.root, commit=commit, base_commit=None,
+        out_dir=base.qa_run_dir("T-1", 1, "0", out), work_dir=base.qa_work_dir,
+        watch=("refs/heads/main", "refs/heads/factory/T-1"), restore=("refs/heads/factory/T-1",),
+    )
+
+
+def test_git_commands_in_the_checkout_move_neither_the_tasks_branch_nor_the_base(base: FactoryBase) -> None:
+    main, tip = task_branch(base)
+    code = """
+        import subprocess
+        def git(*args):
+            subprocess.run(["git", *args], check=True, capture_output=True)
+        git("-c", "user.name=qa", "-c", "user.email=qa@x", "commit", "-q", "--allow-empty", "-m", "made by QA")
+        git("update-ref", "HEAD", "HEAD~1")
+        git("checkout", "-q", "-b", "made-by-qa")
+        git("-c", "user.name=qa", "-c", "user.email=qa@x", "commit", "-q", "--allow-empty", "-m", "again")
+    """
+    result = guarded(base, code, tip, "a")
+    assert result.verdict is Verdict.PASS, result
+    assert (head(base.root), git(base.root, "rev-parse", "factory/T-1").strip()) == (main, tip)
+
+
+def test_a_scenario_that_rewinds_the_tasks_branch_is_an_error_and_the_branch_is_put_back(base: FactoryBase) -> None:
+    main, tip = task_branch(base)
+    code = """
+        import subprocess
+        subprocess.run(["git", "branch", "-f", "factory/T-1", "HEAD~1"], check=True)
+        print("all good")
+    """
+    result = guarded(base, code, tip, "a")
+    assert result.verdict is Verdict.ERROR, result
+    assert result.reason == (f"the scenario moved refs/heads/factory/T-1 from {tip[:10]} to {main[:10]}; put back")
+    assert git(base.root, "rev-parse", "factory/T-1").strip() == tip
+    assert result.reason in (base.root / result.output / "output.log").read_text()
+
+    # Deleting the base branch is named; the base branch is the operator's to put back.
+    code = """
+        import subprocess
+        subprocess.run(["git", "update-ref", "-d", "refs/heads/main"], check=True)
+    """
+    git(base.root, "checkout", "-q", "--detach")
+    result = guarded(base, code, tip, "b")
+    assert (result.verdict, result.reason) == (Verdict.ERROR, f"the scenario deleted refs/heads/main (at {main[:10]})")

@@ -269,12 +269,10 @@ class Operator:
         worktrees = self.worktrees
         if task.state is not State.REVIEW or not self._has_branch(task_id) or not self._owned(task):
             return None
-        head = worktrees.branch_head(task_id)
-        if head is None:
+        found = self._qa_standing(task_id)
+        if found is None:
             return None
-        scenarios = qa_checks.valid_scenarios(self.base)
-        standing = qa_checks.standing(self.log, self.base, task_id, head=head,
-                                      base_branch=worktrees.base_branch, scenarios=scenarios)
+        head, scenarios, standing = found
         if standing is None or not standing.passed:
             return None
         tests = qa_checks.required_tests(scenarios, standing.required)
@@ -289,6 +287,16 @@ class Operator:
         self._recheck(task, tests, merge_commit=merge_commit, base_sha=base_sha, actor=actor)
         return merge_commit
 
+    def _qa_standing(self, task_id: str):
+        """The task's branch head, the valid scenarios, and where its QA
+        stands on that head; None when it has no branch head."""
+        head = self.worktrees.branch_head(task_id)
+        if head is None:
+            return None
+        scenarios = qa_checks.valid_scenarios(self.base)
+        return head, scenarios, qa_checks.standing(self.log, self.base, task_id, head=head,
+                                                   base_branch=self.worktrees.base_branch, scenarios=scenarios)
+
     def _qa_before_merge(
         self, task: Task, *, actor: str, note: str | None, force: bool, checked: str | None = None,
     ) -> Callable[[str, str], str | None] | None:
@@ -299,12 +307,10 @@ class Operator:
         the same (MergeMoved when it is not: checked again, lock let go)."""
         worktrees = self.worktrees
         task_id = task.id
-        head = worktrees.branch_head(task_id)
-        if head is None:
+        found = self._qa_standing(task_id)
+        if found is None:
             return None
-        scenarios = qa_checks.valid_scenarios(self.base)
-        standing = qa_checks.standing(self.log, self.base, task_id, head=head,
-                                      base_branch=worktrees.base_branch, scenarios=scenarios)
+        head, scenarios, standing = found
         if standing is None or not standing.required:
             return None  # no QA for this change: approved as before
         branch = worktrees.branch_for(task_id)
@@ -348,6 +354,7 @@ class Operator:
         results = qa_checks.run_scenarios(
             self.base, tests, commit=merge_commit, base_commit=base_sha, task_id=task_id,
             attempt=max(1, task.attempts), task_title=task.title, task_body=task.body,
+            watch=qa_checks.guarded_refs(self.worktrees, task_id)[0],
         )
         try:
             self.log.record_qa_on_demand(results, actor=actor, task_id=task_id, attempt=max(1, task.attempts))

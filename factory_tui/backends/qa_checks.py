@@ -168,9 +168,12 @@ def stamp() -> str:
 def run_scenarios(
     base: FactoryBase, scenarios: Sequence[Scenario], *, commit: str, base_commit: str | None,
     task_id: str | None, attempt: int, task_title: str = "", task_body: str = "", summary: str = "",
+    watch: tuple[str, ...] = (), restore: tuple[str, ...] = (),
 ) -> list[QaResult]:
     """Run each scenario on ``commit`` now, one after the other;
-    ``summary`` is the agent's last words, for a judge."""
+    ``summary`` is the agent's last words, for a judge. ``watch`` and
+    ``restore``: the refs no scenario may rewind or delete (see
+    ``qa_runner.CleanCheckout``; ``guarded_refs`` gives them)."""
     from factory_tui.backends.qa_runner import check_test_scenario
 
     when = stamp()
@@ -180,18 +183,20 @@ def run_scenarios(
         if scenario.kind in JUDGED_KINDS:
             results.append(_judge(base, scenario, commit=commit, base_commit=base_commit, out_dir=out_dir,
                                   task_id=task_id, task_title=task_title, task_body=task_body,
-                                  summary=summary))
+                                  summary=summary, watch=watch, restore=restore))
             continue
         # The task's words say which tests it was asked to fix.
         results.append(check_test_scenario(
             scenario, repo_root=base.root, commit=commit, base_commit=base_commit, out_dir=out_dir,
             work_dir=base.qa_work_dir, asked=f"{task_title}\n{task_body}" if task_id else "",
+            watch=watch, restore=restore,
         ))
     return results
 
 
 def _judge(base: FactoryBase, scenario: Scenario, *, commit: str, base_commit: str | None, out_dir: Path,
-           task_id: str | None, task_title: str, task_body: str, summary: str = "") -> QaResult:
+           task_id: str | None, task_title: str, task_body: str, summary: str = "",
+           watch: tuple[str, ...] = (), restore: tuple[str, ...] = ()) -> QaResult:
     """An ``eval`` or ``scenario`` run: the judge works in a clean checkout of
     ``commit`` and is shown its diff against ``base_commit``."""
     from factory_tui.backends.agents import load_profiles
@@ -215,9 +220,13 @@ def _judge(base: FactoryBase, scenario: Scenario, *, commit: str, base_commit: s
         prompt = judge_prompt(judge_template(base.qa_dir, scenario.kind), scenario=scenario.name,
                               task_title=task_title, task_body=task_body, diff=diff, last_words=summary,
                               rubric=scenario.body)
-        with CleanCheckout(base.root, commit, base.qa_work_dir) as folder:
+        checkout = CleanCheckout(base.root, commit, base.qa_work_dir, watch=watch, restore=restore)
+        with checkout as folder:
             outcome = run_judge(profile=profile, prompt=prompt, cwd=folder, out_dir=out_dir,
                                 timeout=scenario.timeout, votes=scenario.votes, task_id=task_id or "")
+            moved = checkout.moved()
+        if moved:
+            return result(Verdict.ERROR, moved)
     except (FactoryError, git.GitCommandError) as error:
         return result(Verdict.ERROR, str(error).splitlines()[0] if str(error) else "the judge could not run")
     return result(outcome.verdict, outcome.reason, attempts=len(outcome.votes), cost_usd=outcome.cost_usd,
@@ -261,6 +270,16 @@ class OnDemand:
         return any(result.blocks for result in self.results)
 
 
+def guarded_refs(worktrees, task_id: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(watch, restore) for a check: the base branch and the task's branch
+    are watched, the task's branch is put back (see ``CleanCheckout``)."""
+    base_ref = f"refs/heads/{worktrees.base_branch}"
+    if task_id is None:
+        return (base_ref,), ()
+    task_ref = f"refs/heads/{worktrees.branch_for(task_id)}"
+    return (base_ref, task_ref), (task_ref,)
+
+
 def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, names: Sequence[str] = (),
                   actor: str) -> OnDemand:
     """Run QA now: the scenarios ``names`` (else all that apply to the
@@ -301,10 +320,12 @@ def run_on_demand(base: FactoryBase, log, worktrees, *, task_id: str | None, nam
     else:
         chosen = applying(valid, changed_paths(base.root, base_sha, commit), task.labels if task else ())
     attempt = max(1, task.attempts) if task is not None else 1
+    watch, restore = guarded_refs(worktrees, task_id)
     results = run_scenarios(base, chosen, commit=commit, base_commit=base_commit, task_id=task_id,
                             attempt=attempt, task_title=task.title if task else "",
                             task_body=task.body if task else "",
-                            summary=last_words(log, task.id) if task is not None else "")
+                            summary=last_words(log, task.id) if task is not None else "",
+                            watch=watch, restore=restore)
     ids = log.record_qa_on_demand(results, actor=actor, task_id=task_id,
                                   attempt=attempt if task is not None else None) if results else []
     return OnDemand(task_id, commit, tuple(results), tuple(ids))

@@ -41,6 +41,7 @@ from pathlib import Path
 from factory_tui.backends import processes
 from factory_tui.backends.agents import AgentProfile, load_profiles
 from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.qa_checks import guarded_refs
 from factory_tui.backends.qa_judge import run_judge
 from factory_tui.backends.qa_runner import CleanCheckout, check_test_scenario
 from factory_tui.backends.runs import GRACE_SECONDS, stop_members, stop_run
@@ -165,6 +166,7 @@ def check_task(
         results: list[QaResult] = []
         stamp = time.strftime("%Y%m%dT%H%M%S") + f"{time.time_ns() // 1_000_000 % 1000:03d}"
         patches = "\n".join(item.patch for item in diff if item.patch)
+        refs = guarded_refs(worktrees, task.id)
         for scenario in chosen:
             if cancel.is_set():
                 break
@@ -173,7 +175,7 @@ def check_task(
             report(f"{task.id}: QA {scenario.name} ({scenario.kind})")
             result = _run_one(
                 scenario, base=base, profiles=profiles, task=task, commit=commit, base_commit=base_commit,
-                out_dir=out_dir, diff=patches, summary=summary or "", cancel=cancel, keeper=keeper,
+                out_dir=out_dir, diff=patches, summary=summary or "", cancel=cancel, keeper=keeper, refs=refs,
             )
             results.append(result)
         if cancel.is_set():
@@ -192,9 +194,11 @@ def check_task(
 def _run_one(
     scenario: Scenario, *, base: FactoryBase, profiles: dict[str, AgentProfile], task: Task, commit: str,
     base_commit: str | None, out_dir: Path, diff: str, summary: str, cancel: threading.Event,
-    keeper: LeaseKeeper,
+    keeper: LeaseKeeper, refs: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
 ) -> QaResult:
-    """One scenario's result; what goes wrong on our side is its ERROR."""
+    """One scenario's result; what goes wrong on our side is its ERROR.
+    ``refs``: (watch, restore), the refs it may not rewind (qa_checks.guarded_refs)."""
+    watch, restore = refs
     started = time.monotonic()
     output = _relative(out_dir, base.root)
 
@@ -210,6 +214,7 @@ def _run_one(
             return check_test_scenario(
                 scenario, repo_root=base.root, commit=commit, base_commit=base_commit, out_dir=out_dir,
                 work_dir=base.qa_work_dir, cancel=cancel, asked=f"{task.title}\n{task.body}",
+                watch=watch, restore=restore,
             )
         profile = profiles.get(scenario.judge or "")
         if profile is None:
@@ -221,8 +226,12 @@ def _run_one(
         keeper.judge_dir = out_dir
         try:
             if scenario.kind is QaKind.SCENARIO:
-                with CleanCheckout(base.root, commit, base.qa_work_dir) as checkout:
+                clean = CleanCheckout(base.root, commit, base.qa_work_dir, watch=watch, restore=restore)
+                with clean as checkout:
                     outcome = _judge(profile, prompt, checkout, out_dir, scenario, task)
+                    moved = clean.moved()
+                if moved:
+                    return result(Verdict.ERROR, moved)
             else:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 outcome = _judge(profile, prompt, out_dir, out_dir, scenario, task)

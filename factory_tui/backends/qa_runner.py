@@ -21,7 +21,8 @@ What it owns:
   checkout, with a timeout and a cancel event; the command leads a process
   group of its own and carries ``FACTORY_QA_RUN=<out_dir>`` in its
   environment, so stopping it stops everything it started (``processes.py``,
-  ``runs.stop_members``). Its output (stdout and stderr together) goes to
+  ``runs.stop_members``). When an attempt ends, whatever of it still lives
+  is stopped, a daemon that left its session and its output among them. Its output (stdout and stderr together) goes to
   ``<out_dir>/output.log``, at most ``OUTPUT_HEAD + OUTPUT_TAIL`` bytes per
   attempt: the head as it comes, the tail at the end, and a line saying how
   much was cut between them.
@@ -36,7 +37,8 @@ What it owns:
   written, gives ``QaResult.tests`` and names the failing tests in the reason.
   ``verify``: when the scenario has ``expect`` or ``expect_not`` patterns,
   they alone decide (every ``expect`` must match the output, no ``expect_not``
-  may; regular expressions searched with MULTILINE over the kept output), and
+  may; regular expressions searched with MULTILINE over the kept output, in a
+  child process killed when the scenario's time is up: ``qa_patterns``), and
   the exit status is only reported; without patterns, exit 0 passes as for a
   test. Either kind: a FAIL is run again up to ``scenario.retries`` times and
   a later pass is FLAKY; a timeout or a command that cannot start is ERROR;
@@ -81,9 +83,10 @@ import git
 from factory_tui.actors import AGENT_VARIABLES
 from factory_tui.backends import processes
 from factory_tui.backends.locks import PathLock, worktree_admin
+from factory_tui.backends.qa_patterns import PatternsFailed, PatternsTimedOut, search_patterns
 from factory_tui.backends.runs import stop_members
 from factory_tui.backends.worktrees import _one_line
-from factory_tui.errors import FactoryError
+from factory_tui.errors import FactoryError, os_error_text
 from factory_tui.qa_asked import asked_tests, short_name
 from factory_tui.qa_model import COMMAND_KINDS, QaKind, QaResult, Scenario, Verdict
 from factory_tui.text import literal
@@ -104,6 +107,8 @@ DRAIN_SECONDS = 1.0
 DRAIN_STOPS = 3
 # How long a stopped command gets between SIGTERM and SIGKILL.
 GRACE_SECONDS = 1.0
+# A verify's patterns get what is left of its timeout, but at least this.
+PATTERN_FLOOR_SECONDS = 2.0
 # JUnit XML larger than this is not read (the verdict stands on the exit status).
 JUNIT_LIMIT = 32 << 20
 # Failing tests named in a reason, at most.
@@ -184,12 +189,28 @@ def sweep_checkouts(work_dir: Path, repo_root: Path) -> list[str]:
 
 class CleanCheckout:
     """``with CleanCheckout(repo_root, commit, work_dir) as folder:`` a
-    detached checkout of exactly ``commit`` at ``folder``, removed on exit."""
+    detached checkout of exactly ``commit`` at ``folder``, removed on exit.
 
-    def __init__(self, repo_root: Path, commit: str, work_dir: Path) -> None:
+    The checkout is detached, but it shares the repository's refs: a
+    command in it can ``git branch -f factory/T-1 HEAD~1`` or
+    ``git update-ref -d refs/heads/main``. ``watch`` names the refs that
+    must not be rewound or deleted meanwhile (the task's branch, the base
+    branch); ``moved()`` says which were, and puts back those in
+    ``restore`` (the task's branch: nothing else rewinds it, and its commits
+    would be lost) when nothing moved them again since. A fast-forward is
+    not counted: an approve moves the base branch that way while a check
+    runs, and an agent its own branch. QA cannot stop a command from
+    writing outside its checkout (it is the operator's own command,
+    tracked in git); it can see that it did not take the work away."""
+
+    def __init__(self, repo_root: Path, commit: str, work_dir: Path, *, watch: tuple[str, ...] = (),
+                 restore: tuple[str, ...] = ()) -> None:
         self.repo_root = Path(repo_root)
         self.commit = commit
         self.work_dir = Path(work_dir)
+        self.watch = tuple(dict.fromkeys((*watch, *restore)))
+        self.restore = frozenset(restore)
+        self._heads: dict[str, str | None] = {}
         self.name = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.path = self.work_dir / CHECKOUTS / self.name
         self._lock = PathLock(self.work_dir / CHECKOUTS / f"{self.name}.lock")
@@ -206,6 +227,7 @@ class CleanCheckout:
             )
             if status != 0:
                 raise CheckoutFailed(f"cannot check out {self.commit[:12]} for QA: {_one_line(err)}")
+            self._heads = {ref: self._head(ref) for ref in self.watch}
         except BaseException:
             self._clean()
             raise
@@ -213,6 +235,37 @@ class CleanCheckout:
 
     def __exit__(self, *exc: object) -> None:
         self._clean()
+
+    def _head(self, ref: str) -> str | None:
+        status, out, _ = _git(self.repo_root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
+        return out.strip() if status == 0 and out.strip() else None
+
+    def _rewound(self, old: str, new: str | None) -> bool:
+        if new == old:
+            return False
+        if new is None:
+            return True
+        status, _, _ = _git(self.repo_root, "merge-base", "--is-ancestor", old, new)
+        return status != 0
+
+    def moved(self) -> str | None:
+        """What a command in the checkout did to the watched refs since it
+        was made (a rewind, a move elsewhere, a deletion), or None; the refs
+        in ``restore`` are put back first (only if still where it left them)."""
+        said: list[str] = []
+        for ref, old in self._heads.items():
+            if old is None:
+                continue
+            new = self._head(ref)
+            if not self._rewound(old, new):
+                continue
+            change = f"deleted {ref} (at {old[:10]})" if new is None else f"moved {ref} from {old[:10]} to {new[:10]}"
+            if ref in self.restore:
+                status, _, _ = _git(self.repo_root, "update-ref", "-m", "factory QA: put back what a scenario moved",
+                                    ref, old, new or "0" * len(old))
+                change += "; put back" if status == 0 else "; it moved again since, left as it is"
+            said.append(change)
+        return "the scenario " + "; ".join(said) if said else None
 
     def _clean(self) -> None:
         try:
@@ -386,6 +439,17 @@ def _run_once(
             if selector.select(TICK_SECONDS):
                 pipe_open = _read(pipe, capture)
     finally:
+        if process.returncode is None:
+            # Our side failed (the output could not be written: a full disk):
+            # the command is not left running.
+            _kill_group(process.pid)
+            process.wait()
+        # What it started and let go of its output (a daemon: fork, setsid,
+        # fork again, stdout to /dev/null) is still in the environment's
+        # sight: stopped now, so that nothing of the scenario outlives it or
+        # holds its checkout.
+        if processes.proc_available():
+            stop_members(lambda: processes.of_qa_run(out_dir), None, GRACE_SECONDS)
         selector.close()
         if pidfd is not None:
             os.close(pidfd)
@@ -410,6 +474,7 @@ def _exited(pid: int) -> bool:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
+
 
 
 def _describe_exit(code: int | None) -> str:
@@ -502,23 +567,24 @@ def _judge_test(attempt: _Attempt, tests: dict[str, str]) -> tuple[Verdict, str]
     return Verdict.FAIL, _describe_exit(attempt.code) + (f": {last}" if last else "")
 
 
-def _judge_verify(scenario: Scenario, attempt: _Attempt) -> tuple[Verdict, str]:
+def _judge_verify(scenario: Scenario, attempt: _Attempt, *, seconds: float) -> tuple[Verdict, str]:
+    """``seconds``: how long the patterns may take to search (what is left
+    of the scenario's timeout, at least ``PATTERN_FLOOR_SECONDS``)."""
     exit_text = _describe_exit(attempt.code)
     if not scenario.expect and not scenario.expect_not:
         if attempt.code == 0:
             return Verdict.PASS, exit_text
         last = _last_line(attempt.output)
         return Verdict.FAIL, exit_text + (f": {last}" if last else "")
-    problems: list[str] = []
     try:
-        for pattern in scenario.expect:
-            if not re.search(pattern, attempt.output, re.MULTILINE):
-                problems.append(f"expected {pattern!r} not found")
-        for pattern in scenario.expect_not:
-            if re.search(pattern, attempt.output, re.MULTILINE):
-                problems.append(f"{pattern!r} found")
-    except re.error as error:
-        return Verdict.ERROR, f"bad pattern {error.pattern!r}: {error}"
+        report = search_patterns(attempt.output, scenario.expect, scenario.expect_not, seconds=seconds)
+    except PatternsTimedOut as error:
+        return Verdict.ERROR, (f"{error}: a pattern that backtracks without end on this output "
+                               "(nested repeats such as (a+)+ are the usual cause)")
+    except PatternsFailed as error:
+        return Verdict.ERROR, str(error)
+    problems = [f"expected {pattern!r} not found" for pattern in report.missing]
+    problems += [f"{pattern!r} found" for pattern in report.found]
     if problems:
         return Verdict.FAIL, f"{exit_text}; " + "; ".join(problems)
     met = len(scenario.expect) + len(scenario.expect_not)
@@ -542,14 +608,17 @@ def run_command_scenario(
     work_dir: Path,
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
+    watch: tuple[str, ...] = (),
+    restore: tuple[str, ...] = (),
 ) -> QaResult:
     """Run a ``test`` or ``verify`` scenario on ``commit`` in a clean checkout
-    and say what it found. Output goes to ``out_dir`` (made if missing)."""
+    and say what it found. Output goes to ``out_dir`` (made if missing).
+    ``watch`` and ``restore``: refs the command must not rewind or delete
+    (``CleanCheckout``); if it does, the result is ERROR, whatever it said."""
     if scenario.kind not in COMMAND_KINDS:
         raise FactoryError(f"{scenario.name} is a {scenario.kind} scenario: it has no command to run")
     started = time.monotonic()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     def result(verdict: Verdict, reason: str, attempts: int = 1, tests: dict | None = None) -> QaResult:
         return QaResult(
@@ -564,36 +633,47 @@ def run_command_scenario(
     if cancel is not None and cancel.is_set():
         return result(Verdict.SKIP, "cancelled")
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         return _attempts(scenario, commit=commit, repo_root=repo_root, out_dir=out_dir,
-                         work_dir=work_dir, env=env, cancel=cancel, result=result)
+                         work_dir=work_dir, env=env, cancel=cancel, result=result,
+                         checkout=CleanCheckout(repo_root, commit, work_dir, watch=watch, restore=restore))
     except CheckoutFailed as error:
         return result(Verdict.ERROR, str(error))
+    except OSError as error:
+        # Our side could not write (the output, the checkout): the command
+        # was stopped and its checkout removed on the way out.
+        return result(Verdict.ERROR, f"QA could not write its output: {os_error_text(error)}")
 
 
 def _attempts(
     scenario: Scenario, *, commit: str, repo_root: Path, out_dir: Path, work_dir: Path,
     env: Mapping[str, str] | None, cancel: threading.Event | None,
-    result: Callable[..., QaResult],
+    result: Callable[..., QaResult], checkout: CleanCheckout,
 ) -> QaResult:
     """Run the command until it passes, errs, or has failed ``1 + retries``
     times; the result of the last attempt, FLAKY for a pass after a failure."""
     tries = 1 + max(scenario.retries, 0)
     first_failure = ""
-    with open(out_dir / "output.log", "wb") as log, CleanCheckout(repo_root, commit, work_dir) as checkout:
+    with open(out_dir / "output.log", "wb") as log, checkout as folder:
         for number in range(1, tries + 1):
             junit = out_dir / f"junit-{number}.xml"
             junit.unlink(missing_ok=True)
-            values = {"python": sys.executable, "junit": str(junit), "commit": commit, "checkout": str(checkout)}
+            values = {"python": sys.executable, "junit": str(junit), "commit": commit, "checkout": str(folder)}
             argv = _argv(scenario, values)
             # "attempt 1 of 2" read as if a second run were coming whatever
             # the first gave: a retry happens only after a failure.
             heading = f"try {number} of at most {tries}" if tries > 1 else "run"
             log.write(f"── {heading}: {shlex.join(argv)}\n".encode())
             log.flush()
+            began = time.monotonic()
             attempt = _run_once(
-                argv, cwd=checkout, env=_environment(env, values, out_dir), timeout=scenario.timeout,
+                argv, cwd=folder, env=_environment(env, values, out_dir), timeout=scenario.timeout,
                 out_dir=out_dir, log=log, cancel=cancel,
             )
+            moved = checkout.moved()
+            if moved:
+                log.write(f"\n── {moved}\n".encode())
+                return result(Verdict.ERROR, moved, number)
             ending = attempt.problem or _describe_exit(attempt.code)
             if attempt.ended in ("timeout", "cancelled"):
                 ending = f"stopped ({'timed out' if attempt.ended == 'timeout' else 'cancelled'}), {ending}"
@@ -611,7 +691,8 @@ def _attempts(
             if scenario.kind is QaKind.TEST:
                 verdict, reason = _judge_test(attempt, tests)
             else:
-                verdict, reason = _judge_verify(scenario, attempt)
+                left = began + scenario.timeout - time.monotonic()
+                verdict, reason = _judge_verify(scenario, attempt, seconds=max(left, PATTERN_FLOOR_SECONDS))
             if verdict is Verdict.PASS and number > 1:
                 return result(
                     Verdict.FLAKY,
@@ -680,8 +761,12 @@ class BaseResults:
     def _write(path: Path, result: QaResult) -> None:
         # Whole or not at all: a reader never sees half a file.
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-        temporary.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError:
+            # A cache that cannot be written (a full disk) is only not kept.
+            temporary.unlink(missing_ok=True)
 
 
 def judge_against_base(head: QaResult, base: QaResult, asked: str = "") -> QaResult:
@@ -748,6 +833,8 @@ def check_test_scenario(
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
     asked: str = "",
+    watch: tuple[str, ...] = (),
+    restore: tuple[str, ...] = (),
 ) -> QaResult:
     """Run a command scenario on ``commit``; a failing ``test`` is then
     judged against ``base_commit`` (run there once, cached). ``asked`` is
@@ -757,7 +844,7 @@ def check_test_scenario(
     started = time.monotonic()
     head = run_command_scenario(
         scenario, repo_root=repo_root, commit=commit, base_commit=base_commit, out_dir=out_dir,
-        work_dir=work_dir, env=env, cancel=cancel,
+        work_dir=work_dir, env=env, cancel=cancel, watch=watch, restore=restore,
     )
     if scenario.kind is not QaKind.TEST:
         return head
@@ -773,6 +860,7 @@ def check_test_scenario(
         lambda: run_command_scenario(
             scenario, repo_root=repo_root, commit=base_commit, base_commit=None,
             out_dir=cache.output_dir(base_commit, scenario), work_dir=work_dir, env=env, cancel=cancel,
+            watch=watch, restore=restore,
         ),
     )
     if cancel is not None and cancel.is_set():
