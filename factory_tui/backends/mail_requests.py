@@ -211,7 +211,8 @@ def outcome_body(log: ExecutionLog, task: Task, state: RequestState, *, commit: 
         lines = [f"{task.id} is done: {task.title}"]
         commit = commit or _merge_commit(log, task.id)
         if commit:
-            lines.append(f"Merge commit: {commit}")
+            # Its own paragraph: the body is markdown, where one newline joins lines.
+            lines += ["", f"Merge commit: {commit}"]
         if task.progress:
             lines += ["", "The agent's last words:", task.progress[:LAST_WORDS]]
         return "\n".join(lines)
