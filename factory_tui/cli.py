@@ -1158,10 +1158,15 @@ def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
     Its demo agent fails one run in ten on purpose, so that a failure and a
     re-queue can be tried (FACTORY_DEMO_FAIL_RATE sets how often, 0 to 1;
     FACTORY_DEMO_SECONDS how long a run works).
+
+    Beside it is a peer factory, warehouse, that sends a request a few
+    seconds after the console opens (FACTORY_DEMO_PEER_AFTER seconds):
+    press t on it in the Mail pane, and approving the task answers it.
     """
     import shutil
 
-    from factory_tui.backends.demo import build_demo, demo_root_default
+    from factory_tui import demo_peer
+    from factory_tui.backends.demo import build_demo, demo_root_default, peer_root
 
     if path is not None:
         root, keep = Path(path), True
@@ -1173,9 +1178,11 @@ def demo(click_ctx: click.Context, path: str | None, no_console: bool) -> None:
         return
     state: Context = click_ctx.obj
     state.base_path = str(base.root)
+    peer = demo_peer.start(peer_root(base.root))
     try:
         click_ctx.invoke(console)
     finally:
+        demo_peer.stop(peer)
         state.close()
         from factory_tui.backends.engine_lock import EngineLock
 

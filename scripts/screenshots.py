@@ -21,9 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from factory_tui.app import FactoryApp  # noqa: E402
-from factory_tui.backends.demo import build_demo  # noqa: E402
+from factory_tui.backends.demo import build_demo, peer_root  # noqa: E402
+from factory_tui.backends.demo_mail import LIVE_REQUEST, message_id, moment  # noqa: E402
+from factory_tui.backends.log import ExecutionLog  # noqa: E402
+from factory_tui.backends.mail_post import send  # noqa: E402
+from factory_tui.mail_model import Importance, Message, MessageKind  # noqa: E402
+from factory_tui.panes.mail import MailPane  # noqa: E402
 from factory_tui.panes.qa import QaPane  # noqa: E402
 from factory_tui.screens.help import HelpScreen  # noqa: E402
+from factory_tui.screens.mail import ThreadScreen  # noqa: E402
 from factory_tui.screens.qa import ScenarioScreen  # noqa: E402
 from factory_tui.screens.run import RunScreen, TranscriptView  # noqa: E402
 from factory_tui.screens.task import TaskScreen  # noqa: E402
@@ -34,10 +40,23 @@ SIZE = (160, 48)
 OUT = ROOT / "screenshots"
 
 
+def arrive_live_request(base) -> None:
+    """The request the demo's peer sends once the console is open, with a
+    fixed id and time (demo_peer.py sends it with the real ones)."""
+    peer = type(base)(peer_root(base.root))
+    at = DEMO_START + 2 * 3600 - 60
+    message = Message(id=message_id(at, "live request"), sender="warehouse", to=("shopfront",),
+                      subject=LIVE_REQUEST.subject, created=moment(at), kind=MessageKind.REQUEST,
+                      importance=Importance.HIGH, body=LIVE_REQUEST.body)
+    with ExecutionLog.open(peer.log_path) as log:
+        send(peer, log, message)
+
+
 async def shoot() -> None:
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = build_demo(Path(tmp) / "shopfront", start=DEMO_START)
+        arrive_live_request(base)
         app = FactoryApp(base, engine=False, clock=lambda: DEMO_START + 2 * 3600)
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot)
@@ -73,7 +92,21 @@ async def shoot() -> None:
             await wait_until(pilot, lambda: isinstance(app.screen, ScenarioScreen), "a scenario")
             await pilot.pause(0.5)
             app.save_screenshot("qa-scenario.svg", str(OUT))
-    for name in ("dashboard.svg", "task.svg", "help.svg", "run.svg", "diff.svg", "qa.svg", "qa-scenario.svg"):
+            # The Mail pane, zoomed, with the peer's new request; then the
+            # thread of the history's request, answered by itself.
+            await pilot.press("escape", "escape", "5", "z")
+            pane = app.query_one(MailPane)
+            await wait_until(pilot, lambda: len(pane.rows) == 3, "the Mail pane's threads")
+            await pilot.pause(0.3)
+            app.save_screenshot("mail.svg", str(OUT))
+            while pane.rows[pane.cursor].thread.subject != "Add a health-check endpoint":
+                await pilot.press("j")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ThreadScreen), "a thread")
+            await pilot.pause(0.5)
+            app.save_screenshot("mail-thread.svg", str(OUT))
+    for name in ("dashboard.svg", "task.svg", "help.svg", "run.svg", "diff.svg", "qa.svg", "qa-scenario.svg",
+                 "mail.svg", "mail-thread.svg"):
         print(OUT / name)
 
 

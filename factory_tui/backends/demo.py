@@ -1,5 +1,8 @@
 """A throwaway demo base: a small git repository with a factory base whose
-plan holds tasks in every state, with dependencies and a believable history.
+plan holds tasks in every state, with dependencies and a believable history,
+and a second base beside it, the peer factory ``warehouse``, with the mail
+the two have exchanged so far (a note answered, a request that became a
+task, was done and answered itself).
 
 ``factory demo``, the screenshots and the snapshot tests all start from here.
 With a fixed ``start`` time everything (ids, times, text) is the same on every
@@ -13,10 +16,14 @@ import time
 from pathlib import Path
 
 from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.demo_mail import REQUEST, request_id, request_task_body
 from factory_tui.backends.log import ExecutionLog, NewTask
 from factory_tui.model import Action, State
 
 DEMO_AUTHOR = ("Demo Operator", "operator@demo.invalid")
+PEER_NAME = "warehouse"
+# The history's task made from the peer's request (backends/demo_mail.py).
+REQUESTED_TASK = "T-14"
 
 _FILES = {
     "README.md": "# shopfront\n\nA small web shop API, built by a software factory.\n",
@@ -70,17 +77,30 @@ def _git_env(when: float) -> dict[str, str]:
     }
 
 
-def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront") -> FactoryBase:
-    """Create the demo repository and base in ``path`` (which must be empty
-    or absent). ``start`` fixes the time of the first event."""
-    import git
+def peer_root(root: Path) -> Path:
+    """Where the demo's peer factory lives: beside the demo, named after it
+    so that two demos kept in one folder never share a peer."""
+    return root.parent / f"{root.name}-{PEER_NAME}"
 
-    path = Path(path)
+
+def _empty_folder(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if any(path.iterdir()):
         from factory_tui.errors import FactoryError
 
         raise FactoryError(f"{path} is not empty; the demo needs an empty folder")
+
+
+def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront") -> FactoryBase:
+    """Create the demo repository and base in ``path`` and its peer
+    factory in ``peer_root(path)`` (both must be empty or absent). ``start``
+    fixes the time of the first event."""
+    import git
+
+    path = Path(path).absolute()
+    peer_path = peer_root(path)
+    _empty_folder(path)
+    _empty_folder(peer_path)
     if start is None:
         start = time.time() - 3 * 3600
     repo = git.Repo.init(path, initial_branch="main")
@@ -92,6 +112,9 @@ def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront
         repo.git.add(A=True)
         repo.git.commit(m="Start the shopfront API", no_verify=True)
     base, _ = FactoryBase.init(path, name=name)
+    peer = _build_peer(peer_path, start)
+    _add_peer(base, PEER_NAME, peer.root)
+    _add_peer(peer, name, base.root)
     # Its QA: a scenario of each kind, and the test they start from.
     from factory_tui.backends.demo_qa import write_demo_qa
 
@@ -101,9 +124,37 @@ def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront
         repo.git.commit(m="Add the factory base and its QA", no_verify=True)
     clock = _DemoClock(start + 120)
     with ExecutionLog.open(base.log_path, clock=clock) as log:
-        _write_history(log, clock)
-    _write_work(base, start, clock)
+        _write_history(log, clock, request=(request_id(start), request_task_body(start, PEER_NAME)))
+    merged = _write_work(base, start, clock)
+    from factory_tui.backends.demo_mail import write_demo_mail
+
+    write_demo_mail(base, peer, start=start, clock=clock, merged=merged)
     return base
+
+
+def _build_peer(path: Path, start: float) -> FactoryBase:
+    """The peer factory: a repository of its own with a base named
+    ``warehouse`` and an empty plan (its operator is the demo's mail)."""
+    import git
+
+    repo = git.Repo.init(path, initial_branch="main")
+    (path / "README.md").write_text(f"# {PEER_NAME}\n\nStock and shipping, run by another factory.\n",
+                                    encoding="utf-8")
+    with repo.git.custom_environment(**_git_env(start)):
+        repo.git.add(A=True)
+        repo.git.commit(m="Start the warehouse service", no_verify=True)
+    peer, _ = FactoryBase.init(path, name=PEER_NAME)
+    return peer
+
+
+def _add_peer(base: FactoryBase, name: str, root: Path) -> None:
+    """Name ``root`` as the path peer ``name`` in the base's factory.toml,
+    under the ``[peers]`` table ``factory init`` wrote."""
+    relative = Path(os.path.relpath(root, base.root)).as_posix()
+    text = base.config_path.read_text(encoding="utf-8")
+    entry = f'[peers]\n{name} = {{ path = "{relative}" }}\n'
+    assert "[peers]\n" in text, "factory init writes a [peers] table"
+    base.config_path.write_text(text.replace("[peers]\n", entry, 1), encoding="utf-8")
 
 
 # What the history's agents "wrote": files on real branches, so that the
@@ -141,11 +192,14 @@ _TRANSCRIPT = {
 }
 
 
-def _write_work(base: FactoryBase, start: float, clock: _DemoClock) -> None:
+def _write_work(base: FactoryBase, start: float, clock: _DemoClock) -> dict[str, str]:
+    """The history's work on real branches; returns the commit each merged
+    task landed at."""
     from factory_tui.backends.log import ExecutionLog
     from factory_tui.backends.worktrees import Worktrees
 
     worktrees = Worktrees.for_config(base.root, base.config())
+    merged: dict[str, str] = {}
     with _git_dates(start + 600), ExecutionLog.open(base.log_path) as log:
         for task_id, (rel, text) in _WORK.items():
             # Made as the engine makes a branch: recorded, so the plan owns it.
@@ -158,7 +212,7 @@ def _write_work(base: FactoryBase, start: float, clock: _DemoClock) -> None:
             path.write_text(text, encoding="utf-8")
             worktrees.commit_all(task_id, f"{task_id}: {rel}")
             if task_id in ("T-1", "T-2", "T-14"):
-                worktrees.merge(task_id, f"Merge {task_id}")
+                merged[task_id] = worktrees.merge(task_id, f"Merge {task_id}")
                 worktrees.remove(task_id, delete_branch=True)
     with ExecutionLog.open(base.log_path, clock=clock) as log:
         _write_qa_history(base, log, worktrees)
@@ -166,6 +220,7 @@ def _write_work(base: FactoryBase, start: float, clock: _DemoClock) -> None:
         run_dir = base.runs_dir / task_id / "1"
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "transcript.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return merged
 
 
 def _write_qa_history(base: FactoryBase, log: ExecutionLog, worktrees) -> None:
@@ -241,7 +296,9 @@ def _run_figures(task_id: str, attempt: int, minutes: float) -> dict:
     return {"run": f".factory/runs/{task_id}/{attempt}", **_RUN_FIGURES.get(task_id, figures)}
 
 
-def _write_history(log: ExecutionLog, clock: _DemoClock) -> None:
+def _write_history(log: ExecutionLog, clock: _DemoClock, *, request: tuple[str, str]) -> None:
+    """``request``: the id of the peer's message that became the health
+    check's task and the task's body (backends/demo_mail.py sends it)."""
     op = "console:operator"
     eng = "engine:demo"
     add = lambda title, **kw: log.add_task(NewTask(title=title, **kw), actor=op).id  # noqa: E731
@@ -260,7 +317,8 @@ def _write_history(log: ExecutionLog, clock: _DemoClock) -> None:
     py39 = add("Drop Python 3.9 support", state=State.PROPOSED)
     audit = add("Audit logging for admin actions", body=_BODIES["audit"], after=(login, ratelimit))
     guide = add("Write the deployment guide", priority=-1, after=(docs,))
-    health = add("Add a health-check endpoint", priority=1)
+    request_key, request_body = request
+    health = add(REQUEST.subject, priority=1, body=request_body, source=f"mail:{request_key}")
 
     def run(expected: str, outcome: State, note: str, minutes: float = 9) -> None:
         claim = log.claim_next(eng, lease_seconds=600)

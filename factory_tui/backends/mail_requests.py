@@ -188,28 +188,31 @@ def answer_ended(base: FactoryBase, log: ExecutionLog) -> list[Sent]:
         if any(other.in_reply_to == item.key and other.state == state
                for other in log.mail_messages(thread=item.thread, box="outbox")):
             continue
-        body = _outcome_body(log, task, state)
+        body = outcome_body(log, task, state)
         # The same id and time whoever sends it (the engine and the CLI at
         # once): one file, one record.
         at = task.updated_at
-        message_id = _stable_id(item.key, task.id, str(state), at)
+        message_id = stable_id(item.key, task.id, str(state), at)
         created = datetime.fromtimestamp(int(at), UTC)
         sent.append(reply(base, log, item, body, sender=config.name, state=state, task=task.id,
                           message_id=message_id, created=created))
     return sent
 
 
-def _stable_id(key: str, task_id: str, state: str, at: float) -> str:
+def stable_id(key: str, task_id: str, state: str, at: float) -> str:
     digest = hashlib.sha256(f"{key}\0{task_id}\0{state}".encode()).digest()
     return str(ULID.from_bytes(int(at * 1000).to_bytes(6, "big") + digest[:10]))
 
 
-def _outcome_body(log: ExecutionLog, task: Task, state: RequestState) -> str:
+def outcome_body(log: ExecutionLog, task: Task, state: RequestState, *, commit: str | None = None) -> str:
+    """What the reply saying how ``task`` ended tells; ``commit``: its
+    merge commit, when the log's events do not name it."""
     if state == RequestState.COMPLETED:
         lines = [f"{task.id} is done: {task.title}"]
-        commit = _merge_commit(log, task.id)
+        commit = commit or _merge_commit(log, task.id)
         if commit:
-            lines.append(f"Merge commit: {commit}")
+            # Its own paragraph: the body is markdown, where one newline joins lines.
+            lines += ["", f"Merge commit: {commit}"]
         if task.progress:
             lines += ["", "The agent's last words:", task.progress[:LAST_WORDS]]
         return "\n".join(lines)

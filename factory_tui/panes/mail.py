@@ -61,6 +61,7 @@ class MailPane(MailTable, FeedListener):
         self.counts: MailCounts | None = None
         self.intake: ConsoleIntake | None = None
         self._stop = threading.Event()
+        self._intake_started = False
 
     def on_mount(self) -> None:
         self.now = console(self).clock()
@@ -72,7 +73,6 @@ class MailPane(MailTable, FeedListener):
 
     def log_loaded(self, snapshot: Snapshot) -> None:
         self.load()
-        self.take_mail_in()
 
     def log_changed(self, changes: Changes) -> None:
         if any(event.kind in MAIL_KINDS for event in changes.events):
@@ -102,6 +102,11 @@ class MailPane(MailTable, FeedListener):
     def _loaded(self, message: Loaded) -> None:
         self.now = console(self).clock()
         self.set_rows(message.rows, total=message.total)
+        if not self._intake_started:
+            # After the first rows, not beside their read: the intake's
+            # catch-up would slow the pane's first frame over a large log.
+            self._intake_started = True
+            self.take_mail_in()
         self.counts = message.counts
         for header in self.screen.query(FactoryHeader):
             header.mail = message.counts
