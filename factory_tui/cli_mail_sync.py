@@ -70,6 +70,11 @@ def mail_sync(ctx: Context, as_json: bool) -> None:
     report: SyncReport = sync(base.root, config.name, config.peers.values(), base.inbox_dir,
                               max_bytes=config.mail.max_bytes)
     ctx.session.record_sync(report)
+    # What came is taken into the log now (an engine or a console would do
+    # it by itself; without one, `factory mail list` right after a sync
+    # would not show it).
+    if report.taken:
+        ctx.session.mail_ingest().ingest_paths(report.taken)
     if as_json:
         click.echo(dumps_json({"peers": [peer_json(peer) for peer in report.peers]}))
     elif not report.peers:

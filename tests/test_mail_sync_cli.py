@@ -63,6 +63,9 @@ def test_mail_sync_delivers_both_ways_and_says_what_it_did(tmp_path):
     [peer] = json.loads(done.stdout)["peers"]
     assert (peer["peer"], peer["pushed"], len(peer["fetched"]), peer["error"]) == ("alpha", 0, 1, None)
     assert subjects(b) == ["From alpha"]
+    # Taken into the log by the sync itself: listed at once, no engine running.
+    listed = factory(b, "mail", "list", "--json")
+    assert [item["subject"] for item in json.loads(listed.stdout)] == ["From alpha"], listed.stdout
 
     send(b, "alpha", "From beta")
     assert factory(b, "mail", "sync").stdout.strip() == "alpha: pushed 1, fetched 0 new"
