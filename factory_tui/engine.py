@@ -376,6 +376,9 @@ class Engine:
                 # run out) is waited for, to be checked here.
                 if (await self._try_log(self.log.has_ready) is False
                         and await self._try_log(self.log.list_tasks, [State.CHECKING], bodies=False) == []):
+                    # What the runs just ended owe a requester (a task that
+                    # failed) goes before this run exits, not at the next one.
+                    await self._mail_round(retry=False)
                     break
             try:
                 await asyncio.wait_for(wake.wait(), timeout=CHECK_SECONDS)

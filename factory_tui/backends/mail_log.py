@@ -436,6 +436,33 @@ class MailRecords:
         with self._read() as conn:
             return [_item(row) for row in conn.execute(sql, params)]
 
+    def linked_requests(self) -> list[MailItem]:
+        """Requests we received that became tasks, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE kind = 'request' AND task_id IS NOT NULL "
+                "AND box != 'outbox' ORDER BY created, seq"
+            ).fetchall()
+        return [_item(row) for row in rows]
+
+    def our_answers(self, keys: Sequence[str]) -> dict[str, list[MailItem]]:
+        """Our replies that say where a request stands (a ``state``), for
+        each of the requests ``keys``, oldest first (as sent: by time, then
+        by when the log learnt of them)."""
+        found: dict[str, list[MailItem]] = {}
+        keys = list(dict.fromkeys(keys))
+        with self._read() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM messages WHERE in_reply_to IN ({','.join('?' * len(chunk))}) "
+                    "AND box = 'outbox' AND state IS NOT NULL ORDER BY created, seq", chunk,
+                ).fetchall()
+                for row in rows:
+                    item = _item(row)
+                    found.setdefault(item.in_reply_to or "", []).append(item)
+        return found
+
     def mail_message(self, key_or_prefix: str) -> MailItem:
         """The message with this key, or the one message whose key (or id)
         starts with it; UnknownMessage for none or several."""

@@ -6,16 +6,28 @@ title from its subject, body from its body and a line saying who asked;
 the task is linked to the message and a reply ``state: accepted`` with the
 task's id goes back at once. ``decline`` answers ``rejected`` with a note.
 
-When a linked task ends (done, failed, cancelled), ``answer_ended`` sends
-the outcome in the request's thread: ``completed`` with the merge commit
-and the agent's last words, ``failed`` with the reason, ``canceled``. It is
-one reconciler, not a hook on each transition: it looks at every linked
-task in an end state whose outcome reply is not in our outbox yet, so
-the engine's loop and the operator's actions can both run it, and a crash
-between the transition and the reply loses nothing. Twice at once is still
-one reply: the reply's id and time are derived from the request and the
-task's last event, so both writers make the same file (one name, one
-record, one delivery).
+Where the task stands afterwards goes back by itself (``answer_ended``),
+in the request's thread, once per change the requester would care about:
+
+* the task ended: ``completed`` with the merge commit and the agent's last
+  words, ``failed`` with the reason, ``canceled``;
+* a failed or cancelled task that the operator re-queued: ``working`` (A2A's
+  WORKING): the requester, told it failed, learns that it is being tried
+  again rather than waiting on a failure that no longer stands; when it
+  fails again, a second ``failed`` goes, with the new reason.
+
+So the replies to one request run ``accepted``, then ended and ``working``
+in turn, and what is due is read from the last of them: an ended task is
+due its end state unless that is what we said last; a task at work again
+is due ``working`` when what we said last was ``failed`` or ``canceled``.
+That makes it one reconciler, not a hook on each transition: the engine's
+loop and the operator's actions both run it, a crash between the
+transition and the reply loses nothing, and looking again sends nothing
+twice. A change that came and went while nothing answered (failed and
+re-queued in between) is folded into the next reply rather than told
+late. Twice at once is still one reply: the reply's id is derived from the
+request, the task, the state and the reply it follows, so both writers
+make the same file (one name, one record, one delivery).
 """
 
 from __future__ import annotations
@@ -172,39 +184,57 @@ def take_by_policy(base: FactoryBase, log: ExecutionLog, keys: list[str] | None 
 
 
 def answer_ended(base: FactoryBase, log: ExecutionLog) -> list[Sent]:
-    """Send the outcome of every task made from a request that has ended
-    and whose outcome is not answered yet; idempotent."""
+    """Send what is due to every request that became a task (see the
+    module's docstring); idempotent."""
     config = base.config()
-    linked = [item for item in log.mail_messages(box=INBOX) if item.kind == MessageKind.REQUEST and item.task_id]
+    linked = log.linked_requests()
     if not linked:
         return []
     tasks = {task.id: task for task in log.get_tasks([item.task_id for item in linked if item.task_id])}
+    answers = log.our_answers([item.key for item in linked])
     sent: list[Sent] = []
     for item in linked:
         task = tasks.get(item.task_id or "")
-        if task is None or task.state not in ENDED:
+        if task is None:
             continue
-        state = ENDED[task.state]
-        if any(other.in_reply_to == item.key and other.state == state
-               for other in log.mail_messages(thread=item.thread, box="outbox")):
+        said = answers.get(item.key, [])
+        last = said[-1] if said else None
+        state = _due(task, last)
+        if state is None:
             continue
-        body = _outcome_body(log, task, state)
-        # The same id and time whoever sends it (the engine and the CLI at
-        # once): one file, one record.
-        at = task.updated_at
-        message_id = _stable_id(item.key, task.id, str(state), at)
-        created = datetime.fromtimestamp(int(at), UTC)
+        body = _outcome_body(log, task, state, last)
+        # The same id whoever sends it (the engine and the CLI at once):
+        # one file, one record. Never dated before what it follows, so
+        # that it stays the last word.
+        message_id = _stable_id(item.key, task.id, str(state), last.id if last else "", task.updated_at)
+        at = int(max(task.updated_at, last.created if last else 0))
         sent.append(reply(base, log, item, body, sender=config.name, state=state, task=task.id,
-                          message_id=message_id, created=created))
+                          message_id=message_id, created=datetime.fromtimestamp(at, UTC)))
     return sent
 
 
-def _stable_id(key: str, task_id: str, state: str, at: float) -> str:
-    digest = hashlib.sha256(f"{key}\0{task_id}\0{state}".encode()).digest()
+# What a task at work again follows: an end it came back from.
+_REOPENED_FROM = (RequestState.FAILED, RequestState.CANCELED)
+
+
+def _due(task: Task, last: MailItem | None) -> RequestState | None:
+    """What the requester is due now, given what we said ``last``."""
+    said = RequestState(last.state) if last is not None and last.state else None
+    if said == RequestState.REJECTED:
+        return None
+    if task.state in ENDED:
+        return None if said == ENDED[task.state] else ENDED[task.state]
+    if said in _REOPENED_FROM:
+        return RequestState.WORKING
+    return None
+
+
+def _stable_id(key: str, task_id: str, state: str, follows: str, at: float) -> str:
+    digest = hashlib.sha256(f"{key}\0{task_id}\0{state}\0{follows}".encode()).digest()
     return str(ULID.from_bytes(int(at * 1000).to_bytes(6, "big") + digest[:10]))
 
 
-def _outcome_body(log: ExecutionLog, task: Task, state: RequestState) -> str:
+def _outcome_body(log: ExecutionLog, task: Task, state: RequestState, last: MailItem | None) -> str:
     if state == RequestState.COMPLETED:
         lines = [f"{task.id} is done: {task.title}"]
         commit = _merge_commit(log, task.id)
@@ -216,7 +246,13 @@ def _outcome_body(log: ExecutionLog, task: Task, state: RequestState) -> str:
     if state == RequestState.FAILED:
         failure = log.failures([task.id]).get(task.id)
         reason = failure.reason if failure is not None else "no reason recorded"
-        return f"{task.id} failed: {reason}"
+        lines = [f"{task.id} failed: {reason}"]
+        if task.progress:
+            lines += ["", "The agent's last words:", task.progress[:LAST_WORDS]]
+        return "\n".join(lines)
+    if state == RequestState.WORKING:
+        after = "it failed" if last is not None and last.state == RequestState.FAILED else "it was cancelled"
+        return f"{task.id} is being worked on again: the operator re-queued it after {after}."
     return f"{task.id} was cancelled."
 
 
