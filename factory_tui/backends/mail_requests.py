@@ -40,7 +40,7 @@ from ulid import ULID
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
-from factory_tui.backends.mail_log import INBOX, MailItem
+from factory_tui.backends.mail_log import INBOX, SOURCE_PREFIX, MailItem
 from factory_tui.backends.mail_post import Sent, send
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import InvalidInput
@@ -83,9 +83,11 @@ def as_message(item: MailItem) -> Message:
 def reply(base: FactoryBase, log: ExecutionLog, item: MailItem, body: str, *, sender: str,
           state: RequestState | None = None, task: str | None = None, kind: MessageKind = MessageKind.REPLY,
           message_id: str | None = None, created: datetime | None = None) -> Sent:
-    """A reply to ``item`` in its thread, sent."""
+    """A reply to ``item`` in its thread, sent. Refused before anything is
+    written when its sender is neither us nor a peer (``check_answerable``)."""
     if item.ours:
         raise InvalidInput(f"{item.key} is our own message: reply to a message we received")
+    check_answerable(base.config(), item)
     try:
         message = reply_to(as_message(item), sender=sender, body=body, kind=kind, state=state, task=task,
                            created=created)
@@ -93,7 +95,25 @@ def reply(base: FactoryBase, log: ExecutionLog, item: MailItem, body: str, *, se
         raise InvalidInput(f"{item.key} cannot be answered: {error}") from None
     if message_id is not None:
         message = _with_id(message, message_id)
-    return send(base, log, message, strict=False)
+    return send(base, log, message)
+
+
+def check_answerable(config: FactoryConfig, item: MailItem) -> None:
+    """Refuse (InvalidInput, one line) an answer to a message whose sender
+    we cannot reach: a factory that is no peer, or an agent of another
+    tool's archive (a ``[mail.sources.NAME]`` folder is read, never
+    written). The same check as sending to an unknown factory, said for
+    an answer; made before anything is written, so that nothing waits in
+    our outbox for a delivery that can never come."""
+    factory = factory_of(item.sender)
+    if factory == config.name or factory in config.peers:
+        return
+    peers = ", ".join(sorted(config.peers)) or "none"
+    if item.box.startswith(SOURCE_PREFIX):
+        raise InvalidInput(f"cannot reply to {item.sender}: messages read from the source "
+                           f"{item.box[len(SOURCE_PREFIX):]} are read-only; no peer named {factory}")
+    raise InvalidInput(f"cannot reply to {item.sender}: no peer named {factory} (peers: {peers}; "
+                       "name one in factory.toml: [peers.NAME] path or remote)")
 
 
 def _with_id(message: Message, message_id: str) -> Message:
@@ -121,6 +141,8 @@ def task_from_request(base: FactoryBase, log: ExecutionLog, key: str, *, actor: 
         raise InvalidInput(f"{item.key} is a task already: {item.task_id}")
     if _answered(log, item) is not None:
         raise InvalidInput(f"{item.key} was answered already ({_answered(log, item)}): it does not become a task")
+    # Its answers could never go: refused before the task is made.
+    check_answerable(config, item)
     body = (item.body.rstrip() + "\n\n" if item.body.strip() else "") + \
         f"Requested by {item.sender} in message {item.key}."
     task = log.add_task(NewTask(title=item.subject, body=body, state=state, source=f"mail:{item.key}"),
