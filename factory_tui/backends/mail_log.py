@@ -457,6 +457,19 @@ class MailRecords:
         with self._read() as conn:
             return [_item(row) for row in conn.execute(sql, params)]
 
+    def mail_to(self, address: str, *, since: float | None = None, limit: int = 50) -> list[MailItem]:
+        """Messages we received addressed to ``address`` (``<us>/T-3``: one
+        of our tasks), taken in after ``since`` (epoch seconds), the newest
+        ``limit`` of them, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE box = 'inbox' AND received_at > ? "
+                "AND EXISTS (SELECT 1 FROM json_each(messages.recipients) WHERE value = ?) "
+                "ORDER BY created DESC, seq DESC LIMIT ?",
+                (since if since is not None else float("-inf"), address, int(limit)),
+            ).fetchall()
+        return [_item(row) for row in reversed(rows)]
+
     def linked_requests(self) -> list[MailItem]:
         """Requests we received that became tasks, oldest first."""
         with self._read() as conn:

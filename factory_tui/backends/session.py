@@ -318,10 +318,11 @@ class FactorySession:
         log (the console calls it in a worker when no engine runs)."""
         return self.mail_ingest().catch_up()
 
-    def watch_mail(self, stop: threading.Event, *, report: Callable[[str], None] | None = None) -> None:
-        """Catch up, then follow the mailbox and the sources until ``stop``
-        is set (blocks: run it in a worker thread)."""
-        self.mail_ingest(report=report).watch(stop)
+    def watch_mail(self, stop: threading.Event, *, report: Callable[[str], None] | None = None,
+                   caught_up: threading.Event | None = None) -> None:
+        """Catch up (then set ``caught_up``), then follow the mailbox and the
+        sources until ``stop`` is set (blocks: run it in a worker thread)."""
+        self.mail_ingest(report=report).watch(stop, caught_up=caught_up)
 
     # What the Mail pane reads (thin: the log answers).
 
