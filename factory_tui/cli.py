@@ -24,6 +24,7 @@ from click.exceptions import NoArgsIsHelpError
 from factory_tui.actors import Caller, Need, agent_may_queue, check_permitted, identify
 from factory_tui.errors import ConfigError, FactoryError, InvalidInput
 from factory_tui.model import (
+    ANSWERED_STATES,
     CREATABLE_STATES,
     STATE_ORDER,
     Action,
@@ -742,10 +743,10 @@ def _outcome_json(outcome) -> dict:
 
 
 def _answer_requests(ctx: Context, states: list[State]) -> None:
-    """A task made from another factory's request that ended answers it
-    now (backends/mail_requests.py); whatever fails here, the engine's
-    mail round sends it later."""
-    if not any(state in (State.DONE, State.CANCELLED) for state in states):
+    """A task made from another factory's request that ended, or was
+    re-queued after it failed, answers it now (backends/mail_requests.py);
+    whatever fails here, the engine's mail round sends it later."""
+    if not any(state in ANSWERED_STATES for state in states):
         return
     try:
         ctx.session.answer_ended_requests()

@@ -42,7 +42,8 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
 from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
-from factory_tui.backends.prompt import Conflicts, DependencyOutcome, assemble_prompt
+from factory_tui.backends.mail_log import MailItem
+from factory_tui.backends.prompt import Conflicts, DependencyOutcome, MailNote, TaskMail, assemble_prompt
 from factory_tui.backends.runs import (
     AgentRun,
     RunOutput,
@@ -55,7 +56,7 @@ from factory_tui.backends.runs import (
 )
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.worktrees import BranchCollision, MergeStatus
-from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError, os_error_text
+from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError, UnknownMessage, os_error_text
 from factory_tui.model import FAILURE_TEXT_LIMIT, Action, Claim, State, Task, task_seq
 
 __all__ = ["Engine", "EngineBusy", "EngineLock", "EngineStatus", "EngineThread", "describe_holder"]
@@ -65,6 +66,9 @@ LEASE_SECONDS = 60.0
 CHECK_SECONDS = 0.5
 # How often the engine looks for requests to take and tasks to answer.
 MAIL_ROUND_SECONDS = 1.0
+# How long the engine's start waits for mail to be caught up before it
+# claims work anyway.
+MAIL_CATCH_UP_SECONDS = 10.0
 REAP_SECONDS = 10.0
 PROGRESS_SECONDS = 1.0
 PUMP_SECONDS = 0.2
@@ -316,6 +320,10 @@ class Engine:
                 await self._recover()
                 self._publish()
                 self._start_mail()
+                # Mail that came while no engine ran reaches the first
+                # prompts (an agent's replies): taken in before any claim,
+                # for a while at most.
+                await asyncio.to_thread(self._mail_caught_up.wait, MAIL_CATCH_UP_SECONDS)
                 self._watcher = asyncio.ensure_future(self._watch_log(wake))
                 await self._loop_until_done(wake)
             except LogError as error:
@@ -376,6 +384,9 @@ class Engine:
                 # run out) is waited for, to be checked here.
                 if (await self._try_log(self.log.has_ready) is False
                         and await self._try_log(self.log.list_tasks, [State.CHECKING], bodies=False) == []):
+                    # What the runs just ended owe a requester (a task that
+                    # failed) goes before this run exits, not at the next one.
+                    await self._mail_round(retry=False)
                     break
             try:
                 await asyncio.wait_for(wake.wait(), timeout=CHECK_SECONDS)
@@ -701,7 +712,25 @@ class Engine:
             documents=self._living_documents(),
             interrupted=interrupted,
             conflicts=conflicts,
+            mail=self._task_mail(full),
         )
+
+    def _task_mail(self, task: Task) -> TaskMail:
+        """The request ``task`` came from, and the messages to it received
+        since its last run started (the claim before this run's); for a
+        first run, all of them. One received while the last prompt was
+        being written may show twice; none is left out."""
+        claims = self.log.events(task_id=task.id, kinds=["claimed"], last=2)
+        since = claims[0].at if len(claims) == 2 else None
+        address = f"{self.config.name}/{task.id}"
+        messages = tuple(_mail_note(item) for item in self.log.mail_to(address, since=since))
+        request = None
+        if task.source and task.source.startswith("mail:"):
+            try:
+                request = _mail_note(self.log.mail_message(task.source.removeprefix("mail:")))
+            except UnknownMessage:
+                request = None
+        return TaskMail(address, request, messages)
 
     def _living_documents(self) -> list[tuple[str, str]]:
         """The living documents for a prompt: regular files inside the
@@ -1096,12 +1125,15 @@ class Engine:
         """Mail is taken into the log in a thread of its own: caught up
         with now, then followed as files arrive (backends/mail_ingest.py)."""
         self._mail_stop = threading.Event()
+        self._mail_caught_up = threading.Event()
 
         def follow() -> None:
             try:
-                self.session.watch_mail(self._mail_stop, report=self._report)
+                self.session.watch_mail(self._mail_stop, report=self._report, caught_up=self._mail_caught_up)
             except Exception as error:  # mail must never take the engine down
                 self._report(f"mail: stopped watching: {error}")
+            finally:
+                self._mail_caught_up.set()
 
         self._mail_thread = threading.Thread(target=follow, name="engine-mail", daemon=True)
         self._mail_thread.start()
@@ -1273,6 +1305,10 @@ class Engine:
 
 # The events that begin or end a run, or send a task back: the one before a
 # claim says how the run before it ended.
+def _mail_note(item: MailItem) -> MailNote:
+    return MailNote(item.key, item.sender, item.subject, item.body, item.kind, item.state)
+
+
 RUN_BOUNDARIES = ("claimed", "stopped", "expired", "finished", "failed", "requeued",
                   "cancelled", "approved", "released", "held")
 

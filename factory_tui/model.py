@@ -543,6 +543,10 @@ def _shorten(text: str, limit: int) -> str:
 # failed task (directly, or through another waiting task) never will.
 WAITING_STATES = frozenset({State.QUEUED, State.HELD, State.PROPOSED})
 DEAD_STATES = frozenset({State.CANCELLED, State.FAILED})
+# The states an operator's action may leave a task in after which the
+# request it came from is due a reply (backends/mail_requests.py): an end,
+# or at work again after one.
+ANSWERED_STATES = frozenset({State.DONE, State.FAILED, State.CANCELLED, State.QUEUED})
 # Enough to say why; a task behind a thousand dead ones needs no list of all.
 MAX_DEAD_NAMED = 8
 

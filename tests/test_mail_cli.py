@@ -16,6 +16,9 @@ AT = datetime(2026, 11, 29, 13, 0, 0, tzinfo=UTC)
 
 def test_list_show_ack_and_catch_up(base, tmp_path):
     name = base.config().name
+    # Only a peer's message is answered (an ack is an answer); this one's
+    # folder is not there, so the ack waits in our outbox, undelivered.
+    base.config_path.write_text(base.config_path.read_text() + '\n[peers.warehouse]\npath = "../warehouse"\n')
     message = new_message("warehouse", [name], "Shelf [b]now[/b]", "Body \x1b[2J *md*", created=AT,
                           kind=MessageKind.REQUEST, ack_required=True)
     put(base.inbox_dir, message)

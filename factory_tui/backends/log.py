@@ -969,9 +969,11 @@ class ExecutionLog(QaRecords, MailRecords):
     # --- operator actions -------------------------------------------------
 
     def apply(
-        self, task_id: str, action: Action, *, actor: str, note: str | None = None
+        self, task_id: str, action: Action, *, actor: str, note: str | None = None, data: dict | None = None
     ) -> Task:
-        """An operator action (approve, requeue, cancel, hold, release)."""
+        """An operator action (approve, requeue, cancel, hold, release).
+        ``data``: facts that go with it in its event (an approval's merge
+        commit)."""
         action = Action(action)
         if action not in OPERATOR_ACTIONS:
             raise InvalidInput(f"{action} is the engine's to take, not an operator's")
@@ -979,7 +981,7 @@ class ExecutionLog(QaRecords, MailRecords):
         with self._write() as conn:
             task = self._task_row(conn, task_id)
             target = next_state(task_id, task.state, action)
-            data = None
+            data = dict(data) if data else None
             if task.state in (State.RUNNING, State.CHECKING):
                 # Clearing the lease is how the worker learns, at its next
                 # heartbeat, that the task is gone.
@@ -988,7 +990,7 @@ class ExecutionLog(QaRecords, MailRecords):
                     (task.seq,),
                 ).fetchone()
                 if token:
-                    data = {"lease": token, "worker": worker}
+                    data = {**(data or {}), "lease": token, "worker": worker}
             feedback = note or None if action is Action.REQUEUE else task.feedback
             # The operator sending a task back starts QA's rounds afresh.
             conn.execute(

@@ -269,10 +269,12 @@ class MailIngest:
 
     # --- watching -------------------------------------------------------------------
 
-    def watch(self, stop: threading.Event, *, step: float = 0.5) -> None:
+    def watch(self, stop: threading.Event, *, step: float = 0.5,
+              caught_up: threading.Event | None = None) -> None:
         """Follow the mailbox and the sources until ``stop`` is set: caught
-        up first, then each change taken as it comes. A log that is busy or
-        cannot be written is said once and tried again on the next round."""
+        up first (then ``caught_up`` is set), then each change taken as it
+        comes. A log that is busy or cannot be written is said once and
+        tried again on the next round."""
         changes: queue.Queue[set[Path]] = queue.Queue()
         roots = [_absolute(self.base.mailbox_dir)] + [folder.path for folder in self.folders if folder.is_source]
         ready = [threading.Event() for _ in roots]
@@ -316,6 +318,8 @@ class MailIngest:
                     stop.wait(step)
                     continue
                 trouble = None
+                if caught_up is not None:
+                    caught_up.set()
                 pending = set(report.waiting)
                 if report.new or report.quarantined:
                     self._report(_summary(report))

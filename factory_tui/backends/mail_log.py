@@ -12,10 +12,20 @@ file read again after its writer finished it (the row is brought up to
 date, no second event). Each new message writes one event in the same
 transaction: ``mail_received`` (inbox, sources) or ``mail_sent`` (outbox).
 
+A message we send to ourselves (a note to ourselves, the operator
+answering one of our agents at ``<us>/T-3``) is two rows: our outbox copy,
+keyed ``sent/<id>`` (read, the one its deliveries hang on), and the copy
+delivered into our inbox, keyed by its id like any message received
+(unread until read, answerable, a request that can become a task). A
+slash is in no id and no source's name: the two keys never meet another.
+Each file is taken once by its own key, in either order.
+
 Acknowledgements: a message with ``ack_required`` waits until an ``ack``
 answering it comes from someone other than its sender (we send one with
-``factory mail ack``; a peer sends one for ours); the ack sets the
-original's ``acked_at``, whichever of the two the log learns of first.
+``factory mail ack``; a peer sends one for ours), or from us for a message
+we received (one we sent ourselves); the ack sets the original's
+``acked_at`` (both rows of one sent to ourselves), whichever of the two
+the log learns of first.
 
 A mixin of ``ExecutionLog`` (backends/log.py), like qa_log.py. The files
 themselves are backends/mailbox.py's; reading folders and watching them is
@@ -55,6 +65,10 @@ _WAITING_REQUEST = (
     "(SELECT 1 FROM messages AS r WHERE r.in_reply_to = m.key AND r.box = 'outbox'))"
 )
 _WAITING_ACK = "(m.ack_required = 1 AND m.acked_at IS NULL AND m.box != 'outbox')"
+
+
+# The key of our outbox copy of a message addressed to ourselves.
+SENT_TO_US = "sent/"
 
 
 def source_box(name: str) -> str:
@@ -284,6 +298,8 @@ class MailRecords:
     def _ingest_one(self, conn: sqlite3.Connection, now: float, item: NewMail, us: str | None) -> Ingested:
         message, box = item.read.message, item.box
         key = key_in(box, message.id)
+        if box == OUTBOX and us is not None and message.addressed_to(us):
+            key = SENT_TO_US + message.id
         found = conn.execute("SELECT hash, path, box FROM messages WHERE key = ?", (key,)).fetchone()
         values = _row_values(message, box, item.relative_path, item.read.hash)
         if found is not None:
@@ -305,9 +321,12 @@ class MailRecords:
         ours = box == OUTBOX
         acked = None
         if message.ack_required:
+            # An ack of ours counts for a message we received (one we sent
+            # ourselves is both); anyone else's for whatever is not theirs.
             acked = conn.execute(
-                "SELECT min(received_at) FROM messages WHERE in_reply_to = ? AND kind = 'ack' AND sender != ?",
-                (key, message.sender),
+                "SELECT min(received_at) FROM messages WHERE in_reply_to = ? AND kind = 'ack' "
+                "AND (sender != ? OR (box = 'outbox' AND ?))",
+                (key_in(box, message.id), message.sender, not ours),
             ).fetchone()[0]
         conn.execute(
             f"INSERT INTO messages ({', '.join(values)}, key, received_at, read_at, acked_at) "
@@ -315,9 +334,11 @@ class MailRecords:
             {**values, "key": key, "now": now, "read_at": now if ours else None, "acked_at": acked},
         )
         if message.kind == "ack" and values["in_reply_to"]:
+            answered = values["in_reply_to"]
             conn.execute(
-                "UPDATE messages SET acked_at = ? WHERE key = ? AND acked_at IS NULL AND sender != ?",
-                (now, values["in_reply_to"], message.sender),
+                "UPDATE messages SET acked_at = ? WHERE key IN (?, ?) AND acked_at IS NULL "
+                "AND (sender != ? OR (? AND box != 'outbox'))",
+                (now, answered, SENT_TO_US + answered, message.sender, ours),
             )
         data: dict = {"key": key, "from": message.sender, "kind": str(message.kind)}
         if ours:
@@ -435,6 +456,46 @@ class MailRecords:
             params.append(int(limit))
         with self._read() as conn:
             return [_item(row) for row in conn.execute(sql, params)]
+
+    def mail_to(self, address: str, *, since: float | None = None, limit: int = 50) -> list[MailItem]:
+        """Messages we received addressed to ``address`` (``<us>/T-3``: one
+        of our tasks), taken in after ``since`` (epoch seconds), the newest
+        ``limit`` of them, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE box = 'inbox' AND received_at > ? "
+                "AND EXISTS (SELECT 1 FROM json_each(messages.recipients) WHERE value = ?) "
+                "ORDER BY created DESC, seq DESC LIMIT ?",
+                (since if since is not None else float("-inf"), address, int(limit)),
+            ).fetchall()
+        return [_item(row) for row in reversed(rows)]
+
+    def linked_requests(self) -> list[MailItem]:
+        """Requests we received that became tasks, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE kind = 'request' AND task_id IS NOT NULL "
+                "AND box != 'outbox' ORDER BY created, seq"
+            ).fetchall()
+        return [_item(row) for row in rows]
+
+    def our_answers(self, keys: Sequence[str]) -> dict[str, list[MailItem]]:
+        """Our replies that say where a request stands (a ``state``), for
+        each of the requests ``keys``, oldest first (as sent: by time, then
+        by when the log learnt of them)."""
+        found: dict[str, list[MailItem]] = {}
+        keys = list(dict.fromkeys(keys))
+        with self._read() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM messages WHERE in_reply_to IN ({','.join('?' * len(chunk))}) "
+                    "AND box = 'outbox' AND state IS NOT NULL ORDER BY created, seq", chunk,
+                ).fetchall()
+                for row in rows:
+                    item = _item(row)
+                    found.setdefault(item.in_reply_to or "", []).append(item)
+        return found
 
     def mail_message(self, key_or_prefix: str) -> MailItem:
         """The message with this key, or the one message whose key (or id)

@@ -17,7 +17,9 @@ per (message, factory) in the log:
 
 A factory that is neither a peer nor us is refused before anything is
 written (``InvalidInput`` naming the peers); so is sending at all while
-our own name in factory.toml is no address.
+our own name in factory.toml is no address. An answer to a message whose
+sender cannot be reached (another tool's archive) is refused earlier, in
+its own words (backends/mail_requests.py ``check_answerable``).
 """
 
 from __future__ import annotations
@@ -76,11 +78,9 @@ def our_address(config: FactoryConfig) -> str:
     return config.name
 
 
-def recipient_factories(message: Message, config: FactoryConfig, *, strict: bool = True) -> list[str]:
-    """The factories ``message`` goes to, in order, once each. ``strict``:
-    one that is neither a peer nor us is refused (a new message); otherwise
-    it is left out (a reply to a source's message: that archive is read
-    only, there is nowhere to deliver)."""
+def recipient_factories(message: Message, config: FactoryConfig) -> list[str]:
+    """The factories ``message`` goes to, in order, once each; one that is
+    neither a peer nor us is refused (InvalidInput naming the peers)."""
     us = config.name
     found: list[str] = []
     unknown: list[str] = []
@@ -92,15 +92,14 @@ def recipient_factories(message: Message, config: FactoryConfig, *, strict: bool
             found.append(factory)
         else:
             unknown.append(factory)
-    if unknown and strict:
+    if unknown:
         peers = ", ".join(sorted(config.peers)) or "none"
         raise InvalidInput(f"{', '.join(unknown)} {'is not a peer' if len(unknown) == 1 else 'are not peers'} "
                            f"(peers: {peers}; name one in factory.toml: [peers.NAME] path or remote)")
     return found
 
 
-def send(base: FactoryBase, log: ExecutionLog, message: Message, *, config: FactoryConfig | None = None,
-         strict: bool = True) -> Sent:
+def send(base: FactoryBase, log: ExecutionLog, message: Message, *, config: FactoryConfig | None = None) -> Sent:
     """Write ``message`` into our outbox, record it as sent (which, for an
     ack, marks what it acknowledges), then deliver it to each recipient
     factory. Sending the same message twice is one file and one record.
@@ -108,7 +107,7 @@ def send(base: FactoryBase, log: ExecutionLog, message: Message, *, config: Fact
     recorded or delivered then."""
     config = config or base.config()
     our_address(config)
-    factories = recipient_factories(message, config, strict=strict)
+    factories = recipient_factories(message, config)
     try:
         path = mailbox.put(base.outbox_dir, message)
         data = path.read_bytes()

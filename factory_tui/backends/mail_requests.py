@@ -6,16 +6,28 @@ title from its subject, body from its body and a line saying who asked;
 the task is linked to the message and a reply ``state: accepted`` with the
 task's id goes back at once. ``decline`` answers ``rejected`` with a note.
 
-When a linked task ends (done, failed, cancelled), ``answer_ended`` sends
-the outcome in the request's thread: ``completed`` with the merge commit
-and the agent's last words, ``failed`` with the reason, ``canceled``. It is
-one reconciler, not a hook on each transition: it looks at every linked
-task in an end state whose outcome reply is not in our outbox yet, so
-the engine's loop and the operator's actions can both run it, and a crash
-between the transition and the reply loses nothing. Twice at once is still
-one reply: the reply's id and time are derived from the request and the
-task's last event, so both writers make the same file (one name, one
-record, one delivery).
+Where the task stands afterwards goes back by itself (``answer_ended``),
+in the request's thread, once per change the requester would care about:
+
+* the task ended: ``completed`` with the merge commit and the agent's last
+  words, ``failed`` with the reason, ``canceled``;
+* a failed or cancelled task that the operator re-queued: ``working`` (A2A's
+  WORKING): the requester, told it failed, learns that it is being tried
+  again rather than waiting on a failure that no longer stands; when it
+  fails again, a second ``failed`` goes, with the new reason.
+
+So the replies to one request run ``accepted``, then ended and ``working``
+in turn, and what is due is read from the last of them: an ended task is
+due its end state unless that is what we said last; a task at work again
+is due ``working`` when what we said last was ``failed`` or ``canceled``.
+That makes it one reconciler, not a hook on each transition: the engine's
+loop and the operator's actions both run it, a crash between the
+transition and the reply loses nothing, and looking again sends nothing
+twice. A change that came and went while nothing answered (failed and
+re-queued in between) is folded into the next reply rather than told
+late. Twice at once is still one reply: the reply's id is derived from the
+request, the task, the state and the reply it follows, so both writers
+make the same file (one name, one record, one delivery).
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from ulid import ULID
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
-from factory_tui.backends.mail_log import INBOX, MailItem
+from factory_tui.backends.mail_log import INBOX, SOURCE_PREFIX, MailItem
 from factory_tui.backends.mail_post import Sent, send
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import InvalidInput
@@ -71,9 +83,11 @@ def as_message(item: MailItem) -> Message:
 def reply(base: FactoryBase, log: ExecutionLog, item: MailItem, body: str, *, sender: str,
           state: RequestState | None = None, task: str | None = None, kind: MessageKind = MessageKind.REPLY,
           message_id: str | None = None, created: datetime | None = None) -> Sent:
-    """A reply to ``item`` in its thread, sent."""
+    """A reply to ``item`` in its thread, sent. Refused before anything is
+    written when its sender is neither us nor a peer (``check_answerable``)."""
     if item.ours:
         raise InvalidInput(f"{item.key} is our own message: reply to a message we received")
+    check_answerable(base.config(), item)
     try:
         message = reply_to(as_message(item), sender=sender, body=body, kind=kind, state=state, task=task,
                            created=created)
@@ -81,7 +95,25 @@ def reply(base: FactoryBase, log: ExecutionLog, item: MailItem, body: str, *, se
         raise InvalidInput(f"{item.key} cannot be answered: {error}") from None
     if message_id is not None:
         message = _with_id(message, message_id)
-    return send(base, log, message, strict=False)
+    return send(base, log, message)
+
+
+def check_answerable(config: FactoryConfig, item: MailItem) -> None:
+    """Refuse (InvalidInput, one line) an answer to a message whose sender
+    we cannot reach: a factory that is no peer, or an agent of another
+    tool's archive (a ``[mail.sources.NAME]`` folder is read, never
+    written). The same check as sending to an unknown factory, said for
+    an answer; made before anything is written, so that nothing waits in
+    our outbox for a delivery that can never come."""
+    factory = factory_of(item.sender)
+    if factory == config.name or factory in config.peers:
+        return
+    peers = ", ".join(sorted(config.peers)) or "none"
+    if item.box.startswith(SOURCE_PREFIX):
+        raise InvalidInput(f"cannot reply to {item.sender}: messages read from the source "
+                           f"{item.box[len(SOURCE_PREFIX):]} are read-only; no peer named {factory}")
+    raise InvalidInput(f"cannot reply to {item.sender}: no peer named {factory} (peers: {peers}; "
+                       "name one in factory.toml: [peers.NAME] path or remote)")
 
 
 def _with_id(message: Message, message_id: str) -> Message:
@@ -109,6 +141,8 @@ def task_from_request(base: FactoryBase, log: ExecutionLog, key: str, *, actor: 
         raise InvalidInput(f"{item.key} is a task already: {item.task_id}")
     if _answered(log, item) is not None:
         raise InvalidInput(f"{item.key} was answered already ({_answered(log, item)}): it does not become a task")
+    # Its answers could never go: refused before the task is made.
+    check_answerable(config, item)
     body = (item.body.rstrip() + "\n\n" if item.body.strip() else "") + \
         f"Requested by {item.sender} in message {item.key}."
     task = log.add_task(NewTask(title=item.subject, body=body, state=state, source=f"mail:{item.key}"),
@@ -172,41 +206,63 @@ def take_by_policy(base: FactoryBase, log: ExecutionLog, keys: list[str] | None 
 
 
 def answer_ended(base: FactoryBase, log: ExecutionLog) -> list[Sent]:
-    """Send the outcome of every task made from a request that has ended
-    and whose outcome is not answered yet; idempotent."""
+    """Send what is due to every request that became a task (see the
+    module's docstring); idempotent."""
     config = base.config()
-    linked = [item for item in log.mail_messages(box=INBOX) if item.kind == MessageKind.REQUEST and item.task_id]
+    linked = log.linked_requests()
     if not linked:
         return []
     tasks = {task.id: task for task in log.get_tasks([item.task_id for item in linked if item.task_id])}
+    answers = log.our_answers([item.key for item in linked])
     sent: list[Sent] = []
     for item in linked:
         task = tasks.get(item.task_id or "")
-        if task is None or task.state not in ENDED:
+        if task is None:
             continue
-        state = ENDED[task.state]
-        if any(other.in_reply_to == item.key and other.state == state
-               for other in log.mail_messages(thread=item.thread, box="outbox")):
+        said = answers.get(item.key, [])
+        last = said[-1] if said else None
+        state = _due(task, last)
+        if state is None:
             continue
-        body = outcome_body(log, task, state)
-        # The same id and time whoever sends it (the engine and the CLI at
-        # once): one file, one record.
-        at = task.updated_at
-        message_id = stable_id(item.key, task.id, str(state), at)
-        created = datetime.fromtimestamp(int(at), UTC)
+        body = outcome_body(log, task, state, last)
+        # The same id whoever sends it (the engine and the CLI at once):
+        # one file, one record. Never dated before what it follows, so
+        # that it stays the last word.
+        message_id = stable_id(item.key, task.id, str(state), task.updated_at, follows=last.id if last else "")
+        at = int(max(task.updated_at, last.created if last else 0))
         sent.append(reply(base, log, item, body, sender=config.name, state=state, task=task.id,
-                          message_id=message_id, created=created))
+                          message_id=message_id, created=datetime.fromtimestamp(at, UTC)))
     return sent
 
 
-def stable_id(key: str, task_id: str, state: str, at: float) -> str:
-    digest = hashlib.sha256(f"{key}\0{task_id}\0{state}".encode()).digest()
+# What a task at work again follows: an end it came back from.
+_REOPENED_FROM = (RequestState.FAILED, RequestState.CANCELED)
+
+
+def _due(task: Task, last: MailItem | None) -> RequestState | None:
+    """What the requester is due now, given what we said ``last``."""
+    said = RequestState(last.state) if last is not None and last.state else None
+    if said == RequestState.REJECTED:
+        return None
+    if task.state in ENDED:
+        return None if said == ENDED[task.state] else ENDED[task.state]
+    if said in _REOPENED_FROM:
+        return RequestState.WORKING
+    return None
+
+
+def stable_id(key: str, task_id: str, state: str, at: float, *, follows: str = "") -> str:
+    """A reply's id: the same whoever makes it (from the request, the task,
+    the state and the reply it follows), sorting at ``at``."""
+    digest = hashlib.sha256(f"{key}\0{task_id}\0{state}\0{follows}".encode()).digest()
     return str(ULID.from_bytes(int(at * 1000).to_bytes(6, "big") + digest[:10]))
 
 
-def outcome_body(log: ExecutionLog, task: Task, state: RequestState, *, commit: str | None = None) -> str:
-    """What the reply saying how ``task`` ended tells; ``commit``: its
-    merge commit, when the log's events do not name it."""
+def outcome_body(log: ExecutionLog, task: Task, state: RequestState, last: MailItem | None = None, *,
+                 commit: str | None = None) -> str:
+    """What the reply saying where ``task`` stands tells; ``last``: what we
+    said before; ``commit``: its merge commit, when the log's events do not
+    name it."""
     if state == RequestState.COMPLETED:
         lines = [f"{task.id} is done: {task.title}"]
         commit = commit or _merge_commit(log, task.id)
@@ -219,7 +275,13 @@ def outcome_body(log: ExecutionLog, task: Task, state: RequestState, *, commit: 
     if state == RequestState.FAILED:
         failure = log.failures([task.id]).get(task.id)
         reason = failure.reason if failure is not None else "no reason recorded"
-        return f"{task.id} failed: {reason}"
+        lines = [f"{task.id} failed: {reason}"]
+        if task.progress:
+            lines += ["", "The agent's last words:", task.progress[:LAST_WORDS]]
+        return "\n".join(lines)
+    if state == RequestState.WORKING:
+        after = "it failed" if last is not None and last.state == RequestState.FAILED else "it was cancelled"
+        return f"{task.id} is being worked on again: the operator re-queued it after {after}."
     return f"{task.id} was cancelled."
 
 

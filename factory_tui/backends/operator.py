@@ -243,6 +243,9 @@ class Operator:
             done = self.log.apply(
                 task_id, Action.APPROVE, actor=actor,
                 note=note or f"merged {branch} into {base_branch} at {sha[:10]}",
+                # The whole sha, for whoever needs the commit rather than a
+                # line to read (the outcome reply to a request).
+                data={"merge_commit": sha, "base_branch": base_branch},
             )
         except FactoryError as error:
             # The merge stands; approving again finds it made and records it.

@@ -3,8 +3,10 @@
 This module owns the prompt's text: the task (heading and body), merge
 conflicts to resolve first, how the run before ended when an engine
 interrupted it, what the tasks it depends on
-produced, the operator's feedback on a re-queue, the living documents, and
-how to work in a factory worktree. It is pure: the
+produced, the operator's feedback on a re-queue, its mail (the request it
+was made from, and the messages to the task since its last run: replies
+to what its agent sent), the living documents, and how to work in a
+factory worktree. It is pure: the
 engine gathers the inputs from the log and the artifacts folder and writes the
 result to the run folder; the same inputs always give the same text.
 
@@ -30,6 +32,11 @@ FEEDBACK_BUDGET = 10_000
 SUMMARY_BUDGET = 2_000
 DEPENDENCIES_BUDGET = 20_000
 DOCUMENT_NAME_BUDGET = 200
+# Mail: each message's body, and the section as a whole; at most this many
+# messages (the newest).
+MAIL_BODY_BUDGET = 2_000
+MAIL_BUDGET = 12_000
+MAX_MAIL_SHOWN = 20
 # Documents that would each get less room than this are left out (and
 # named), last first: a few lines out of a long document mislead more than
 # they help.
@@ -51,6 +58,32 @@ class Conflicts:
     files: tuple[str, ...]
     base_branch: str
     in_progress: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MailNote:
+    """A message for the prompt: its id (to answer it), who sent it, its
+    kind and (a reply to a request) state, subject and body; all of it
+    text from outside, shown literally."""
+
+    key: str
+    sender: str
+    subject: str
+    body: str
+    kind: str = "note"
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMail:
+    """The task's mail: ``address`` is the task's own (``<factory>/T-3``,
+    where replies to its agent's mail come); ``request``, the request it
+    was made from; ``messages``, those to the task since its last run
+    started, oldest first."""
+
+    address: str
+    request: MailNote | None = None
+    messages: tuple[MailNote, ...] = ()
 
 
 # Conflicted files named in a prompt, at most (the rest are counted).
@@ -76,6 +109,7 @@ def assemble_prompt(
     documents: list[tuple[str, str]],
     interrupted: str | None = None,
     conflicts: Conflicts | None = None,
+    mail: TaskMail | None = None,
 ) -> str:
     """The markdown prompt for ``attempt`` (1 for the first run) of ``task``,
     worked on in a worktree on ``branch``. ``documents`` are the living
@@ -84,7 +118,8 @@ def assemble_prompt(
     agent's doing: ``"stopped"`` (its engine was stopped; the attempt was
     given back, so this run is the same attempt again) or ``"expired"``
     (its engine died). ``conflicts``: the merge conflicts to resolve first
-    (they come right after the task, before everything else)."""
+    (they come right after the task, before everything else). ``mail``:
+    the request the task came from and the messages to it."""
     sections = [
         _heading(task),
         _conflicts(conflicts, branch),
@@ -92,11 +127,12 @@ def assemble_prompt(
         _interrupted(interrupted),
         _dependencies(dependencies),
         _feedback(feedback, attempt),
+        _mail(mail),
         None,  # the documents: sized last, from what the rest leaves
         _how_to_work(task, attempt=attempt, branch=branch, interrupted=interrupted is not None),
     ]
     used = sum(utf8_len(part) + 2 for part in sections if part)
-    sections[6] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
+    sections[7] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
     return "\n\n".join(part for part in sections if part) + "\n"
 
 
@@ -221,6 +257,63 @@ def _feedback(feedback: str | None, attempt: int) -> str | None:
         f"This is attempt {attempt}. The operator sent the task back after "
         f"{earlier} with this feedback; address it first:\n\n{shown}"
     )
+
+
+def _mail(mail: TaskMail | None) -> str | None:
+    if mail is None or (mail.request is None and not mail.messages):
+        return None
+    lines = ["## Mail", ""]
+    if mail.request is not None:
+        asked = mail.request
+        lines += [
+            f"This task is the request {_code(asked.key)} from {_code(asked.sender)}: "
+            f"{_code(_short(asked.subject))}. When it ends, the outcome goes back to them by itself; "
+            f"to ask them something meanwhile: `factory mail reply {asked.key} --body-file -`.",
+            "",
+        ]
+    if mail.messages:
+        shown = list(mail.messages[-MAX_MAIL_SHOWN:])
+        left = len(mail.messages) - len(shown)
+        lines += [f"Messages to this task ({_code(mail.address)}) since its last run started, oldest first"
+                  + (f" ({left} older ones left out)" if left else "") + ":", ""]
+        size = sum(utf8_len(line) + 1 for line in lines)
+        for index, message in enumerate(shown):
+            entry = _mail_entry(message)
+            if size + utf8_len(entry) > MAIL_BUDGET:
+                lines.append(f"- … and {len(shown) - index} more: `factory mail list --unread` lists them")
+                break
+            lines += [entry, ""]
+            size += utf8_len(entry) + 1
+        lines.append(f"Answer one with `factory mail reply ID --body-file -` (it goes from {_code(mail.address)}); "
+                     "`factory mail show ID` shows one whole.")
+    return "\n".join(lines).rstrip()
+
+
+def _mail_entry(message: MailNote) -> str:
+    kind = message.kind + (f", {message.state}" if message.state else "")
+    head = (f"### From {_code(message.sender)}: {_code(_short(message.subject))}\n\n"
+            f"id {_code(message.key)} ({kind})")
+    body = message.body.strip()
+    if not body:
+        return head + "\n\n(no body)"
+    shown, was_cut = cut_to_bytes(body, MAIL_BODY_BUDGET)
+    fence = fence_for(shown)
+    # Fenced: the message's own markdown stays inside, read as its text.
+    block = f"{head}\n\n{fence}text\n{shown}\n{fence}"
+    if was_cut:
+        block += "\n" + _cut_note("the message", shown, body)
+    return block
+
+
+def _short(text: str) -> str:
+    return _one_line(cut_to_bytes(text, TITLE_BUDGET)[0])
+
+
+def _code(text: str) -> str:
+    """Inline code that its own backticks cannot close."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _documents(documents: list[tuple[str, str]], budget: int) -> str | None:

@@ -31,6 +31,7 @@ from factory_tui.config import FactoryConfig
 from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.mail_model import Importance, MessageKind
 from factory_tui.model import (
+    ANSWERED_STATES,
     Action,
     Failure,
     FileDiff,
@@ -191,12 +192,13 @@ class FactorySession:
         """``force``: approve a task in review although its required QA has
         not passed on its head (``note`` required: the override is logged)."""
         outcome = self.operator.apply(task_id, action, actor=actor, note=note, force=force)
-        if outcome.task.state in (State.DONE, State.CANCELLED):
+        if outcome.task.state in ANSWERED_STATES:
             self._answer_requests()
         return outcome
 
     def _answer_requests(self) -> None:
-        """A task that ended may answer a request: the reply goes now
+        """A task that ended (or was re-queued after it failed) may answer
+        a request: the reply goes now
         (the engine's loop tries again whatever fails here)."""
         try:
             self.answer_ended_requests()
@@ -316,10 +318,11 @@ class FactorySession:
         log (the console calls it in a worker when no engine runs)."""
         return self.mail_ingest().catch_up()
 
-    def watch_mail(self, stop: threading.Event, *, report: Callable[[str], None] | None = None) -> None:
-        """Catch up, then follow the mailbox and the sources until ``stop``
-        is set (blocks: run it in a worker thread)."""
-        self.mail_ingest(report=report).watch(stop)
+    def watch_mail(self, stop: threading.Event, *, report: Callable[[str], None] | None = None,
+                   caught_up: threading.Event | None = None) -> None:
+        """Catch up (then set ``caught_up``), then follow the mailbox and the
+        sources until ``stop`` is set (blocks: run it in a worker thread)."""
+        self.mail_ingest(report=report).watch(stop, caught_up=caught_up)
 
     # What the Mail pane reads (thin: the log answers).
 
