@@ -37,6 +37,16 @@ def mail() -> None:
     """Mail between factories: the inbox, the outbox and other tools' archives."""
 
 
+def _taken_in(ctx: Context) -> None:
+    """Take in what came to the mailbox when no engine runs on the base
+    (an engine follows it by itself): otherwise a message a peer just put
+    in the inbox could not be listed, shown or answered from here."""
+    from factory_tui.backends.engine_lock import EngineLock
+
+    if EngineLock.holder(ctx.base) is None:
+        ctx.session.mail_catch_up()
+
+
 def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -64,6 +74,7 @@ def _undelivered_mark(undelivered: set[str], item) -> str:
 def mail_list(ctx: Context, unread: bool, thread: str | None, box: str | None, limit: int | None,
               as_json: bool) -> None:
     """List messages, newest first (* unread, ! important, A waiting for our ack, U not delivered yet)."""
+    _taken_in(ctx)
     log = ctx.log
     thread_key = log.mail_message(thread).thread if thread else None
     items = log.mail_messages(unread=True if unread else None, thread=thread_key, box=box, limit=limit)
@@ -91,6 +102,7 @@ def mail_list(ctx: Context, unread: bool, thread: str | None, box: str | None, l
 def mail_show(ctx: Context, message_id: str, as_json: bool) -> None:
     """Show a message (its id, a unique start of it, or a message file's
     path); the operator reading it marks it read."""
+    _taken_in(ctx)
     item = _find(ctx, message_id)
     if item is None:
         _show_file(ctx, Path(message_id), as_json)
@@ -169,6 +181,7 @@ def _show_file(ctx: Context, path: Path, as_json: bool) -> None:
 @needs(Need.MAIL)
 def mail_ack(ctx: Context, message_id: str, as_json: bool) -> None:
     """Acknowledge a message: an ack goes back to its sender."""
+    _taken_in(ctx)
     item = ctx.log.mail_message(message_id)
     if item.acked_at is not None and not item.ours and item.kind != "ack":
         text = f"{item.key} was acknowledged already."
@@ -255,6 +268,7 @@ def mail_reply(ctx: Context, message_id: str, state: str | None, body_file: str 
     """Reply to a message, in its thread, to its sender."""
     from factory_tui.mail_model import RequestState
 
+    _taken_in(ctx)
     sent = ctx.session.reply_mail(message_id, _body(body_file), actor=ctx.caller.actor,
                                   state=RequestState(state) if state else None)
     _print_sent(sent, as_json, "Replied with")
@@ -267,6 +281,7 @@ def mail_reply(ctx: Context, message_id: str, state: str | None, body_file: str 
 @needs(Need.QUEUE)
 def mail_task(ctx: Context, message_id: str, as_json: bool) -> None:
     """Make a request a queued task; the requester gets an accepted reply."""
+    _taken_in(ctx)
     task = ctx.session.task_from_request(message_id, actor=ctx.caller.actor)
     if as_json:
         click.echo(dumps_json(task.to_json()))
@@ -282,6 +297,7 @@ def mail_task(ctx: Context, message_id: str, as_json: bool) -> None:
 @needs(Need.CANCEL)
 def mail_decline(ctx: Context, message_id: str, note: str, as_json: bool) -> None:
     """Decline a request: a reply rejected, with the note, goes back."""
+    _taken_in(ctx)
     sent = ctx.session.decline_request(message_id, note, actor=ctx.caller.actor)
     _print_sent(sent, as_json, "Declined with")
 

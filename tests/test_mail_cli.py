@@ -71,3 +71,20 @@ def test_peers_say_whether_they_can_be_reached(base, tmp_path, git_repo):
     assert reach == {"near": (True, "manual"), "gone": (False, "manual"), "far": (True, "queue"),
                      "lost": (False, "manual")}
     assert "no" in factory(base, "mail", "peers").stdout
+
+
+def test_without_an_engine_the_mail_commands_take_in_what_came_first(tmp_path):
+    """A peer just put a request in our inbox and nothing runs on our base:
+    list shows it, and task makes it a task, with no catch-up by hand."""
+    from tests.mail_helpers import two_factories
+
+    shop, mill = two_factories(tmp_path)
+    sent = factory(mill, "mail", "send", "--to", "shop", "--subject", "Crates", "--kind", "request")
+    assert sent.returncode == 0, sent.stderr
+    listed = factory(shop, "mail", "list", "--json")
+    assert [item["subject"] for item in json.loads(listed.stdout)] == ["Crates"], listed.stderr
+    [item] = json.loads(listed.stdout)
+    made = factory(shop, "mail", "task", item["key"])
+    assert made.returncode == 0 and "T-1" in made.stdout, made.stderr
+    answered = factory(mill, "mail", "list", "--json")
+    assert {entry["state"] for entry in json.loads(answered.stdout)} >= {"accepted"}, answered.stdout

@@ -127,7 +127,8 @@ class FactoryHeader(Widget):
         compact.append(f"✉{counts.unread}")
         if counts.waiting_requests:
             full.append(f" · {counts.waiting_requests} request{'s' if counts.waiting_requests != 1 else ''}")
-            compact.append(f" ?{counts.waiting_requests}")
+            # Not "?N": the task counts beside it use ? for proposed tasks.
+            compact.append(f"·{counts.waiting_requests}req")
         full.append("  ")
         compact.append(" ")
         return [full, compact]
