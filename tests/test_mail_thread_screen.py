@@ -17,7 +17,8 @@ from factory_tui.backends.mailbox import put
 from factory_tui.mail_model import Importance, MessageKind, RequestState, new_message, reply_to
 from factory_tui.model import NewTask
 from factory_tui.panes.mail import MailPane
-from factory_tui.screens.mail import MessageBox, ThreadScreen, ThreadScroll
+from factory_tui.screens.mail import MessageBox, RefusedFileScreen, ThreadScreen, ThreadScroll
+from factory_tui.widgets.transcript import TranscriptPane
 from tests.console_helpers import ready, wait_until
 from tests.mail_helpers import two_factories
 
@@ -203,3 +204,67 @@ def test_a_thread_snapshot_at_80_columns(snap_compare, tmp_path):
         await pilot.pause(0.3)
 
     assert snap_compare(console_app(shop), terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_enter_on_a_quarantined_file_shows_why_where_and_its_text(tmp_path):
+    shop, _mill = two_factories(tmp_path)
+    month = shop.inbox_dir / "2026" / "11"
+    month.mkdir(parents=True)
+    (month / "2026-11-29T14-00-00Z__broken__x.md").write_text("---\nid: [\n---\n[bold]raw[/] \x1b[31mred\n")
+    app = console_app(shop)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        pane: MailPane = app.panes[5].body  # type: ignore[assignment]
+        await wait_until(pilot, lambda: any(row.rejected for row in pane.rows), "the quarantined row")
+        pane.focus()
+        pane.cursor = next(n for n, row in enumerate(pane.rows) if row.rejected)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RefusedFileScreen) and app.screen.refused is not None,
+                         "the quarantined file's screen")
+        screen = app.screen
+        assert isinstance(screen, RefusedFileScreen) and screen.refused is not None
+        assert screen.refused.path == shop.quarantine_dir / "2026-11-29T14-00-00Z__broken__x.md"
+        title = str(screen.query_one("#mail-refused-title").render())
+        assert "YAML" in title and ".factory/mailbox/quarantine/2026-11-29T14-00-00Z__broken__x.md" in title
+        view = screen.query_one(TranscriptPane).view
+        await wait_until(pilot, lambda: view.row_count >= 4, "the file's lines")
+        lines = ["".join(s.text for s in view.render_row(n, 100)) for n in range(view.row_count)]
+        assert any("[bold]raw[/]" in line and "\x1b" not in line for line in lines)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RefusedFileScreen)
+
+
+async def test_a_linked_file_in_quarantine_is_never_followed(tmp_path):
+    shop, _mill = two_factories(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not show")
+    month = shop.inbox_dir / "2026" / "11"
+    month.mkdir(parents=True)
+    (month / "link.md").symlink_to(secret)
+    app = console_app(shop)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        pane: MailPane = app.panes[5].body  # type: ignore[assignment]
+        await wait_until(pilot, lambda: any(row.rejected for row in pane.rows), "the quarantined row")
+        pane.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RefusedFileScreen) and app.screen.refused is not None,
+                         "the screen")
+        assert "symbolic link" in str(app.screen.query_one("#mail-refused-title").render())
+        assert not app.screen.query(TranscriptPane)
+
+
+async def test_no_mail_says_how_mail_arrives_and_how_to_name_a_peer(tmp_path):
+    from factory_tui.backends.base import FactoryBase
+    from tests.mail_helpers import new_repo
+
+    lonely, _ = FactoryBase.init(new_repo(tmp_path / "lonely"))
+    shop, _mill = two_factories(tmp_path)
+    for base, expected in ((lonely, "[peers.NAME]"), (shop, "n writes to a peer (mill)")):
+        app = console_app(base)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await ready(pilot)
+            pane: MailPane = app.panes[5].body  # type: ignore[assignment]
+            await wait_until(pilot, lambda pane=pane: pane.loaded, "the first read")
+            text = pane.empty_text()
+            assert "No mail yet" in text and ".factory/mailbox/inbox/" in text and expected in text
