@@ -265,6 +265,11 @@ class FactoryApp(App[None]):
         if changes.tasks:
             self._update_counts()
             self._say_what_needs_you(notices(before, changes.tasks, self.all_tasks()))
+        for below in self.screen_stack:
+            # A screen that follows the log itself (a mail thread), also
+            # under a dialog (the reply form that wrote what changed).
+            if isinstance(below, FeedListener):
+                below.log_changed(changes)
         screen = self.top_screen
         if is_task_screen(screen):
             # Its own events, and its dependencies' (one cancelled leaves it

@@ -21,6 +21,7 @@ from factory_tui.screens.mail import MessageBox, RefusedFileScreen, ThreadScreen
 from factory_tui.widgets.transcript import TranscriptPane
 from tests.console_helpers import ready, wait_until
 from tests.mail_helpers import two_factories
+from tests.test_mail_pane import fill_and_send
 
 AT = datetime(2026, 11, 29, 13, 0, 0, tzinfo=UTC)
 NOW = AT.timestamp() + 3600
@@ -268,3 +269,22 @@ async def test_no_mail_says_how_mail_arrives_and_how_to_name_a_peer(tmp_path):
             await wait_until(pilot, lambda pane=pane: pane.loaded, "the first read")
             text = pane.empty_text()
             assert "No mail yet" in text and ".factory/mailbox/inbox/" in text and expected in text
+
+
+async def test_a_question_back_leaves_the_request_waiting_and_the_thread_shows_it_at_once(tmp_path):
+    shop, mill = two_factories(tmp_path)
+    request = fixed(new_message("mill", ["shop"], "Add a changelog", "Please.", kind=MessageKind.REQUEST), 1, 0)
+    put(shop.inbox_dir, request)
+    app = console_app(shop)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot)
+        screen = await open_thread(pilot, app, "changelog")
+        await pilot.press("r")
+        await fill_and_send(pilot, app, "Which format?")
+        await wait_until(pilot, lambda: len(screen.query(MessageBox)) == 2, "our question in the thread")
+        assert {"task_from_request", "decline"} <= footer_keys(app)
+        with ExecutionLog.open(shop.log_path) as log:
+            assert log.mail_counts().waiting_requests == 1
+        await pilot.press("t")
+        await wait_until(pilot, lambda: "→ T-1" in str(screen.query_one("#mail-title").render()), "the task in the title")
+        assert not {"task_from_request", "decline"} & footer_keys(app)

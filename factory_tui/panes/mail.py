@@ -33,6 +33,7 @@ from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.mail import (
+    MAIL_EVENTS,
     THREAD_KEYS,
     RefusedFileScreen,
     ThreadScreen,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 PAGE = 200
 # Refused files listed at most.
 REJECTED_ROWS = 100
-MAIL_KINDS = ("mail_received", "mail_sent", "mail_quarantined", "mail_read")
+MAIL_KINDS = MAIL_EVENTS
 
 
 class MailPane(MailTable, FeedListener):
@@ -86,14 +87,15 @@ class MailPane(MailTable, FeedListener):
             return "Reading the mail…"
         if self.words:
             return f"No thread holds every word of {' '.join(self.words)!r} (esc clears the filter)."
-        lines = ["No mail yet.",
-                 "Mail from a peer arrives in .factory/mailbox/inbox/ (sent there by the peer's",
-                 "`factory mail send --to NAME`, or taken from its git remote by `factory mail sync`)."]
+        # Short lines: the pane is often a third of the screen wide.
+        lines = ["No mail yet. A peer's mail lands in .factory/mailbox/inbox/",
+                 "(its `factory mail send --to NAME`, or `factory mail sync`)."]
         if self.peers:
             lines.append(f"n writes to a peer ({', '.join(literal(name) for name in self.peers)}).")
         else:
-            lines += ["No peers yet: name one in .factory/factory.toml, then n writes to it:",
-                      '  [peers.NAME]  path = "../other-repo"   (or  remote = "<git url>")']
+            lines += ["No peers yet: name one in .factory/factory.toml,",
+                      '  [peers.NAME] path = "../repo"  (or remote = "git url"),',
+                      "then n writes to it."]
         return "\n".join(lines)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

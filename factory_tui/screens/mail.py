@@ -33,15 +33,21 @@ from factory_tui.context import console
 from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
 from factory_tui.mail_model import MessageKind
+from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import FormDialog, NoteDialog, write_in_editor
 from factory_tui.text import literal
 from factory_tui.times import full_moment
 from factory_tui.widgets.transcript import TranscriptPane
 
 if TYPE_CHECKING:
+    from factory_tui.backends.feed import Changes
     from factory_tui.backends.mail_log import MailItem, Rejected
     from factory_tui.backends.mail_thread import RefusedFile, ThreadDetail
 
+# The log's mail events: a thread on screen reads itself again on each.
+MAIL_EVENTS = ("mail_received", "mail_sent", "mail_quarantined", "mail_read")
+# What a thread on screen reads itself again on (besides its tasks' changes).
+THREAD_EVENTS = ("mail_received", "mail_sent")
 # The keys of a thread wherever it shows (the pane, the thread's screen).
 THREAD_KEYS = ("mail.reply", "mail.new", "mail.task", "mail.ack", "mail.decline")
 
@@ -57,8 +63,9 @@ def reply_target(items: Sequence[MailItem]) -> MailItem | None:
 
 
 def waiting_request(items: Sequence[MailItem]) -> MailItem | None:
-    """The latest request from a peer not yet a task nor answered by us."""
-    answered = {item.in_reply_to for item in items if item.ours}
+    """The latest request from a peer not yet a task nor settled by a reply
+    of ours (accepted or rejected: a question back leaves it waiting)."""
+    answered = {item.in_reply_to for item in items if item.ours and item.state in ("accepted", "rejected")}
     for item in reversed(items):
         if item.kind == MessageKind.REQUEST and not item.ours and item.task_id is None and item.key not in answered:
             return item
@@ -271,9 +278,9 @@ class MessageBox(Static):
     the left; the border says who, when and what; the line under it, the
     request's state, its task and the delivery."""
 
-    def __init__(self, item: MailItem, detail: ThreadDetail) -> None:
+    def __init__(self, item: MailItem, detail: ThreadDetail, *, unread: bool = False) -> None:
         classes = ["mail-message", "ours" if item.ours else "theirs"]
-        if item.read_at is None and not item.ours:
+        if unread:
             classes.append("unread")
         if detail.undelivered(item.key):
             classes.append("undelivered")
@@ -310,10 +317,12 @@ class ThreadScroll(VerticalScroll):
         self.scroll_end(animate=False)
 
 
-class ThreadScreen(Screen):
+class ThreadScreen(Screen, FeedListener):
     """One thread, oldest message first, opened on its first unread message
     (else its newest); opening it marks it read. The footer offers only the
-    keys that apply: t and x on a waiting request, A when an ack is asked."""
+    keys that apply: t and x on a waiting request, A when an ack is asked.
+    It follows the log: a message (ours or theirs) or a change of its
+    request's task shows at once."""
 
     BINDINGS = bindings("screen.back", *THREAD_KEYS, show={"mail.ack": True, "mail.decline": True})
 
@@ -327,6 +336,7 @@ class ThreadScreen(Screen):
         self.subject = subject
         self.items: list[MailItem] | None = None
         self.detail: ThreadDetail | None = None
+        self.unread: set[str] = set()
         # The message the screen opened on (tests look).
         self.opened_on: MailItem | None = None
 
@@ -361,24 +371,36 @@ class ThreadScreen(Screen):
     async def _loaded(self, message: Loaded) -> None:
         first_load = self.detail is None
         detail = message.detail
+        # Unread when the screen opened, or come in since: marked while it is open.
+        self.unread |= {item.key for item in detail.items if item.read_at is None and not item.ours}
         self.detail = detail
         self.items = detail.items
         self.query_one("#mail-title", Static).update(self._title(detail))
         box = self.query_one(ThreadScroll)
         at = box.scroll_y
+        at_end = 0 < box.max_scroll_y <= box.scroll_y
         with self.app.batch_update():
             await box.remove_children()
             if not detail.items:
                 await box.mount(Static("No message in this thread.", markup=False))
             else:
-                await box.mount_all([MessageBox(item, detail) for item in detail.items])
+                await box.mount_all([MessageBox(item, detail, unread=item.key in self.unread) for item in detail.items])
         self.refresh_bindings()
         if first_load:
             self.opened_on = next((item for item in detail.items if item.read_at is None and not item.ours),
                                   detail.items[-1] if detail.items else None)
             self.call_after_refresh(self._show_opening)
+        elif at_end:
+            # Reading the end of the thread: what came in shows.
+            self.call_after_refresh(box.scroll_end, animate=False)
         else:
             self.call_after_refresh(box.scroll_to, y=at, animate=False)
+
+    def log_changed(self, changes: Changes) -> None:
+        tasks = set(self.detail.task_states) if self.detail is not None else set()
+        # Not on mail_read: what was unread when it opened stays marked.
+        if any(event.kind in THREAD_EVENTS or (event.task_id in tasks and event.to_state) for event in changes.events):
+            self.load()
 
     def _show_opening(self) -> None:
         box = self.query_one(ThreadScroll)
