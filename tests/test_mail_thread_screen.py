@@ -288,3 +288,24 @@ async def test_a_question_back_leaves_the_request_waiting_and_the_thread_shows_i
         await pilot.press("t")
         await wait_until(pilot, lambda: "→ T-1" in str(screen.query_one("#mail-title").render()), "the task in the title")
         assert not {"task_from_request", "decline"} & footer_keys(app)
+
+
+async def test_help_lists_every_mail_key_even_those_hidden_here(tmp_path):
+    from factory_tui.screens.help import HelpScreen, describe_bindings
+
+    shop, _mill = two_factories(tmp_path)
+    put(shop.inbox_dir, fixed(new_message("mill", ["shop"], "Just a note", "Hi."), 1, 0))
+    app = console_app(shop)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot)
+        pane: MailPane = app.panes[5].body  # type: ignore[assignment]
+        await wait_until(pilot, lambda: len(pane.rows) == 1, "the note")
+        pane.focus()
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        screen = app.screen
+        assert isinstance(screen, HelpScreen)
+        mail = dict(describe_bindings(app, screen.bindings))["Mail"]
+        said = {description: tooltip for _keys, description, tooltip in mail}
+        assert {"Open", "Reply", "New message", "Task", "Acknowledge", "Decline"} <= set(said)
+        assert "only where it applies" in said["Task"] and "only where it applies" not in said["Reply"]
