@@ -19,11 +19,12 @@ import gc
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
@@ -265,6 +266,11 @@ class FactoryApp(App[None]):
         if changes.tasks:
             self._update_counts()
             self._say_what_needs_you(notices(before, changes.tasks, self.all_tasks()))
+        for below in self.screen_stack:
+            # A screen that follows the log itself (a mail thread), also
+            # under a dialog (the reply form that wrote what changed).
+            if isinstance(below, FeedListener):
+                below.log_changed(changes)
         screen = self.top_screen
         if is_task_screen(screen):
             # Its own events, and its dependencies' (one cancelled leaves it
@@ -484,7 +490,19 @@ class FactoryApp(App[None]):
             title = f"{pane.number} {pane.title}"
         else:
             title = "console"
-        self.push_screen(HelpScreen(title, self.screen.active_bindings, note=self._engine_note()))
+        self.push_screen(HelpScreen(title, self._keys_here(), note=self._engine_note()))
+
+    def _keys_here(self) -> dict[str, ActiveBinding]:
+        """The screen's keys for help: those that work now, and those its
+        ``check_action`` hides where they do not apply (``t`` on a note),
+        said as such, so that help lists every key of the pane."""
+        keys = dict(self.screen.active_bindings)
+        for node, node_keys in self.screen._modal_binding_chain:
+            for key, binding in node_keys:
+                if key not in keys:
+                    said = f"{binding.tooltip} (only where it applies)".lstrip()
+                    keys[key] = ActiveBinding(node, replace(binding, tooltip=said), False, said)
+        return keys
 
     def _engine_note(self) -> str:
         """Where no engine runs, how to start one (tasks shown running are

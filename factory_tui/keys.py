@@ -96,6 +96,7 @@ _KEYS = [
         "Acknowledge the message that asks for it (an ack goes back)", show=False),
     Key("mail.decline", "x", "decline", "Decline", "Mail",
         "Decline the thread's waiting request, with a note (a reply saying rejected)", show=False),
+    Key("mail.page", "space", "page_down", "Page down", "Mail", "Scroll the thread a screenful on", show=False),
     # --- a run's transcript
     Key("transcript.search", "slash", "search", "Search", "Transcript",
         "Find a line (enter: next match; lower case matches any case)"),

@@ -59,10 +59,13 @@ _COLUMNS = (
     "key, id, box, path, hash, sender, recipients, subject, created, kind, thread, in_reply_to, importance, "
     "ack_required, state, task, body, received_at, read_at, acked_at, task_id"
 )
-# A request still waiting for us: received, not yet a task, not answered.
+# A request still waiting for us: received, not yet a task, not settled by
+# a reply of ours (accepted or rejected; a question back leaves it waiting,
+# as mail_requests.task_from_request still takes it).
 _WAITING_REQUEST = (
     "(m.kind = 'request' AND m.box != 'outbox' AND m.task_id IS NULL AND NOT EXISTS "
-    "(SELECT 1 FROM messages AS r WHERE r.in_reply_to = m.key AND r.box = 'outbox'))"
+    "(SELECT 1 FROM messages AS r WHERE r.in_reply_to = m.key AND r.box = 'outbox' "
+    "AND r.state IN ('accepted', 'rejected')))"
 )
 _WAITING_ACK = "(m.ack_required = 1 AND m.acked_at IS NULL AND m.box != 'outbox')"
 

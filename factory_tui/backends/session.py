@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from factory_tui.backends.mail_ingest import IngestReport, MailIngest
     from factory_tui.backends.mail_log import MailCounts, MailItem, Rejected, ThreadPage
     from factory_tui.backends.mail_post import Handed, Sent
+    from factory_tui.backends.mail_thread import RefusedFile, ThreadDetail
     from factory_tui.mail_model import RequestState
 
 
@@ -334,6 +335,19 @@ class FactorySession:
     def mail_thread(self, thread: str) -> list[MailItem]:
         """A thread's messages, oldest first."""
         return list(reversed(self.log.mail_messages(thread=thread)))
+
+    def mail_thread_detail(self, thread: str) -> ThreadDetail:
+        """A thread's messages, oldest first, with our messages' deliveries
+        and the states of the tasks its requests became (the thread screen)."""
+        from factory_tui.backends.mail_thread import thread_detail
+
+        return thread_detail(self.log, thread)
+
+    def mail_refused_file(self, rejected: Rejected) -> RefusedFile:
+        """Where a refused file is now and whether it shows as text."""
+        from factory_tui.backends.mail_thread import refused_file
+
+        return refused_file(self.base, rejected)
 
     def mail_counts(self) -> MailCounts:
         return self.log.mail_counts()

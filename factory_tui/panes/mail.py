@@ -5,9 +5,12 @@ The first page of threads is read through the session in a worker (more as
 the cursor nears its end), again when a ``mail_*`` event arrives in the log
 feed; the same read gives the header its unread and waiting counts, and a
 request that has just arrived is said like a task awaiting review (as
-``[console] notify/bell`` allow). ``enter`` opens the thread; ``r``, ``n``,
-``t``, ``A`` and ``x`` reply, write, make a task of a request, acknowledge
-and decline (screens/mail.py); ``/`` filters by words.
+``[console] notify/bell`` allow). ``enter`` opens the thread (or, on a
+quarantined file, the file and why it was refused); ``r``, ``n``, ``t``,
+``A`` and ``x`` reply, write, make a task of a request, acknowledge and
+decline (screens/mail.py), the footer offering only those that apply to
+the row under the cursor; ``/`` filters by words. With no mail, the pane
+says how mail arrives and how to name a peer.
 
 While no engine runs on the base, the console takes mail in itself
 (console_mail.py), in a worker of this pane.
@@ -29,7 +32,17 @@ from factory_tui.console_mail import ConsoleIntake
 from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.panes.feed import FeedListener
-from factory_tui.screens.mail import THREAD_KEYS, ThreadScreen, acknowledge, decline, new_mail, reply_in, task_from
+from factory_tui.screens.mail import (
+    MAIL_EVENTS,
+    THREAD_KEYS,
+    RefusedFileScreen,
+    ThreadScreen,
+    acknowledge,
+    decline,
+    new_mail,
+    reply_in,
+    task_from,
+)
 from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
 from factory_tui.widgets.mail_table import MailRow, MailTable
@@ -42,11 +55,12 @@ if TYPE_CHECKING:
 PAGE = 200
 # Refused files listed at most.
 REJECTED_ROWS = 100
-MAIL_KINDS = ("mail_received", "mail_sent", "mail_quarantined", "mail_read")
+MAIL_KINDS = MAIL_EVENTS
 
 
 class MailPane(MailTable, FeedListener):
-    BINDINGS = bindings("mail.open", *THREAD_KEYS)
+    # t, A and x show in the footer only where they apply (check_action).
+    BINDINGS = bindings("mail.open", *THREAD_KEYS, show={"mail.ack": True, "mail.decline": True})
 
     @dataclass
     class Loaded(Message):
@@ -56,6 +70,7 @@ class MailPane(MailTable, FeedListener):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.peers: list[str] = []
         self.limit = PAGE
         self.words: tuple[str, ...] = ()
         self.counts: MailCounts | None = None
@@ -64,7 +79,38 @@ class MailPane(MailTable, FeedListener):
         self._intake_started = False
 
     def on_mount(self) -> None:
-        self.now = console(self).clock()
+        context = console(self)
+        self.now = context.clock()
+        self.peers = sorted(context.session.config.peers)
+
+    def empty_text(self) -> str:
+        if not self.loaded:
+            return "Reading the mail…"
+        if self.words:
+            return f"No thread holds every word of {' '.join(self.words)!r} (esc clears the filter)."
+        # Short lines: the pane is often a third of the screen wide.
+        lines = ["No mail yet. A peer's mail lands in .factory/mailbox/inbox/",
+                 "(its `factory mail send --to NAME`, or `factory mail sync`)."]
+        if self.peers:
+            lines.append(f"n writes to a peer ({', '.join(literal(name) for name in self.peers)}).")
+        else:
+            lines += ["No peers yet: name one in .factory/factory.toml,",
+                      '  [peers.NAME] path = "../repo"  (or remote = "git url"),',
+                      "then n writes to it."]
+        return "\n".join(lines)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer (in the footer) only what applies to the row under the
+        cursor: t and x on a waiting request, A where an ack is asked."""
+        row = self.selected_row
+        thread = row.thread if row is not None else None
+        if action in ("task_from_request", "decline"):
+            return thread is not None and thread.waiting_request
+        if action == "acknowledge":
+            return thread is not None and thread.waiting_ack
+        if action == "reply":
+            return thread is not None
+        return True
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -108,6 +154,7 @@ class MailPane(MailTable, FeedListener):
             self._intake_started = True
             self.take_mail_in()
         self.counts = message.counts
+        self.refresh_bindings()
         for header in self.screen.query(FactoryHeader):
             header.mail = message.counts
         pane = self.parent
@@ -128,6 +175,7 @@ class MailPane(MailTable, FeedListener):
 
     def watch_cursor(self, old: int, new: int) -> None:
         super().watch_cursor(old, new)
+        self.refresh_bindings()
         # Near the end of the page read: read a longer one.
         threads = sum(1 for row in self.rows if row.thread is not None)
         if self.loaded and threads < self.total and new >= len(self.rows) - self.page_height:
@@ -168,9 +216,8 @@ class MailPane(MailTable, FeedListener):
         row = self.selected_row
         if row is None or row.thread is None:
             if row is not None and row.rejected is not None:
-                self.notify(literal(f"A quarantined file: {row.rejected.path} ({row.rejected.reason}); "
-                                    "it stays in .factory/mailbox/quarantine/ with its .reason."),
-                            severity="warning", timeout=6, markup=False)
+                self.notify("A quarantined file is no message: enter shows it and why.",
+                            severity="warning", timeout=4)
             else:
                 self.notify("No thread under the cursor.", severity="warning", timeout=3)
             return None
@@ -178,6 +225,9 @@ class MailPane(MailTable, FeedListener):
 
     def action_open_thread(self) -> None:
         row = self.selected_row
+        if row is not None and row.rejected is not None:
+            self.app.push_screen(RefusedFileScreen(row.rejected))
+            return
         thread = self._thread()
         if thread is None or row is None or row.thread is None:
             return

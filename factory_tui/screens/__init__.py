@@ -18,4 +18,7 @@ def is_task_screen(screen: object) -> TypeGuard[TaskScreen]:
     """Whether ``screen`` is a task's screen, without importing its module:
     before that module is imported no screen can be one."""
     module = sys.modules.get("factory_tui.screens.task")
-    return module is not None and isinstance(screen, module.TaskScreen)
+    # While a worker is still importing it (the warm-up), it has no class
+    # yet, and so no screen of it can be open.
+    task_screen = getattr(module, "TaskScreen", None)
+    return task_screen is not None and isinstance(screen, task_screen)

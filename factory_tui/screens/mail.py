@@ -1,5 +1,6 @@
-"""The mail screens: a thread (``enter`` in the Mail pane: each message in
-order, its header and its body as markdown), the forms that write a
+"""The mail screens: a thread (``enter`` in the Mail pane: its state, then
+each message in order in its own box, its body as markdown), a quarantined
+file (its reason, where it is, its text), the forms that write a
 message (a reply, a new message to a peer) and what the mail keys do (reply,
 new, task from a request, acknowledge, decline), shared by the pane and the
 thread screen.
@@ -32,13 +33,21 @@ from factory_tui.context import console
 from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
 from factory_tui.mail_model import MessageKind
+from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import FormDialog, NoteDialog, write_in_editor
 from factory_tui.text import literal
 from factory_tui.times import full_moment
+from factory_tui.widgets.transcript import TranscriptPane
 
 if TYPE_CHECKING:
-    from factory_tui.backends.mail_log import MailItem
+    from factory_tui.backends.feed import Changes
+    from factory_tui.backends.mail_log import MailItem, Rejected
+    from factory_tui.backends.mail_thread import RefusedFile, ThreadDetail
 
+# The log's mail events: a thread on screen reads itself again on each.
+MAIL_EVENTS = ("mail_received", "mail_sent", "mail_quarantined", "mail_read")
+# What a thread on screen reads itself again on (besides its tasks' changes).
+THREAD_EVENTS = ("mail_received", "mail_sent")
 # The keys of a thread wherever it shows (the pane, the thread's screen).
 THREAD_KEYS = ("mail.reply", "mail.new", "mail.task", "mail.ack", "mail.decline")
 
@@ -54,8 +63,9 @@ def reply_target(items: Sequence[MailItem]) -> MailItem | None:
 
 
 def waiting_request(items: Sequence[MailItem]) -> MailItem | None:
-    """The latest request from a peer not yet a task nor answered by us."""
-    answered = {item.in_reply_to for item in items if item.ours}
+    """The latest request from a peer not yet a task nor settled by a reply
+    of ours (accepted or rejected: a question back leaves it waiting)."""
+    answered = {item.in_reply_to for item in items if item.ours and item.state in ("accepted", "rejected")}
     for item in reversed(items):
         if item.kind == MessageKind.REQUEST and not item.ours and item.task_id is None and item.key not in answered:
             return item
@@ -178,76 +188,241 @@ def decline(where: Widget | Screen, thread: str, *, after: Callable[[], object] 
 
 
 def message_header(item: MailItem) -> Text:
-    """From, to, when, kind, state and task: one line each part, literal."""
-    text = Text()
-    text.append(literal(item.sender), style="bold")
+    """The line on a message's border: from → to, when, kind, importance
+    (literal: nothing in it is markup)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f" {literal(item.sender)}", style="bold")
     text.append(" → ")
     text.append(literal(", ".join(item.recipients)))
-    text.append(f"   {full_moment(item.created)}", style="dim")
-    parts = [item.kind]
+    text.append(f" · {full_moment(item.created)} · {item.kind}")
     if item.importance not in ("normal", "low"):
-        parts.append(item.importance)
-    if item.state:
-        parts.append(item.state)
-    if item.task or item.task_id:
-        parts.append(f"task {item.task_id or item.task}")
-    if item.waiting_ack:
-        parts.append("waits for your ack (A)")
-    text.append("\n" + literal(" · ".join(parts)), style="dim")
-    text.append("\n" + literal(item.subject), style="bold" if item.read_at is None else "")
+        text.append(f" · {item.importance}", style="bold")
+    text.append(" ")
     return text
 
 
+def message_badge(item: MailItem, detail: ThreadDetail | None = None) -> Text:
+    """What the message says of a request or asks of us, and (ours) what
+    became of its delivery: the line under its box."""
+    parts: list[tuple[str, str]] = []
+    if item.state:
+        parts.append((f"state: {item.state}", "bold"))
+    task = item.task_id or item.task
+    if task:
+        state = detail.task_states.get(task) if detail is not None else None
+        parts.append((f"→ {task}" + (f" {state}" if state else ""), "bold"))
+    if item.waiting_ack:
+        parts.append(("asks for an ack: A acknowledges", "bold"))
+    elif item.ack_required and item.acked_at is not None:
+        parts.append(("acknowledged", ""))
+    for delivery in detail.undelivered(item.key) if detail is not None else []:
+        if delivery.state == "failed":
+            said = f"✗ not delivered to {delivery.peer}"
+            if delivery.last_error:
+                said += f": {delivery.last_error}"
+            parts.append((said, "bold"))
+        else:
+            parts.append((f"… on its way to {delivery.peer} (waits for a sync)", ""))
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for n, (said, style) in enumerate(parts):
+        text.append(" · " if n else " ")
+        text.append(literal(said), style=style)
+    if parts:
+        text.append(" ")
+    return text
+
+
+def message_body(item: MailItem) -> RenderableType:
+    """A message's body as markdown, safely: literal text (escapes and
+    controls made visible), links shown as text."""
+    return Markdown(literal(item.body, multiline=True) or "(no body)", hyperlinks=False)
+
+
 def message_view(item: MailItem) -> RenderableType:
-    """A message: its header, then its body as markdown, safely: literal
-    text (escapes and controls made visible), links shown as text."""
-    body = Markdown(literal(item.body, multiline=True) or "(no body)", hyperlinks=False)
-    return Group(message_header(item), Text(""), body)
+    """A message on its own (its header, subject and body), as `factory
+    mail show` would print it."""
+    return Group(message_header(item), Text(literal(item.subject), style="bold"), Text(""), message_body(item))
 
 
-class ThreadScreen(Screen):
-    """One thread, oldest message first; opening it marks it read."""
+def thread_state(detail: ThreadDetail) -> Text:
+    """The thread's line under its subject: how many messages, what waits
+    for us, what became of its request, what is undelivered."""
+    items = detail.items
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f" {len(items)} message{'s' if len(items) != 1 else ''}")
+    request = waiting_request(items)
+    if request is not None:
+        text.append(" · ")
+        text.append(f"{literal(request.sender)}'s request waits: t makes it a task, x declines", style="bold")
+    linked = next((item for item in reversed(items) if item.kind == MessageKind.REQUEST and item.task_id), None)
+    if linked is not None and linked.task_id:
+        state = detail.task_states.get(linked.task_id, "")
+        text.append(" · request ")
+        text.append(f"→ {linked.task_id}" + (f" {state}" if state else ""), style="bold")
+    elif request is None:
+        answer = next((item for item in reversed(items) if item.state), None)
+        if answer is not None:
+            text.append(f" · request {answer.state}")
+    if waiting_ack(items) is not None:
+        text.append(" · ")
+        text.append("an ack is asked: A acknowledges", style="bold")
+    undelivered = sum(1 for item in items if detail.undelivered(item.key))
+    if undelivered:
+        text.append(" · ")
+        text.append(f"{undelivered} of ours undelivered", style="bold")
+    return text
 
-    BINDINGS = bindings("screen.back", *THREAD_KEYS)
+
+class MessageBox(Static):
+    """One message of a thread in its own box: ours to the right, theirs to
+    the left; the border says who, when and what; the line under it, the
+    request's state, its task and the delivery."""
+
+    def __init__(self, item: MailItem, detail: ThreadDetail, *, unread: bool = False) -> None:
+        classes = ["mail-message", "ours" if item.ours else "theirs"]
+        if unread:
+            classes.append("unread")
+        if detail.undelivered(item.key):
+            classes.append("undelivered")
+        super().__init__(message_body(item), classes=" ".join(classes), markup=False)
+        self.item = item
+        self.border_title = message_header(item)
+        badge = message_badge(item, detail)
+        if badge.plain:
+            self.border_subtitle = badge
+
+
+class ThreadScroll(VerticalScroll):
+    """The thread's messages, scrolled with the list keys and space."""
+
+    BINDINGS = bindings("list.up", "list.down", "list.page-up", "list.page-down", "list.first", "list.last",
+                        "mail.page")
+
+    def action_cursor_up(self) -> None:
+        self.scroll_up(animate=False)
+
+    def action_cursor_down(self) -> None:
+        self.scroll_down(animate=False)
+
+    def action_page_up(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)
+
+    def action_first(self) -> None:
+        self.scroll_home(animate=False)
+
+    def action_last(self) -> None:
+        self.scroll_end(animate=False)
+
+
+class ThreadScreen(Screen, FeedListener):
+    """One thread, oldest message first, opened on its first unread message
+    (else its newest); opening it marks it read. The footer offers only the
+    keys that apply: t and x on a waiting request, A when an ack is asked.
+    It follows the log: a message (ours or theirs) or a change of its
+    request's task shows at once."""
+
+    BINDINGS = bindings("screen.back", *THREAD_KEYS, show={"mail.ack": True, "mail.decline": True})
 
     @dataclass
     class Loaded(Message):
-        items: list[MailItem]
+        detail: ThreadDetail
 
     def __init__(self, thread: str, subject: str = "") -> None:
         super().__init__()
         self.thread = thread
         self.subject = subject
         self.items: list[MailItem] | None = None
+        self.detail: ThreadDetail | None = None
+        self.unread: set[str] = set()
+        # The message the screen opened on (tests look).
+        self.opened_on: MailItem | None = None
 
     def compose(self) -> ComposeResult:
+        yield Static(self._title(None), id="mail-title")
+        yield ThreadScroll(Static("Reading the thread…", id="mail-empty", markup=False), id="mail-thread")
+        yield Footer()
+
+    def _title(self, detail: ThreadDetail | None) -> Text:
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f" {literal(self.subject)}", style="bold")
         title.append(f"   thread {literal(self.thread)}", style="dim")
-        yield Static(title, id="mail-title")
-        yield VerticalScroll(Static("Reading the thread…", id="mail-empty", markup=False), id="mail-thread")
-        yield Footer()
+        if detail is not None:
+            title.append("\n")
+            title.append_text(thread_state(detail))
+        return title
 
     def on_mount(self) -> None:
+        self.query_one(ThreadScroll).focus()
         self.load()
 
     @work(thread=True, exclusive=True, group="mail-thread", exit_on_error=False)
     def load(self) -> None:
         context = console(self)
-        items = context.session.mail_thread(self.thread)
-        self.post_message(self.Loaded(items))
-        unread = [item.key for item in items if item.read_at is None]
+        detail = context.session.mail_thread_detail(self.thread)
+        self.post_message(self.Loaded(detail))
+        unread = [item.key for item in detail.items if item.read_at is None]
         if unread:
             context.session.mark_mail_read(unread, actor=context.actor)
 
     @on(Loaded)
     async def _loaded(self, message: Loaded) -> None:
-        self.items = message.items
-        box = self.query_one("#mail-thread", VerticalScroll)
-        await box.remove_children()
-        await box.mount_all([Static(message_view(item), classes="mail-message", markup=False)
-                             for item in message.items])
-        box.focus()
+        first_load = self.detail is None
+        detail = message.detail
+        # Unread when the screen opened, or come in since: marked while it is open.
+        self.unread |= {item.key for item in detail.items if item.read_at is None and not item.ours}
+        self.detail = detail
+        self.items = detail.items
+        self.query_one("#mail-title", Static).update(self._title(detail))
+        box = self.query_one(ThreadScroll)
+        at = box.scroll_y
+        at_end = 0 < box.max_scroll_y <= box.scroll_y
+        with self.app.batch_update():
+            await box.remove_children()
+            if not detail.items:
+                await box.mount(Static("No message in this thread.", markup=False))
+            else:
+                await box.mount_all([MessageBox(item, detail, unread=item.key in self.unread) for item in detail.items])
+        self.refresh_bindings()
+        if first_load:
+            self.opened_on = next((item for item in detail.items if item.read_at is None and not item.ours),
+                                  detail.items[-1] if detail.items else None)
+            self.call_after_refresh(self._show_opening)
+        elif at_end:
+            # Reading the end of the thread: what came in shows.
+            self.call_after_refresh(box.scroll_end, animate=False)
+        else:
+            self.call_after_refresh(box.scroll_to, y=at, animate=False)
+
+    def log_changed(self, changes: Changes) -> None:
+        tasks = set(self.detail.task_states) if self.detail is not None else set()
+        # Not on mail_read: what was unread when it opened stays marked.
+        if any(event.kind in THREAD_EVENTS or (event.task_id in tasks and event.to_state) for event in changes.events):
+            self.load()
+
+    def _show_opening(self) -> None:
+        box = self.query_one(ThreadScroll)
+        target = next((child for child in box.query(MessageBox) if child.item is self.opened_on), None)
+        if target is None:
+            return
+        if self.opened_on is not None and self.items and self.opened_on is self.items[-1]:
+            box.scroll_end(animate=False)
+        else:
+            box.scroll_to_widget(target, top=True, animate=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide (from the footer, and do nothing on) a key that does not
+        apply to this thread."""
+        items = self.items
+        if action in ("task_from_request", "decline"):
+            return items is not None and waiting_request(items) is not None
+        if action == "acknowledge":
+            return items is not None and waiting_ack(items) is not None
+        if action == "reply":
+            return bool(items)
+        return True
 
     def action_reply(self) -> None:
         reply_in(self, self.thread)
@@ -263,6 +438,66 @@ class ThreadScreen(Screen):
 
     def action_decline(self) -> None:
         decline(self, self.thread, after=self.load)
+
+
+class RefusedFileScreen(Screen):
+    """A file refused as no message (``enter`` on a quarantined row): why,
+    where it is now, and the file itself as text, literally, in a virtual
+    view (a link is never followed, a binary file never shown)."""
+
+    BINDINGS = bindings("screen.back")
+
+    @dataclass
+    class Found(Message):
+        refused: RefusedFile
+
+    def __init__(self, rejected: Rejected) -> None:
+        super().__init__()
+        self.rejected = rejected
+        self.refused: RefusedFile | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(None), id="mail-refused-title")
+        yield Vertical(Static("Looking for the file…", id="mail-refused-empty", markup=False), id="mail-refused-body")
+        yield Footer()
+
+    def _title(self, refused: RefusedFile | None) -> Text:
+        rejected = self.rejected
+        title = Text()
+        title.append(" ✗ quarantined: ", style="bold")
+        title.append(literal(rejected.reason))
+        title.append(f"\n arrived as {literal(rejected.path)}", style="dim")
+        if refused is not None:
+            title.append("\n ")
+            if refused.path is not None:
+                title.append(f"now {literal(refused.shown)}", style="bold")
+                title.append("  (with its reason beside it, NAME.reason)" if rejected.box in ("inbox", "outbox")
+                             else f"  (left where it is: source {literal(rejected.box)} is read-only)", style="dim")
+            if refused.note:
+                title.append(f"{'; ' if refused.path is not None else ''}{literal(refused.note)}", style="dim")
+        return title
+
+    def on_mount(self) -> None:
+        self.find()
+
+    @work(thread=True, exclusive=True, group="mail-refused", exit_on_error=False)
+    def find(self) -> None:
+        self.post_message(self.Found(console(self).session.mail_refused_file(self.rejected)))
+
+    @on(Found)
+    async def _found(self, message: Found) -> None:
+        refused = message.refused
+        self.refused = refused
+        self.query_one("#mail-refused-title", Static).update(self._title(refused))
+        if not refused.text or refused.path is None:
+            self.query_one("#mail-refused-empty", Static).update("Nothing to show of its contents.")
+            return
+        body = self.query_one("#mail-refused-body", Vertical)
+        await body.remove_children()
+        view = TranscriptPane(refused.path, id="mail-refused-file")
+        view.border_title = "The file as it is (nothing in it is interpreted)"
+        await body.mount(view)
+        view.view.focus()
 
 
 # --- writing ---------------------------------------------------------------------------

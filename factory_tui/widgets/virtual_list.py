@@ -254,7 +254,7 @@ class VirtualList(ScrollView, can_focus=True):
         return True
 
     def empty_text(self) -> str:
-        """What the list says when it has no rows."""
+        """What the list says when it has no rows (a line per row)."""
         return ""
 
     def row_cache_key(self, index: int) -> Hashable | None:
@@ -290,9 +290,12 @@ class VirtualList(ScrollView, can_focus=True):
             return Strip([Segment(fit(self.render_header(width), width), base + header_style)], width)
         index = round(self.scroll_offset.y) + y - self.header_lines
         if index >= self.row_count:
-            if index == 0 and self.row_count == 0:
-                muted = self.get_component_rich_style("virtual-list--header")
-                return Strip([Segment(fit(" " + self.empty_text(), width), base + muted)], width)
+            if self.row_count == 0:
+                # The empty list's word, a line per row (a hint may take a few).
+                lines = self.empty_text().splitlines()
+                if index < len(lines):
+                    muted = self.get_component_rich_style("virtual-list--header")
+                    return Strip([Segment(fit(" " + lines[index], width), base + muted)], width)
             return Strip.blank(width, base)
         selected = index == self.cursor
         row_key = self.row_cache_key(index)
