@@ -73,11 +73,11 @@ def waiting_text(thread: ThreadSummary) -> str:
 
 MAIL_COLUMNS = (
     Column("marks", "✉", 2),
-    Column("from", "FROM", 16, drop=2),
-    Column("subject", "SUBJECT", grow=1, least=12),
+    Column("from", "FROM", 12, drop=2),
+    Column("subject", "SUBJECT", grow=1, least=16),
     Column("count", "MSGS", 4, right=True, drop=3),
-    Column("waiting", "WAITS", 14, drop=1),
-    Column("age", "AGE", 11, right=True),
+    Column("waiting", "WAITS", 17, drop=1),
+    Column("age", "WHEN", 11, right=True),
 )
 
 
