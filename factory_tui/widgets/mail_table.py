@@ -23,7 +23,7 @@ from rich.style import Style
 from factory_tui.text import literal
 from factory_tui.times import moment
 from factory_tui.widgets.styles import Palette, palette
-from factory_tui.widgets.virtual_list import Cell, Column, VirtualList, header_text, layout_columns, render_cells
+from factory_tui.widgets.virtual_list import Cell, Column, RowList, header_text, layout_columns, render_cells
 
 if TYPE_CHECKING:
     from factory_tui.backends.mail_log import Rejected, ThreadSummary
@@ -91,32 +91,23 @@ def _waiting_style(thread: ThreadSummary, colours: Palette) -> Style | None:
     return colours.muted
 
 
-class MailTable(VirtualList):
+class MailTable(RowList[MailRow]):
     """Threads and refused files, the newest first."""
 
     def __init__(self, *, now: float = 0.0, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.rows: list[MailRow] = []
         self.total = 0
         self.now = now
-        self.loaded = False
+
+    def row_key(self, row: MailRow) -> str:
+        return row.key
+
+    def order(self, rows: list[MailRow]) -> list[MailRow]:
+        return sorted(rows, key=lambda row: row.at, reverse=True)
 
     def set_rows(self, rows: list[MailRow], *, total: int | None = None) -> None:
-        kept = self.selected_row.key if self.selected_row else None
-        self.rows = sorted(rows, key=lambda row: row.at, reverse=True)
         self.total = len(rows) if total is None else total
-        self.loaded = True
-        self.rows_changed()
-        if kept is not None:
-            self.cursor = next((n for n, row in enumerate(self.rows) if row.key == kept), self.cursor)
-
-    @property
-    def selected_row(self) -> MailRow | None:
-        return self.rows[self.cursor] if self.rows and self.cursor < len(self.rows) else None
-
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
+        self.replace_rows(rows)
 
     def empty_text(self) -> str:
         if not self.loaded:

@@ -21,7 +21,7 @@ from factory_tui.qa_model import InvalidScenario, Scenario, Verdict
 from factory_tui.text import literal
 from factory_tui.times import moment
 from factory_tui.widgets.styles import Palette, palette
-from factory_tui.widgets.virtual_list import Cell, Column, VirtualList, fit, header_text, layout_columns, render_cells
+from factory_tui.widgets.virtual_list import Cell, Column, RowList, VirtualList, fit, header_text, layout_columns, render_cells
 
 if TYPE_CHECKING:
     from factory_tui.backends.qa_log import QaRun, ScenarioStats
@@ -78,29 +78,17 @@ SCENARIO_COLUMNS = (
 )
 
 
-class ScenarioTable(VirtualList):
+class ScenarioTable(RowList[ScenarioRow]):
     """The scenarios, by name; invalid files among them."""
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.rows: list[ScenarioRow] = []
-        self.loaded = False
+    def row_key(self, row: ScenarioRow) -> str:
+        return row.name
+
+    def order(self, rows: list[ScenarioRow]) -> list[ScenarioRow]:
+        return sorted(rows, key=lambda row: row.name)
 
     def set_rows(self, rows: list[ScenarioRow]) -> None:
-        kept = self.selected_row.name if self.selected_row else None
-        self.rows = sorted(rows, key=lambda row: row.name)
-        self.loaded = True
-        self.rows_changed()
-        if kept is not None:
-            self.cursor = next((n for n, row in enumerate(self.rows) if row.name == kept), self.cursor)
-
-    @property
-    def selected_row(self) -> ScenarioRow | None:
-        return self.rows[self.cursor] if self.rows and self.cursor < len(self.rows) else None
-
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
+        self.replace_rows(rows)
 
     def empty_text(self) -> str:
         if not self.loaded:

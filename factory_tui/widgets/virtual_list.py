@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -401,3 +402,40 @@ class VirtualList(ScrollView, can_focus=True):
 
     def on_double_click(self) -> None:
         """A row was double-clicked (the cursor is on it)."""
+
+
+Row = TypeVar("Row")
+
+
+class RowList(VirtualList, Generic[Row]):
+    """A VirtualList over a list of rows, in the order ``order`` gives; when
+    the rows are replaced the cursor stays on the row with the same
+    ``row_key`` (a new row above it does not move the operator's place)."""
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.rows: list[Row] = []
+        self.loaded = False
+
+    def row_key(self, row: Row) -> Hashable:
+        raise NotImplementedError
+
+    def order(self, rows: list[Row]) -> list[Row]:
+        return rows
+
+    def replace_rows(self, rows: list[Row]) -> None:
+        selected = self.selected_row
+        kept = self.row_key(selected) if selected is not None else None
+        self.rows = self.order(rows)
+        self.loaded = True
+        self.rows_changed()
+        if kept is not None:
+            self.cursor = next((n for n, row in enumerate(self.rows) if self.row_key(row) == kept), self.cursor)
+
+    @property
+    def selected_row(self) -> Row | None:
+        return self.rows[self.cursor] if self.rows and self.cursor < len(self.rows) else None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
