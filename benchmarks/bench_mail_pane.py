@@ -82,7 +82,8 @@ async def to_screen(base: FactoryBase, count: int) -> list[float]:
             deadline = started + 20
             while not on_screen(pane, subject):
                 if time.perf_counter() > deadline:
-                    raise SystemExit(f"message {n} never reached the Mail pane")
+                    raise SystemExit(f"message {n} never reached the Mail pane ({len(pane.rows)} rows: "
+                                     f"{[getattr(row.thread, 'subject', None) for row in pane.rows[:3]]})")
                 await asyncio.sleep(0.001)
             if n:
                 times.append(time.perf_counter() - started)

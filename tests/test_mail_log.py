@@ -203,3 +203,14 @@ def test_a_version_5_log_gains_mail(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"messages", "mail_deliveries", "mail_rejects"} <= tables
+
+
+def test_a_page_of_threads_within_one_second_starts_with_the_one_taken_last(log):
+    """Times are to the second: among threads last active in the same
+    second, the page holds the ones taken in last (the Mail pane would
+    otherwise leave out what just came)."""
+    for n in range(30):
+        take(log, new_message("mill", ["shop"], f"Same second {n}", created=AT))
+    page = log.mail_thread_page(5)
+    assert [thread.subject for thread in page.threads] == [f"Same second {n}" for n in (29, 28, 27, 26, 25)]
+    assert page.total == 30

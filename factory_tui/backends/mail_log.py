@@ -591,14 +591,16 @@ class MailRecords:
         sql = (
             "WITH t AS (SELECT m.thread AS thread, max(m.created) AS last, count(*) AS n, "
             f" sum(m.read_at IS NULL) AS unread, max({_WAITING_REQUEST}) AS request, max({_WAITING_ACK}) AS ack, "
-            f" {importance} AS importance, max(m.task_id) AS task_id "
-            f" FROM messages AS m {match} GROUP BY m.thread ORDER BY last DESC LIMIT ?) "
+            f" {importance} AS importance, max(m.task_id) AS task_id, max(m.seq) AS latest "
+            # Times are to the second: within one, the message taken in last
+            # is the newest (else a page could leave out what just came).
+            f" FROM messages AS m {match} GROUP BY m.thread ORDER BY last DESC, latest DESC LIMIT ?) "
             "SELECT t.thread, f.subject, t.last, t.n, t.unread, t.request, t.ack, t.importance, "
             " l.key, l.sender, l.kind, l.state, t.task_id FROM t "
             "JOIN messages AS f ON f.seq = (SELECT seq FROM messages WHERE thread = t.thread ORDER BY created, seq LIMIT 1) "
             "JOIN messages AS l ON l.seq = "
             " (SELECT seq FROM messages WHERE thread = t.thread ORDER BY created DESC, seq DESC LIMIT 1) "
-            "ORDER BY t.last DESC, t.thread"
+            "ORDER BY t.last DESC, t.latest DESC"
         )
         levels = ("low", "normal", "high", "urgent")
         with self._read() as conn:
