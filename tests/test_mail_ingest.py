@@ -208,3 +208,11 @@ def test_an_engine_killed_in_a_burst_loses_nothing_and_takes_nothing_twice(base,
         received = [e for e in log.events() if e.kind == "mail_received"]
     assert rows == (files, files) and len(received) == files
     assert taken <= files
+
+
+def test_a_watch_told_to_stop_before_its_watches_are_set_ends_without_waiting_for_them(base, log):
+    """Stopping the intake (a console quitting) does not wait out the time
+    the watches are given to be set."""
+    stop, thread = watching(base, log)
+    stop.set()
+    wait_for(lambda: not thread.is_alive(), "the watch to end", limit=3)

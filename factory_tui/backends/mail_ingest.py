@@ -284,8 +284,10 @@ class MailIngest:
             thread.start()
         # Catch up only once every watch is set: a file that came between a
         # catch-up and its watch would wait for the next rescan.
-        for set_up in ready:
-            set_up.wait(timeout=max(5.0, 4 * step))
+        deadline = time.monotonic() + max(5.0, 4 * step)
+        while not all(set_up.is_set() for set_up in ready) and time.monotonic() < deadline:
+            if stop.wait(0.01):  # told to stop meanwhile: no waiting out the deadline
+                break
         pending: set[Path] = set()
         last_scan = float("-inf")  # the first round catches up
         trouble: str | None = None
