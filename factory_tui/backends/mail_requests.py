@@ -258,6 +258,14 @@ def stable_id(key: str, task_id: str, state: str, at: float, *, follows: str = "
     return str(ULID.from_bytes(int(at * 1000).to_bytes(6, "big") + digest[:10]))
 
 
+def _last_words(log: ExecutionLog, task: Task) -> str:
+    """What the agent said last (its run's closing text, as a judge is
+    given it), else its last line of progress (the run's tally)."""
+    from factory_tui.backends.qa_checks import last_words
+
+    return (last_words(log, task.id) or task.progress or "")[:LAST_WORDS]
+
+
 def outcome_body(log: ExecutionLog, task: Task, state: RequestState, last: MailItem | None = None, *,
                  commit: str | None = None) -> str:
     """What the reply saying where ``task`` stands tells; ``last``: what we
@@ -269,15 +277,15 @@ def outcome_body(log: ExecutionLog, task: Task, state: RequestState, last: MailI
         if commit:
             # Its own paragraph: the body is markdown, where one newline joins lines.
             lines += ["", f"Merge commit: {commit}"]
-        if task.progress:
-            lines += ["", "The agent's last words:", task.progress[:LAST_WORDS]]
+        if words := _last_words(log, task):
+            lines += ["", "The agent's last words:", words]
         return "\n".join(lines)
     if state == RequestState.FAILED:
         failure = log.failures([task.id]).get(task.id)
         reason = failure.reason if failure is not None else "no reason recorded"
         lines = [f"{task.id} failed: {reason}"]
-        if task.progress:
-            lines += ["", "The agent's last words:", task.progress[:LAST_WORDS]]
+        if words := _last_words(log, task):
+            lines += ["", "The agent's last words:", words]
         return "\n".join(lines)
     if state == RequestState.WORKING:
         after = "it failed" if last is not None and last.state == RequestState.FAILED else "it was cancelled"
