@@ -370,5 +370,6 @@ async def test_the_console_warns_of_a_worktree_left_after_a_merge_and_c_cleans_i
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirm dialog")
         await pilot.press("y")
         await wait_until(pilot, lambda: not worktree.exists(), "the worktree removed")
-    assert not has_branch(demo_base.root, "factory/T-3")
+        # The folder goes first, then the branch: wait for both.
+        await wait_until(pilot, lambda: not has_branch(demo_base.root, "factory/T-3"), "the branch removed")
     assert "shopfront/login.py" in git(demo_base.root, "ls-tree", "-r", "--name-only", "main")
