@@ -258,10 +258,11 @@ async def test_a_key_that_does_not_apply_is_hidden_and_does_nothing(tmp_path):
         await pilot.pause()
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
         assert "reply" in shown and not {"task_from_request", "decline", "acknowledge"} & shown
-        await pilot.press("t")
-        await pilot.press("x")
-        await pilot.pause(0.2)
-        assert not isinstance(app.screen, NoteDialog)
+        await pilot.press("t", "x", "enter")
+        # Keys are handled in order: once enter has opened the thread, t and
+        # x have been handled too, and neither asked for a note.
+        await wait_until(pilot, lambda: isinstance(app.screen, ThreadScreen), "the thread opened by enter")
+        assert not any(isinstance(screen, NoteDialog) for screen in app.screen_stack)
         with ExecutionLog.open(shop.log_path) as log:
             assert log.list_tasks() == []
 
@@ -362,7 +363,8 @@ def test_the_mail_pane_snapshot(snap_compare, tmp_path):
         pane = mail_pane(app)
         await wait_until(pilot, lambda: len(pane.rows) == 3, "the rows")
         await pilot.press("5")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: pane.has_focus, "the Mail pane focused")
+        await pilot.pause()  # the focus change drawn
 
     assert snap_compare(FactoryApp(shop, engine=False, clock=lambda: NOW), terminal_size=(160, 45), run_before=run_before)
 

@@ -191,7 +191,7 @@ def test_a_thread_snapshot(snap_compare, tmp_path):
     async def run_before(pilot):
         app = await ready(pilot)
         await open_thread(pilot, app)
-        await pilot.pause(0.3)
+        await pilot.pause()  # the opened thread drawn
 
     assert snap_compare(console_app(shop), terminal_size=(160, 45), run_before=run_before)
 
@@ -202,7 +202,7 @@ def test_a_thread_snapshot_at_80_columns(snap_compare, tmp_path):
     async def run_before(pilot):
         app = await ready(pilot)
         await open_thread(pilot, app)
-        await pilot.pause(0.3)
+        await pilot.pause()  # the opened thread drawn
 
     assert snap_compare(console_app(shop), terminal_size=(80, 24), run_before=run_before)
 
