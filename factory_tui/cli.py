@@ -1220,3 +1220,10 @@ main.add_command(qa)
 from factory_tui.cli_mail import mail  # noqa: E402
 
 main.add_command(mail)
+
+
+# --- artifacts (its own modules) ------------------------------------------------
+
+from factory_tui.cli_artifacts import artifacts  # noqa: E402
+
+main.add_command(artifacts)

@@ -28,7 +28,7 @@ MERGE_MODES = ("ff", "merge")
 # otherwise. [peers] and each profile's env are free maps of names.
 TOP_LEVEL_KEYS = (
     "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
-    "console", "qa", "mail",
+    "console", "qa", "mail", "artifacts",
 )
 WORKTREE_KEYS = ("copy", "setup")
 # [console]: how the operator console behaves (the console applies them).
@@ -44,6 +44,10 @@ PEER_ACCEPT = ("manual", "propose", "queue")
 # archives read as they are (never written).
 MAIL_KEYS = ("sync_interval", "max_bytes", "sources")
 SOURCE_KEYS = ("path",)
+# [artifacts]: the living documents' share of a prompt, when the factory
+# proposes to bring them up to date, and how long runs keep their files.
+ARTIFACTS_KEYS = ("prompt_budget", "refresh_every", "stale_after", "keep_runs", "old_raw")
+ARTIFACTS_OLD_RAW = ("compress", "drop")
 # A peer's or a source's name: also a factory's address, and a folder name.
 PEER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # [agents] holds profiles (tables) and these plain keys: ``may``, the list of
@@ -119,6 +123,23 @@ class MailConfig:
     sources: dict[str, str] = field(default_factory=dict)  # name → folder
 
 
+@dataclass(frozen=True, slots=True)
+class ArtifactsConfig:
+    """``[artifacts]``: ``prompt_budget``, the bytes of a prompt the living
+    documents may fill together; ``refresh_every``, landings after which
+    the factory proposes a task that brings the documents up to date (0:
+    only on the operator's word); ``stale_after``, landings after which a
+    document unchanged meanwhile is marked stale; ``keep_runs``, the newest
+    runs that keep every file whole; older runs' raw output is compressed
+    or dropped (``old_raw``), their transcript and record kept."""
+
+    prompt_budget: int = 60_000
+    refresh_every: int = 10
+    stale_after: int = 20
+    keep_runs: int = 50
+    old_raw: str = "compress"
+
+
 @dataclass(slots=True)
 class FactoryConfig:
     name: str
@@ -136,6 +157,7 @@ class FactoryConfig:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     qa: QaConfig = field(default_factory=QaConfig)
     mail: MailConfig = field(default_factory=MailConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     raw: dict = field(default_factory=dict)
 
 
@@ -212,6 +234,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     console = _console(data.get("console", {}), fail)
     qa = _qa(data.get("qa", {}), fail)
     mail = _mail(data.get("mail", {}), fail)
+    artifacts = _artifacts(data.get("artifacts", {}), fail)
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -226,6 +249,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         console=console,
         qa=qa,
         mail=mail,
+        artifacts=artifacts,
         raw=data,
     )
 
@@ -353,6 +377,27 @@ def _mail(table: object, fail) -> MailConfig:
     return MailConfig(sync_interval=float(interval), max_bytes=max_bytes, sources=sources)
 
 
+def _artifacts(table: object, fail) -> ArtifactsConfig:
+    """``[artifacts]``, checked whole: known keys, each of its type and range."""
+    if not isinstance(table, dict):
+        raise fail("[artifacts] must be a table")
+    if (problem := check_keys(table, ARTIFACTS_KEYS, where="[artifacts] ")) is not None:
+        raise fail(problem)
+    defaults = ArtifactsConfig()
+    # key → the least it may be; a prompt budget under 1 KB shows nothing.
+    least = {"prompt_budget": 1024, "refresh_every": 0, "stale_after": 1, "keep_runs": 0}
+    numbers: dict[str, int] = {}
+    for key, minimum in least.items():
+        value = table.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise fail(f"[artifacts] {key} must be a whole number of at least {minimum}, not {value!r}")
+        numbers[key] = value
+    old_raw = table.get("old_raw", defaults.old_raw)
+    if old_raw not in ARTIFACTS_OLD_RAW:
+        raise fail(f"[artifacts] old_raw must be one of {', '.join(ARTIFACTS_OLD_RAW)}, not {old_raw!r}")
+    return ArtifactsConfig(old_raw=old_raw, **numbers)
+
+
 def _toml_string(value: str) -> str:
     # A JSON string is a valid TOML basic string for everything we write.
     return json.dumps(value, ensure_ascii=False)
@@ -423,6 +468,18 @@ title = true    # the count waiting for review in the terminal's title
 # max_bytes = 262144
 # [mail.sources.agent-mail]
 # path = "../agent-mail-archive/projects/backend"
+
+# Living documents (.factory/artifacts/*.md) and run artifacts: the bytes
+# of a prompt the documents share, the landings after which the factory
+# proposes a task to bring them up to date (0: only when asked), the
+# landings after which an unchanged document is marked stale, and how many
+# of the newest runs keep their raw output (older: "compress" or "drop").
+[artifacts]
+# prompt_budget = 60000
+# refresh_every = 10
+# stale_after = 20
+# keep_runs = 50
+# old_raw = "compress"
 
 # Agent profiles. argv placeholders: {{prompt}} {{prompt_file}} {{task_id}}
 # {{worktree}} {{python}}; output: claude-stream-json, codex-json or text;

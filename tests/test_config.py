@@ -105,7 +105,7 @@ def test_an_unknown_key_with_nothing_close_lists_the_known_ones() -> None:
     message = refused("colour = 'blue'\n")
     assert message == (
         f"{SOURCE}: unknown key colour "
-        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa, mail)"
+        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa, mail, artifacts)"
     )
 
 
@@ -284,3 +284,15 @@ def test_the_first_factory_toml_holds_the_console_table(base: FactoryBase) -> No
     console = base.config().console
     assert (console.notify, console.bell, console.title) == (True, True, True)
     assert "[console]" in base.config_path.read_text()
+
+
+def test_artifacts_settings_are_read_and_checked() -> None:
+    config = config_from_dict({"artifacts": {"prompt_budget": 5000, "refresh_every": 0, "keep_runs": 3,
+                                             "old_raw": "drop"}})
+    assert (config.artifacts.prompt_budget, config.artifacts.refresh_every, config.artifacts.keep_runs,
+            config.artifacts.old_raw, config.artifacts.stale_after) == (5000, 0, 3, "drop", 20)
+    assert refused("[artifacts]\nprompt_budget = 10\n") == (
+        f"{SOURCE}: [artifacts] prompt_budget must be a whole number of at least 1024, not 10")
+    assert refused("[artifacts]\nold_raw = 'shred'\n") == (
+        f"{SOURCE}: [artifacts] old_raw must be one of compress, drop, not 'shred'")
+    assert refused("[artifacts]\nkeep = 3\n") == f"{SOURCE}: [artifacts] unknown key keep; did you mean keep_runs?"

@@ -1,0 +1,22 @@
+"""``factory artifacts``: the factory's inventory from the command line.
+
+The group only; its commands live with what they show: the living
+documents (``list``, ``show``, ``history``, ``refresh``) in
+``cli_documents.py``, the runs' files (``gc``) in ``cli_runs.py``, which
+also gives ``factory run-info``. Each registers itself with one line at
+the end of this module.
+
+Registered on ``factory`` by ``factory_tui/cli.py`` (its last lines), whose
+conventions (``needs``, ``--json``, one-line errors) these commands follow.
+"""
+
+from __future__ import annotations
+
+import click
+
+from factory_tui.cli import FactoryGroup
+
+
+@click.group(cls=FactoryGroup)
+def artifacts() -> None:
+    """Living documents (.factory/artifacts/) and what every run read and produced."""
