@@ -20,3 +20,9 @@ from factory_tui.cli import FactoryGroup
 @click.group(cls=FactoryGroup)
 def artifacts() -> None:
     """Living documents (.factory/artifacts/) and what every run read and produced."""
+
+
+from factory_tui.cli_documents import documents_history, documents_list, documents_refresh, documents_show  # noqa: E402
+
+for _command in (documents_list, documents_show, documents_history, documents_refresh):
+    artifacts.add_command(_command)

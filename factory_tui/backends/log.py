@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from factory_tui.artifacts_model import Landing
+from factory_tui.backends.documents_log import DocumentRecords
 from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.qa_log import QaRecords
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
@@ -306,11 +308,12 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords, MailRecords):
+class ExecutionLog(QaRecords, MailRecords, DocumentRecords):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
     assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
-    in backends/mail_log.py."""
+    in backends/mail_log.py, the living documents' (what prompts read, the
+    session history) in backends/documents_log.py."""
 
     def __init__(
         self,
@@ -969,11 +972,14 @@ class ExecutionLog(QaRecords, MailRecords):
     # --- operator actions -------------------------------------------------
 
     def apply(
-        self, task_id: str, action: Action, *, actor: str, note: str | None = None, data: dict | None = None
+        self, task_id: str, action: Action, *, actor: str, note: str | None = None, data: dict | None = None,
+        landing: Landing | None = None,
     ) -> Task:
         """An operator action (approve, requeue, cancel, hold, release).
         ``data``: facts that go with it in its event (an approval's merge
-        commit)."""
+        commit). ``landing``: an approval that lands the task, its entry in
+        the session history, written in the same transaction (at the
+        event's time)."""
         action = Action(action)
         if action not in OPERATOR_ACTIONS:
             raise InvalidInput(f"{action} is the engine's to take, not an operator's")
@@ -1002,6 +1008,8 @@ class ExecutionLog(QaRecords, MailRecords):
                 conn, now, task_id, EVENT_KIND[action], actor,
                 task.state.value, target.value, note, data,
             )
+            if landing is not None and target is State.DONE:
+                self._insert_landing(conn, now, landing)
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 
     # --- the queue: what the engine calls ---------------------------------
