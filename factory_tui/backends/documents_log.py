@@ -120,6 +120,24 @@ class DocumentRecords:
              landing.commit, int(landing.refresh)),
         )
 
+    def run_totals(self, task_id: str) -> tuple[int, float | None, int | None, int | None]:
+        """(runs, cost, input tokens, output tokens) of every run of the
+        task that ended: the ``finished``, ``failed`` and ``checking``
+        events whose data names a run folder (a run that went on to QA
+        ended in ``checking``). A figure no run reported is None."""
+        with self._read() as conn:
+            row = conn.execute(
+                """SELECT count(run), sum(cost), sum(tokens_in), sum(tokens_out) FROM (
+                       SELECT json_extract(data, '$.run') AS run, json_extract(data, '$.cost_usd') AS cost,
+                              json_extract(data, '$.input_tokens') AS tokens_in,
+                              json_extract(data, '$.output_tokens') AS tokens_out
+                       FROM events WHERE task_id = ? AND kind IN ('finished', 'failed', 'checking')
+                         AND data IS NOT NULL)
+                   WHERE run IS NOT NULL""", (task_id,)).fetchone()
+        runs, cost, tokens_in, tokens_out = row
+        return (int(runs or 0), None if cost is None else float(cost), None if tokens_in is None else int(tokens_in),
+                None if tokens_out is None else int(tokens_out))
+
     def landings(self, *, limit: int = 100, before_id: int | None = None, since: float | None = None) -> list[Landing]:
         """Landings newest first: at most ``limit``, older than the landing
         ``before_id`` (to page on), later than ``since``."""

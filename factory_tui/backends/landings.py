@@ -69,15 +69,12 @@ def gather_landing(base: FactoryBase, log: ExecutionLog, task: Task, *, actor: s
     for run in log.qa_runs(task_id=task.id, limit=500):
         result = run.result
         latest.setdefault(result.scenario, QaVerdict(result.scenario, str(result.verdict), str(result.gate)))
-    totals = log.usage(task_ids=[task.id]).tasks.get(task.id)
-    reported = totals is not None and totals.runs > 0
+    _, cost, tokens_in, tokens_out = log.run_totals(task.id)
     words = last_words(log, task.id).strip()
     return Landing(
         task_id=task.id, title=task.title, at=0.0, actor=actor, profile=profile, agent=agent,
         attempts=task.attempts, qa=tuple(sorted(latest.values(), key=lambda item: item.scenario)),
-        cost_usd=totals.cost_usd if reported and totals else None,
-        input_tokens=totals.input_tokens if reported and totals else None,
-        output_tokens=totals.output_tokens if reported and totals else None,
+        cost_usd=cost, input_tokens=tokens_in, output_tokens=tokens_out,
         last_words=words[:LAST_WORDS_KEPT] or None, commit=commit, refresh=task.source == REFRESH_SOURCE,
     )
 
