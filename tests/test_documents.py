@@ -143,3 +143,25 @@ def test_a_link_inside_the_repository_is_read(tmp_path: Path) -> None:
     (folder / "style.md").symlink_to(root / "STYLE.md")
     [doc] = read_documents(folder, root=root)
     assert doc.usable and doc.title == "Style"
+
+
+def test_an_unchanged_document_is_not_parsed_again_and_a_changed_one_is(tmp_path: Path, monkeypatch) -> None:
+    from factory_tui.backends import documents
+
+    root = tmp_path / "repo"
+    folder = root / "artifacts"
+    folder.mkdir(parents=True)
+    (folder / "rules.md").write_text("# Rules\n\nold\n")
+    # Just written: within the racy window, so read again every time.
+    first = read_documents(folder, root=root)[0]
+    assert read_documents(folder, root=root)[0] is not first
+    # Older than the window (the clock moved on): kept as parsed.
+    later = documents.time.time() + 60
+    monkeypatch.setattr(documents.time, "time", lambda: later)
+    kept = read_documents(folder, root=root)[0]
+    assert read_documents(folder, root=root)[0] is kept
+    # Replaced (as an editor or git writes a file): read again.
+    replacement = folder / ".rules.md.new"
+    replacement.write_text("# Rules\n\nnew\n")
+    os.replace(replacement, folder / "rules.md")
+    assert read_documents(folder, root=root)[0].body == "# Rules\n\nnew\n"

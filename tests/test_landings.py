@@ -9,8 +9,13 @@ the rendering."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
+
+import pytest
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.documents import blob_id, parse_document
@@ -166,3 +171,39 @@ def test_two_approvals_racing_the_history_rendering_both_land_and_no_reader_sees
         assert text.rstrip().endswith(("out", "attempt", ".", "`")), text
     with ExecutionLog.open(base.log_path) as log:
         assert sorted(landed.task_id for landed in log.landings()) == sorted([first, second])
+
+
+def test_a_full_disk_leaves_the_history_as_it_was(base: FactoryBase, tmp_path: Path) -> None:
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare cannot make a mount namespace here (needed for a full disk)")
+    with FactorySession(base) as session:
+        for n in range(40):
+            session.apply(review_without_runs(session.log, f"Task {n} " + "word " * 30), Action.APPROVE, actor="cli:op")
+    before = history(base)
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from factory_tui.backends.base import FactoryBase\n"
+        "from factory_tui.backends.landings import write_history\n"
+        "from factory_tui.backends.log import ExecutionLog\n"
+        "base = FactoryBase(Path(sys.argv[1]))\n"
+        "(base.artifacts_dir / 'history.md').write_text(sys.argv[2])\n"
+        "free = 1024 * 1024 - 8 * 1024\n"
+        "try:\n"
+        "    (base.artifacts_dir / 'filler').write_bytes(b'x' * free)\n"
+        "except OSError:\n"
+        "    pass\n"
+        "with ExecutionLog.open(base.log_path) as log:\n"
+        "    print(write_history(base, log))\n"
+        "print((base.artifacts_dir / 'history.md').read_text() == sys.argv[2])\n"
+        "print(sorted(p.name for p in base.artifacts_dir.iterdir() if p.name != 'filler'))\n"
+    )
+    folder = base.artifacts_dir
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=1m tmpfs "{folder}" && "$0" -c "$1" "$2" "$3"',
+         sys.executable, script, str(base.root), before],
+        capture_output=True, text=True, cwd=os.getcwd(),
+    )
+    assert done.returncode == 0, done.stderr
+    said, same, left = done.stdout.splitlines()
+    assert said.startswith("the session history could not be written to .factory/artifacts/history.md: No space")
+    assert same == "True" and left == "['history.md']"  # the old file whole, no temporary file left

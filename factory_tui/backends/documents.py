@@ -30,11 +30,14 @@ import difflib
 import hashlib
 import os
 import re
+import stat
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from factory_tui.artifacts_model import Include
-from factory_tui.front_matter import FrontMatterError, read_limited, type_name
+from factory_tui.front_matter import FrontMatterError, type_name
 from factory_tui.front_matter import split as split_front_matter
 
 # A document is a page people write: a larger file is a mistake (a log
@@ -112,23 +115,77 @@ def read_documents(folder: Path, *, root: Path) -> list[LivingDocument]:
     which no document may lead out of (a link to ``~/.ssh`` is refused, a
     FIFO never opened). Never raises for what a file holds."""
     found: list[LivingDocument] = []
+    inside = os.path.realpath(root)
     for index, path in enumerate(document_paths(folder)):
         if index >= MAX_DOCUMENTS:
             found.append(_refused(path.name, f"not read: the folder holds more than {MAX_DOCUMENTS} documents"))
             continue
-        found.append(read_document(path, root=root))
+        found.append(read_document(path, root=root, inside=inside))
     return found
 
 
-def read_document(path: Path, *, root: Path) -> LivingDocument:
-    data, problem = read_limited(path, inside=root, limit=MAX_DOCUMENT_BYTES, what="a living document")
+def read_document(path: Path, *, root: Path, inside: str | None = None) -> LivingDocument:
+    """One document; ``inside``: ``root`` resolved already (a folder's
+    worth of documents resolves it once).
+
+    Every prompt reads every document, so a document read before whose
+    file has not changed since (same inode, size, modification and change
+    times) is taken from ``_PARSED`` instead of being read and parsed
+    again. A file changed within ``RACY_SECONDS`` of being read is not
+    kept: a change within the clock's resolution would not show in its
+    times (git's "racy" files, handled the same way)."""
+    real = os.path.realpath(path)
+    inside = inside or os.path.realpath(root)
+    if real != inside and not real.startswith(inside.rstrip(os.sep) + os.sep):
+        if not os.path.exists(real):
+            return _refused(path.name, "cannot be read: a broken or looping link")
+        return _refused(path.name, "a link to a file outside the repository; refused")
+    try:
+        info = os.stat(real)
+    except OSError:
+        return _refused(path.name, "cannot be read: a broken or looping link")
+    key = (path.name, real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    with _PARSED_LOCK:
+        known = _PARSED.get(key)
+    if known is not None:
+        return known
+    data, problem = _read(real, info)
     if data is None:
         return _refused(path.name, problem)
+    document = parse_document(path.name, data, mtime=info.st_mtime)
+    if time.time() - max(info.st_mtime, info.st_ctime) > RACY_SECONDS:
+        with _PARSED_LOCK:
+            if len(_PARSED) >= PARSED_KEPT:
+                _PARSED.pop(next(iter(_PARSED)))
+            _PARSED[key] = document
+    return document
+
+
+# Documents parsed already, by their file's identity and times (see
+# read_document): a few hundred small records.
+PARSED_KEPT = 1024
+RACY_SECONDS = 2.0
+_PARSED: dict[tuple, LivingDocument] = {}
+_PARSED_LOCK = threading.Lock()
+
+
+def _read(real: str, info: os.stat_result) -> tuple[bytes | None, str]:
+    """The bytes of the file at ``real`` (a path inside the repository,
+    links resolved), or None and why not: no FIFO or device is ever
+    opened, and the size is limited (as ``front_matter.read_limited``)."""
+    if not stat.S_ISREG(info.st_mode):
+        return None, "not a regular file"
+    if info.st_size > MAX_DOCUMENT_BYTES:
+        return None, f"{info.st_size:,} bytes: a living document may have {MAX_DOCUMENT_BYTES // 1024} KB at most"
     try:
-        mtime: float | None = os.stat(path).st_mtime
-    except OSError:
-        mtime = None
-    return parse_document(path.name, data, mtime=mtime)
+        with open(real, "rb") as handle:
+            # One byte past the limit: the file may have grown since.
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as error:
+        return None, f"cannot be read: {error.strerror or error}"
+    if len(data) > MAX_DOCUMENT_BYTES:
+        return None, f"over {MAX_DOCUMENT_BYTES // 1024} KB: a living document may have that much at most"
+    return data, ""
 
 
 def _refused(name: str, reason: str, line: int | None = None, **known) -> LivingDocument:

@@ -395,8 +395,8 @@ def _documents(documents: list[PromptDocument], budget: int) -> tuple[str | None
     budget -= utf8_len(intro) + 2 + LEFT_OUT_RESERVE
     named = [_one_line(cut_to_bytes(item.name, DOCUMENT_NAME_BUDGET)[0]) for item in documents]
     # Room each block needs besides its content: heading, fence, cut note.
-    overheads = [utf8_len(_document_block(name, "", fence_for(item.text))) + 120
-                 for name, item in zip(named, documents, strict=True)]
+    fences = [fence_for(item.text) for item in documents]
+    overheads = [utf8_len(_document_block(name, "", fence)) + 120 for name, fence in zip(named, fences, strict=True)]
     wholes = [utf8_len(item.text) for item in documents]
     # A document's own budget caps it before the documents share the room.
     sizes = [whole if item.budget is None else min(whole, item.budget)
@@ -414,7 +414,7 @@ def _documents(documents: list[PromptDocument], budget: int) -> tuple[str | None
     for index, (name, item) in enumerate(zip(named[:kept], documents[:kept], strict=True)):
         content = item.text
         shown, was_cut = cut_to_bytes(content, sizes[index] if level is None else min(level, sizes[index]))
-        block = _document_block(name, shown, fence_for(content))
+        block = _document_block(name, shown, fences[index])
         if was_cut:
             block += "\n\n" + _cut_note(f"`{name}`", shown, content)
         blocks.append(block)
@@ -524,6 +524,8 @@ def cut_to_bytes(text: str, limit: int) -> tuple[str, bool]:
 def fence_for(content: str) -> str:
     """A backtick fence longer than any backtick run in ``content``, so the
     document cannot close its own code block (CommonMark's rule)."""
+    if "`" not in content:
+        return "```"
     longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
     return "`" * max(3, longest + 1)
 
