@@ -104,7 +104,7 @@ def document_paths(folder: Path) -> list[Path]:
     half-written temporary file, and sub-folders left out)."""
     try:
         entries = sorted(folder.iterdir(), key=lambda path: path.name)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, not a folder, unreadable: no documents
         return []
     return [entry for entry in entries if entry.name.endswith(".md") and not entry.name.startswith(".")
             and not (entry.is_dir() and not entry.is_symlink())]
