@@ -131,3 +131,12 @@ def test_the_history_goes_last_by_its_budget() -> None:
     built = prompt_with([history, doc("rules.md", body="# Rules\n")])
     assert [item.name for item in built.documents] == ["rules.md", "history.md"]
     assert built.documents[1].shown <= 500 and not built.documents[1].whole
+
+
+def test_a_small_prompt_budget_holds_the_section_names_and_all() -> None:
+    documents = [doc(f"a-document-with-a-long-name-{n:02}.md", body="x" * 3000) for n in range(30)]
+    built = prompt_with(documents, budget=1024)
+    section = built.text[built.text.index("## Living documents"):built.text.index("## How to work here")]
+    assert len(section.encode()) <= 1024
+    assert built.documents == () and len(built.left_out) == 30
+    assert section.rstrip().endswith("more") or section.rstrip().endswith("30 documents")

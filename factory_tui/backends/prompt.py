@@ -391,8 +391,10 @@ def _documents(documents: list[PromptDocument], budget: int) -> tuple[str | None
         "The project's shared knowledge: follow its practices, and keep "
         "these documents in mind as you work."
     )
-    # The list of documents left out is kept short, and its room set aside.
-    budget -= utf8_len(intro) + 2 + LEFT_OUT_RESERVE
+    # The list of documents left out is kept short, and its room set aside
+    # (a third of a small budget at most: it names fewer then).
+    reserve = min(LEFT_OUT_RESERVE, max(budget, 0) // 3)
+    budget -= utf8_len(intro) + 2 + reserve
     named = [_one_line(cut_to_bytes(item.name, DOCUMENT_NAME_BUDGET)[0]) for item in documents]
     # Room each block needs besides its content: heading, fence, cut note.
     fences = [fence_for(item.text) for item in documents]
@@ -421,13 +423,20 @@ def _documents(documents: list[PromptDocument], budget: int) -> tuple[str | None
         shown_documents.append(DocumentShown(item.name, utf8_len(shown), wholes[index], not was_cut, item.blob))
     left_out = named[kept:]
     if left_out:
-        listed = ", ".join(f"`{name}`" for name in left_out[:MAX_LEFT_OUT_NAMED])
-        if len(left_out) > MAX_LEFT_OUT_NAMED:
-            listed += f" and {len(left_out) - MAX_LEFT_OUT_NAMED} more"
-        blocks.append(
-            "Left out to keep this prompt short (read them in the repository if "
-            "you need them): " + listed
-        )
+        lead = "Left out to keep this prompt short (read them in the repository if you need them): "
+        room = reserve - utf8_len(lead) - 40
+        shown_names: list[str] = []
+        for name in left_out[:MAX_LEFT_OUT_NAMED]:
+            entry = f"`{name}`"
+            if utf8_len(entry) + 2 > room:
+                break
+            shown_names.append(entry)
+            room -= utf8_len(entry) + 2
+        listed = ", ".join(shown_names)
+        if len(left_out) > len(shown_names):
+            more = len(left_out) - len(shown_names)
+            listed += f" and {more} more" if shown_names else f"{more} documents"
+        blocks.append(lead + listed)
     return "\n\n".join(blocks), shown_documents, [item.name for item in documents[kept:]]
 
 
