@@ -115,7 +115,12 @@ def documents_history(ctx: Context, name: str, commit: str | None, as_json: bool
         click.echo(dumps_json([version.to_json() for version in versions]))
         return
     if not versions:
-        click.echo(f"{literal(name)} has no commits yet: it changes in git once it is committed.")
+        wanted = name if name.endswith(".md") else name + ".md"
+        if any(info.name == wanted and info.generated for info in session.documents()):
+            click.echo(f"{literal(wanted)} is written by the factory from its log and kept out of git: "
+                       "it has no git history (`factory artifacts show` prints it).")
+        else:
+            click.echo(f"{literal(wanted)} has no commits yet: it changes in git once it is committed.")
         return
     for version in versions:
         click.echo(f"{version.commit[:10]}  {full_moment(version.at)}  {one_line(version.author, 24):<24}  "

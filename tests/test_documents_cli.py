@@ -144,3 +144,13 @@ def test_attacks_on_the_folder_list_them_and_never_show_what_they_lead_to(base: 
     with FactorySession(base) as session:
         with pytest.raises(InvalidInput):
             session.document_text("../factory.toml")
+
+
+def test_the_history_document_has_no_git_history_and_says_why(base: FactoryBase) -> None:
+    with FactorySession(base) as session:
+        session.apply(review_without_runs(session.log, "Land it"), Action.APPROVE, actor="cli:op")
+    done = factory(base, "artifacts", "history", "history")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("history.md is written by the factory from its log and kept out of git")
+    shown = factory(base, "artifacts", "show", "history.md")
+    assert "## T-1: Land it" in shown.stdout

@@ -4,7 +4,8 @@ date.
 The factory proposes it (state ``proposed``, label ``artifacts``, source
 ``artifacts:refresh``) after ``[artifacts] refresh_every`` landings since
 the last one (0: never by itself), and whenever the operator asks
-(``factory artifacts refresh``, the Artifacts pane's key). Its body holds
+(``factory artifacts refresh``; the console through
+``FactorySession.propose_refresh``). Its body holds
 what landed since the last refresh and the documents as they are, within
 ``REFRESH_BODY_BUDGET``. The operator approves it like any task, and its
 change merges like any other; its landing starts the count anew. Only one
