@@ -19,7 +19,7 @@ import pytest
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.model import State
-from tests.engine_helpers import configure, environment, factory, wait_for
+from tests.engine_helpers import alive, configure, environment, factory, factory_argv, wait_for
 from tests.helpers import assert_one_line_error, log_tables
 
 TABLES = ("tasks", "task_bodies", "deps", "events", "drafts", "plan_proposals")
@@ -209,8 +209,7 @@ def test_a_planner_that_hangs_is_stopped_at_its_timeout(base: FactoryBase, spec:
     line = refused(draft(base, "SPEC.md"))
     assert "the planner (fake) did not finish within 1.5 s and was stopped; nothing imported" in line
     pid = int((plan_runs(base)[0] / "hanging").read_text())
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
-             "the planner to be gone", limit=10)
+    wait_for(lambda: not alive(pid), "the planner to be gone", limit=10)
     assert tasks(base) == []
 
 
@@ -323,3 +322,29 @@ def test_a_draft_killed_mid_import_leaves_nothing_and_a_rerun_imports_all(base: 
     done = draft(base, "SPEC.md")
     assert done.returncode == 0, done.stderr
     assert len(tasks(base)) == 5
+
+
+def test_two_drafts_of_one_spec_at_once_make_each_task_once(base: FactoryBase, spec: Path) -> None:
+    """Each import reads what was drafted before under the log's write
+    lock, so the second sees the first's tasks."""
+    runs = [subprocess.Popen(factory_argv(base, "plan", "draft", str(spec)), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=environment()) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert [task.title for task in tasks(base)] == ["List books", "Search books", "Book page", "Cart", "Checkout"]
+
+
+def test_sigterm_stops_the_planner_and_imports_nothing(base: FactoryBase, spec: Path, tidy: list) -> None:
+    process = subprocess.Popen(
+        factory_argv(base, "plan", "draft", str(spec)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environment(FACTORY_DEMO_PLANNER_SECONDS="300"),
+    )
+    tidy.append(process)
+    pid_file = wait_for(lambda: next(iter(base.runs_dir.glob("plan/*/agent.pid")), None), "the planner to start")
+    planner = int(wait_for(lambda: pid_file.read_text().strip(), "its pid"))
+    process.terminate()
+    out, err = process.communicate(timeout=60)
+    line = assert_one_line_error(process.returncode, out, err)
+    assert line.startswith("factory: stopped by SIGTERM: the planner (demo-planner) was stopped; nothing imported")
+    wait_for(lambda: not alive(planner), "the planner to be gone", limit=10)
+    assert tasks(base) == []

@@ -132,9 +132,8 @@ def planner_profile(config: FactoryConfig, name: str | None) -> AgentProfile:
         return profiles[wanted]
     if wanted == DEMO_PLANNER:
         return profile_from_dict(DEMO_PLANNER, DEMO_PLANNER_PROFILE, source="the built-in profiles")
-    raise ConfigError(
-        f"no agent profile {wanted!r} in factory.toml (profiles: {', '.join([*profiles, DEMO_PLANNER])})"
-    )
+    known = [*profiles, *([] if DEMO_PLANNER in profiles else [DEMO_PLANNER])]
+    raise ConfigError(f"no agent profile {wanted!r} in factory.toml (profiles: {', '.join(known)})")
 
 
 def find_spec(base: FactoryBase, log: ExecutionLog, given: Path | None, *, revise: bool) -> Spec:
