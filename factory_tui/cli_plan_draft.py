@@ -225,31 +225,37 @@ def init_from_spec(ctx: Context, path: str | None, spec: str, name: str | None, 
     base made, and says how to try again)."""
     from factory_tui.backends.greenfield import start_from_spec
     from factory_tui.backends.log import ExecutionLog
-    from factory_tui.backends.plan_draft import Spec, draft_plan, planner_profile, read_spec
+    from factory_tui.backends.plan_draft import display, draft_plan, find_spec, planner_profile
 
     started = start_from_spec(Path(path) if path else Path.cwd(), Path(spec), name=name)
     base = started.base
+
+    def said(where: Path) -> str:
+        return literal(display(str(where)))
+
+    spec_name = display(str(started.spec.relative_to(base.root)))
     if not as_json:
         if started.made_repository:
-            click.echo(f"Made a git repository in {literal(str(base.root))} (branch {literal(started.branch)}).")
+            click.echo(f"Made a git repository in {said(base.root)} (branch {literal(started.branch)}).")
         if started.copied_from is not None:
-            click.echo(f"Copied the spec {literal(str(started.copied_from))} to {literal(str(started.spec))}.")
+            click.echo(f"Copied the spec {said(started.copied_from)} to {said(started.spec)}.")
         click.echo(
-            f"Initialised a factory base in {literal(str(base.dir))}; first commit {started.commit[:7]} "
-            f"holds {literal(started.spec.name)} and .factory."
+            f"Initialised a factory base in {said(base.dir)}; first commit {started.commit[:7]} "
+            f"holds {literal(spec_name)} and .factory."
         )
-    retry = f"the base is made; try the draft again: factory --base {base.root} plan draft {started.spec.name}"
+    retry = f"the base is made; try the draft again: factory --base {display(str(base.root))} plan draft " + display(
+        str(started.spec))
     try:
-        planner_config = base.config()
-        profile = planner_profile(planner_config, planner)
-        text = read_spec(started.spec, name=started.spec.name)
+        profile = planner_profile(base.config(), planner)
         with ExecutionLog.open(base.log_path) as log:
-            outcome = draft_plan(base, log, spec=Spec(started.spec, started.spec.name, text), profile=profile,
-                                 revise=False, actor=ctx.caller.actor, started=_started(as_json))
+            spec_found = find_spec(base, log, started.spec, revise=False)
+            outcome = draft_plan(base, log, spec=spec_found, profile=profile, revise=False, actor=ctx.caller.actor,
+                                 started=_started(as_json))
     except FactoryError as error:
         raise FactoryError(f"{error} ({retry})") from None
     if as_json:
-        click.echo(dumps_json({**started.to_json(), "draft": outcome.to_json()}))
+        click.echo(dumps_json({**{key: display(value) if isinstance(value, str) else value
+                                  for key, value in started.to_json().items()}, "draft": outcome.to_json()}))
         return
-    for line in describe(outcome, started.spec.name):
+    for line in describe(outcome, spec_name):
         click.echo(line)

@@ -110,6 +110,22 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             for path in sorted(folder.rglob("*"))}
 
 
+def test_a_spec_inside_a_repository_with_no_commit_is_committed_where_it_is(
+    tmp_path: Path, home: Path,
+) -> None:
+    project = tmp_path / "timer"
+    (project / "docs").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(project)], check=True)
+    (project / "docs" / "spec.md").write_text(SPEC)
+    done = init("--spec", "docs/spec.md", cwd=project, home=home)
+    assert done.returncode == 0, done.stderr
+    assert "Copied" not in done.stdout
+    assert "holds docs/spec.md and .factory." in done.stdout
+    assert "Drafted docs/spec.md with demo-planner: 3 tasks" in done.stdout
+    assert "docs/spec.md" in committed(project)
+    assert not (project / "spec.md").exists()
+
+
 def test_refused_where_it_would_clobber(tmp_path: Path, home: Path, spec: Path) -> None:
     def refused(folder: Path, *args: str, problem: str) -> None:
         before = snapshot(folder)
@@ -168,7 +184,7 @@ def test_a_draft_that_fails_leaves_the_base_made_and_says_how_to_try_again(
     assert done.stderr.splitlines() == [
         "factory: no agent profile 'nope' in factory.toml (profiles: claude, codex, aider, demo, demo-judge, "
         f"demo-planner) (the base is made; try the draft again: factory --base {project.resolve()} "
-        "plan draft timer-spec.md)"]
+        f"plan draft {project.resolve() / 'timer-spec.md'})"]
     assert git(project, "rev-list", "--count", "HEAD") == "1"
     again = subprocess.run([sys.executable, "-m", "factory_tui", "--base", str(project), "plan", "draft",
                             str(project / "timer-spec.md")], capture_output=True, text=True,

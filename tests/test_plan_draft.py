@@ -348,3 +348,15 @@ def test_sigterm_stops_the_planner_and_imports_nothing(base: FactoryBase, spec: 
     assert line.startswith("factory: stopped by SIGTERM: the planner (demo-planner) was stopped; nothing imported")
     wait_for(lambda: not alive(planner), "the planner to be gone", limit=10)
     assert tasks(base) == []
+
+
+def test_a_spec_named_with_markup_escapes_and_bytes_that_are_not_utf8(base: FactoryBase) -> None:
+    path = base.root / os.fsdecode(b"\xff[red]x\x1b[31m.md")
+    path.write_text(SPEC)
+    done = factory(base, "plan", "draft", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout
+    assert done.stdout.splitlines()[0] == "Drafted \ufffd[red]x␛[31m.md with demo-planner: 5 tasks (T-1…T-5), all proposed."
+    assert {task.source for task in tasks(base)} == {"draft:\ufffd[red]x\x1b[31m.md"}
+    # The same name, read the same way: drafting it again skips them all.
+    assert json.loads(factory(base, "plan", "draft", str(path), "--json").stdout)["imported"] == []

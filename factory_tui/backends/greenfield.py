@@ -64,8 +64,13 @@ def start_from_spec(folder: Path, spec: Path, *, name: str | None = None) -> Sta
         _check_empty(folder, spec)
     else:
         top = _check_repository(repo, folder)
-    target = top / spec_name
-    copy = _check_target(target, spec)
+    if spec.resolve().is_relative_to(top):
+        # In the repository already (a repository with no commit, say in
+        # docs/): committed where it is.
+        target, copy = spec.resolve(), False
+    else:
+        target = top / spec_name
+        copy = _check_target(target, spec)
     # Checked: from here on, things are made.
     made = repo is None
     branch = _default_branch()
@@ -83,13 +88,14 @@ def start_from_spec(folder: Path, spec: Path, *, name: str | None = None) -> Sta
         raise FactoryError(f"git init failed in {top}: {_git_reason(error)}") from None
     base = FactoryBase.initialise(top, name=name, allow_unborn=True).base
     try:
-        repo.git.add("--", spec_name, FACTORY_DIR)
-        repo.git.commit("-q", "-m", FIRST_COMMIT.format(spec=spec_name))
+        relative = str(target.relative_to(top))
+        repo.git.add("--", relative, FACTORY_DIR)
+        repo.git.commit("-q", "-m", FIRST_COMMIT.format(spec=relative))
         commit = repo.head.commit.hexsha
     except git.GitCommandError as error:
         raise FactoryError(
             f"the base is made in {top}, but the first commit failed: {_git_reason(error)} "
-            f"(commit {spec_name} and {FACTORY_DIR} yourself, then: factory plan draft {spec_name})"
+            f"(commit {target.name} and {FACTORY_DIR} yourself, then: factory plan draft {target.name})"
         ) from None
     return Started(base, target, spec.resolve() if copy else None, made, branch, commit)
 

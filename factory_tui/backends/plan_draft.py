@@ -60,7 +60,7 @@ class DraftOutcome:
             "skipped": [item.to_json() for item in self.skipped],
             "proposals": [proposal.to_json() for proposal in self.proposals],
             "left_out": [item.to_json() for item in self.left_out],
-            "run_dir": str(self.run_dir),
+            "run_dir": display(str(self.run_dir)),
         }
 
 
@@ -75,17 +75,31 @@ class Spec:
         self.source = SOURCE_PREFIX + self.name
 
 
+def display(text: str) -> str:
+    """A file name fit for the log, a prompt and a terminal: bytes that are
+    not UTF-8 (which a file name may hold) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def shown(base: FactoryBase, path: Path) -> str:
-    """``path`` relative to the repository when inside it, else whole."""
+    """``path`` relative to the repository when inside it, else whole; as
+    ``display`` gives it."""
     try:
-        return str(path.resolve().relative_to(base.root.resolve()))
+        return display(str(path.resolve().relative_to(base.root.resolve())))
     except ValueError:
-        return str(path)
+        return display(str(path))
+
+
+def _prompt_path(path: Path) -> str:
+    """How the prompt names the plan file: its whole path, or, if that is
+    not UTF-8 text, its name in the planner's working folder."""
+    text = str(path)
+    return text if display(text) == text else path.name
 
 
 def read_spec(path: Path, *, name: str | None = None) -> str:
     """The spec's text; FactoryError saying what is wrong with the file."""
-    name = name or str(path)
+    name = name or display(str(path))
     try:
         # O_NONBLOCK: opening a FIFO does not wait for a writer; it is then
         # refused by its type, never read.
@@ -168,12 +182,12 @@ def draft_plan(
         tasks = log.list_tasks(bodies=False)
         failures = {task_id: failure.reason for task_id, failure in log.failures().items()}
         prompt = planner_prompt(
-            spec=spec.text, spec_name=spec.name, plan_file=str(plan_path), source=spec.source, revise=True,
+            spec=spec.text, spec_name=spec.name, plan_file=_prompt_path(plan_path), source=spec.source, revise=True,
             log=log_lines(tasks, source=spec.source, failures=failures),
         )
     else:
         prompt = planner_prompt(
-            spec=spec.text, spec_name=spec.name, plan_file=str(plan_path), source=spec.source, revise=False,
+            spec=spec.text, spec_name=spec.name, plan_file=_prompt_path(plan_path), source=spec.source, revise=False,
             drafted=drafted_lines(drafted),
         )
     if started is not None:
