@@ -147,6 +147,9 @@ def _decide(ctx: Context, ids: tuple[str, ...], every: bool, yes: bool, note: st
         cancels = [item for item in items
                    if item.startswith("P-") and ctx.log.get_proposal(item).kind == "cancel"]
         if accept and cancels and not yes:
+            if as_json:
+                # A question would be mixed into the JSON a script reads.
+                raise FactoryError(f"--all would cancel {_plural(len(cancels), 'task')}: add --yes")
             click.confirm(
                 f"Accept {_plural(len(items), 'item')} ({', '.join(items[:6])}{', …' if len(items) > 6 else ''}), "
                 f"{_plural(len(cancels), 'cancellation')} among them",

@@ -208,6 +208,9 @@ def test_accept_all_takes_the_drafted_tasks_and_the_proposals_after_asking(propo
     assert asked.returncode == 1
     assert "Accept 3 items (T-1, P-1, P-2), 1 cancellation among them" in asked.stdout
     assert tasks(proposed)["drafted"].state is State.PROPOSED  # nothing done on "no"
+    scripted = factory(proposed, "plan", "accept", "--all", "--json")  # no question mixed into JSON
+    assert scripted.returncode == 1 and scripted.stdout == ""
+    assert json.loads(scripted.stderr) == {"error": "--all would cancel 1 task: add --yes"}
     done = factory(proposed, "plan", "accept", "--all", "--yes")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["T-1 approved: queued", "P-1 accepted: T-2 cancelled",

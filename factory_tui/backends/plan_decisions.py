@@ -22,6 +22,7 @@ from factory_tui.actors import Need
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.operator import Operator
+from factory_tui.backends.plan_draft import SOURCE_PREFIX
 from factory_tui.draft_model import Proposal, ProposalKind, ProposalState, is_proposal_id, normalize_proposal_id
 from factory_tui.errors import InvalidInput
 from factory_tui.model import Action, State, Task, normalize_task_id
@@ -60,8 +61,6 @@ def item_id(text: str) -> str:
 def everything_pending(log: ExecutionLog) -> list[str]:
     """What ``--all`` decides on: the drafted tasks still proposed, then the
     pending proposals, oldest first."""
-    from factory_tui.backends.plan_draft import SOURCE_PREFIX
-
     tasks = [task.id for task in log.list_tasks([State.PROPOSED], bodies=False)
              if (task.source or "").startswith(SOURCE_PREFIX)]
     return tasks + [proposal.id for proposal in log.proposals([ProposalState.PENDING])]

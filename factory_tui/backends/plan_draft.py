@@ -177,15 +177,15 @@ def draft_plan(
     run_dir = plan_run_dir(base.runs_dir)
     shown_dir = shown(base, run_dir) + "/"
     plan_path = run_dir / "plan.md"
-    drafted = [task for task in log.list_tasks(bodies=False) if task.source == spec.source]
+    tasks = log.list_tasks(bodies=False)
     if revise:
-        tasks = log.list_tasks(bodies=False)
         failures = {task_id: failure.reason for task_id, failure in log.failures().items()}
         prompt = planner_prompt(
             spec=spec.text, spec_name=spec.name, plan_file=_prompt_path(plan_path), source=spec.source, revise=True,
             log=log_lines(tasks, source=spec.source, failures=failures),
         )
     else:
+        drafted = [task for task in tasks if task.source == spec.source]
         prompt = planner_prompt(
             spec=spec.text, spec_name=spec.name, plan_file=_prompt_path(plan_path), source=spec.source, revise=False,
             drafted=drafted_lines(drafted),
