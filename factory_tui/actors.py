@@ -60,6 +60,9 @@ class Need(StrEnum):
     SCENARIOS = "scenarios"  # factory qa new: the checks an agent's work must pass
     RUN = "run"  # the engine, the console, the demo
     INIT = "init"
+    # factory plan accept / decline: a planner's proposed changes to the
+    # plan (and its drafted tasks) are the operator's to take or leave.
+    ACCEPT = "accept"
 
 
 AGENT_ALWAYS = frozenset({Need.READ, Need.NOTE, Need.PROPOSE, Need.MAIL})
@@ -81,6 +84,7 @@ _DOING: dict[Need, tuple[str, str]] = {
     Need.SCENARIOS: ("writing QA scenarios", "writing QA scenarios"),
     Need.RUN: ("running the engine or the console", "running the engine or the console"),
     Need.INIT: ("initialising a base", "initialising a base"),
+    Need.ACCEPT: ("deciding on {}", "deciding on the planner's proposals"),
 }
 _TASK_ID = re.compile(r"T-[1-9][0-9]{0,8}")
 

@@ -349,10 +349,28 @@ def main(ctx: click.Context, base_path: str | None) -> None:
     callback=utf8_text("the name"),
     help="The factory's name (default: the repository's folder name).",
 )
+@click.option(
+    "--spec", metavar="SPEC.md",
+    help="Greenfield: in an empty folder (or a repository with no commit), make the repository, copy the "
+         "spec in, make the first commit and draft the plan from the spec.",
+)
+@click.option("--planner", metavar="NAME", callback=utf8_text("--planner"),
+              help="With --spec: the planner's agent profile (default: the demo planner).")
 @json_option
+@click.pass_context
 @needs(Need.INIT, base_may_be_missing=True)
-def init(path: str | None, name: str | None, as_json: bool) -> None:
-    """Make the git repository at PATH (default: here) a factory base."""
+def init(click_ctx: click.Context, path: str | None, name: str | None, spec: str | None, planner: str | None,
+         as_json: bool) -> None:
+    """Make the git repository at PATH (default: here) a factory base.
+
+    With --spec SPEC.md: start a project from a spec (see `factory plan draft`)."""
+    if spec is not None:
+        from factory_tui.cli_plan_draft import init_from_spec
+
+        init_from_spec(click_ctx.obj, path, spec, name, planner, as_json)
+        return
+    if planner is not None:
+        raise InvalidInput("--planner goes with --spec")
     from factory_tui.backends.base import FactoryBase, Leftovers
     from factory_tui.backends.log import ExecutionLog
 
@@ -1227,3 +1245,8 @@ main.add_command(mail)
 from factory_tui.cli_artifacts import artifacts  # noqa: E402
 
 main.add_command(artifacts)
+
+
+# --- plan draft, proposals, accept, decline (greenfield: their own module) ------
+
+import factory_tui.cli_plan_draft  # noqa: E402,F401

@@ -32,6 +32,9 @@ PURE_MODULES = [
     "factory_tui.qa_scenarios",
     "factory_tui.qa_verdict",
     "factory_tui.demo_judge",
+    "factory_tui.demo_planner",
+    "factory_tui.draft_model",
+    "factory_tui.plan_prompt",
 ]
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -266,7 +266,52 @@ _V6_STATEMENTS = (
 )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(conn: sqlite3.Connection) -> None:
+    """Greenfield: every plan a planner drafted from a spec and that was
+    imported (``factory plan draft``), and the changes to existing tasks a
+    revision proposed (cancel, priority), each waiting for the operator."""
+    for statement in _V7_STATEMENTS:
+        conn.execute(statement)
+
+
+_V7_STATEMENTS = (
+    # source: the tasks' source (``draft:SPEC.md``), what a draft's tasks are
+    # known by when the spec is drafted again; run_dir: the planner's files.
+    """CREATE TABLE drafts (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        spec TEXT NOT NULL,
+        source TEXT NOT NULL,
+        revise INTEGER NOT NULL DEFAULT 0,
+        profile TEXT NOT NULL,
+        run_dir TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        tasks INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        proposals INTEGER NOT NULL DEFAULT 0
+    ) STRICT""",
+    # id: P-<id>. kind: cancel | priority (value: the new priority). state:
+    # pending | accepted | declined; decided_* say by whom, when and why.
+    """CREATE TABLE plan_proposals (
+        id INTEGER PRIMARY KEY,
+        draft INTEGER NOT NULL REFERENCES drafts(id),
+        task TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value INTEGER,
+        title TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL DEFAULT 'pending',
+        created_at REAL NOT NULL,
+        decided_at REAL,
+        decided_by TEXT,
+        decision_note TEXT
+    ) STRICT""",
+    # What waits for the operator is read often and is few rows.
+    "CREATE INDEX idx_proposals_pending ON plan_proposals(task) WHERE state = 'pending'",
+)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
