@@ -182,6 +182,7 @@ def list_files(run_dir: Path, root: Path) -> list[FolderFile]:
     seen = 0
     raw: FolderFile | None = None
     compressed: FolderFile | None = None
+    taken: set[str] = set()
     for name, path, info in _walk(run_dir, "", 1):
         if _is_temporary(name):
             continue
@@ -195,6 +196,11 @@ def list_files(run_dir: Path, root: Path) -> list[FolderFile]:
         else:
             state, size = FileState.KEPT, info.st_size
         shown = display_name(name)
+        if shown in taken:
+            # Two names that differ only in bytes that are not UTF-8 show
+            # alike: the second is told apart (and still found by it).
+            shown = next(f"{shown} ({n})" for n in range(2, FILE_LIMIT + 2) if f"{shown} ({n})" not in taken)
+        taken.add(shown)
         where = _relative(path, root)
         if name == RAW_GZ and state is FileState.KEPT:
             compressed = FolderFile(RunFile(RAW, FileKind.RAW, size, FileState.COMPRESSED, where), path)

@@ -29,7 +29,7 @@ import os
 import stat
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -343,9 +343,15 @@ def collect(base: FactoryBase, log, *, keep_runs: int, old_raw: str, apply: bool
     try:
         index_folders(base, log)
         runs = log.retention_rows()
-        held = live_tasks(base, log)
-        found = candidates(base, runs, held, keep_runs, old_raw, full=full)
-        items = [_with_path(base, item) for item in plan_retention(found, keep_runs, old_raw)]
+        found = candidates(base, runs, set(log.held_leases()), keep_runs, old_raw, full=full)
+        planned = plan_retention(found, keep_runs, old_raw)
+        if planned:
+            # Something is due: only now are the processes looked for (a
+            # scan of /proc), and the runs they name are left alone too.
+            held = live_tasks(base, log)
+            found = [replace(run, held=True) if run.task_id in held else run for run in found]
+            planned = plan_retention(found, keep_runs, old_raw)
+        items = [_with_path(base, item) for item in planned]
         report = GcReport(items, keep_runs, old_raw, held=sorted({run.task_id for run in found if run.held},
                                                                    key=lambda task: int(task[2:])))
         if apply:
