@@ -271,6 +271,10 @@ class Engine:
         # Set when the engine is told to stop: a collection ends after the
         # file at hand (each one is whole or untouched either way).
         self._collect_cancel = threading.Event()
+        # The first round indexes the run folders the log does not know (an
+        # older factory-tui's); after that the engine indexes each run as it
+        # ends, and a round reads the index alone.
+        self._runs_synced = False
 
     # --- the host's handles -----------------------------------------------
 
@@ -969,10 +973,11 @@ class Engine:
                 artifacts = self.config.artifacts
                 try:
                     # full=False: only runs the index says are due are looked
-                    # at, so a round with nothing to do costs a folder listing.
+                    # at, so a round with nothing to do costs a read of the index.
                     report = await self._call(collect, self.base, self.log, keep_runs=artifacts.keep_runs,
-                                              old_raw=artifacts.old_raw, apply=True, full=False, wait=0,
-                                              cancel=self._collect_cancel)
+                                              old_raw=artifacts.old_raw, apply=True, full=False,
+                                              sync=not self._runs_synced, wait=0, cancel=self._collect_cancel)
+                    self._runs_synced = True
                 except CollectionBusy:
                     return  # an operator's gc is at work: it does the same
                 except (FactoryError, OSError) as error:

@@ -104,36 +104,43 @@ class FolderFile:
 
 @dataclass(frozen=True, slots=True)
 class RunFolder:
-    """A run's folder on disk."""
+    """A run's folder on disk (``where``: its path, as a string: a look
+    over 10,000 runs makes no Path it does not need)."""
 
     task_id: str
     folder: str
     attempt: int
-    path: Path
+    where: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.where)
 
 
 def run_folders(runs_dir: Path, task_id: str | None = None) -> list[RunFolder]:
     """The run folders under ``runs_dir`` (of one task): real folders
-    only, never a link to one, sorted by task and attempt."""
+    only, never a link to one, in no order. One directory listing per task
+    (the entries' types come with them: no stat)."""
     found: list[RunFolder] = []
-    tasks = [task_id] if task_id is not None else _names(runs_dir)
+    if task_id is not None:
+        tasks = [task_id] if _is_real_dir(runs_dir / task_id) else []
+    else:
+        tasks = [entry.name for entry in _entries(str(runs_dir)) if entry.is_dir(follow_symlinks=False)]
     for task in tasks:
         if not is_task_folder(task):
             continue
-        task_dir = runs_dir / task
-        if not _is_real_dir(task_dir):
-            continue
-        for folder in _names(task_dir):
-            attempt = attempt_of(folder)
-            if attempt is not None and _is_real_dir(task_dir / folder):
-                found.append(RunFolder(task, folder, attempt, task_dir / folder))
-    found.sort(key=lambda run: (int(run.task_id[2:]), run.attempt, run.folder))
+        task_dir = os.path.join(runs_dir, task)
+        for entry in _entries(task_dir):
+            attempt = attempt_of(entry.name)
+            if attempt is not None and entry.is_dir(follow_symlinks=False):
+                found.append(RunFolder(task, entry.name, attempt, entry.path))
     return found
 
 
-def _names(folder: Path) -> list[str]:
+def _entries(folder: str) -> list[os.DirEntry]:
     try:
-        return sorted(os.listdir(folder))
+        with os.scandir(folder) as entries:
+            return list(entries)
     except OSError:
         return []
 

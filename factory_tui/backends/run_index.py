@@ -302,7 +302,7 @@ def index_ended_run(base: FactoryBase, log, *, task_id: str, run_dir: Path, end:
     diff = branch_summary(base.root, base_branch, branch, branch_start)
     if diff is not None:
         write_private(run_dir / DIFF_STAT, render_stat(diff))
-    run = RunFolder(task_id, run_dir.name, attempt_of(run_dir.name) or 0, run_dir)
+    run = RunFolder(task_id, run_dir.name, attempt_of(run_dir.name) or 0, str(run_dir))
     item = read_run(base, run, held={}, lease_ends={}, end=end, diff=diff)
     log.record_run(item)
     return with_paths(base, item.record)

@@ -330,18 +330,21 @@ class CollectionBusy(FactoryError):
 
 
 def collect(base: FactoryBase, log, *, keep_runs: int, old_raw: str, apply: bool, full: bool = True,
-            wait: float | None = None, cancel: threading.Event | None = None) -> GcReport:
+            sync: bool = True, wait: float | None = None, cancel: threading.Event | None = None) -> GcReport:
     """Look at every run, plan, and with ``apply`` do it (under the runs
     lock: ``wait`` seconds for another collection, then CollectionBusy).
-    Errors of single runs (a full disk) are in the report, one line each;
-    the others go on. ``cancel`` set: it stops after the file at hand."""
+    ``sync``: index the folders the log does not know first (the engine
+    does it once, then indexes each run itself as it ends). Errors of
+    single runs (a full disk) are in the report, one line each; the others
+    go on. ``cancel`` set: it stops after the file at hand."""
     lock = PathLock(base.dir / LOCK_NAME)
     if apply and not lock.acquire(wait_seconds() if wait is None else wait):
         holder = lock.holder_pid()
         raise CollectionBusy("another collection of old runs' output is at work"
                              + (f" (pid {holder})" if holder else "") + "; try again when it is done")
     try:
-        index_folders(base, log)
+        if sync:
+            index_folders(base, log)
         runs = log.retention_rows()
         found = candidates(base, runs, set(log.held_leases()), keep_runs, old_raw, full=full)
         planned = plan_retention(found, keep_runs, old_raw)
