@@ -342,6 +342,7 @@ def test_hostile_names_and_links_in_a_run_folder(base: FactoryBase, tmp_path: Pa
     (folder / "[bold]x").write_text("markup\n")
     (folder / "\x1b[31mred").write_text("escape\n")
     (folder / os.fsdecode(b"bad-\xff.txt")).write_text("not utf-8\n")
+    (folder / os.fsdecode(b"bad-\xfe.txt")).write_text("not utf-8 either\n")
     (folder / "qa").mkdir()
     (folder / "qa" / "out").symlink_to(tmp_path, target_is_directory=True)
     os.mkfifo(folder / "pipe")
@@ -356,6 +357,12 @@ def test_hostile_names_and_links_in_a_run_folder(base: FactoryBase, tmp_path: Pa
     runs = {run_["folder"]: run_ for run_ in json.loads(as_json.stdout)["runs"]}
     states = {item["name"]: item["state"] for item in runs["1"]["files"]}
     assert (states["pipe"], states["qa/out"], states["[bold]x"]) == ("special", "link", "kept")
+    # Two names that show alike are both listed, and each is read by its own.
+    assert {"bad-\ufffd.txt", "bad-\ufffd.txt (2)"} <= set(states)
+    with FactorySession(base) as session:
+        texts = {session.open_run_file("T-1", 1, name).lines(0, 1)[0]
+                 for name in ("bad-\ufffd.txt", "bad-\ufffd.txt (2)")}
+    assert texts == {"not utf-8", "not utf-8 either"}
     assert not any(name.startswith("qa/out/") for name in states)
     assert {item["name"]: item["state"] for item in runs["2"]["files"]}["output.raw"] == "link"
     # gc compressed the real one and left the link (and its target) alone.
