@@ -242,7 +242,7 @@ def sync_runs(base: FactoryBase, log, *, task_id: str | None = None, files: bool
     found = index_folders(base, log, task_id=task_id)
     indexed = {(run.task_id, run.folder): run for run in log.indexed_runs(None if task_id is None else [task_id])}
     records: list[RunRecord] = []
-    writes: list[IndexedRun] = []
+    writes: list[RunRecord] = []
     for run in found.folders:
         key = (run.task_id, run.folder)
         known = indexed.get(key)
@@ -257,11 +257,11 @@ def sync_runs(base: FactoryBase, log, *, task_id: str | None = None, files: bool
             listed = _merge_dropped(tuple(item.file for item in list_files(run.path, base.root)), known.files)
             if listed != known.files:
                 record = replace(known, files=listed)
-                writes.append(IndexedRun(record))
+                writes.append(record)
         records.append(record)
     try:
-        for item in writes:
-            log.record_run(item)
+        for record in writes:
+            log.set_run_files(record.task_id, record.folder, record.files)
     except LogError:
         pass  # as above: the records stand, the index catches up later
     records.sort(key=lambda record: (-(record.started_at or 0), record.task_id, record.folder))
@@ -310,11 +310,8 @@ def index_ended_run(base: FactoryBase, log, *, task_id: str, run_dir: Path, end:
 
 def index_run_files(base: FactoryBase, log, task_id: str, attempt: int) -> None:
     """A run's files listed again (a QA check wrote its output there)."""
-    run_dir = base.run_dir(task_id, attempt)
-    known = {run.folder: run for run in log.indexed_runs([task_id])}
-    record = known.get(str(attempt))
-    if record is None:
-        sync_runs(base, log, task_id=task_id)
+    if (task_id, str(attempt)) not in log.run_keys(task_id):
+        index_folders(base, log, task_id=task_id)
         return
-    listed = tuple(item.file for item in list_files(run_dir, base.root))
-    log.record_run(IndexedRun(replace(record, files=listed)))
+    files = [item.file for item in list_files(base.run_dir(task_id, attempt), base.root)]
+    log.set_run_files(task_id, str(attempt), files)

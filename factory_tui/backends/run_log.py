@@ -96,7 +96,6 @@ class RunRecords:
             record.output_tokens, record.files_changed, record.lines_added, record.lines_removed,
             run.diff_base, run.diff_head, time.time(),
         )
-        key = (record.task_id, record.folder)
         with self._write() as conn:
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}, indexed_at) VALUES ({','.join('?' * len(values))}) "
@@ -105,18 +104,31 @@ class RunRecords:
                             for column in (_RUN_COLUMNS + ", indexed_at").split(",")[2:]),
                 values,
             )
-            names = {item.name for item in record.files}
-            dropped = []
-            if keep_dropped:
-                dropped = [row for row in conn.execute(
-                    "SELECT name, kind FROM run_files WHERE task_id = ? AND folder = ? AND state = ?",
-                    (*key, FileState.DROPPED.value)) if row[0] not in names]
-            conn.execute("DELETE FROM run_files WHERE task_id = ? AND folder = ?", key)
-            conn.executemany(
-                "INSERT INTO run_files (task_id, folder, name, kind, size, state) VALUES (?, ?, ?, ?, ?, ?)",
-                [(*key, item.name, item.kind, item.size, item.state) for item in record.files]
-                + [(*key, name, kind, 0, FileState.DROPPED.value) for name, kind in dropped],
-            )
+            self._replace_files(conn, record.task_id, record.folder, record.files, keep_dropped)
+
+    def set_run_files(self, task_id: str, folder: str, files: Sequence[RunFile]) -> None:
+        """A run's files listed again (its figures stay as they are); those
+        the index had marked dropped stay listed. Nothing for a run the
+        index does not hold."""
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE task_id = ? AND folder = ?", (task_id, folder)).fetchone():
+                self._replace_files(conn, task_id, folder, files, True)
+
+    @staticmethod
+    def _replace_files(conn, task_id: str, folder: str, files: Sequence[RunFile], keep_dropped: bool) -> None:
+        key = (task_id, folder)
+        names = {item.name for item in files}
+        dropped = []
+        if keep_dropped:
+            dropped = [row for row in conn.execute(
+                "SELECT name, kind FROM run_files WHERE task_id = ? AND folder = ? AND state = ?",
+                (*key, FileState.DROPPED.value)) if row[0] not in names]
+        conn.execute("DELETE FROM run_files WHERE task_id = ? AND folder = ?", key)
+        conn.executemany(
+            "INSERT INTO run_files (task_id, folder, name, kind, size, state) VALUES (?, ?, ?, ?, ?, ?)",
+            [(*key, item.name, item.kind, item.size, item.state) for item in files]
+            + [(*key, name, kind, 0, FileState.DROPPED.value) for name, kind in dropped],
+        )
 
     def set_run_file(self, task_id: str, folder: str, name: str, *, kind: str, size: int, state: str) -> None:
         """One file's size and state (retention compressed or dropped it)."""
