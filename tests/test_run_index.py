@@ -209,8 +209,14 @@ def test_qa_outputs_are_indexed_with_the_run_they_checked(base: FactoryBase, age
     assert log_name.startswith("qa/")
     assert "checked" in (run_dir(base, task_id) / log_name).read_text()
     assert qa[log_name].size == (run_dir(base, task_id) / log_name).stat().st_size
-    # QA's verdict is not the run's end: the agent finished.
-    assert run.outcome == "finished"
+    # QA's verdict is not the run's end: the agent finished. Listing the
+    # files again kept the run's figures and the commits its diff counts.
+    assert (run.outcome, run.files_changed, run.lines_added) == ("finished", 1, 1)
+    conn = sqlite3.connect(base.log_path)
+    [(diff_base, diff_head)] = conn.execute("SELECT diff_base, diff_head FROM runs").fetchall()
+    conn.close()
+    assert diff_head == git(base.root, "rev-parse", f"factory/{task_id}")
+    assert diff_base == git(base.root, "rev-parse", "main")
 
 
 # --- read from disk, for runs the log never indexed -------------------------------------------
