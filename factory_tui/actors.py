@@ -57,6 +57,7 @@ class Need(StrEnum):
     LABEL = "label"  # factory task label: labels choose which QA scenarios run
     DEPEND = "depend"
     CLEAN = "clean"  # factory worktrees clean
+    GC = "gc"  # factory artifacts gc: compressing and dropping old runs' raw output
     SCENARIOS = "scenarios"  # factory qa new: the checks an agent's work must pass
     RUN = "run"  # the engine, the console, the demo
     INIT = "init"
@@ -81,6 +82,7 @@ _DOING: dict[Need, tuple[str, str]] = {
     Need.LABEL: ("changing the labels of {}", "changing labels"),
     Need.DEPEND: ("changing the dependencies of {}", "changing dependencies"),
     Need.CLEAN: ("cleaning worktrees", "cleaning worktrees"),
+    Need.GC: ("collecting old runs' output", "collecting old runs' output"),
     Need.SCENARIOS: ("writing QA scenarios", "writing QA scenarios"),
     Need.RUN: ("running the engine or the console", "running the engine or the console"),
     Need.INIT: ("initialising a base", "initialising a base"),

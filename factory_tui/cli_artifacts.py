@@ -20,3 +20,10 @@ from factory_tui.cli import FactoryGroup
 @click.group(cls=FactoryGroup)
 def artifacts() -> None:
     """Living documents (.factory/artifacts/) and what every run read and produced."""
+
+
+# --- runs' files: gc here, and `factory run-info` (cli_runs.py) ------------------
+
+from factory_tui.cli_runs import register_runs  # noqa: E402
+
+register_runs(artifacts)

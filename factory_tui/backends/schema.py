@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -311,7 +311,58 @@ _V7_STATEMENTS = (
 )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(conn: sqlite3.Connection) -> None:
+    """The run index: one row per run (a run folder, ``runs/<task>/<folder>``)
+    with how it ended, what it cost and what it changed, and one row per
+    file of its folder with its kind, size and state (kept, compressed or
+    dropped by ``[artifacts] keep_runs``). Written by the engine when a run
+    ends, and from the folders on disk for runs it never wrote (see
+    backends/run_index.py)."""
+    for statement in _V8_STATEMENTS:
+        conn.execute(statement)
+
+
+_V8_STATEMENTS = (
+    # folder: the attempt ("2"), or a run set aside ("2.stopped"); outcome:
+    # artifacts_model.RunOutcome; diff_base and diff_head: the commits the
+    # diff figures count between.
+    """CREATE TABLE runs (
+        task_id TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        profile TEXT,
+        agent TEXT,
+        started_at REAL,
+        ended_at REAL,
+        outcome TEXT NOT NULL,
+        exit_code INTEGER,
+        cost_usd REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        files_changed INTEGER,
+        lines_added INTEGER,
+        lines_removed INTEGER,
+        diff_base TEXT,
+        diff_head TEXT,
+        indexed_at REAL NOT NULL,
+        PRIMARY KEY (task_id, folder)
+    ) STRICT, WITHOUT ROWID""",
+    # Retention keeps the newest runs whole: it reads them in this order.
+    "CREATE INDEX idx_runs_started ON runs(started_at DESC)",
+    """CREATE TABLE run_files (
+        task_id TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (task_id, folder, name),
+        FOREIGN KEY (task_id, folder) REFERENCES runs(task_id, folder) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID""",
+)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
