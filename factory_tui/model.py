@@ -133,6 +133,9 @@ KIND_MAIL_RECEIVED = "mail_received"
 KIND_MAIL_SENT = "mail_sent"
 KIND_MAIL_QUARANTINED = "mail_quarantined"
 KIND_MAIL_READ = "mail_read"
+# A re-import of another tool's plan changed a task's title, body or state
+# (its data: the tool, the tool's id, what changed).
+KIND_IMPORTED = "imported"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
@@ -148,6 +151,7 @@ EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_MAIL_SENT,
     KIND_MAIL_QUARANTINED,
     KIND_MAIL_READ,
+    KIND_IMPORTED,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.

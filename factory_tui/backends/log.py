@@ -32,6 +32,7 @@ from types import TracebackType
 from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.qa_log import QaRecords
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
+from factory_tui.backends.source_log import SourceRecords
 from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import (
     DependencyCycle,
@@ -306,11 +307,11 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords, MailRecords):
+class ExecutionLog(QaRecords, MailRecords, SourceRecords):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
     assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
-    in backends/mail_log.py."""
+    in backends/mail_log.py, imported plans' in backends/source_log.py."""
 
     def __init__(
         self,
