@@ -396,7 +396,8 @@ class SourceRecords:
                 sources = _Pages(conn.execute(
                     "SELECT task, kind, source_id, status, path FROM task_sources ORDER BY task, kind"
                 ))
-                while page := tasks.fetchmany(500):
+                # Pages of a hundred: a page is a hundred bodies, however long the plan.
+                while page := tasks.fetchmany(100):
                     for row in page:
                         seq = row[0]
                         task = Task(

@@ -158,10 +158,10 @@ _NOT_IN_LABEL = re.compile(r"[^A-Za-z0-9_./:-]+")
 
 def source_label(text: str) -> str | None:
     """Another tool's label made to follow ours (model.LABEL_RULE): what a
-    label may not hold becomes ``-``, a leading ``-`` ``_`` ``.`` ``/`` or
-    ``:`` goes, and it is cut to 40 characters; None if nothing is left."""
+    label may not hold becomes ``-``, punctuation at either end goes, and
+    it is cut to 40 characters; None if nothing is left."""
     label = _NOT_IN_LABEL.sub("-", text.strip())
-    label = label.lstrip("-_./:")[:40].rstrip("-")
+    label = label.strip("-_./:")[:40].rstrip("-_./:")
     return label if label and LABEL_PATTERN.fullmatch(label) else None
 
 
