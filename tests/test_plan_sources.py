@@ -497,3 +497,65 @@ def test_a_bad_task_master_file_is_one_line_and_nothing_is_imported(base: Factor
     assert refused_here(base, "plan", "import", str(path)) == (
         f"factory: {path}:2: not JSON: Expecting property name enclosed in double quotes (column 26)"
     )
+
+
+def test_two_imports_at_once_make_each_task_once(base: FactoryBase) -> None:
+    """Both work the import out before taking the write lock; the second
+    to take it finds the log changed, works it out again, and finds every
+    issue imported."""
+    n = 2000
+    write_beads(base.root, *(issue(f"bd-{i}", f"Issue {i}", blocks=(f"bd-{i - 1}",) if i else ()) for i in range(n)))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_")}
+    argv = [sys.executable, "-m", "factory_tui", "--base", str(base.root), "plan", "import", str(base.root)]
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+            for _ in range(2)]
+    outputs = sorted(run.communicate(timeout=120)[0].strip() for run in runs)
+    assert [run.returncode for run in runs] == [0, 0]
+    where = f"{base.root}/.beads/issues.jsonl"
+    assert outputs == sorted([
+        f"Imported from beads ({where}): {n} new tasks (T-1…T-{n}).",
+        f"Imported from beads ({where}): no new tasks; {n} unchanged.",
+    ])
+    conn = sqlite3.connect(base.log_path)
+    assert conn.execute("SELECT count(*), count(DISTINCT title) FROM tasks").fetchone() == (n, n)
+    assert conn.execute("SELECT count(*) FROM task_sources").fetchone()[0] == n
+    assert conn.execute("SELECT count(*) FROM deps").fetchone()[0] == n - 1
+
+
+def test_an_import_that_waited_for_the_lock_works_itself_out_again(base: FactoryBase) -> None:
+    """The import works out its tasks' ids before taking the write lock;
+    another writer takes T-1 while it waits, and the import, finding the
+    log changed, works them out again (else its T-1 would collide)."""
+    from tests.engine_helpers import wait_for
+
+    write_beads(base.root, issue("bd-1", "first"), issue("bd-2", "second", blocks=("bd-1",)))
+    other = sqlite3.connect(base.log_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_")}
+    importing = subprocess.Popen(
+        [sys.executable, "-m", "factory_tui", "--base", str(base.root), "plan", "import", str(base.root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+    )
+    try:
+        # SQLite's busy handler sleeps between tries: the import is waiting
+        # for the lock, its work out already done.
+        wait_for(lambda: "nanosleep" in Path(f"/proc/{importing.pid}/wchan").read_text(),
+                 "the import to wait for the write lock", limit=30)
+        other.execute(
+            "INSERT INTO tasks (seq, title, state, priority, attempts, created_at, updated_at) "
+            "VALUES (1, 'made meanwhile', 'queued', 0, 0, 1.0, 1.0)"
+        )
+        other.execute("COMMIT")
+        out, err = importing.communicate(timeout=60)
+    finally:
+        other.close()
+        if importing.poll() is None:
+            importing.kill()
+            importing.wait()
+    assert importing.returncode == 0, err
+    assert "2 new tasks (T-2…T-3)" in out
+    assert tasks(base) == {
+        "T-1": ("made meanwhile", "queued", 0, (), ()),
+        "T-2": ("first", "proposed", 0, (), ()),
+        "T-3": ("second", "proposed", 0, (), ("T-2",)),
+    }

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -158,7 +159,6 @@ class _Here:
     priority: int
     attempts: int
     labels: tuple[str, ...]
-    body: str
     status: str
     path: str
     base: dict
@@ -169,6 +169,7 @@ class SourceRecords:
 
     # Provided by ExecutionLog.
     _clock: Callable[[], float]
+    _lock: threading.RLock
     _write: Callable[[], _Transaction]
     _read: Callable[[], _Transaction]
     _event: Callable[..., None]
@@ -213,17 +214,38 @@ class SourceRecords:
                         record.where, f"depends on {ref}, which is neither in the plan nor imported before"
                     )
         now = self._clock()
-        with self._write() as conn:
-            return self._import(conn, now, batch, actor=actor, start=start, proposer=proposer)
+        # Everything is worked out on a snapshot, before the write lock is
+        # taken (a fresh import of 10,000 issues is mostly making rows);
+        # under the lock it is worked out again only if another connection
+        # wrote meanwhile. The threads sharing this log wait throughout.
+        with self._lock:
+            with self._read() as conn:
+                seen = conn.execute("PRAGMA data_version").fetchone()[0]
+                conn.execute("BEGIN")
+                try:
+                    prepared = self._prepare(conn, now, batch, actor=actor, start=start, proposer=proposer)
+                finally:
+                    conn.execute("ROLLBACK")
+            with self._write() as conn:
+                if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+                    prepared = self._prepare(conn, now, batch, actor=actor, start=start, proposer=proposer)
+                result, plan, writes = prepared
+                for sql, values in writes:
+                    conn.executemany(sql, values)
+                plan.write(conn, now, actor, batch.kind.value)
+        return result
 
     @staticmethod
     def _known(conn: sqlite3.Connection, kind: str) -> dict[str, int]:
         return dict(conn.execute("SELECT source_id, task FROM task_sources WHERE kind = ?", (kind,)).fetchall())
 
-    def _import(
+    def _prepare(
         self, conn: sqlite3.Connection, now: float, batch: SourceBatch, *,
         actor: str, start: State, proposer: str | None,
-    ) -> SourceImport:
+    ) -> tuple[SourceImport, _Changes, list[tuple[str, list[tuple]]]]:
+        """What the import does to the log as ``conn`` sees it: its result,
+        the changes to tasks imported before, and the bulk writes of the
+        new ones. Writes nothing."""
         from factory_tui.backends.log import TaskBatch, _batch_writes
 
         kind = batch.kind.value
@@ -234,7 +256,10 @@ class SourceRecords:
         index_of = {record.source_id: index for index, record in enumerate(fresh)}
         first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM tasks").fetchone()[0]
 
-        # Changes to tasks imported before, worked out before any is written.
+        def body_of(seq: int) -> str:
+            row = conn.execute("SELECT body FROM task_bodies WHERE seq = ?", (seq,)).fetchone()
+            return row[0] if row else ""
+
         plan = _Changes()
         for record in batch.records:
             seq = known.get(record.source_id)
@@ -243,17 +268,18 @@ class SourceRecords:
             if proposer is not None:
                 result.skipped.append((f"T-{seq}", record.source_id))
                 continue
-            self._changes(plan, record, here[seq], known, index_of, first, start, result)
+            self._changes(plan, record, here[seq], body_of, known, index_of, first, start, result)
         if proposer is None:
             for source_id in sorted(batch.gone & known.keys()):
                 task = here[known[source_id]]
                 gone = SourceRecord(source_id, task.title, GONE_STATUS, Intent.CANCELLED, task.path, task.path)
-                self._changes(plan, gone, task, known, index_of, first, start, result, status_only=True)
+                self._changes(plan, gone, task, body_of, known, index_of, first, start, result, status_only=True)
 
         if plan.added_to_existing:
             self._check_loops(conn, plan, fresh, known, index_of, first)
 
-        # New tasks: one bulk write, as add_checked does.
+        # New tasks: bulk writes, as add_checked makes them.
+        writes: list[tuple[str, list[tuple]]] = []
         if fresh:
             rows: list[tuple] = []
             edges: list[tuple[int, int | str]] = []
@@ -264,9 +290,8 @@ class SourceRecords:
                 for ref in record.after:
                     edges.append((index, index_of[ref] if ref in index_of else f"T-{known[ref]}"))
             task_batch = TaskBatch(rows=rows, edges=edges, first=first)
-            for sql, values in _batch_writes(task_batch, first, now, actor):
-                conn.executemany(sql, values)
-            conn.executemany(
+            writes.extend(_batch_writes(task_batch, first, now, actor))
+            writes.append((
                 "INSERT INTO task_sources (kind, source_id, task, status, fields, path, imported_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -274,30 +299,30 @@ class SourceRecords:
                      record.path, now, now)
                     for index, record in enumerate(fresh)
                 ],
-            )
+            ))
             result.created = _created_tasks(task_batch, first, now, here, known)
-        plan.write(conn, now, actor, kind)
-        return result
+        return result, plan, writes
 
     def _tasks_here(self, conn: sqlite3.Connection, kind: str) -> dict[int, _Here]:
+        # Bodies are left out: one is read only when the tool changed it.
         rows = conn.execute(
-            "SELECT t.seq, t.title, t.state, t.priority, t.attempts, t.labels, coalesce(b.body, ''), "
+            "SELECT t.seq, t.title, t.state, t.priority, t.attempts, t.labels, "
             "s.status, s.path, s.fields FROM task_sources AS s JOIN tasks AS t ON t.seq = s.task "
-            "LEFT JOIN task_bodies AS b ON b.seq = s.task WHERE s.kind = ?",
+            "WHERE s.kind = ?",
             (kind,),
         ).fetchall()
         return {
             row[0]: _Here(
                 seq=row[0], title=row[1], state=State(row[2]), priority=row[3], attempts=row[4],
-                labels=tuple(json.loads(row[5])) if row[5] else (), body=row[6], status=row[7],
-                path=row[8], base=json.loads(row[9]),
+                labels=tuple(json.loads(row[5])) if row[5] else (), status=row[6],
+                path=row[7], base=json.loads(row[8]),
             )
             for row in rows
         }
 
     def _changes(
-        self, plan: _Changes, record: SourceRecord, task: _Here, known: dict[str, int],
-        index_of: dict[str, int], first: int, start: State, result: SourceImport,
+        self, plan: _Changes, record: SourceRecord, task: _Here, body_of: Callable[[int], str],
+        known: dict[str, int], index_of: dict[str, int], first: int, start: State, result: SourceImport,
         *, status_only: bool = False,
     ) -> None:
         """What a record imported before changes of its task: only what the
@@ -309,7 +334,7 @@ class SourceRecords:
             if record.title != base.get("title") and record.title != task.title:
                 plan.titles.append((task.seq, task.title, record.title))
                 changed.append("title")
-            if body_hash(record.body) != base.get("body") and record.body != task.body:
+            if body_hash(record.body) != base.get("body") and record.body != body_of(task.seq):
                 plan.bodies.append((task.seq, record.body))
                 changed.append("body")
             if record.priority != base.get("priority") and record.priority != task.priority:
@@ -343,7 +368,8 @@ class SourceRecords:
         # What the tool said, as the next import's base (of a dropped task,
         # only that it was dropped).
         fields = {**base, "intent": record.intent.value} if status_only else _fields(record)
-        plan.sources.append((record.status, json.dumps(fields), record.path, task.seq))
+        if (fields, record.status, record.path) != (base, task.status, task.path):
+            plan.sources.append((record.status, json.dumps(fields), record.path, task.seq))
         if changed:
             result.updated.append(Updated(task_id, record.source_id, tuple(changed)))
         elif not status_only:
