@@ -410,3 +410,46 @@ def test_a_task_written_as_a_checklist_item_reads_back() -> None:
     # A body line that would be an item of its own is escaped; a link is not.
     assert read.body == "- \\[ ] not an item\n- [link](http://x)\n\n  indented\n1. \\[x] numbered"
     assert markdown_item(Task(id="T-9", title="x", state=State.CANCELLED), set()) == ""
+
+
+# --- the README's tables are these ---------------------------------------------------------
+
+
+def readme_table(after: str) -> list[list[str]]:
+    """The rows of the first table after the line starting with ``after``."""
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parent.parent / "README.md").read_text().splitlines()
+    start = next(number for number, line in enumerate(lines) if line.startswith(after))
+    rows = []
+    for line in lines[start + 1:]:
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif rows:
+            break
+    return rows[2:]  # past the heading and the rule
+
+
+def words(cell: str) -> list[str]:
+    import re
+
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def test_the_readme_says_how_states_map_as_the_code_does() -> None:
+    out = readme_table("**Ours → theirs**")
+    assert [words(row[0])[0] for row in out] == [state.value for state in State]
+    for row in out:
+        state = State(words(row[0])[0])
+        assert words(row[1]) == [beads.STATUSES_OUT[state]]
+        assert words(row[2]) == [backlog.STATUSES_OUT[state]]
+        assert words(row[3]) == [taskmaster.STATUSES_OUT[state]]
+    into = readme_table("**Statuses, theirs → ours**")
+    meaning = {"start": Intent.OPEN, "`held`": Intent.HELD, "`done`": Intent.DONE, "`cancelled`": Intent.CANCELLED}
+    told_beads, told_taskmaster = {}, {}
+    for row in into:
+        intent = meaning[row[3]]
+        told_beads.update(dict.fromkeys(words(row[0]), intent))
+        told_taskmaster.update(dict.fromkeys(words(row[2]), intent))
+    assert told_beads == beads.STATUSES_IN
+    assert told_taskmaster == taskmaster.STATUSES_IN
