@@ -453,3 +453,12 @@ def test_the_readme_says_how_states_map_as_the_code_does() -> None:
         told_taskmaster.update(dict.fromkeys(words(row[2]), intent))
     assert told_beads == beads.STATUSES_IN
     assert told_taskmaster == taskmaster.STATUSES_IN
+
+
+def test_line_ends_from_elsewhere_are_read() -> None:
+    # A raw line separator inside a JSON string is text, not a line end.
+    text = '{"id": "bd-1", "title": "a\u2028b", "description": "x\u2028y"}\r\n{"id": "bd-2", "title": "c"}\r\n'
+    records = beads.parse_beads(text, "i.jsonl")
+    assert [(r.source_id, r.title, r.body) for r in records] == [("bd-1", "a b", "x\u2028y"), ("bd-2", "c", "")]
+    windows = BACKLOG_TASK.replace("\n", "\r\n")
+    assert backlog.parse_task(windows, "f.md", backlog.BacklogConfig()).source_id == "TASK-12"

@@ -180,7 +180,8 @@ def _quote_people(text: str) -> str:
 def parse_task(text: str, path: str, config: BacklogConfig) -> SourceRecord:
     """One task file."""
     try:
-        found = split(_quote_people(text), example="id: task-1", least="id and title")
+        # Files written on Windows end their lines with \r\n.
+        found = split(_quote_people(text.replace("\r\n", "\n")), example="id: task-1", least="id and title")
     except FrontMatterError as error:
         raise SourceError(where(path, error.line), error.reason) from None
     data = found.data

@@ -95,7 +95,9 @@ VOCABULARY = Vocabulary(Kind.BEADS, STATUSES_IN, STATUSES_OUT, priority_out)
 def parse_beads(text: str, path: str) -> list[SourceRecord]:
     """Every issue of the file, in file order; blank lines are passed over."""
     issues: list[tuple[int, dict]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at a newline only: JSON may hold a line separator (U+2028)
+    # raw inside a string, which splitlines would break the line at.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
