@@ -93,6 +93,9 @@ def plan_import(ctx: Context, path: str, tool: str | None, state: str, tag: str 
         found = Found(tool or MARKDOWN, Path("-"))
     else:
         found = detect(Path(path), tool)
+    if tag is not None and found.kind != "taskmaster":
+        read_as = TOOL_NAMES.get(found.kind, "a markdown checklist")
+        raise InvalidInput(f"--tag is for Task Master plans; {path} is read as {read_as}")
     if found.kind == MARKDOWN:
         _import_checklist(ctx, path, state, as_json)
     else:

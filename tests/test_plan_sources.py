@@ -419,6 +419,9 @@ def test_the_plan_is_found_from_the_path_or_named(base: FactoryBase, tmp_path: P
         f"factory: {root} holds plans of beads and taskmaster: name one with --from"
     )
     assert "Imported from Task Master" in ok(base, "plan", "import", ".", "--from", "taskmaster")
+    assert refused_here(base, "plan", "import", str(root), "--from", "beads", "--tag", "x") == (
+        f"factory: --tag is for Task Master plans; {root} is read as beads"
+    )
     assert refused_here(base, "plan", "import", str(root), "--from", "backlog") == (
         f"factory: no backlog plan in {root} (looked for backlog/tasks/)"
     )
