@@ -139,6 +139,9 @@ KIND_DRAFTED = "drafted"
 KIND_PROPOSAL = "proposal"
 KIND_PROPOSAL_ACCEPTED = "proposal_accepted"
 KIND_PROPOSAL_DECLINED = "proposal_declined"
+# A re-import of another tool's plan changed a task's title, body or state
+# (its data: the tool, the tool's id, what changed).
+KIND_IMPORTED = "imported"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
@@ -158,6 +161,7 @@ EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_PROPOSAL,
     KIND_PROPOSAL_ACCEPTED,
     KIND_PROPOSAL_DECLINED,
+    KIND_IMPORTED,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.

@@ -34,6 +34,7 @@ from factory_tui.backends.plan_log import PlanRecords
 from factory_tui.backends.qa_log import QaRecords
 from factory_tui.backends.run_log import RunRecords
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
+from factory_tui.backends.source_log import SourceRecords
 from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import (
     DependencyCycle,
@@ -318,12 +319,13 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords):
+class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
     assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
     in backends/mail_log.py, greenfield's (drafts, proposals) in
-    backends/plan_log.py, the run index in backends/run_log.py."""
+    backends/plan_log.py, the run index in backends/run_log.py, imported
+    plans' in backends/source_log.py."""
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -362,7 +362,33 @@ _V8_STATEMENTS = (
 )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+def _v9(conn: sqlite3.Connection) -> None:
+    """Where imported tasks came from: another tool's own id for each task
+    imported from it (beads, Backlog.md, Task Master), so that importing
+    again updates the task instead of making a second one."""
+    # kind and source_id are the key: one task per id of a tool. status and
+    # fields (JSON: title, a hash of the body, priority, labels, the ids it
+    # waited for, what its status meant) are what the latest import read,
+    # so that the next one tells a change made there (applied) from one
+    # made here (kept). A task has at most one id per tool; the unique
+    # index also finds a task's ids for `plan show` and the export.
+    conn.execute(
+        """CREATE TABLE task_sources (
+            kind TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            task INTEGER NOT NULL REFERENCES tasks(seq),
+            status TEXT NOT NULL,
+            fields TEXT NOT NULL,
+            path TEXT NOT NULL,
+            imported_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (kind, source_id),
+            UNIQUE (task, kind)
+        ) STRICT"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
