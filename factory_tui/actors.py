@@ -57,9 +57,13 @@ class Need(StrEnum):
     LABEL = "label"  # factory task label: labels choose which QA scenarios run
     DEPEND = "depend"
     CLEAN = "clean"  # factory worktrees clean
+    GC = "gc"  # factory artifacts gc: compressing and dropping old runs' raw output
     SCENARIOS = "scenarios"  # factory qa new: the checks an agent's work must pass
     RUN = "run"  # the engine, the console, the demo
     INIT = "init"
+    # factory plan accept / decline: a planner's proposed changes to the
+    # plan (and its drafted tasks) are the operator's to take or leave.
+    ACCEPT = "accept"
 
 
 AGENT_ALWAYS = frozenset({Need.READ, Need.NOTE, Need.PROPOSE, Need.MAIL})
@@ -78,9 +82,11 @@ _DOING: dict[Need, tuple[str, str]] = {
     Need.LABEL: ("changing the labels of {}", "changing labels"),
     Need.DEPEND: ("changing the dependencies of {}", "changing dependencies"),
     Need.CLEAN: ("cleaning worktrees", "cleaning worktrees"),
+    Need.GC: ("collecting old runs' output", "collecting old runs' output"),
     Need.SCENARIOS: ("writing QA scenarios", "writing QA scenarios"),
     Need.RUN: ("running the engine or the console", "running the engine or the console"),
     Need.INIT: ("initialising a base", "initialising a base"),
+    Need.ACCEPT: ("deciding on {}", "deciding on the planner's proposals"),
 }
 _TASK_ID = re.compile(r"T-[1-9][0-9]{0,8}")
 

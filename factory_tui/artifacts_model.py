@@ -69,16 +69,56 @@ class DocumentVersion:
         return asdict(self)
 
 
+class RunOutcome(StrEnum):
+    """How a run ended (``running`` while it has not)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"  # the agent finished its work (review, or QA next)
+    FAILED = "failed"  # an error, a failure the agent reported, nothing done
+    TIMED_OUT = "timed out"
+    STOPPED = "stopped"  # cancelled, or the engine stopped it (set aside)
+    EXPIRED = "expired"  # its lease ran out while no engine watched it
+    UNKNOWN = "unknown"  # a folder that says nothing of its end
+
+
+class FileKind(StrEnum):
+    """What a file of a run's folder is."""
+
+    PROMPT = "prompt"  # prompt.md
+    TRANSCRIPT = "transcript"  # transcript.log
+    RAW = "raw"  # output.raw (output.raw.gz once compressed)
+    DIFF = "diff"  # diff.stat: what the run's branch changed
+    QA = "qa"  # qa/<stamp>-<scenario>/…: a QA check's output
+    RECORD = "record"  # run.json, exit.json, exit.code, agent.pid
+    OTHER = "other"
+
+
+class FileState(StrEnum):
+    """Where a run's file stands (``[artifacts] keep_runs`` and ``old_raw``
+    change the raw output of older runs)."""
+
+    KEPT = "kept"
+    COMPRESSED = "compressed"  # output.raw kept as output.raw.gz
+    DROPPED = "dropped"  # removed by retention; only its record is left
+    LINK = "link"  # a symbolic link: listed, never followed
+    SPECIAL = "special"  # a FIFO, socket or device: listed, never read
+
+
 @dataclass(frozen=True, slots=True)
 class RunFile:
-    """A file of a run's folder: ``kind`` is prompt, transcript, raw, diff,
-    qa, record or other; ``state`` is kept, compressed or dropped (by
-    ``[artifacts] keep_runs``); ``size`` is its bytes on disk now."""
+    """A file of a run's folder: ``name`` is its path in the folder
+    (``qa/<stamp>-<scenario>/output.log`` for a QA output; ``output.raw``
+    whether kept whole or compressed); ``kind`` is prompt, transcript, raw,
+    diff, qa, record or other; ``state`` is kept, compressed or dropped (by
+    ``[artifacts] keep_runs``), or link or special for what is never read;
+    ``size`` is its bytes on disk now; ``path`` where it is, from the
+    repository's top (the compressed file's for a compressed raw output)."""
 
     name: str
     kind: str
     size: int
     state: str = "kept"
+    path: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -87,7 +127,15 @@ class RunFile:
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """One run of a task (an attempt) as the log indexes it: when, how it
-    ended, what it cost, what it changed, what it read and its files."""
+    ended, what it cost, what it changed, what it read and its files.
+
+    ``folder``: its folder under ``runs/<task>/``, the attempt's number,
+    or ``<attempt>.stopped`` for a run the engine stopped and set aside
+    (that attempt ran again); ``agent``: the program its profile ran;
+    ``files_changed``, ``lines_added``, ``lines_removed``: the task's
+    branch when the run ended against where it left the base branch
+    (``diff_summary`` says the same in words); ``path``: the run's folder
+    from the repository's top."""
 
     task_id: str
     attempt: int
@@ -102,6 +150,22 @@ class RunRecord:
     # (document name, git blob id) of what its prompt included.
     documents: tuple[tuple[str, str], ...] = ()
     files: tuple[RunFile, ...] = field(default_factory=tuple)
+    folder: str = ""
+    agent: str | None = None
+    exit_code: int | None = None
+    files_changed: int | None = None
+    lines_added: int | None = None
+    lines_removed: int | None = None
+    path: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.outcome == RunOutcome.RUNNING
+
+    @property
+    def size(self) -> int:
+        """Bytes its files take on disk now."""
+        return sum(item.size for item in self.files)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -148,8 +212,8 @@ class QaVerdict:
 class Landing:
     """A task that landed (approved and merged): one entry of the session
     history, as it was when it landed. ``profile``: the agent profile of its
-    last run, ``agent`` the command it ran (``claude``, ``python -m
-    factory_tui.demo_agent``); ``last_words``: what its agent said last;
+    last run, ``agent`` the command it ran (``claude``,
+    ``factory_tui.demo_agent``); ``last_words``: what its agent said last;
     ``commit``: the base branch's commit after the merge (None: nothing
     was merged); ``refresh``: the task was the factory's own update of the
     living documents."""

@@ -349,10 +349,28 @@ def main(ctx: click.Context, base_path: str | None) -> None:
     callback=utf8_text("the name"),
     help="The factory's name (default: the repository's folder name).",
 )
+@click.option(
+    "--spec", metavar="SPEC.md",
+    help="Greenfield: in an empty folder (or a repository with no commit), make the repository, copy the "
+         "spec in, make the first commit and draft the plan from the spec.",
+)
+@click.option("--planner", metavar="NAME", callback=utf8_text("--planner"),
+              help="With --spec: the planner's agent profile (default: the demo planner).")
 @json_option
+@click.pass_context
 @needs(Need.INIT, base_may_be_missing=True)
-def init(path: str | None, name: str | None, as_json: bool) -> None:
-    """Make the git repository at PATH (default: here) a factory base."""
+def init(click_ctx: click.Context, path: str | None, name: str | None, spec: str | None, planner: str | None,
+         as_json: bool) -> None:
+    """Make the git repository at PATH (default: here) a factory base.
+
+    With --spec SPEC.md: start a project from a spec (see `factory plan draft`)."""
+    if spec is not None:
+        from factory_tui.cli_plan_draft import init_from_spec
+
+        init_from_spec(click_ctx.obj, path, spec, name, planner, as_json)
+        return
+    if planner is not None:
+        raise InvalidInput("--planner goes with --spec")
     from factory_tui.backends.base import FactoryBase, Leftovers
     from factory_tui.backends.log import ExecutionLog
 
@@ -402,7 +420,7 @@ def _starting_documents(base: FactoryBase) -> list[str]:
 
 @main.group(cls=FactoryGroup)
 def plan() -> None:
-    """Add, list, show and import tasks."""
+    """Add, list, show, import and export tasks."""
 
 
 @plan.command("add")
@@ -558,8 +576,10 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     stuck = ctx.log.never_runs([task_id]).get(task_id)
     usage = ctx.log.usage(task_ids=[task_id], per_task=False).total
     merge = _merge_check(ctx, task)
+    sources = ctx.log.source_ids(task_id)
     if as_json:
         data = task.to_json()
+        data["sources"] = [source.to_json() for source in sources]
         data["dependents"] = [t.id for t in dependents]
         data["usage"] = usage.to_json()
         data["merge_check"] = merge.to_json() if merge else None
@@ -575,6 +595,8 @@ def plan_show(ctx: Context, task_id: str, as_json: bool) -> None:
     )
     if task.labels:
         click.echo(f"labels:     {literal(', '.join(task.labels))}")
+    for source in sources:
+        click.echo(literal(f"from:       {source.kind} {source.source_id} ({source.status} there; {source.path})"))
     if failure is not None:
         click.echo(f"failed:     {literal(failure.reason)}")
     if usage.runs:
@@ -613,75 +635,6 @@ def _merge_check(ctx: Context, task):
     config = ctx.base.config()
     check = Worktrees(ctx.base.root, base_branch=config.base_branch, merge=config.merge).merge_check(task.id)
     return None if check.status is MergeStatus.NOTHING and check.head is None else check
-
-
-@plan.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option(
-    "--state",
-    type=click.Choice([State.PROPOSED.value, State.QUEUED.value, State.HELD.value]),
-    default=State.PROPOSED.value,
-    show_default=True,
-    help="The state unticked items start in.",
-)
-@json_option
-@pass_ctx
-@needs(Need.PROPOSE)
-def plan_import(ctx: Context, file: str, state: str, as_json: bool) -> None:
-    """Turn a markdown checklist into tasks, in file order.
-
-    `- [ ] Title {#label after=other,T-3 priority=2}` makes a task; `- [x]`
-    makes a done one; indented lines under an item are its body. See the
-    README for the whole format.
-    """
-    from factory_tui.backends.plan_import import import_plan
-
-    if file == "-":
-        # Bytes, decoded strictly: the text layer of stdin may be lenient
-        # (surrogateescape), and undecodable text cannot be stored.
-        source = "stdin"
-        text = _decode_utf8(_read_stdin_bytes(), "standard input")
-    else:
-        try:
-            data = Path(file).read_bytes()
-        except FileNotFoundError:
-            raise FactoryError(f"no such file: {file}") from None
-        except OSError as error:
-            raise FactoryError(f"cannot read {file}: {error.strerror}") from None
-        text = _decode_utf8(data, file)
-        source = _display_name(Path(file).name)
-    caller = ctx.caller
-    proposer = None if agent_may_queue(caller, ctx.agent_may) else caller.actor
-    result = import_plan(
-        ctx.log, text, source=source, actor=caller.actor, state=State(state), proposer=proposer,
-    )
-    if as_json:
-        click.echo(dumps_json(result.to_json()))
-        return
-    tasks, skipped = result.tasks, result.skipped
-    skipped_text = ""
-    if skipped:
-        skipped_text = f"; {len(skipped)} already imported, skipped"
-    if not tasks:
-        ids = [item.task_id for item in skipped]
-        span = ids[0] if len(ids) == 1 else f"{ids[0]}…{ids[-1]}"
-        click.echo(
-            f"Nothing to import: {'the item was' if len(ids) == 1 else f'all {len(ids)} items were'} "
-            f"imported before ({span}), skipped."
-        )
-        return
-    done = sum(task.state is State.DONE for task in tasks)
-    span = tasks[0].id if len(tasks) == 1 else f"{tasks[0].id}…{tasks[-1].id}"
-    if proposer is not None:
-        click.echo(
-            f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), all "
-            f"proposed: {AGENT_PROPOSES}{skipped_text}."
-        )
-        return
-    click.echo(
-        f"Imported {len(tasks)} task{'s' if len(tasks) != 1 else ''} ({span}), "
-        f"{done} of them done{skipped_text}."
-    )
 
 
 # --- task ---------------------------------------------------------------
@@ -1242,3 +1195,11 @@ main.add_command(mail)
 from factory_tui.cli_artifacts import artifacts  # noqa: E402
 
 main.add_command(artifacts)
+
+
+# --- plan draft, proposals, accept, decline (greenfield: their own module) ------
+
+import factory_tui.cli_plan_draft  # noqa: E402,F401
+
+# --- plan import and export (their own module) ----------------------------------
+from factory_tui import cli_plan_io  # noqa: E402,F401  (its commands join `plan` as it loads)

@@ -22,6 +22,14 @@ def artifacts() -> None:
     """Living documents (.factory/artifacts/) and what every run read and produced."""
 
 
+# --- runs' files: gc here, and `factory run-info` (cli_runs.py) ------------------
+
+from factory_tui.cli_runs import register_runs  # noqa: E402
+
+register_runs(artifacts)
+
+# --- the living documents: list, show, history, refresh (cli_documents.py) -------
+
 from factory_tui.cli_documents import documents_history, documents_list, documents_refresh, documents_show  # noqa: E402
 
 for _command in (documents_list, documents_show, documents_history, documents_refresh):

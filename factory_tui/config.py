@@ -28,7 +28,7 @@ MERGE_MODES = ("ff", "merge")
 # otherwise. [peers] and each profile's env are free maps of names.
 TOP_LEVEL_KEYS = (
     "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
-    "console", "qa", "mail", "artifacts",
+    "console", "qa", "mail", "artifacts", "planner",
 )
 WORKTREE_KEYS = ("copy", "setup")
 # [console]: how the operator console behaves (the console applies them).
@@ -48,6 +48,8 @@ SOURCE_KEYS = ("path",)
 # proposes to bring them up to date, and how long runs keep their files.
 ARTIFACTS_KEYS = ("prompt_budget", "refresh_every", "stale_after", "keep_runs", "old_raw")
 ARTIFACTS_OLD_RAW = ("compress", "drop")
+# [planner]: the agent profile that turns a spec into a plan.
+PLANNER_KEYS = ("profile",)
 # A peer's or a source's name: also a factory's address, and a folder name.
 PEER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # [agents] holds profiles (tables) and these plain keys: ``may``, the list of
@@ -140,6 +142,15 @@ class ArtifactsConfig:
     old_raw: str = "compress"
 
 
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    """``[planner]``: ``profile``, the agent profile ``factory plan draft``
+    runs (None: a profile named ``planner`` if there is one, else the demo
+    planner)."""
+
+    profile: str | None = None
+
+
 @dataclass(slots=True)
 class FactoryConfig:
     name: str
@@ -158,6 +169,7 @@ class FactoryConfig:
     qa: QaConfig = field(default_factory=QaConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     raw: dict = field(default_factory=dict)
 
 
@@ -235,6 +247,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     qa = _qa(data.get("qa", {}), fail)
     mail = _mail(data.get("mail", {}), fail)
     artifacts = _artifacts(data.get("artifacts", {}), fail)
+    planner = _planner(data.get("planner", {}), fail, profiles or BUILTIN_PROFILES)
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -250,6 +263,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         qa=qa,
         mail=mail,
         artifacts=artifacts,
+        planner=planner,
         raw=data,
     )
 
@@ -398,6 +412,25 @@ def _artifacts(table: object, fail) -> ArtifactsConfig:
     return ArtifactsConfig(old_raw=old_raw, **numbers)
 
 
+def _planner(table: object, fail, profiles: dict) -> PlannerConfig:
+    """``[planner]``: its profile must be one of the base's (or the built-in
+    demo planner, which every base has)."""
+    from factory_tui.backends.agents import DEMO_PLANNER
+
+    if not isinstance(table, dict):
+        raise fail("[planner] must be a table")
+    if (problem := check_keys(table, PLANNER_KEYS, where="[planner] ")) is not None:
+        raise fail(problem)
+    profile = table.get("profile")
+    if profile is None:
+        return PlannerConfig()
+    if not isinstance(profile, str) or not profile.strip():
+        raise fail(f"[planner] profile must be a profile's name, not {profile!r}")
+    if profile not in profiles and profile != DEMO_PLANNER:
+        raise fail(f"[planner] profile {profile!r} is not a profile (profiles: {', '.join(profiles)})")
+    return PlannerConfig(profile=profile)
+
+
 def _toml_string(value: str) -> str:
     # A JSON string is a valid TOML basic string for everything we write.
     return json.dumps(value, ensure_ascii=False)
@@ -480,6 +513,12 @@ title = true    # the count waiting for review in the terminal's title
 # stale_after = 20
 # keep_runs = 50
 # old_raw = "compress"
+
+# The planner: the agent profile `factory plan draft` runs to turn a spec
+# into a plan (unset: a profile named "planner", else the demo planner,
+# which reads headings and lists and needs no model).
+[planner]
+# profile = "claude"
 
 # Agent profiles. argv placeholders: {{prompt}} {{prompt_file}} {{task_id}}
 # {{worktree}} {{python}}; output: claude-stream-json, codex-json or text;

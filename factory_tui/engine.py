@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from factory_tui.artifacts_model import RunOutcome
 from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
@@ -51,6 +52,8 @@ from factory_tui.backends.prompt import (
     TaskMail,
     build_prompt,
 )
+from factory_tui.backends.run_index import RunEnd, index_ended_run, index_run_files
+from factory_tui.backends.run_retention import CollectionBusy, collect
 from factory_tui.backends.runs import (
     AgentRun,
     RunOutput,
@@ -264,6 +267,17 @@ class Engine:
         # (monotonic) time and then left: the lease expires, the next engine
         # finds the run and finishes it.
         self._stop_deadline = float("inf")
+        # Retention ([artifacts] keep_runs) runs after a run ends, one
+        # collection at a time; a run that ends meanwhile asks for another.
+        self._collecting = False
+        self._collect_again = False
+        # Set when the engine is told to stop: a collection ends after the
+        # file at hand (each one is whole or untouched either way).
+        self._collect_cancel = threading.Event()
+        # The first round indexes the run folders the log does not know (an
+        # older factory-tui's); after that the engine indexes each run as it
+        # ends, and a round reads the index alone.
+        self._runs_synced = False
 
     # --- the host's handles -----------------------------------------------
 
@@ -512,6 +526,13 @@ class Engine:
             except (LeaseLost, LogError):
                 pass
         self._waiting.clear()
+        # Retention after the last runs' ends: finished when the work is
+        # done (`run --once`), cut short after the file at hand when the
+        # engine was told to stop.
+        if self._stopping:
+            self._collect_cancel.set()
+        while self._collecting:
+            await asyncio.sleep(0.05)
 
     # --- one run ---------------------------------------------------------------
 
@@ -848,6 +869,7 @@ class Engine:
                                 "agent stopped after the task was cancelled; its work is on the branch", actor=self.worker)
             else:
                 self._report(f"{task_id}: lease lost; agent stopped")
+            await self._index_run(job, RunOutcome.STOPPED, code)
             return
         if reason == "shutdown":
             await self._give_back(job, "the engine stopped; the agent's work is committed")
@@ -912,6 +934,71 @@ class Engine:
                 self._report(f"{task_id}: failed ({failure})")
         except LeaseLost as error:
             self._report(f"{task_id}: {error}")
+        if failure is None:
+            outcome = RunOutcome.FINISHED
+        else:
+            outcome = RunOutcome.TIMED_OUT if cause == "timeout" else RunOutcome.FAILED
+        await self._index_run(job, outcome, code)
+
+    # --- run artifacts ------------------------------------------------------------
+
+    async def _index_run(self, job: Job, outcome: RunOutcome, code: int | None) -> None:
+        """The ended run into the log's index, its diff summary computed
+        with git (a worker thread); then retention, in the background.
+        Neither may touch the task: a failure here is reported, and the run
+        is indexed from its folder when it is asked for."""
+        totals = dict(job.output.totals) if job.output is not None else {}
+        end = RunEnd(outcome, code, time.time(), totals)
+        try:
+            await self._call(
+                index_ended_run, self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
+                base_branch=self.worktrees.base_branch, branch=self.worktrees.branch_for(job.task_id),
+                branch_start=job.task.branch_start,
+            )
+        except (FactoryError, OSError) as error:
+            self._report(f"{job.task_id}: its run was not indexed ({error}); it is read from its folder when asked for")
+        self._collect_runs()
+
+    def _collect_runs(self) -> None:
+        """Apply [artifacts] keep_runs now, unless a collection is at work
+        (it goes round once more when it is done)."""
+        if self._collecting:
+            self._collect_again = True
+            return
+        self._collecting = True
+        self._spawn(self._collect_rounds())
+
+    async def _collect_rounds(self) -> None:
+        try:
+            while True:
+                self._collect_again = False
+                artifacts = self.config.artifacts
+                try:
+                    # full=False: only runs the index says are due are looked
+                    # at, so a round with nothing to do costs a read of the index.
+                    report = await self._call(collect, self.base, self.log, keep_runs=artifacts.keep_runs,
+                                              old_raw=artifacts.old_raw, apply=True, full=False,
+                                              sync=not self._runs_synced, wait=0, cancel=self._collect_cancel)
+                    self._runs_synced = True
+                except CollectionBusy:
+                    return  # an operator's gc is at work: it does the same
+                except (FactoryError, OSError) as error:
+                    self._report(f"runs' retention: {error}")
+                    return
+                if report.items:
+                    self._report(f"runs' retention: {report.runs} run(s), freed {report.freed:,} bytes")
+                for line in report.errors:
+                    self._report(f"runs' retention: {line}")
+                if not self._collect_again or self._stopping:
+                    return
+        finally:
+            self._collecting = False
+
+    def _index_qa_outputs(self, task_id: str, attempt: int) -> None:
+        try:
+            index_run_files(self.base, self.log, task_id, attempt)
+        except (FactoryError, OSError) as error:
+            self._report(f"{task_id}: its QA outputs were not indexed ({error})")
 
     # --- the QA gate ------------------------------------------------------------
 
@@ -967,6 +1054,8 @@ class Engine:
             except (LeaseLost, FactoryError):
                 pass
         finally:
+            # What the check wrote into the run's folder, into the index.
+            await self._call(self._index_qa_outputs, task_id, check.attempt)
             if self.checks.get(task_id) is check:
                 del self.checks[task_id]
             # A slot is free: a check waiting for one is taken up.
@@ -1043,6 +1132,9 @@ class Engine:
             self._report(f"{job.task_id}: failed ({reason})")
         except (LeaseLost, FactoryError) as error:
             self._report(f"{job.task_id}: {error}")
+        if job.run_dir.is_dir():
+            # A run that never started has a folder (its prompt) all the same.
+            await self._index_run(job, RunOutcome.FAILED, job.run.exit_code() if job.run else None)
 
     # --- starting again ------------------------------------------------------------
 

@@ -133,6 +133,15 @@ KIND_MAIL_RECEIVED = "mail_received"
 KIND_MAIL_SENT = "mail_sent"
 KIND_MAIL_QUARANTINED = "mail_quarantined"
 KIND_MAIL_READ = "mail_read"
+# Greenfield (no task for a draft): a planner's plan imported; a change to a
+# task a revision proposed (on that task), and the operator's decision on it.
+KIND_DRAFTED = "drafted"
+KIND_PROPOSAL = "proposal"
+KIND_PROPOSAL_ACCEPTED = "proposal_accepted"
+KIND_PROPOSAL_DECLINED = "proposal_declined"
+# A re-import of another tool's plan changed a task's title, body or state
+# (its data: the tool, the tool's id, what changed).
+KIND_IMPORTED = "imported"
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,
@@ -148,6 +157,11 @@ EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_MAIL_SENT,
     KIND_MAIL_QUARANTINED,
     KIND_MAIL_READ,
+    KIND_DRAFTED,
+    KIND_PROPOSAL,
+    KIND_PROPOSAL_ACCEPTED,
+    KIND_PROPOSAL_DECLINED,
+    KIND_IMPORTED,
 }
 
 # The order the plan is grouped in: what needs the operator comes first.

@@ -20,6 +20,20 @@ The format, in file order::
   label may hold).
 * Every other line (headings, prose, plain bullets) is passed over.
 
+A planner revising a plan (``factory plan draft --revise``) may also write
+*changes* to tasks already in the log, an item whose attributes name the
+task with ``id=`` and hold one change, its body the reason::
+
+    - [ ] Drop the XML export {id=T-4 cancel}
+      The spec no longer asks for it.
+    - [ ] Do the login first {id=T-7 priority=5}
+
+A change takes ``[ ]`` and nothing but ``id=``, and ``cancel`` or
+``priority=N``. Such items are read only when asked for
+(``parse_plan(..., changes=True)``); in any other file ``id=`` is refused
+with its line (it was never valid there, so no existing file changes
+meaning).
+
 Pure: returns ``PlanItem``s or raises ``PlanSyntaxError`` naming the line.
 """
 
@@ -49,6 +63,27 @@ class PlanItem:
     profile: str | None = None
     labels: tuple[str, ...] = ()
     body_lines: list[str] = field(default_factory=list)
+    # A change to a task already in the log (``id=T-4``): ``cancel``, or a
+    # new ``priority`` (``priority_given``).
+    task: str | None = None
+    cancel: bool = False
+    priority_given: bool = False
+
+    @property
+    def is_change(self) -> bool:
+        return self.task is not None
+
+    @property
+    def change(self) -> str | None:
+        """``"cancel"`` or ``"priority"`` for a change, else None."""
+        if self.task is None:
+            return None
+        return "cancel" if self.cancel else "priority"
+
+    @property
+    def last_line(self) -> int:
+        """The item's last line in the file (its body's end)."""
+        return self.line + len(self.body_lines)
 
     @property
     def body(self) -> str:
@@ -64,7 +99,9 @@ def _dedent(lines: list[str]) -> str:
     return "\n".join(line[cut:] for line in lines)
 
 
-def parse_plan(text: str, source: str = "plan") -> list[PlanItem]:
+def parse_plan(text: str, source: str = "plan", *, changes: bool = False) -> list[PlanItem]:
+    """The file's items in order; ``changes``: items that change a task
+    already in the log (``id=``) are read too, else refused."""
     items: list[PlanItem] = []
     current: PlanItem | None = None
     current_indent = 0
@@ -75,7 +112,7 @@ def parse_plan(text: str, source: str = "plan") -> list[PlanItem]:
         # [text][ref], is a plain bullet: its brackets are not a box.
         is_link = match is not None and match.group("rest")[:1] in ("(", "[")
         if match and not is_link:
-            current = _parse_item(match, number, source)
+            current = _parse_item(match, number, source, changes)
             current_indent = len(match.group("indent"))
             items.append(current)
             continue
@@ -96,7 +133,7 @@ def parse_plan(text: str, source: str = "plan") -> list[PlanItem]:
     return items
 
 
-def _parse_item(match: re.Match, number: int, source: str) -> PlanItem:
+def _parse_item(match: re.Match, number: int, source: str, changes: bool) -> PlanItem:
     box = match.group("box")
     if box not in (" ", "x", "X"):
         raise PlanSyntaxError(
@@ -108,8 +145,9 @@ def _parse_item(match: re.Match, number: int, source: str) -> PlanItem:
     item = PlanItem(line=number, title="", done=box in "xX")
     attrs = _ATTRS.search(rest)
     if attrs:
-        _parse_attrs(item, attrs.group("attrs"), number, source)
+        seen = _parse_attrs(item, attrs.group("attrs"), number, source)
         rest = rest[: attrs.start()]
+        _check_change(item, seen, number, source, changes)
     elif "{" in rest and "}" not in rest[rest.index("{"):]:
         raise PlanSyntaxError(source, number, "an attribute block opened with { is not closed with }")
     item.title = rest.strip()
@@ -118,11 +156,20 @@ def _parse_item(match: re.Match, number: int, source: str) -> PlanItem:
     return item
 
 
-def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> None:
+_KNOWN = "write #label, after=…, priority=N, profile=NAME or labels=a,b"
+
+
+def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> set[str]:
+    """Fill ``item`` from its ``{…}``; returns the attributes written."""
     def fail(problem: str) -> PlanSyntaxError:
         return PlanSyntaxError(source, number, problem)
 
+    seen: set[str] = set()
     for word in text.split():
+        if word == "cancel":
+            item.cancel = True
+            seen.add(word)
+            continue
         if word.startswith("#"):
             label = word[1:]
             if not _LABEL.match(label) or _TASK_ID.match(label):
@@ -131,13 +178,17 @@ def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> None:
                     "and holds letters, digits, '.', '_' or '-'"
                 )
             item.label = label
+            seen.add("#")
             continue
         key, eq, value = word.partition("=")
         if not eq or not value:
-            raise fail(
-                f"bad attribute {word!r}: write #label, after=…, priority=N, profile=NAME or labels=a,b"
-            )
-        if key == "after":
+            raise fail(f"bad attribute {word!r}: {_KNOWN}")
+        seen.add(key)
+        if key == "id":
+            if not _TASK_ID.match(value):
+                raise fail(f"id={value}: not a task id (task ids look like T-12)")
+            item.task = normalize_task_id(value)
+        elif key == "after":
             item.after.extend(ref for ref in value.split(",") if ref)
         elif key == "priority":
             try:
@@ -146,6 +197,7 @@ def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> None:
                 raise fail(f"priority must be a whole number, not {value!r}") from None
             except FactoryError as error:
                 raise fail(str(error)) from None
+            item.priority_given = True
         elif key == "profile":
             item.profile = value
         elif key == "labels":
@@ -154,12 +206,46 @@ def _parse_attrs(item: PlanItem, text: str, number: int, source: str) -> None:
             except FactoryError as error:
                 raise fail(str(error)) from None
         else:
-            raise fail(
-                f"unknown attribute {key!r}: write #label, after=…, priority=N, profile=NAME or labels=a,b"
-            )
+            raise fail(f"unknown attribute {key!r}: {_KNOWN}")
+    return seen
+
+
+def _check_change(item: PlanItem, seen: set[str], number: int, source: str, changes: bool) -> None:
+    """An ``id=`` item is a change to a task in the log: only where changes
+    are read, with ``[ ]``, and one change (cancel or priority=N) alone."""
+    def fail(problem: str) -> PlanSyntaxError:
+        return PlanSyntaxError(source, number, problem)
+
+    if item.task is None:
+        if item.cancel:
+            raise fail("cancel needs id=T-N, the task to cancel (a new task cannot be cancelled)")
+        return
+    if not changes:
+        raise fail(
+            f"id={item.task} proposes a change to a task in the log; only "
+            "`factory plan draft --revise` reads such items"
+        )
+    if item.done:
+        raise fail(f"a change to {item.task} is written with [ ], not [x]")
+    others = sorted(seen - {"id", "cancel", "priority"})
+    if others:
+        shown = ", ".join("#label" if key == "#" else key for key in others)
+        raise fail(f"a change to {item.task} (id=) takes only cancel or priority=N, not {shown}")
+    if item.cancel == item.priority_given:
+        raise fail(f"a change to {item.task} needs one of cancel or priority=N")
 
 
 def _check_references(items: list[PlanItem], source: str) -> None:
+    changed: dict[str, PlanItem] = {}
+    for item in items:
+        if item.task is None:
+            continue
+        if item.task in changed:
+            raise PlanSyntaxError(
+                source, item.line,
+                f"{item.task} is changed on line {changed[item.task].line} already; propose one change a task",
+            )
+        changed[item.task] = item
     labels: dict[str, PlanItem] = {}
     for item in items:
         if item.label is None:
@@ -202,3 +288,13 @@ def _check_cycles(items: list[PlanItem], labels: dict[str, PlanItem], source: st
             source, labels[loop[0]].line,
             "dependency cycle: " + path_text(["#" + name for name in loop]),
         )
+
+
+def without_items(text: str, items: list[PlanItem]) -> str:
+    """``text`` with the lines of ``items`` (each with its body) left
+    blank: the rest of the file reads as before, on the same line numbers."""
+    lines = text.splitlines()
+    for item in items:
+        for number in range(item.line, item.last_line + 1):
+            lines[number - 1] = ""
+    return "\n".join(lines) + "\n"

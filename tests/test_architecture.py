@@ -20,6 +20,12 @@ PURE_MODULES = [
     "factory_tui.model",
     "factory_tui.config",
     "factory_tui.plan_file",
+    "factory_tui.plan_formats.records",
+    "factory_tui.plan_formats.beads",
+    "factory_tui.plan_formats.backlog",
+    "factory_tui.plan_formats.taskmaster",
+    "factory_tui.plan_formats.vocabulary",
+    "factory_tui.plan_formats.export",
     "factory_tui.dependency_graph",
     "factory_tui.filters",
     "factory_tui.text",
@@ -32,6 +38,9 @@ PURE_MODULES = [
     "factory_tui.qa_scenarios",
     "factory_tui.qa_verdict",
     "factory_tui.demo_judge",
+    "factory_tui.demo_planner",
+    "factory_tui.draft_model",
+    "factory_tui.plan_prompt",
 ]
 
 

@@ -72,3 +72,16 @@ def test_both_questions_are_answered_by_an_index(base: FactoryBase) -> None:
         "EXPLAIN QUERY PLAN SELECT count(*) FROM prompt_documents WHERE name = 'conventions.md'"))
     assert "USING PRIMARY KEY" in per_attempt
     assert "USING COVERING INDEX idx_prompt_documents_name" in per_document
+
+
+def test_run_info_names_what_each_attempts_prompt_read(base: FactoryBase, agent: Path) -> None:
+    configure(base, default_agent="quick", agents={"quick": agent_profile(agent)})
+    rules = write(base, "rules.md", "# Rules\n")
+    task_id = add(base, "Follow the rules")
+    assert factory(base, "run", "--once").returncode == 0
+    with FactorySession(base) as session:
+        [run] = session.runs_of(task_id)
+    assert run.documents == (("rules.md", hash_object(rules)),)
+    shown = factory(base, "run-info", task_id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"  read: rules.md ({hash_object(rules)[:7]})" in shown.stdout.splitlines()

@@ -13,7 +13,7 @@ from factory_tui.backends.log import ExecutionLog
 
 def landing(n: int, **extra) -> Landing:
     return Landing(task_id=f"T-{n}", title=f"Task number {n}", at=1_790_000_000.0 + n * 60, actor="cli:alice",
-                   profile="demo", agent="python -m factory_tui.demo_agent", attempts=1, commit=f"{n:040x}", **extra)
+                   profile="demo", agent="factory_tui.demo_agent", attempts=1, commit=f"{n:040x}", **extra)
 
 
 def test_an_entry_says_what_landed_when_by_whom_and_at_what_cost() -> None:
@@ -25,7 +25,7 @@ def test_an_entry_says_what_landed_when_by_whom_and_at_what_cost() -> None:
         "## T-3: Task number 3",
         "",
         "- Landed 2026-09-21 14:16 UTC, approved by cli:alice; commit `0000000000`",
-        "- Agent: demo (`python -m factory_tui.demo_agent`), 1 attempt",
+        "- Agent: demo (`factory_tui.demo_agent`), 1 attempt",
         "- QA: tests passed (required); look failed (advisory)",
         "- Cost: $0.0123; 1,234 tokens in, 567 out",
         "- Last words: Done: added the form.",
@@ -82,6 +82,6 @@ def test_history_from_a_log_of_ten_thousand_landings(log: ExecutionLog) -> None:
 def test_an_agents_command_is_named_without_its_arguments() -> None:
     assert command_name(["claude", "-p", "the whole prompt", "--verbose"]) == "claude"
     assert command_name(["/usr/local/bin/codex", "exec", "{prompt}"]) == "codex"
-    assert command_name(["{python}", "-m", "factory_tui.demo_agent", "--prompt-file", "x"]) == "python -m factory_tui.demo_agent"
-    assert command_name(["/usr/bin/python3", "/tmp/agent.py", "T-1"]) == "python agent.py"
+    assert command_name(["{python}", "-m", "factory_tui.demo_agent", "--prompt-file", "x"]) == "factory_tui.demo_agent"
+    assert command_name(["/usr/bin/python3.11", "-m", "factory_tui.demo_agent"]) == "factory_tui.demo_agent"
     assert command_name([]) is None

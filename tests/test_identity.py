@@ -395,9 +395,9 @@ def test_every_command_declares_what_it_needs() -> None:
     undeclared = [" ".join(path) for path, command in leaves(main) if not isinstance(getattr(command.callback, "needs", None), Need)]
     assert undeclared == []
     reads = {" ".join(path) for path, command in leaves(main) if command.callback.needs is Need.READ}
-    assert reads == {"plan list", "plan show", "worktrees", "agents", "log", "status", "engine status", "qa list",
-                     "qa show", "qa history", "mail list", "mail show", "mail peers", "artifacts list",
-                     "artifacts show", "artifacts history"}
+    assert reads == {"plan list", "plan show", "plan proposals", "plan export", "worktrees", "agents", "log", "status",
+                     "engine status", "qa list", "qa show", "qa history", "mail list", "mail show", "mail peers",
+                     "run-info", "artifacts list", "artifacts show", "artifacts history"}
 
 
 def test_an_agent_cannot_open_the_console(base: FactoryBase, plan: Claim) -> None:

@@ -57,7 +57,7 @@ def test_an_approval_lands_the_task_in_the_history_and_the_next_prompt_reads_it(
         [landed] = session.landings()
     assert (landed.task_id, landed.title, landed.commit, landed.attempts) == (first, "Write the notes", head, 1)
     assert landed.actor.startswith("cli:")
-    assert (landed.profile, landed.agent) == ("demo", "python -m factory_tui.demo_agent")
+    assert (landed.profile, landed.agent) == ("demo", "factory_tui.demo_agent")
     assert [(v.scenario, v.verdict, v.gate) for v in landed.qa] == [("smoke", "PASS", "required")]
     assert landed.cost_usd and landed.cost_usd > 0 and landed.input_tokens and landed.output_tokens
     assert landed.last_words and "notes/T-1.md" in landed.last_words

@@ -84,6 +84,35 @@ def test_a_version_4_log_gains_task_labels(tmp_path):
     assert conn.execute("SELECT count(*) FROM qa_runs").fetchone()[0] == 0  # v4's table kept
 
 
+def test_a_version_6_log_gains_the_ids_of_imported_tasks(tmp_path):
+    """The log before plans came in from other tools: its tasks keep their
+    rows, have no ids elsewhere, and an import then records its ids."""
+    from factory_tui.plan_formats.records import Intent, Kind, SourceBatch, SourceRecord
+
+    path = tmp_path / "log.db"
+    make_log_at(path, 6)
+    with ExecutionLog.open(path) as log:
+        assert log.get_task("T-1").title == "from v1"
+        assert log.source_ids("T-1") == []
+        record = SourceRecord("bd-1", "from beads", "open", Intent.OPEN, "issues.jsonl:1 (bd-1)", "issues.jsonl")
+        made = log.import_source(SourceBatch(Kind.BEADS, [record]), actor="t").created
+        assert [task.id for task in made] == ["T-2"]
+        assert [(s.kind, s.source_id) for s in log.source_ids("T-2")] == [("beads", "bd-1")]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0  # v6's table kept
+    # One task per id of a tool: the key refuses a second row for bd-1.
+    try:
+        conn.execute(
+            "INSERT INTO task_sources (kind, source_id, task, status, fields, path, imported_at, updated_at) "
+            "VALUES ('beads', 'bd-1', 1, 'open', '{}', 'x', 0, 0)"
+        )
+    except sqlite3.IntegrityError:
+        pass
+    else:
+        raise AssertionError("a second task for beads bd-1 was accepted")
+
+
 def test_a_version_6_log_gains_prompt_provenance_and_the_session_history(tmp_path):
     from factory_tui.artifacts_model import Landing
     from factory_tui.model import Action

@@ -64,6 +64,18 @@ DEMO_JUDGE_PROFILE: dict = {
 }
 BUILTIN_PROFILES["demo-judge"] = DEMO_JUDGE_PROFILE
 
+# The planner that ships with factory-tui (factory_tui/demo_planner.py):
+# offline and deterministic, it turns a spec's headings and lists into a
+# plan. ``factory plan draft`` runs it when the base names no planner; it is
+# there whether factory.toml lists it or not, and never a task's default.
+DEMO_PLANNER = "demo-planner"
+DEMO_PLANNER_PROFILE: dict = {
+    "argv": ["{python}", "-m", "factory_tui.demo_planner", "--prompt-file", "{prompt_file}"],
+    "output": "text",
+    "timeout": 120,
+}
+BUILTIN_PROFILES[DEMO_PLANNER] = DEMO_PLANNER_PROFILE
+
 
 @dataclass(frozen=True, slots=True)
 class AgentProfile:
@@ -206,6 +218,7 @@ def render_profiles_toml() -> str:
         "aider": "# Aider, reading the prompt from a file.",
         "demo": "# The demo agent that ships with factory-tui: edits a file, commits, no model needed.",
         "demo-judge": "# The demo judge for QA's eval and scenario files: offline, checks a rubric against the diff.",
+        DEMO_PLANNER: "# The demo planner for `factory plan draft`: offline, a spec's headings and lists become a plan.",
     }
     for name, data in BUILTIN_PROFILES.items():
         lines.append(comments[name])

@@ -159,10 +159,14 @@ class FactoryBase:
         return result.base, result.created or bool(result.rules_added)
 
     @classmethod
-    def initialise(cls, path: Path | str | None = None, *, name: str | None = None) -> Initialised:
+    def initialise(
+        cls, path: Path | str | None = None, *, name: str | None = None, allow_unborn: bool = False,
+    ) -> Initialised:
         """``init``, saying what it did: whether the base was created, and
         the ignore rules an existing ``.factory/.gitignore`` lacked (a base
-        made by an older factory-tui), which are added to it."""
+        made by an older factory-tui), which are added to it.
+        ``allow_unborn``: a repository with no commit yet is fine (the
+        caller makes the first commit: ``factory init --spec``)."""
         import git  # GitPython costs ~0.1 s to import: only init needs it here
 
         start = Path(path if path is not None else os.getcwd()).expanduser()
@@ -178,7 +182,7 @@ class FactoryBase:
             raise NotAGitRepository(f"{start.resolve()} is a bare repository; a base needs a work tree")
         base = cls(Path(repo.working_tree_dir).resolve())
         branch = detect_base_branch(repo)
-        if not base.config_path.exists() and _head_is_unborn(repo):
+        if not allow_unborn and not base.config_path.exists() and _head_is_unborn(repo):
             # Task branches start from the base branch's commit: without one
             # the first task would fail, so say now what to do instead.
             raise NoCommits(

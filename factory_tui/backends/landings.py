@@ -80,19 +80,13 @@ def gather_landing(base: FactoryBase, log: ExecutionLog, task: Task, *, actor: s
 
 
 def command_name(argv: list[str]) -> str | None:
-    """What an agent's argv runs, in a few words: ``claude``, ``python -m
-    factory_tui.demo_agent``; never its arguments (they hold the prompt)."""
-    if not argv:
-        return None
-    first = argv[0]
-    program = Path(first).name
-    if first == "{python}" or program.startswith("python"):
-        if len(argv) >= 3 and argv[1] == "-m":
-            return f"python -m {argv[2]}"
-        if len(argv) >= 2 and not argv[1].startswith("-"):
-            return f"python {Path(argv[1]).name}"
-        return "python"
-    return program
+    """What an agent's argv runs, in a word, as the run index names it
+    (``run_folders.agent_of``: ``claude``, ``factory_tui.demo_agent``),
+    never its arguments (they hold the prompt). A profile's own argv says
+    ``{python}`` where a run's says the interpreter."""
+    from factory_tui.backends.run_folders import agent_of
+
+    return agent_of(["python" if part == "{python}" else part for part in argv])
 
 
 def _profile_command(name: str, config: FactoryConfig | None) -> str | None:

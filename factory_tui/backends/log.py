@@ -32,8 +32,11 @@ from types import TracebackType
 from factory_tui.artifacts_model import Landing
 from factory_tui.backends.documents_log import DocumentRecords
 from factory_tui.backends.mail_log import MailRecords
+from factory_tui.backends.plan_log import PlanRecords
 from factory_tui.backends.qa_log import QaRecords
+from factory_tui.backends.run_log import RunRecords
 from factory_tui.backends.schema import describe_sqlite_error, open_connection
+from factory_tui.backends.source_log import SourceRecords
 from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import (
     DependencyCycle,
@@ -206,23 +209,32 @@ def task_of_token(token: str) -> str:
 class _Transaction:
     """``with log._write() as conn``: the log's lock, ``BEGIN IMMEDIATE``,
     and COMMIT or ROLLBACK, with sqlite3 errors told as one line. A class
-    rather than a generator: the queue enters one per operation."""
+    rather than a generator: the queue enters one per operation.
 
-    __slots__ = ("_log", "_write")
+    A write begun inside another write of the same thread joins it: the
+    outer one commits or rolls back the whole (``ExecutionLog.transaction``
+    makes several operations one)."""
+
+    __slots__ = ("_log", "_write", "_joined")
 
     def __init__(self, log: ExecutionLog, write: bool) -> None:
         self._log = log
         self._write = write
+        self._joined = False
 
     def __enter__(self) -> sqlite3.Connection:
         log = self._log
         log._lock.acquire()
         if self._write:
+            if log._writing:
+                self._joined = True
+                return log._conn
             try:
                 log._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as error:
                 log._lock.release()
                 raise describe_sqlite_error(log.path, error) from None
+            log._writing = True
         return log._conn
 
     def __exit__(
@@ -234,7 +246,8 @@ class _Transaction:
         log = self._log
         conn = log._conn
         try:
-            if self._write:
+            if self._write and not self._joined:
+                log._writing = False
                 if error is None:
                     try:
                         conn.execute("COMMIT")
@@ -308,12 +321,14 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords, MailRecords, DocumentRecords):
+class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords, DocumentRecords):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
     assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
-    in backends/mail_log.py, the living documents' (what prompts read, the
-    session history) in backends/documents_log.py."""
+    in backends/mail_log.py, greenfield's (drafts, proposals) in
+    backends/plan_log.py, the run index in backends/run_log.py, imported
+    plans' in backends/source_log.py, the living documents' (what prompts
+    read, the session history) in backends/documents_log.py."""
 
     def __init__(
         self,
@@ -326,6 +341,9 @@ class ExecutionLog(QaRecords, MailRecords, DocumentRecords):
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
+        # True while this log's connection is in a write transaction (read
+        # and set under the lock): a write begun then joins it.
+        self._writing = False
 
     @classmethod
     def open(
@@ -359,6 +377,12 @@ class ExecutionLog(QaRecords, MailRecords, DocumentRecords):
 
     def _read(self) -> _Transaction:
         return _Transaction(self, write=False)
+
+    def transaction(self) -> _Transaction:
+        """``with log.transaction():`` the writes made inside (by this
+        thread) are one transaction: all of them, or none if anything in
+        the block raises (or the process dies before its end)."""
+        return _Transaction(self, write=True)
 
     def _event(
         self,

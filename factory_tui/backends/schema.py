@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 10
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -267,14 +267,136 @@ _V6_STATEMENTS = (
 
 
 def _v7(conn: sqlite3.Connection) -> None:
-    """Living documents: what every prompt included (which document, which
-    version of it by its git blob id, how much of it), and the session
-    history: one row per task that landed (approved and merged)."""
+    """Greenfield: every plan a planner drafted from a spec and that was
+    imported (``factory plan draft``), and the changes to existing tasks a
+    revision proposed (cancel, priority), each waiting for the operator."""
     for statement in _V7_STATEMENTS:
         conn.execute(statement)
 
 
 _V7_STATEMENTS = (
+    # source: the tasks' source (``draft:SPEC.md``), what a draft's tasks are
+    # known by when the spec is drafted again; run_dir: the planner's files.
+    """CREATE TABLE drafts (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        spec TEXT NOT NULL,
+        source TEXT NOT NULL,
+        revise INTEGER NOT NULL DEFAULT 0,
+        profile TEXT NOT NULL,
+        run_dir TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        tasks INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        proposals INTEGER NOT NULL DEFAULT 0
+    ) STRICT""",
+    # id: P-<id>. kind: cancel | priority (value: the new priority). state:
+    # pending | accepted | declined; decided_* say by whom, when and why.
+    """CREATE TABLE plan_proposals (
+        id INTEGER PRIMARY KEY,
+        draft INTEGER NOT NULL REFERENCES drafts(id),
+        task TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value INTEGER,
+        title TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL DEFAULT 'pending',
+        created_at REAL NOT NULL,
+        decided_at REAL,
+        decided_by TEXT,
+        decision_note TEXT
+    ) STRICT""",
+    # What waits for the operator is read often and is few rows.
+    "CREATE INDEX idx_proposals_pending ON plan_proposals(task) WHERE state = 'pending'",
+)
+
+
+def _v8(conn: sqlite3.Connection) -> None:
+    """The run index: one row per run (a run folder, ``runs/<task>/<folder>``)
+    with how it ended, what it cost and what it changed, and one row per
+    file of its folder with its kind, size and state (kept, compressed or
+    dropped by ``[artifacts] keep_runs``). Written by the engine when a run
+    ends, and from the folders on disk for runs it never wrote (see
+    backends/run_index.py)."""
+    for statement in _V8_STATEMENTS:
+        conn.execute(statement)
+
+
+_V8_STATEMENTS = (
+    # folder: the attempt ("2"), or a run set aside ("2.stopped"); outcome:
+    # artifacts_model.RunOutcome; diff_base and diff_head: the commits the
+    # diff figures count between.
+    """CREATE TABLE runs (
+        task_id TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        profile TEXT,
+        agent TEXT,
+        started_at REAL,
+        ended_at REAL,
+        outcome TEXT NOT NULL,
+        exit_code INTEGER,
+        cost_usd REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        files_changed INTEGER,
+        lines_added INTEGER,
+        lines_removed INTEGER,
+        diff_base TEXT,
+        diff_head TEXT,
+        indexed_at REAL NOT NULL,
+        PRIMARY KEY (task_id, folder)
+    ) STRICT, WITHOUT ROWID""",
+    # Retention keeps the newest runs whole: it reads them in this order.
+    "CREATE INDEX idx_runs_started ON runs(started_at DESC)",
+    """CREATE TABLE run_files (
+        task_id TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (task_id, folder, name),
+        FOREIGN KEY (task_id, folder) REFERENCES runs(task_id, folder) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID""",
+)
+
+
+def _v9(conn: sqlite3.Connection) -> None:
+    """Where imported tasks came from: another tool's own id for each task
+    imported from it (beads, Backlog.md, Task Master), so that importing
+    again updates the task instead of making a second one."""
+    # kind and source_id are the key: one task per id of a tool. status and
+    # fields (JSON: title, a hash of the body, priority, labels, the ids it
+    # waited for, what its status meant) are what the latest import read,
+    # so that the next one tells a change made there (applied) from one
+    # made here (kept). A task has at most one id per tool; the unique
+    # index also finds a task's ids for `plan show` and the export.
+    conn.execute(
+        """CREATE TABLE task_sources (
+            kind TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            task INTEGER NOT NULL REFERENCES tasks(seq),
+            status TEXT NOT NULL,
+            fields TEXT NOT NULL,
+            path TEXT NOT NULL,
+            imported_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (kind, source_id),
+            UNIQUE (task, kind)
+        ) STRICT"""
+    )
+
+
+def _v10(conn: sqlite3.Connection) -> None:
+    """Living documents: what every prompt included (which document, which
+    version of it by its git blob id, how much of it), and the session
+    history: one row per task that landed (approved and merged)."""
+    for statement in _V10_STATEMENTS:
+        conn.execute(statement)
+
+
+_V10_STATEMENTS = (
     # One row per document a prompt included. The key answers "what did
     # T-3's attempt 2 read" (a prompt written again for the same attempt
     # replaces its rows); the index by name answers "how many prompts
@@ -321,7 +443,7 @@ _V7_STATEMENTS = (
 )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

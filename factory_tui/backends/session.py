@@ -49,13 +49,15 @@ from factory_tui.qa_model import Gate, InvalidScenario, QaKind, Scenario, Verdic
 from factory_tui.qa_scenarios import load_scenarios, template, valid_name
 
 if TYPE_CHECKING:
-    from factory_tui.artifacts_model import DocumentInfo, DocumentVersion, Landing, PromptDocument
+    from factory_tui.artifacts_model import DocumentInfo, DocumentVersion, Landing, PromptDocument, RunRecord
     from factory_tui.backends.mail_git import SyncReport
     from factory_tui.backends.mail_ingest import IngestReport, MailIngest
     from factory_tui.backends.mail_log import MailCounts, MailItem, Rejected, ThreadPage
     from factory_tui.backends.mail_post import Handed, Sent
     from factory_tui.backends.mail_thread import RefusedFile, ThreadDetail
     from factory_tui.backends.refresh import Refresh
+    from factory_tui.backends.run_reader import RunFileReader
+    from factory_tui.backends.run_retention import GcReport
     from factory_tui.mail_model import RequestState
 
 
@@ -214,7 +216,20 @@ class FactorySession:
         """Run QA now on the task's branch head (or the base branch's head
         without a task), recorded; blocks for as long as the scenarios take:
         call it off the event loop."""
-        return run_on_demand(self.base, self.log, self.worktrees, task_id=task_id, names=names, actor=actor)
+        done = run_on_demand(self.base, self.log, self.worktrees, task_id=task_id, names=names, actor=actor)
+        if task_id is not None and done.results:
+            self._index_qa_outputs(task_id)
+        return done
+
+    def _index_qa_outputs(self, task_id: str) -> None:
+        """What QA wrote into the task's run folder, into the run index (a
+        failure leaves it to be read from the folder when asked for)."""
+        from factory_tui.backends.run_index import index_run_files
+
+        try:
+            index_run_files(self.base, self.log, task_id, max(1, self.log.get_task(task_id).attempts))
+        except (FactoryError, OSError):
+            pass
 
     def set_priority(self, task_id: str, priority: int, *, actor: str) -> Task:
         return self.log.set_priority(task_id, priority, actor=actor)
@@ -307,6 +322,42 @@ class FactorySession:
         path = self.base.qa_dir / f"{stem}.md"
         write_new_file(path, template(QaKind(kind), stem, judge=judge), shown=f".factory/qa/{stem}.md")
         return path
+
+    # --- run artifacts ----------------------------------------------------------
+
+    def runs_of(self, task_id: str) -> list[RunRecord]:
+        """A task's runs, newest first, each with its figures and its files
+        as they are now (runs the log did not index yet are indexed from
+        their folders). UnknownTask for a task the log does not hold."""
+        from factory_tui.backends.run_index import runs_of
+
+        return runs_of(self.base, self.log, task_id)
+
+    def run_file(self, task_id: str, attempt: int, name: str, *, folder: str | None = None) -> Path:
+        """Where a run's file is: ``name`` as its run lists it
+        (``output.raw`` is the compressed file once retention compressed
+        it). ``folder``: a run set aside (``2.stopped``) instead of the
+        attempt's own. InvalidInput for a run or file that is not there, a
+        link or a FIFO, or a raw output retention dropped."""
+        from factory_tui.backends.run_files import run_file
+
+        return run_file(self.base, self.log, task_id, attempt, name, folder=folder)
+
+    def open_run_file(self, task_id: str, attempt: int, name: str, *, folder: str | None = None) -> RunFileReader:
+        """A reader of a run's file a window of lines at a time
+        (``line_count()``, ``lines(start, count)``), compressed or not; call
+        it from a worker, and close it when done."""
+        from factory_tui.backends.run_files import open_run_file
+
+        return open_run_file(self.base, self.log, task_id, attempt, name, folder=folder)
+
+    def collect_runs(self, *, apply: bool) -> GcReport:
+        """``[artifacts] keep_runs`` applied to every run (``apply``) or only
+        planned: what it frees (``factory artifacts gc``)."""
+        from factory_tui.backends.run_retention import collect
+
+        artifacts = self.config.artifacts
+        return collect(self.base, self.log, keep_runs=artifacts.keep_runs, old_raw=artifacts.old_raw, apply=apply)
 
     # --- living documents (backends/living_documents.py) ---------------------------
 
