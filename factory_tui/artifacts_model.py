@@ -172,3 +172,69 @@ class RunRecord:
         data["documents"] = [{"name": name, "blob": blob} for name, blob in self.documents]
         data["files"] = [f.to_json() for f in self.files]
         return data
+
+
+# --- what prompts read, and the session history ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PromptDocument:
+    """A living document one prompt included (``prompt_documents`` in the
+    log): which version (``blob``, its git blob id), how much of it
+    (``shown`` of ``size`` bytes; ``whole`` when nothing was cut)."""
+
+    task_id: str
+    attempt: int
+    name: str
+    blob: str
+    shown: int
+    size: int
+    whole: bool
+    at: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class QaVerdict:
+    """One QA scenario's latest verdict on a task, as its landing keeps it."""
+
+    scenario: str
+    verdict: str
+    gate: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """A task that landed (approved and merged): one entry of the session
+    history, as it was when it landed. ``profile``: the agent profile of its
+    last run, ``agent`` the command it ran (``claude``,
+    ``factory_tui.demo_agent``); ``last_words``: what its agent said last;
+    ``commit``: the base branch's commit after the merge (None: nothing
+    was merged); ``refresh``: the task was the factory's own update of the
+    living documents."""
+
+    task_id: str
+    title: str
+    at: float
+    actor: str
+    profile: str | None = None
+    agent: str | None = None
+    attempts: int = 0
+    qa: tuple[QaVerdict, ...] = ()
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    last_words: str | None = None
+    commit: str | None = None
+    refresh: bool = False
+    id: int = 0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["qa"] = [verdict.to_json() for verdict in self.qa]
+        return data

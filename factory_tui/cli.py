@@ -376,6 +376,7 @@ def init(click_ctx: click.Context, path: str | None, name: str | None, spec: str
 
     result = FactoryBase.initialise(path, name=name)
     base, created = result.base, result.created
+    documents = _starting_documents(base) if created else []
     with ExecutionLog.open(base.log_path, busy_timeout_ms=_busy_timeout()) as log:
         fresh = log.last_event_id() == 0
     # A new log numbers its tasks from T-1 again: branches and worktrees
@@ -385,10 +386,12 @@ def init(click_ctx: click.Context, path: str | None, name: str | None, spec: str
         click.echo(dumps_json({
             "base": str(base.root), "created": created,
             "ignore_rules_added": list(result.rules_added), "leftovers": leftovers.to_json(),
+            "documents_written": documents,
         }))
         return
     if created:
-        click.echo(f"Initialised a factory base in {literal(str(base.dir))}")
+        written = f" (starting documents to edit: {', '.join(documents)} in .factory/artifacts/)" if documents else ""
+        click.echo(f"Initialised a factory base in {literal(str(base.dir))}{written}")
     elif result.rules_added:
         click.echo(
             f"{literal(str(base.dir))} is already a factory base; added "
@@ -398,6 +401,18 @@ def init(click_ctx: click.Context, path: str | None, name: str | None, spec: str
         click.echo(f"{literal(str(base.dir))} is already a factory base; nothing to do")
     if leftovers:
         click.echo(literal(leftovers.describe()))
+
+
+def _starting_documents(base: FactoryBase) -> list[str]:
+    """A new base's first living documents (backends/starting_documents.py),
+    drawn from the repository; only into a folder that holds none yet, and
+    never over a file."""
+    from factory_tui.backends.documents import document_paths
+    from factory_tui.backends.starting_documents import starting_documents, survey, write_starting
+
+    if document_paths(base.artifacts_dir):
+        return []
+    return write_starting(base.artifacts_dir, starting_documents(survey(base.root)))
 
 
 # --- plan ---------------------------------------------------------------

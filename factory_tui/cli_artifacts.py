@@ -27,3 +27,10 @@ def artifacts() -> None:
 from factory_tui.cli_runs import register_runs  # noqa: E402
 
 register_runs(artifacts)
+
+# --- the living documents: list, show, history, refresh (cli_documents.py) -------
+
+from factory_tui.cli_documents import documents_history, documents_list, documents_refresh, documents_show  # noqa: E402
+
+for _command in (documents_list, documents_show, documents_history, documents_refresh):
+    artifacts.add_command(_command)

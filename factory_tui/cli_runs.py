@@ -81,6 +81,9 @@ def run_lines(run: RunRecord) -> list[str]:
         figures.append(f"changed {run.diff_summary}")
     if figures:
         lines.append("  " + " · ".join(figures))
+    if run.documents:
+        # What its prompt held of the living documents, and which version.
+        lines.append("  read: " + ", ".join(f"{literal(name)} ({blob[:7]})" for name, blob in run.documents))
     lines.append(f"  {literal(run.path)}/")
     width = max((len(literal(item.name)) for item in run.files), default=0)
     for item in run.files:

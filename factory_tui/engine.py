@@ -27,7 +27,6 @@ import errno
 import os
 import shutil
 import socket
-import stat
 import sys
 import threading
 import time
@@ -44,7 +43,15 @@ from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_ho
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
 from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
 from factory_tui.backends.mail_log import MailItem
-from factory_tui.backends.prompt import Conflicts, DependencyOutcome, MailNote, TaskMail, assemble_prompt
+from factory_tui.backends.prompt import (
+    Conflicts,
+    DependencyOutcome,
+    MailNote,
+    Prompt,
+    PromptDocument,
+    TaskMail,
+    build_prompt,
+)
 from factory_tui.backends.run_index import RunEnd, index_ended_run, index_run_files
 from factory_tui.backends.run_retention import CollectionBusy, collect
 from factory_tui.backends.runs import (
@@ -79,10 +86,6 @@ PUMP_SECONDS = 0.2
 # task added (or re-queued) by another process starts at once rather than at
 # the next CHECK_SECONDS round. A stat of two files: no SQLite, no thread.
 WATCH_SECONDS = 0.05
-DOCUMENT_LIMIT = 20
-# A living document larger than this is cut in the prompt (and a FIFO or a
-# device is never read at all: it could block the engine for ever).
-DOCUMENT_BYTES = 1 << 20
 # The engine's own busy timeout is short: it retries a busy log itself and
 # keeps its rounds going meanwhile, instead of sitting in SQLite's wait.
 ENGINE_BUSY_TIMEOUT_MS = 1000
@@ -615,10 +618,13 @@ class Engine:
             # base, the base is merged into it now, for the agent to resolve.
             job.conflicts = await self._conflicts_first(task)
         job.start_head = await self._call(self.worktrees.branch_head, task.id)
-        prompt = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
+        built = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
+        prompt = built.text
         await self._call(self._prepare_run_dir, job.run_dir)
         prompt_file = job.run_dir / "prompt.md"
         await self._call(write_private, prompt_file, prompt)
+        # What the agent will know: each document's version and how much of it.
+        await self._log(self.log.record_prompt_documents, task.id, job.attempt, built_documents(built))
         argv = job.profile.render_argv(prompt=prompt, prompt_file=prompt_file, task_id=task.id, worktree=worktree)
         missing = program_missing(argv)
         if missing:
@@ -704,7 +710,7 @@ class Engine:
             self._report(f"{run_dir.relative_to(self.base.root)} was there already; kept as {aside.name}")
         make_run_dir(run_dir)
 
-    def _prompt_for(self, task: Task, attempt: int, conflicts: Conflicts | None = None) -> str:
+    def _prompt_for(self, task: Task, attempt: int, conflicts: Conflicts | None = None) -> Prompt:
         full = self.log.get_task(task.id)
         # What ended the run before this one: an engine that stopped it
         # (its attempt given back) or died (its lease expired) is said as
@@ -724,16 +730,17 @@ class Engine:
             if finished:
                 summary = finished[0].data.get("summary") or finished[0].note
             outcomes.append(DependencyOutcome(task=dep, summary=summary))
-        return assemble_prompt(
+        return build_prompt(
             full,
             attempt=attempt,
             branch=self.worktrees.branch_for(task.id),
             dependencies=outcomes,
             feedback=full.feedback,
-            documents=self._living_documents(),
+            documents=self._living_documents(full, attempt),
             interrupted=interrupted,
             conflicts=conflicts,
             mail=self._task_mail(full),
+            documents_budget=self.config.artifacts.prompt_budget,
         )
 
     def _task_mail(self, task: Task) -> TaskMail:
@@ -753,29 +760,24 @@ class Engine:
                 request = None
         return TaskMail(address, request, messages)
 
-    def _living_documents(self) -> list[tuple[str, str]]:
-        """The living documents for a prompt: regular files inside the
-        repository only. A symlink that leads out of it (to ~/.ssh, say) is
-        never read into a prompt, nor a FIFO that would block for ever."""
-        documents: list[tuple[str, str]] = []
-        folder = self.base.artifacts_dir
-        if not folder.is_dir():
-            return documents
-        root = self.base.root.resolve()
-        for path in sorted(folder.glob("*.md"))[:DOCUMENT_LIMIT]:
+    def _living_documents(self, task: Task, attempt: int) -> list[PromptDocument]:
+        """The living documents that apply to ``task``, most specific
+        first (backends/document_choice.py), each with its blob id. Only
+        regular files inside the repository are read: a symlink that leads
+        out of it (to ~/.ssh, say) never reaches a prompt, nor a FIFO that
+        would block for ever (backends/documents.py)."""
+        from factory_tui.backends.living_documents import current_documents, facts_for, for_prompt, wants_paths
+        from factory_tui.backends.qa_checks import changed_paths
+
+        documents = current_documents(self.base, self.log)
+        changed: list[str] = []
+        if attempt > 1 and wants_paths(documents) and self.worktrees.has_branch(task.id):
+            # On a later attempt the branch's own changes say what it is about.
             try:
-                real = path.resolve(strict=True)
-                if not real.is_relative_to(root) or not stat.S_ISREG(real.stat().st_mode):
-                    continue
-                with open(real, "rb") as handle:
-                    data = handle.read(DOCUMENT_BYTES + 1)
-            except (OSError, RuntimeError):
-                continue
-            text = data[:DOCUMENT_BYTES].decode("utf-8", errors="replace")
-            if len(data) > DOCUMENT_BYTES:
-                text += f"\n\n[… cut: {path.name} is larger than {DOCUMENT_BYTES >> 10} KB]\n"
-            documents.append((path.name, text))
-        return documents
+                changed = changed_paths(self.base.root, self.worktrees.base_branch, self.worktrees.branch_for(task.id))
+            except FactoryError:
+                changed = []
+        return for_prompt(documents, facts_for(task, changed))[1]
 
     async def _follow(self, job: Job) -> None:
         """Read the agent's output as it comes until its run has ended."""
@@ -1397,6 +1399,12 @@ class Engine:
 
 # The events that begin or end a run, or send a task back: the one before a
 # claim says how the run before it ended.
+def built_documents(built: Prompt) -> list[tuple[str, str, int, int, bool]]:
+    """The prompt's documents as the log records them: (name, blob, bytes
+    shown, size, whole)."""
+    return [(item.name, item.blob, item.shown, item.size, item.whole) for item in built.documents]
+
+
 def _mail_note(item: MailItem) -> MailNote:
     return MailNote(item.key, item.sender, item.subject, item.body, item.kind, item.state)
 

@@ -29,6 +29,8 @@ FACTORY_BIN = Path(sys.executable).parent / "factory"
 ESC = "\x1b"
 CLI_ACTOR = actor_name("cli")
 NO_LEFTOVERS = {"branches": [], "worktrees": []}
+# What a new base's init writes into .factory/artifacts/ (backends/starting_documents.py).
+STARTING_DOCUMENTS = ["conventions.md", "start-sequence.md"]
 
 # --- helpers ----------------------------------------------------------------
 
@@ -166,7 +168,8 @@ def test_init_in_the_current_directory_and_with_a_name(git_repo: Path, monkeypat
     monkeypatch.chdir(sub)
     data = ok_json(None, "init", "--name", "shop floor")
     # The base goes to the top of the repository, not into the subdirectory.
-    assert data == {"base": str(git_repo.resolve()), "created": True, "ignore_rules_added": [], "leftovers": NO_LEFTOVERS}
+    assert data == {"base": str(git_repo.resolve()), "created": True, "ignore_rules_added": [], "leftovers": NO_LEFTOVERS,
+                    "documents_written": STARTING_DOCUMENTS}
     assert not (sub / ".factory").exists()
     assert ok_json(None, "status")["name"] == "shop floor"
 
@@ -181,6 +184,7 @@ def test_init_twice_is_harmless(git_repo: Path) -> None:
     assert "already a factory base" in second.stdout
     assert ok_json(None, "init", str(git_repo)) == {
         "base": str(git_repo.resolve()), "created": False, "ignore_rules_added": [], "leftovers": NO_LEFTOVERS,
+        "documents_written": [],
     }
     assert (factory / "factory.toml").read_bytes() == config_before
     assert (factory / ".gitignore").read_bytes() == ignore_before
@@ -231,6 +235,7 @@ def test_init_subprocess_outside_git_and_inside(outside: Path, git_repo: Path) -
     assert created.stderr == b""
     assert json.loads(created.stdout) == {
         "base": str(git_repo.resolve()), "created": True, "ignore_rules_added": [], "leftovers": NO_LEFTOVERS,
+        "documents_written": STARTING_DOCUMENTS,
     }
     added = run_bin("plan", "add", "from a subprocess", cwd=git_repo / ".factory" / "qa")
     assert added.returncode == 0, added.stderr

@@ -199,9 +199,11 @@ def test_thirty_tasks_through_random_kills_and_stops_lose_nothing_and_run_nothin
     record = tmp_path / "record.txt"
     script = tmp_path / "agent.py"
     script.write_text(AGENT)
+    # refresh_every = 0: the factory's own proposal to refresh the living
+    # documents (after every 10 landings by default) is no task of this plan.
     configure(base, max_parallel=3, default_agent="faulty", agents={"faulty": {
         "argv": ["{python}", str(script)], "output": "text", "timeout": 120,
-        "env": {"AGENT_RECORD": str(record), "AGENT_SLEEP": "1.0"}}})
+        "env": {"AGENT_RECORD": str(record), "AGENT_SLEEP": "1.0"}}}, extra="[artifacts]\nrefresh_every = 0\n")
     with ExecutionLog.open(base.log_path) as log:
         ids = []
         for n in range(TASKS):

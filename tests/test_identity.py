@@ -397,7 +397,7 @@ def test_every_command_declares_what_it_needs() -> None:
     reads = {" ".join(path) for path, command in leaves(main) if command.callback.needs is Need.READ}
     assert reads == {"plan list", "plan show", "plan proposals", "plan export", "worktrees", "agents", "log", "status",
                      "engine status", "qa list", "qa show", "qa history", "mail list", "mail show", "mail peers",
-                     "run-info"}
+                     "run-info", "artifacts list", "artifacts show", "artifacts history"}
 
 
 def test_an_agent_cannot_open_the_console(base: FactoryBase, plan: Claim) -> None:

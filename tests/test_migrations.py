@@ -111,3 +111,26 @@ def test_a_version_6_log_gains_the_ids_of_imported_tasks(tmp_path):
         pass
     else:
         raise AssertionError("a second task for beads bd-1 was accepted")
+
+
+def test_a_version_6_log_gains_prompt_provenance_and_the_session_history(tmp_path):
+    from factory_tui.artifacts_model import Landing
+    from factory_tui.model import Action
+
+    path = tmp_path / "log.db"
+    make_log_at(path, 6)
+    with ExecutionLog.open(path) as log:
+        assert log.get_task("T-1").title == "from v1"
+        assert log.landing_count() == 0 and log.prompt_counts() == {}
+        claim = log.claim_next("w")
+        assert claim is not None
+        log.record_prompt_documents("T-1", 1, [("conventions.md", "ab" * 20, 120, 120, True)])
+        log.finish(claim.token, State.REVIEW)
+        log.apply("T-1", Action.APPROVE, actor="op", landing=Landing(task_id="T-1", title="from v1", at=0.0, actor="op"))
+        assert [(d.name, d.whole) for d in log.prompt_documents("T-1", 1)] == [("conventions.md", True)]
+        [landed] = log.landings()
+        assert (landed.task_id, landed.actor) == ("T-1", "op") and landed.at > 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert {"prompt_documents", "landings"} <= {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0  # v6's tables kept

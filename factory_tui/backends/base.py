@@ -38,6 +38,9 @@ qa-work/
 engine.log
 # Files that came as mail and are no message: kept to look at, never shared.
 mailbox/quarantine/
+# The session history, rewritten from the log at every landing (tracked, it
+# would dirty the checkout approvals merge into).
+artifacts/history.md
 """
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from factory_tui.artifacts_model import Landing
+from factory_tui.backends.documents_log import DocumentRecords
 from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.plan_log import PlanRecords
 from factory_tui.backends.qa_log import QaRecords
@@ -319,13 +321,14 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords):
+class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords, DocumentRecords):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
     assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
     in backends/mail_log.py, greenfield's (drafts, proposals) in
     backends/plan_log.py, the run index in backends/run_log.py, imported
-    plans' in backends/source_log.py."""
+    plans' in backends/source_log.py, the living documents' (what prompts
+    read, the session history) in backends/documents_log.py."""
 
     def __init__(
         self,
@@ -993,11 +996,14 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
     # --- operator actions -------------------------------------------------
 
     def apply(
-        self, task_id: str, action: Action, *, actor: str, note: str | None = None, data: dict | None = None
+        self, task_id: str, action: Action, *, actor: str, note: str | None = None, data: dict | None = None,
+        landing: Landing | None = None,
     ) -> Task:
         """An operator action (approve, requeue, cancel, hold, release).
         ``data``: facts that go with it in its event (an approval's merge
-        commit)."""
+        commit). ``landing``: an approval that lands the task, its entry in
+        the session history, written in the same transaction (at the
+        event's time)."""
         action = Action(action)
         if action not in OPERATOR_ACTIONS:
             raise InvalidInput(f"{action} is the engine's to take, not an operator's")
@@ -1026,6 +1032,8 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
                 conn, now, task_id, EVENT_KIND[action], actor,
                 task.state.value, target.value, note, data,
             )
+            if landing is not None and target is State.DONE:
+                self._insert_landing(conn, now, landing)
             return self._with_dependencies(conn, [self._task_row(conn, task_id)])[0]
 
     # --- the queue: what the engine calls ---------------------------------

@@ -22,13 +22,20 @@ Once a merge is made the task is done: a worktree that cannot be removed
 afterwards is a warning in the log and a cleanup to retry, not a failure.
 A branch the plan did not make (an earlier plan's ``factory/T-1``) is never
 merged.
+
+A task that lands gets its entry in the session history, in the very
+transaction that makes it done (``landings.py`` gathers it before the
+merge); the history file and the living documents' refresh follow, still
+under the lock (a failure there is a warning: the task has landed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from factory_tui.artifacts_model import Landing
 from factory_tui.backends import qa_checks
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorLock
@@ -208,8 +215,9 @@ class Operator:
         base_branch = worktrees.base_branch
         branch = worktrees.branch_for(task_id)
         if not self._has_branch(task_id):
-            done = self.log.apply(task_id, Action.APPROVE, actor=actor, note=note or f"nothing to merge: no branch {branch}")
-            return Outcome(done, f"{task_id}: review → done (no branch to merge)")
+            done = self.log.apply(task_id, Action.APPROVE, actor=actor, note=note or f"nothing to merge: no branch {branch}",
+                                  landing=self._landing(task, actor=actor))
+            return self._landed(Outcome(done, f"{task_id}: review → done (no branch to merge)"), actor=actor)
         if not self._owned(task):
             raise self._refused(task_id, actor, BranchCollision(
                 f"cannot approve {task_id}: {branch} is not the branch this plan made for it "
@@ -217,6 +225,9 @@ class Operator:
                 f"or delete it, then re-queue {task_id}"
             ))
         check = self._qa_before_merge(task, actor=actor, note=note, force=force, checked=checked)
+        # Gathered before the merge: once it has landed, nothing may keep
+        # the approval from being recorded.
+        landing = self._landing(task, actor=actor)
         try:
             sha = worktrees.merge(task_id, _merge_message(task), check=check)
         except (RecheckFailed, MergeMoved):
@@ -246,6 +257,7 @@ class Operator:
                 # The whole sha, for whoever needs the commit rather than a
                 # line to read (the outcome reply to a request).
                 data={"merge_commit": sha, "base_branch": base_branch},
+                landing=dataclasses.replace(landing, commit=sha),
             )
         except FactoryError as error:
             # The merge stands; approving again finds it made and records it.
@@ -255,7 +267,33 @@ class Operator:
             ) from None
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
         warning = self._remove_worktree(task_id, actor=actor, delete_branch=True)
-        return Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha)
+        return self._landed(Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha),
+                            actor=actor)
+
+    # --- the session history ----------------------------------------------------
+
+    def _landing(self, task: Task, *, actor: str) -> Landing:
+        """The task's entry in the session history; a log that cannot say
+        more than its title leaves the rest out rather than the landing."""
+        from factory_tui.backends.landings import gather_landing
+
+        try:
+            return gather_landing(self.base, self.log, task, actor=actor, commit=None)
+        except (FactoryError, OSError):
+            return Landing(task_id=task.id, title=task.title, at=0.0, actor=actor, attempts=task.attempts)
+
+    def _landed(self, outcome: Outcome, *, actor: str) -> Outcome:
+        """After a landing: history.md written, the refresh task proposed
+        when due; what that says goes with the outcome's message (what went
+        wrong as its warning too)."""
+        from factory_tui.backends.landings import after_landing
+
+        after = after_landing(self.base, self.log, actor=actor)
+        told = after.lines()
+        if not told:
+            return outcome
+        warning = "; ".join(filter(None, [outcome.warning, *after.warnings])) or None
+        return dataclasses.replace(outcome, message=outcome.message + "; " + "; ".join(told), warning=warning)
 
     # --- QA's say -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ living documents share what is left; whatever is cut says so.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from factory_tui.model import Task
@@ -86,6 +87,41 @@ class TaskMail:
     messages: tuple[MailNote, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PromptDocument:
+    """A living document for the prompt: its name, the text to show,
+    ``budget``, the most bytes of it the prompt may hold (None: no cap of
+    its own), and its version (``blob``, carried through to what the
+    prompt says it shows)."""
+
+    name: str
+    text: str
+    budget: int | None = None
+    blob: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentShown:
+    """A document that went into a prompt: ``shown`` bytes of its ``size``,
+    ``whole`` when nothing was cut."""
+
+    name: str
+    shown: int
+    size: int
+    whole: bool
+    blob: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """The prompt's text, the documents it holds (in order) and those it
+    left out for room."""
+
+    text: str
+    documents: tuple[DocumentShown, ...] = ()
+    left_out: tuple[str, ...] = ()
+
+
 # Conflicted files named in a prompt, at most (the rest are counted).
 MAX_CONFLICTS_NAMED = 50
 
@@ -106,14 +142,40 @@ def assemble_prompt(
     branch: str,
     dependencies: list[DependencyOutcome],
     feedback: str | None,
-    documents: list[tuple[str, str]],
+    documents: Sequence[tuple[str, str] | PromptDocument],
     interrupted: str | None = None,
     conflicts: Conflicts | None = None,
     mail: TaskMail | None = None,
+    documents_budget: int | None = None,
 ) -> str:
+    """The text of ``build_prompt``."""
+    return build_prompt(
+        task, attempt=attempt, branch=branch, dependencies=dependencies, feedback=feedback,
+        documents=documents, interrupted=interrupted, conflicts=conflicts, mail=mail,
+        documents_budget=documents_budget,
+    ).text
+
+
+def build_prompt(
+    task: Task,
+    *,
+    attempt: int,
+    branch: str,
+    dependencies: list[DependencyOutcome],
+    feedback: str | None,
+    documents: Sequence[tuple[str, str] | PromptDocument],
+    interrupted: str | None = None,
+    conflicts: Conflicts | None = None,
+    mail: TaskMail | None = None,
+    documents_budget: int | None = None,
+) -> Prompt:
     """The markdown prompt for ``attempt`` (1 for the first run) of ``task``,
-    worked on in a worktree on ``branch``. ``documents`` are the living
-    documents as (name, content), in the order they should appear.
+    worked on in a worktree on ``branch``, and which documents it holds.
+    ``documents`` are the living documents as (name, content) or
+    ``PromptDocument`` (with a budget of its own), in the order of their
+    importance (``document_choice.py``); together they get at most
+    ``documents_budget`` bytes (``[artifacts] prompt_budget``) of what the
+    rest of the prompt leaves.
     ``interrupted``: how the run before this one ended when it was not the
     agent's doing: ``"stopped"`` (its engine was stopped; the attempt was
     given back, so this run is the same attempt again) or ``"expired"``
@@ -132,8 +194,12 @@ def assemble_prompt(
         _how_to_work(task, attempt=attempt, branch=branch, interrupted=interrupted is not None),
     ]
     used = sum(utf8_len(part) + 2 for part in sections if part)
-    sections[7] = _documents(documents, PROMPT_BUDGET - used - SAFETY_MARGIN)
-    return "\n\n".join(part for part in sections if part) + "\n"
+    room = PROMPT_BUDGET - used - SAFETY_MARGIN
+    if documents_budget is not None:
+        room = min(room, documents_budget)
+    given = [item if isinstance(item, PromptDocument) else PromptDocument(*item) for item in documents]
+    sections[7], shown, left_out = _documents(given, room)
+    return Prompt("\n\n".join(part for part in sections if part) + "\n", tuple(shown), tuple(left_out))
 
 
 def heading_line(task_id: str, title: str) -> str:
@@ -316,20 +382,27 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _documents(documents: list[tuple[str, str]], budget: int) -> str | None:
+def _documents(documents: list[PromptDocument], budget: int) -> tuple[str | None, list[DocumentShown], list[str]]:
+    """The section, the documents it shows and those it leaves out."""
     if not documents:
-        return None
+        return None, [], []
     intro = (
         "## Living documents\n\n"
         "The project's shared knowledge: follow its practices, and keep "
         "these documents in mind as you work."
     )
-    # The list of documents left out is kept short, and its room set aside.
-    budget -= utf8_len(intro) + 2 + LEFT_OUT_RESERVE
-    named = [(_one_line(cut_to_bytes(name, DOCUMENT_NAME_BUDGET)[0]), content) for name, content in documents]
+    # The list of documents left out is kept short, and its room set aside
+    # (a third of a small budget at most: it names fewer then).
+    reserve = min(LEFT_OUT_RESERVE, max(budget, 0) // 3)
+    budget -= utf8_len(intro) + 2 + reserve
+    named = [_one_line(cut_to_bytes(item.name, DOCUMENT_NAME_BUDGET)[0]) for item in documents]
     # Room each block needs besides its content: heading, fence, cut note.
-    overheads = [utf8_len(_document_block(name, "", fence_for(content))) + 120 for name, content in named]
-    sizes = [utf8_len(content) for _, content in named]
+    fences = [fence_for(item.text) for item in documents]
+    overheads = [utf8_len(_document_block(name, "", fence)) + 120 for name, fence in zip(named, fences, strict=True)]
+    wholes = [utf8_len(item.text) for item in documents]
+    # A document's own budget caps it before the documents share the room.
+    sizes = [whole if item.budget is None else min(whole, item.budget)
+             for whole, item in zip(wholes, documents, strict=True)]
     # The caller's order is the order of importance: keep as many documents,
     # from the first, as can each be shown whole or at a useful length.
     kept, level = 0, None
@@ -339,22 +412,32 @@ def _documents(documents: list[tuple[str, str]], budget: int) -> str | None:
             kept = count
             break
     blocks = [intro]
-    for index, (name, content) in enumerate(named[:kept]):
-        shown, was_cut = cut_to_bytes(content, sizes[index] if level is None else level)
-        block = _document_block(name, shown, fence_for(content))
+    shown_documents = []
+    for index, (name, item) in enumerate(zip(named[:kept], documents[:kept], strict=True)):
+        content = item.text
+        shown, was_cut = cut_to_bytes(content, sizes[index] if level is None else min(level, sizes[index]))
+        block = _document_block(name, shown, fences[index])
         if was_cut:
             block += "\n\n" + _cut_note(f"`{name}`", shown, content)
         blocks.append(block)
-    left_out = [name for name, _ in named[kept:]]
+        shown_documents.append(DocumentShown(item.name, utf8_len(shown), wholes[index], not was_cut, item.blob))
+    left_out = named[kept:]
     if left_out:
-        listed = ", ".join(f"`{name}`" for name in left_out[:MAX_LEFT_OUT_NAMED])
-        if len(left_out) > MAX_LEFT_OUT_NAMED:
-            listed += f" and {len(left_out) - MAX_LEFT_OUT_NAMED} more"
-        blocks.append(
-            "Left out to keep this prompt short (read them in the repository if "
-            "you need them): " + listed
-        )
-    return "\n\n".join(blocks)
+        lead = "Left out to keep this prompt short (read them in the repository if you need them): "
+        room = reserve - utf8_len(lead) - 40
+        shown_names: list[str] = []
+        for name in left_out[:MAX_LEFT_OUT_NAMED]:
+            entry = f"`{name}`"
+            if utf8_len(entry) + 2 > room:
+                break
+            shown_names.append(entry)
+            room -= utf8_len(entry) + 2
+        listed = ", ".join(shown_names)
+        if len(left_out) > len(shown_names):
+            more = len(left_out) - len(shown_names)
+            listed += f" and {more} more" if shown_names else f"{more} documents"
+        blocks.append(lead + listed)
+    return "\n\n".join(blocks), shown_documents, [item.name for item in documents[kept:]]
 
 
 def _water_level(sizes: list[int], overheads: list[int], budget: int) -> int | None:
@@ -450,6 +533,8 @@ def cut_to_bytes(text: str, limit: int) -> tuple[str, bool]:
 def fence_for(content: str) -> str:
     """A backtick fence longer than any backtick run in ``content``, so the
     document cannot close its own code block (CommonMark's rule)."""
+    if "`" not in content:
+        return "```"
     longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
     return "`" * max(3, longest + 1)
 

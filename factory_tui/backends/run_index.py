@@ -276,9 +276,15 @@ def _merge_dropped(listed: Sequence[RunFile], known: Sequence[RunFile]) -> tuple
 
 
 def runs_of(base: FactoryBase, log, task_id: str) -> list[RunRecord]:
-    """A task's runs, newest first, with their files as they are now."""
+    """A task's runs, newest first, with their files as they are now, and
+    the living documents each attempt's prompt read (its own run's record
+    only: a run set aside had the same attempt's prompt written again)."""
     log.get_task(task_id)  # UnknownTask for an id the log does not hold
-    return sync_runs(base, log, task_id=task_id, files=True)
+    read: dict[int, list[tuple[str, str]]] = {}
+    for item in log.prompt_documents(task_id):
+        read.setdefault(item.attempt, []).append((item.name, item.blob))
+    return [replace(run, documents=tuple(read.get(run.attempt, ()))) if run.folder == str(run.attempt) else run
+            for run in sync_runs(base, log, task_id=task_id, files=True)]
 
 
 def run_record(base: FactoryBase, log, task_id: str, attempt: int) -> list[RunRecord]:

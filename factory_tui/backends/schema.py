@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
@@ -388,7 +388,62 @@ def _v9(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+def _v10(conn: sqlite3.Connection) -> None:
+    """Living documents: what every prompt included (which document, which
+    version of it by its git blob id, how much of it), and the session
+    history: one row per task that landed (approved and merged)."""
+    for statement in _V10_STATEMENTS:
+        conn.execute(statement)
+
+
+_V10_STATEMENTS = (
+    # One row per document a prompt included. The key answers "what did
+    # T-3's attempt 2 read" (a prompt written again for the same attempt
+    # replaces its rows); the index by name answers "how many prompts
+    # included conventions.md" (and the list's counts, GROUP BY name) from
+    # the index alone. shown: bytes of it in the prompt; size: its bytes;
+    # position: its place in the prompt (most specific first).
+    """CREATE TABLE prompt_documents (
+        task_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        blob TEXT NOT NULL,
+        shown INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        whole INTEGER NOT NULL,
+        at REAL NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (task_id, attempt, name)
+    ) STRICT, WITHOUT ROWID""",
+    "CREATE INDEX idx_prompt_documents_name ON prompt_documents(name, blob)",
+    # The session history: a task that landed, as it was then. qa: a JSON
+    # list of the task's QA verdicts; refresh: 1 when the task was the
+    # factory's own "bring the living documents up to date" (its landing
+    # starts the count towards the next one anew). Read newest first (by
+    # id), and counted since a time (a document's last change).
+    """CREATE TABLE landings (
+        id INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        profile TEXT,
+        agent TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        qa TEXT,
+        cost_usd REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        last_words TEXT,
+        commit_sha TEXT,
+        refresh INTEGER NOT NULL DEFAULT 0
+    ) STRICT""",
+    "CREATE INDEX idx_landings_at ON landings(at)",
+    "CREATE INDEX idx_landings_refresh ON landings(id) WHERE refresh = 1",
+)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -49,12 +49,13 @@ from factory_tui.qa_model import Gate, InvalidScenario, QaKind, Scenario, Verdic
 from factory_tui.qa_scenarios import load_scenarios, template, valid_name
 
 if TYPE_CHECKING:
-    from factory_tui.artifacts_model import RunRecord
+    from factory_tui.artifacts_model import DocumentInfo, DocumentVersion, Landing, PromptDocument, RunRecord
     from factory_tui.backends.mail_git import SyncReport
     from factory_tui.backends.mail_ingest import IngestReport, MailIngest
     from factory_tui.backends.mail_log import MailCounts, MailItem, Rejected, ThreadPage
     from factory_tui.backends.mail_post import Handed, Sent
     from factory_tui.backends.mail_thread import RefusedFile, ThreadDetail
+    from factory_tui.backends.refresh import Refresh
     from factory_tui.backends.run_reader import RunFileReader
     from factory_tui.backends.run_retention import GcReport
     from factory_tui.mail_model import RequestState
@@ -357,6 +358,55 @@ class FactorySession:
 
         artifacts = self.config.artifacts
         return collect(self.base, self.log, keep_runs=artifacts.keep_runs, old_raw=artifacts.old_raw, apply=apply)
+
+    # --- living documents (backends/living_documents.py) ---------------------------
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every living document: title, when it last changed (its last
+        commit, or its file's time while uncommitted), size, how many
+        prompts included it, landings since it changed and whether that
+        makes it stale, whether the factory writes it, what is wrong with it."""
+        from factory_tui.backends.living_documents import document_infos
+
+        return document_infos(self.base, self.log, self.config)
+
+    def document_text(self, name: str) -> str:
+        """A document's whole text (InvalidInput for a bad or unknown name)."""
+        from factory_tui.backends.living_documents import document_text
+
+        return document_text(self.base, self.log, name)
+
+    def document_history(self, name: str) -> list[DocumentVersion]:
+        """The commits that changed a document, newest first."""
+        from factory_tui.backends.living_documents import document_history
+
+        return document_history(self.base, self.log, name)
+
+    def document_diff(self, name: str, commit: str) -> str:
+        """What ``commit`` (one of its history's, or a start of one) changed
+        in the document, as a unified diff."""
+        from factory_tui.backends.living_documents import document_diff
+
+        return document_diff(self.base, self.log, name, commit)[1]
+
+    def propose_refresh(self, *, actor: str | None = None) -> Refresh:
+        """Propose the task that brings the living documents up to date now
+        (the operator's key); one open already is returned instead, never a
+        second made."""
+        from factory_tui.actors import actor_name
+        from factory_tui.backends.refresh import propose_refresh
+
+        return propose_refresh(self.base, self.log, actor=actor or actor_name("console"))
+
+    def prompt_documents(self, task_id: str, attempt: int | None = None) -> list[PromptDocument]:
+        """Which documents (and versions, and how much of each) the prompt
+        of ``task_id``'s ``attempt`` (every attempt: None) included."""
+        self.log.get_task(task_id)  # UnknownTask for an id the log does not hold
+        return self.log.prompt_documents(task_id, attempt)
+
+    def landings(self, limit: int = 100) -> list[Landing]:
+        """The session history, newest first."""
+        return self.log.landings(limit=limit)
 
     # --- mail ------------------------------------------------------------------
 
