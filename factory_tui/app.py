@@ -49,6 +49,7 @@ from factory_tui.messages import (
     NewTaskWanted,
     PlanLoaded,
     TaskCommand,
+    TaskHighlighted,
     WorktreesChanged,
 )
 from factory_tui.model import State, Task
@@ -256,6 +257,11 @@ class FactoryApp(App[None]):
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(f"first-frame {time.time():.6f} maxrss-kb {rss_kb}", file=sys.__stderr__, flush=True)
         self.exit()
+
+    @on(TaskHighlighted)
+    def _task_highlighted(self, message: TaskHighlighted) -> None:
+        for listener in self._listeners():
+            listener.task_highlighted(message.task_id)
 
     @on(LogChanged)
     def _log_changed(self, message: LogChanged) -> None:

@@ -238,3 +238,14 @@ class Landing:
         data = asdict(self)
         data["qa"] = [verdict.to_json() for verdict in self.qa]
         return data
+
+
+def size_text(size: int) -> str:
+    """At most six characters: 950 B, 12.3 KB, 4.5 MB, 1.2 GB."""
+    if size < 1000:
+        return f"{size} B"
+    for unit, scale in (("KB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if size < scale * 999.5 or unit == "GB":
+            value = size / scale
+            return f"{value:.1f} {unit}" if value < 99.95 else f"{value:.0f} {unit}"
+    return f"{size} B"  # not reached

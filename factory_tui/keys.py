@@ -85,6 +85,14 @@ _KEYS = [
         "The scenario's file and its history; on a run, the run's output", show=False),
     Key("qa.edit", "e", "edit_scenario", "Edit", "QA", "Open the scenario file in $EDITOR"),
     Key("qa.new", "n", "new_scenario", "New scenario", "QA", "A new scenario file from the template"),
+    # --- the Artifacts pane: living documents and the runs' files
+    Key("artifacts.open", "enter", "open_artifact", "Open", "Artifacts",
+        "A document rendered; on a run's file, the file (searchable)", show=False),
+    Key("artifacts.edit", "e", "edit_document", "Edit", "Artifacts", "Open the document in $EDITOR"),
+    Key("artifacts.history", "h", "document_history", "History", "Artifacts",
+        "The commits that changed the document, and each version's diff"),
+    Key("artifacts.refresh", "R", "refresh_documents", "Refresh task", "Artifacts",
+        "Propose a task that brings the living documents up to date (approve it like any task)"),
     # --- mail: the Mail pane's threads and a thread's screen
     Key("mail.open", "enter", "open_thread", "Open", "Mail",
         "The thread: every message with its body (opening it marks them read)", show=False),

@@ -68,6 +68,13 @@ class LogChanged(Message):
 
 
 @dataclass
+class TaskHighlighted(Message):
+    """The Plan's cursor is on another task (None: on no task)."""
+
+    task_id: str | None
+
+
+@dataclass
 class TaskCommand(Message):
     """The operator asked for something to happen to a task. The app
     confirms what needs confirming and runs it in a worker."""

@@ -119,9 +119,12 @@ def build_demo(path: Path, *, start: float | None = None, name: str = "shopfront
     from factory_tui.backends.demo_qa import write_demo_qa
 
     write_demo_qa(path)
+    from factory_tui.backends.demo_documents import write_demo_documents
+
+    write_demo_documents(path)
     with repo.git.custom_environment(**_git_env(start + 60)):
         repo.git.add(A=True)
-        repo.git.commit(m="Add the factory base and its QA", no_verify=True)
+        repo.git.commit(m="Add the factory base, its QA and its living documents", no_verify=True)
     clock = _DemoClock(start + 120)
     with ExecutionLog.open(base.log_path, clock=clock) as log:
         _write_history(log, clock, request=(request_id(start), request_task_body(start, PEER_NAME)))

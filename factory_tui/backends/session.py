@@ -370,6 +370,21 @@ class FactorySession:
 
         return document_infos(self.base, self.log, self.config)
 
+    def document_path(self, name: str) -> Path:
+        """Where a living document is, for the operator's editor
+        (InvalidInput for a bad or unknown name)."""
+        from factory_tui.backends.living_documents import find_document
+
+        return self.base.artifacts_dir / find_document(self.base, self.log, name).name
+
+    def document_body(self, name: str) -> str:
+        """A document's text after its front matter (what a prompt shows
+        of it); one whose front matter cannot be read, whole (to see why)."""
+        from factory_tui.backends.living_documents import find_document
+
+        document = find_document(self.base, self.log, name)
+        return self.document_text(name) if document.problem else document.body
+
     def document_text(self, name: str) -> str:
         """A document's whole text (InvalidInput for a bad or unknown name)."""
         from factory_tui.backends.living_documents import document_text

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import partial
 
 from textual.widget import Widget
 
+from factory_tui.panes.artifacts import ArtifactsPane
 from factory_tui.panes.log import LogPane
 from factory_tui.panes.mail import MailPane
-from factory_tui.panes.placeholder import PlaceholderPane
 from factory_tui.panes.plan import PlanPane
 from factory_tui.panes.qa import QaPane
 from factory_tui.panes.worktrees import WorktreesPane
@@ -54,8 +53,7 @@ class PaneSpec:
 PANES: tuple[PaneSpec, ...] = (
     PaneSpec(1, "Plan", PlanPane, Area.LEFT, filterable=True),
     PaneSpec(2, "Worktrees", WorktreesPane, Area.RIGHT_TOP),
-    PaneSpec(3, "Artifacts", partial(PlaceholderPane, "Living documents from .factory/artifacts/ appear here."),
-             Area.RIGHT_MIDDLE),
+    PaneSpec(3, "Artifacts", ArtifactsPane, Area.RIGHT_MIDDLE),
     PaneSpec(4, "QA", QaPane, Area.RIGHT_MIDDLE),
     PaneSpec(5, "Mail", MailPane, Area.RIGHT_BOTTOM, filterable=True),
     PaneSpec(6, "Log", LogPane, Area.BOTTOM, filterable=True),

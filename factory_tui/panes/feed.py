@@ -1,6 +1,7 @@
 """What a pane is handed of the execution log: the app follows the log
 (one feed for the whole console, backends/feed.py) and gives every pane the
-first snapshot and each change; a pane takes what it shows from them."""
+first snapshot and each change; a pane takes what it shows from them. It
+is also told which task the operator's Plan cursor is on."""
 
 from __future__ import annotations
 
@@ -18,3 +19,6 @@ class FeedListener:
 
     def log_changed(self, changes: Changes) -> None:
         """Tasks and events written since the last call, by any process."""
+
+    def task_highlighted(self, task_id: str | None) -> None:
+        """The Plan's cursor moved to another task (None: no task)."""

@@ -24,6 +24,7 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from factory_tui.context import console
+from factory_tui.messages import TaskHighlighted
 from factory_tui.model import DEAD_STATES, Failure, NeverRuns, State, Task, Usage
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
@@ -64,6 +65,20 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
     def on_mount(self) -> None:
         self._tick()
         self.set_interval(1.0, self._tick)
+        self._highlighted: str | None = None
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        super().watch_cursor(old, new)
+        self.say_highlighted()
+
+    def say_highlighted(self) -> None:
+        """Tell the other panes when the cursor's task changes (a row that
+        moved under the cursor counts too)."""
+        task = self.selected_task
+        task_id = task.id if task is not None else None
+        if task_id != getattr(self, "_highlighted", None):
+            self._highlighted = task_id
+            self.post_message(TaskHighlighted(task_id))
 
     def _tick(self) -> None:
         self.now = console(self).clock()
@@ -72,6 +87,7 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
 
     def log_loaded(self, snapshot: Snapshot) -> None:
         self.load(snapshot.tasks)
+        self.say_highlighted()
         # After the first frame: the rows are worth seeing before their notes.
         self.call_after_refresh(self._fetch_notes)
 
@@ -97,6 +113,7 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
         qa_moved = bool(self.qa.apply(changes.events))
         if changes.tasks:
             self.update_tasks(changes.tasks)
+            self.say_highlighted()
         elif qa_moved:
             self.rows_changed()
         if failed_moved:

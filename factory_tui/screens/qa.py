@@ -28,6 +28,7 @@ from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
 from factory_tui.qa_model import QaKind
 from factory_tui.screens.dialogs import FormDialog
+from factory_tui.screens.editor import edit_file
 from factory_tui.text import literal
 from factory_tui.widgets.qa_table import QaRunTable
 from factory_tui.widgets.transcript import TranscriptPane
@@ -210,27 +211,7 @@ class NewScenarioDialog(FormDialog[Path | None]):
 
 def edit_scenario(where, name: str, *, after=None) -> None:
     """$EDITOR on the scenario's file; the console suspends until it exits."""
-    import subprocess
-
-    from factory_tui.worktree_shell import editor_argv, operator_environment, runnable
-
-    app = where.app
-    session = console(where).session
-    try:
-        path = session.scenario_path(name)
-        env = operator_environment(session.base.root)
-        argv = runnable(editor_argv(env, target=None), env) + [str(path)]
-    except FactoryError as error:
-        app.notify(literal(str(error)), severity="error", markup=False)
-        return
-    try:
-        with app.suspend():
-            subprocess.run(argv, cwd=session.base.root, env=env, check=False)
-    except Exception as error:  # no terminal to hand over (tests, headless)
-        app.notify(literal(f"cannot open {argv[0]} here: {error}"), severity="error", markup=False)
-        return
-    if after is not None:
-        after()
+    edit_file(where, lambda session: session.scenario_path(name), after=after)
 
 
 def run_qa_for(where, task_id: str | None, names: tuple[str, ...] = (), *, after=None) -> None:
