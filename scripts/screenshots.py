@@ -26,8 +26,10 @@ from factory_tui.backends.demo_mail import LIVE_REQUEST, message_id, moment  # n
 from factory_tui.backends.log import ExecutionLog  # noqa: E402
 from factory_tui.backends.mail_post import send  # noqa: E402
 from factory_tui.mail_model import Importance, Message, MessageKind  # noqa: E402
+from factory_tui.panes.artifacts import ArtifactsPane  # noqa: E402
 from factory_tui.panes.mail import MailPane  # noqa: E402
 from factory_tui.panes.qa import QaPane  # noqa: E402
+from factory_tui.screens.artifacts import DocumentScreen  # noqa: E402
 from factory_tui.screens.help import HelpScreen  # noqa: E402
 from factory_tui.screens.mail import ThreadScreen  # noqa: E402
 from factory_tui.screens.qa import ScenarioScreen  # noqa: E402
@@ -105,8 +107,22 @@ async def shoot() -> None:
             await wait_until(pilot, lambda: isinstance(app.screen, ThreadScreen), "a thread")
             await pilot.pause(0.5)
             app.save_screenshot("mail-thread.svg", str(OUT))
+            # The Artifacts pane, zoomed: the living documents, and the runs
+            # of the task under the Plan's cursor; then a document rendered.
+            await pilot.press("escape", "escape", "1")
+            await move_to(pilot, "T-3")
+            await pilot.press("3", "z")
+            artifacts = app.query_one(ArtifactsPane)
+            await wait_until(pilot, lambda: len(artifacts.documents.rows) == 3 and artifacts.runs.task_id == "T-3"
+                             and bool(artifacts.runs.rows), "the Artifacts pane's documents and T-3's runs")
+            await pilot.pause(0.3)
+            app.save_screenshot("artifacts.svg", str(OUT))
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, DocumentScreen) and app.screen.loaded, "a document")
+            await pilot.pause(0.5)
+            app.save_screenshot("artifacts-document.svg", str(OUT))
     for name in ("dashboard.svg", "task.svg", "help.svg", "run.svg", "diff.svg", "qa.svg", "qa-scenario.svg",
-                 "mail.svg", "mail-thread.svg"):
+                 "mail.svg", "mail-thread.svg", "artifacts.svg", "artifacts-document.svg"):
         print(OUT / name)
 
 
