@@ -25,7 +25,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from factory_tui.artifacts_model import DocumentInfo, RunRecord
@@ -103,7 +102,6 @@ class PaneRunFiles(RunFileTable):
 class ArtifactsPane(Vertical, FeedListener):
     DEFAULT_CSS = """
     ArtifactsPane > PaneDocuments { height: 1fr; }
-    ArtifactsPane > #artifacts-runs-title { height: 1; color: $text-muted; text-style: bold; }
     ArtifactsPane > PaneRunFiles { height: 1fr; }
     """
 
@@ -125,7 +123,6 @@ class ArtifactsPane(Vertical, FeedListener):
 
     def compose(self) -> ComposeResult:
         yield PaneDocuments(now=0.0, id="artifacts-documents")
-        yield Static("Runs", id="artifacts-runs-title", markup=False)
         yield PaneRunFiles(id="artifacts-runs")
 
     @property
@@ -165,8 +162,6 @@ class ArtifactsPane(Vertical, FeedListener):
 
     def task_highlighted(self, task_id: str | None) -> None:
         self.task_id = task_id
-        title = self.query_one("#artifacts-runs-title", Static)
-        title.update(f"Runs of {task_id}" if task_id else "Runs")
         self.load_runs(task_id)
 
     @work(thread=True, group="artifacts-files", exit_on_error=False)

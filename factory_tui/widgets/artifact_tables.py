@@ -126,7 +126,8 @@ def run_rows(runs: list[RunRecord]) -> list[RunRow]:
 
 def run_summary(run: RunRecord) -> str:
     """``attempt 2 · finished · $0.12 · 14k tokens · 3 files +40 −2``."""
-    parts = [f"attempt {run.attempt}", run.outcome or ("running" if run.ended_at is None else "ended")]
+    outcome = run.outcome or ("running" if run.ended_at is None else "ended")
+    parts = [f"attempt {run.attempt}", "how it ended is not recorded" if outcome == "unknown" else outcome]
     if run.profile:
         parts.append(run.profile)
     if run.cost_usd:
@@ -163,6 +164,7 @@ class RunFileTable(RowList[RunRow]):
         self.replace_rows(run_rows(runs))
         if moved:
             self.cursor = self.nearest_selectable(0, 1) or 0
+            self.refresh()  # the header names the task
 
     def row_key(self, row: RunRow):
         return row.key
@@ -178,7 +180,10 @@ class RunFileTable(RowList[RunRow]):
         return f"{self.task_id} has not run yet."
 
     def render_header(self, width: int) -> str:
-        return header_text(layout_columns(FILE_COLUMNS, width, 12))
+        # The first column says whose runs these are: the pane has no room
+        # for a title line of its own.
+        title = f"RUNS OF {self.task_id}" if self.task_id else "RUNS"
+        return header_text(layout_columns(FILE_COLUMNS, width, 12), {"name": title})
 
     def row_cache_key(self, index: int):
         return self.rows[index]
