@@ -364,6 +364,14 @@ def init(click_ctx: click.Context, path: str | None, name: str | None, spec: str
     """Make the git repository at PATH (default: here) a factory base.
 
     With --spec SPEC.md: start a project from a spec (see `factory plan draft`)."""
+    if path is None and click_ctx.parent is not None:
+        # `factory --base DIR init` means DIR, as every other command takes
+        # it; only the option typed, not FACTORY_BASE (a worktree's shell
+        # sets that to the base it belongs to).
+        given = click_ctx.parent.params.get("base_path")
+        source = click_ctx.parent.get_parameter_source("base_path")
+        if given is not None and source is click.core.ParameterSource.COMMANDLINE:
+            path = given
     if spec is not None:
         from factory_tui.cli_plan_draft import init_from_spec
 

@@ -215,3 +215,17 @@ def test_init_again_adds_the_rules_an_older_base_lacks(tmp_path: Path) -> None:
     assert again.returncode == 0
     assert "nothing to do" in again.stdout
     assert gitignore.read_text() == text
+
+
+def test_init_takes_the_base_option_as_its_folder_but_not_factory_base_from_the_environment(tmp_path: Path) -> None:
+    target = make_repo(tmp_path / "target")
+    here = make_repo(tmp_path / "here")
+    done = factory(here, "--base", str(target), "init")
+    assert done.returncode == 0, done.stderr
+    assert (target / ".factory" / "factory.toml").exists() and not (here / ".factory").exists()
+    # A worktree's shell sets FACTORY_BASE to its base: init there means the folder named, or here.
+    elsewhere = make_repo(tmp_path / "elsewhere")
+    done = subprocess.run([sys.executable, "-m", "factory_tui", "init"], cwd=elsewhere, capture_output=True,
+                          text=True, env={**ENV, "FACTORY_BASE": str(target)}, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / ".factory" / "factory.toml").exists()
