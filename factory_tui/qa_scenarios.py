@@ -26,6 +26,7 @@ from markdown_it import MarkdownIt
 from factory_tui.config import unknown_key
 from factory_tui.front_matter import FrontMatter, FrontMatterError, read_limited, type_name
 from factory_tui.front_matter import split as split_front_matter
+from factory_tui.front_matter_fields import FieldError, shown, when_field
 from factory_tui.qa_model import (
     COMMAND_KINDS,
     JUDGED_KINDS,
@@ -61,17 +62,6 @@ MAX_TIMEOUT = 24 * 3600.0
 MAX_PATTERNS = 100
 
 KNOWN_KEYS = ("kind", "run", "judge", "gate", "timeout", "when", "retries", "votes", "expect", "expect_not")
-WHEN_KEYS = ("paths", "labels")
-
-
-class _Refused(Exception):
-    """One thing wrong with a file's front matter; ``key`` is the key it is
-    about, so that the reason can name the line it is on."""
-
-    def __init__(self, reason: str, key: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.key = key
 
 
 # --- reading -------------------------------------------------------------------
@@ -100,7 +90,7 @@ def read_scenario(path: Path, *, root: Path, profiles: Collection[str]) -> Scena
         return invalid(error.reason, error.line)
     try:
         return _scenario(name, relative, version, front, profiles)
-    except _Refused as error:
+    except FieldError as error:
         return invalid(error.reason, front.key_lines.get(error.key) if error.key else None)
 
 
@@ -141,7 +131,7 @@ def _scenario(name: str, path: str, version: str, front: FrontMatter, profiles: 
     data = front.data
     for key in data:
         if not isinstance(key, str) or key not in KNOWN_KEYS:
-            raise _Refused(unknown_key(str(key), KNOWN_KEYS), str(key))
+            raise FieldError(unknown_key(str(key), KNOWN_KEYS), str(key))
     kind = _kind(data)
     judged = kind in JUDGED_KINDS
     for key, allowed, who in (
@@ -152,7 +142,7 @@ def _scenario(name: str, path: str, version: str, front: FrontMatter, profiles: 
         ("expect_not", {QaKind.VERIFY}, "verify"),
     ):
         if key in data and kind not in allowed:
-            raise _Refused(f"{key} is for {who}, not {kind}", key)
+            raise FieldError(f"{key} is for {who}, not {kind}", key)
     run: tuple[str, ...] = ()
     judge: str | None = None
     if judged:
@@ -162,11 +152,11 @@ def _scenario(name: str, path: str, version: str, front: FrontMatter, profiles: 
     expect = _patterns(data, "expect")
     expect_not = _patterns(data, "expect_not")
     if kind is QaKind.VERIFY and not expect and not expect_not:
-        raise _Refused("a verify needs expect or expect_not (patterns its output must or must not match); without them it is a test")
+        raise FieldError("a verify needs expect or expect_not (patterns its output must or must not match); without them it is a test")
     body = front.body
     if judged and not body.strip():
         needs = "an eval's judge needs a rubric" if kind is QaKind.EVAL else "a scenario's judge needs the steps to follow"
-        raise _Refused(f"the body is empty: {needs}")
+        raise FieldError(f"the body is empty: {needs}")
     when_paths, when_labels = _when(data)
     steps = count_steps(body)
     warnings: tuple[str, ...] = ()
@@ -195,53 +185,53 @@ def _scenario(name: str, path: str, version: str, front: FrontMatter, profiles: 
 
 def _kind(data: dict) -> QaKind:
     if "kind" not in data:
-        raise _Refused(f"kind is required ({_choices(QaKind)})")
+        raise FieldError(f"kind is required ({_choices(QaKind)})")
     value = data["kind"]
     if isinstance(value, str) and value in QaKind._value2member_map_:
         return QaKind(value)
-    raise _Refused(f"unknown kind {_shown(value)}{_nearest(value, [k.value for k in QaKind])} (kinds: {_choices(QaKind)})", "kind")
+    raise FieldError(f"unknown kind {shown(value)}{_nearest(value, [k.value for k in QaKind])} (kinds: {_choices(QaKind)})", "kind")
 
 
 def _gate(data: dict) -> Gate:
     value = data.get("gate", Gate.REQUIRED.value)
     if isinstance(value, str) and value in Gate._value2member_map_:
         return Gate(value)
-    raise _Refused(f"gate must be {' or '.join(g.value for g in Gate)}, not {_shown(value)}", "gate")
+    raise FieldError(f"gate must be {' or '.join(g.value for g in Gate)}, not {shown(value)}", "gate")
 
 
 def _judge(data: dict, profiles: Collection[str]) -> str:
     known = ", ".join(sorted(profiles)) or "none"
     if "judge" not in data:
-        raise _Refused(f"judge is required: the agent profile that judges it (profiles: {known})")
+        raise FieldError(f"judge is required: the agent profile that judges it (profiles: {known})")
     value = data["judge"]
     if not isinstance(value, str) or value not in profiles:
-        raise _Refused(f"unknown judge profile {_shown(value)}{_nearest(value, profiles)} (profiles: {known})", "judge")
+        raise FieldError(f"unknown judge profile {shown(value)}{_nearest(value, profiles)} (profiles: {known})", "judge")
     return value
 
 
 def _run(data: dict) -> tuple[str, ...]:
     if "run" not in data:
-        raise _Refused("run is required: the command, as a list ([pytest, -q]) or a line split like a shell would (never run by one)")
+        raise FieldError("run is required: the command, as a list ([pytest, -q]) or a line split like a shell would (never run by one)")
     value = data["run"]
     if isinstance(value, str):
         try:
             argv = shlex.split(value)
         except ValueError as error:  # an unclosed quote
-            raise _Refused(f"run: {error}", "run") from None
+            raise FieldError(f"run: {error}", "run") from None
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, bool) or item is None:
                 # YAML reads true, no, on, null… as values, not words.
-                raise _Refused(f"run: quote {_shown(item)} ('…'): unquoted, YAML reads it as a value, not a word", "run")
+                raise FieldError(f"run: quote {shown(item)} ('…'): unquoted, YAML reads it as a value, not a word", "run")
             if not _is_word(item):
-                raise _Refused("run must be a list of words (strings or numbers)", "run")
+                raise FieldError("run must be a list of words (strings or numbers)", "run")
         argv = [str(item) for item in value]
     else:
-        raise _Refused(f"run must be a command (a list or a line), not a {type_name(value)}", "run")
+        raise FieldError(f"run must be a command (a list or a line), not a {type_name(value)}", "run")
     if not argv or not argv[0]:
-        raise _Refused("run is empty: name the command", "run")
+        raise FieldError("run is empty: name the command", "run")
     if any("\x00" in word for word in argv):
-        raise _Refused("run holds a NUL character", "run")
+        raise FieldError("run holds a NUL character", "run")
     return tuple(argv)
 
 
@@ -250,26 +240,26 @@ def _timeout(data: dict, kind: QaKind) -> float:
         return DEFAULT_TIMEOUT[kind]
     value = data["timeout"]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Refused(f"timeout must be a number of seconds, not {_shown(value)}", "timeout")
+        raise FieldError(f"timeout must be a number of seconds, not {shown(value)}", "timeout")
     seconds = float(value)
     if not math.isfinite(seconds) or seconds <= 0:
-        raise _Refused(f"timeout must be a positive, finite number of seconds, not {_shown(value)}", "timeout")
+        raise FieldError(f"timeout must be a positive, finite number of seconds, not {shown(value)}", "timeout")
     if seconds > MAX_TIMEOUT:
-        raise _Refused(f"timeout may be {MAX_TIMEOUT:g} seconds (a day) at most, not {_shown(value)}", "timeout")
+        raise FieldError(f"timeout may be {MAX_TIMEOUT:g} seconds (a day) at most, not {shown(value)}", "timeout")
     return seconds
 
 
 def _count(data: dict, key: str, default: int, *, low: int, high: int) -> int:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _Refused(f"{key} must be a whole number from {low} to {high}, not {_shown(value)}", key)
+        raise FieldError(f"{key} must be a whole number from {low} to {high}, not {shown(value)}", key)
     return value
 
 
 def _votes(data: dict) -> int:
     votes = _count(data, "votes", 1, low=1, high=MAX_VOTES)
     if votes % 2 == 0:
-        raise _Refused(f"votes must be odd (a majority needs one), not {votes}", "votes")
+        raise FieldError(f"votes must be odd (a majority needs one), not {votes}", "votes")
     return votes
 
 
@@ -278,41 +268,24 @@ def _patterns(data: dict, key: str) -> tuple[str, ...]:
         return ()
     patterns = _strings(data[key], key, what="a regular expression or a list of them")
     if len(patterns) > MAX_PATTERNS:
-        raise _Refused(f"{key} has {len(patterns):,} patterns: {MAX_PATTERNS} at most", key)
+        raise FieldError(f"{key} has {len(patterns):,} patterns: {MAX_PATTERNS} at most", key)
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as error:
-            raise _Refused(f"{key}: bad regular expression {_shown(pattern)}: {error}", key) from None
+            raise FieldError(f"{key}: bad regular expression {shown(pattern)}: {error}", key) from None
     return patterns
 
 
 def _when(data: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if "when" not in data:
-        return (), ()
-    value = data["when"]
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str) or key not in WHEN_KEYS:
-                raise _Refused("when: " + unknown_key(str(key), WHEN_KEYS), "when")
-        paths = _strings(value.get("paths", []), "when: paths", what="a path glob or a list of them", key="when")
-        labels = _strings(value.get("labels", []), "when: labels", what="a label or a list of them", key="when")
-    else:
-        paths = _strings(value, "when", what="a list of path globs, or {paths: [...], labels: [...]}")
-        labels = ()
-    if not paths and not labels:
-        raise _Refused("when names no path or label, so it would never run; leave when out to run always", "when")
-    for glob in paths:
-        if glob.startswith("/") or "\x00" in glob:
-            raise _Refused(f"when: {_shown(glob)}: path globs are relative to the repository", "when")
-    return paths, labels
+    return when_field(data, label_items=False, never="it would never run; leave when out to run always")
 
 
 def _strings(value: object, name: str, *, what: str, key: str | None = None) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise _Refused(f"{name} must be {what}", key or name)
+        raise FieldError(f"{name} must be {what}", key or name)
     return tuple(value)
 
 
@@ -329,12 +302,6 @@ def _nearest(value: object, known: Iterable[str]) -> str:
         return ""
     close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
-
-
-def _shown(value: object) -> str:
-    """A value from the file, short and on one line, for a reason."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "…"
 
 
 

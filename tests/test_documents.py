@@ -70,7 +70,7 @@ def test_json_front_matter_is_read_too() -> None:
     ("---\ninclude: always\nwhen: [src/**]\n---\n", 2, "include: always with a when"),
     ("---\nwhen: []\n---\n", 2, "when names no path or label"),
     ("---\nwhen: [/etc/**]\n---\n", 2, "path globs are relative to the repository"),
-    ("---\nwhen: {paths: [a], files: [b]}\n---\n", 2, "when: unknown key 'files'"),
+    ("---\nwhen: {paths: [a], files: [b]}\n---\n", 2, "when: unknown key files (known: paths, labels)"),
     ("---\nbudget: 10\n---\n", 2, "budget must be a whole number of bytes, at least 100"),
     ("---\nbudget: lots\n---\n", 2, "budget must be a whole number"),
     ("---\ngenerated: maybe\n---\n", 2, "generated must be true or false"),

@@ -39,6 +39,7 @@ from pathlib import Path
 from factory_tui.artifacts_model import Include
 from factory_tui.front_matter import FrontMatterError, type_name
 from factory_tui.front_matter import split as split_front_matter
+from factory_tui.front_matter_fields import LABEL_PREFIX, FieldError, shown, when_field
 
 # A document is a page people write: a larger file is a mistake (a log
 # pasted in), and reading it into every prompt would cost every run.
@@ -49,8 +50,6 @@ MAX_DOCUMENTS = 200
 # The session history (landings.py writes it; the factory's, not the operator's).
 HISTORY_NAME = "history.md"
 KNOWN_KEYS = ("title", "include", "when", "budget", "generated")
-WHEN_KEYS = ("paths", "labels")
-LABEL_PREFIX = "label:"
 # A budget smaller than this shows a few words and a cut note: a typo.
 MIN_BUDGET = 100
 # A document name on the command line: a file name in the folder, never a path.
@@ -196,13 +195,6 @@ def _refused(name: str, reason: str, line: int | None = None, **known) -> Living
 # --- one document -----------------------------------------------------------------
 
 
-class _Refused(Exception):
-    def __init__(self, reason: str, key: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.key = key
-
-
 def parse_document(name: str, data: bytes, *, mtime: float | None = None) -> LivingDocument:
     """The document named ``name`` whose file holds ``data``. Pure."""
     blob, size = blob_id(data), len(data)
@@ -226,7 +218,7 @@ def parse_document(name: str, data: bytes, *, mtime: float | None = None) -> Liv
         data_keys, key_lines, body = front.data, front.key_lines, front.body
     try:
         fields = _fields(data_keys, body, name)
-    except _Refused as error:
+    except FieldError as error:
         return _refused(name, error.reason, key_lines.get(error.key) if error.key else None,
                         blob=blob, size=size, mtime=mtime, text=text)
     return LivingDocument(name=name, body=body.strip("\n") + "\n" if body.strip() else "", blob=blob, size=size,
@@ -243,7 +235,7 @@ def _has_front_matter(text: str) -> bool:
 def _fields(data: dict, body: str, name: str) -> dict:
     for key in data:
         if not isinstance(key, str) or key not in KNOWN_KEYS:
-            raise _Refused(_unknown_key(str(key)), str(key))
+            raise FieldError(_unknown_key(str(key)), str(key))
     when_paths, when_labels = _when(data)
     include = _include(data, bool(when_paths or when_labels))
     return {
@@ -259,14 +251,14 @@ def _fields(data: dict, body: str, name: str) -> dict:
 def _unknown_key(key: str) -> str:
     close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else ""
-    return f"unknown key {_shown(key)} (known: {', '.join(KNOWN_KEYS)}){hint}"
+    return f"unknown key {shown(key)} (known: {', '.join(KNOWN_KEYS)}){hint}"
 
 
 def _title(data: dict, body: str, name: str) -> str:
     if "title" in data:
         value = data["title"]
         if not isinstance(value, str | int | float) or isinstance(value, bool) or not str(value).strip():
-            raise _Refused(f"title must be text, not {type_name(value)}", "title")
+            raise FieldError(f"title must be text, not {type_name(value)}", "title")
         return _one_line(str(value))[:TITLE_LIMIT]
     for line in body.splitlines():
         if line.startswith("# ") and line[2:].strip():
@@ -281,47 +273,17 @@ def _include(data: dict, has_when: bool) -> Include:
     try:
         include = Include(value)
     except ValueError:
-        raise _Refused(f"include must be always, when or never, not {_shown(value)}", "include") from None
+        raise FieldError(f"include must be always, when or never, not {shown(value)}", "include") from None
     if include is Include.WHEN and not has_when:
-        raise _Refused("include: when needs a when (path globs or label:NAME items)", "include")
+        raise FieldError("include: when needs a when (path globs or label:NAME items)", "include")
     if include is Include.ALWAYS and has_when:
-        raise _Refused("include: always with a when: say include: when, or leave the when out", "include")
+        raise FieldError("include: always with a when: say include: when, or leave the when out", "include")
     return include
 
 
 def _when(data: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Path globs and labels, from either shape of ``when``."""
-    if "when" not in data:
-        return (), ()
-    value = data["when"]
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str) or key not in WHEN_KEYS:
-                raise _Refused(f"when: unknown key {_shown(key)} (known: paths, labels)", "when")
-        paths = _strings(value.get("paths", []), "when: paths")
-        labels = tuple(label.removeprefix(LABEL_PREFIX) for label in _strings(value.get("labels", []), "when: labels"))
-    else:
-        items = _strings(value, "when")
-        paths = tuple(item for item in items if not item.startswith(LABEL_PREFIX))
-        labels = tuple(item.removeprefix(LABEL_PREFIX) for item in items if item.startswith(LABEL_PREFIX))
-    if not paths and not labels:
-        raise _Refused("when names no path or label, so the document would never apply", "when")
-    for glob in paths:
-        if glob.startswith("/") or "\x00" in glob or glob.split("/")[0] == "..":
-            raise _Refused(f"when: {_shown(glob)}: path globs are relative to the repository", "when")
-    for label in labels:
-        if not label.strip():
-            raise _Refused("when: label: needs a name (label:api)", "when")
-    return paths, labels
-
-
-def _strings(value: object, name: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-        raise _Refused(f"{name} must be a list of path globs and label:NAME items, or "
-                       "{paths: [...], labels: [...]}", "when")
-    return tuple(item.strip() for item in value)
+    return when_field(data, label_items=True, never="the document would never apply")
 
 
 def _budget(data: dict) -> int | None:
@@ -329,14 +291,14 @@ def _budget(data: dict) -> int | None:
         return None
     value = data["budget"]
     if isinstance(value, bool) or not isinstance(value, int) or value < MIN_BUDGET:
-        raise _Refused(f"budget must be a whole number of bytes, at least {MIN_BUDGET}, not {_shown(value)}", "budget")
+        raise FieldError(f"budget must be a whole number of bytes, at least {MIN_BUDGET}, not {shown(value)}", "budget")
     return value
 
 
 def _generated(data: dict) -> bool:
     value = data.get("generated", False)
     if not isinstance(value, bool):
-        raise _Refused(f"generated must be true or false, not {_shown(value)}", "generated")
+        raise FieldError(f"generated must be true or false, not {shown(value)}", "generated")
     return value
 
 
@@ -359,8 +321,3 @@ def _stem(name: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "…"
