@@ -142,6 +142,10 @@ KIND_PROPOSAL_DECLINED = "proposal_declined"
 # A re-import of another tool's plan changed a task's title, body or state
 # (its data: the tool, the tool's id, what changed).
 KIND_IMPORTED = "imported"
+# The events that end an agent's run, whose data holds what the agent
+# reported (cost, tokens, turns) and names its run folder: a run that went
+# on to QA ends in ``checking``.
+RUN_END_KINDS = ("finished", "failed", "checking")
 EVENT_KINDS = frozenset(EVENT_KIND.values()) | {
     KIND_CREATED,
     KIND_PRIORITY,

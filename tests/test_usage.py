@@ -1,6 +1,6 @@
 """Cost and tokens (issue 7 §3): per task, today and for the whole base,
-summed from the figures the engine's ``finished`` and ``failed`` events
-carry. The log's query on a real SQLite file with a clock of our own; the
+summed from the figures the engine's ``finished``, ``failed`` and
+``checking`` events carry. The log's query on a real SQLite file with a clock of our own; the
 real engine and demo agent (which reports cost and tokens as Claude Code
 does) through ``factory status`` and ``factory plan show``."""
 
@@ -67,6 +67,19 @@ def test_usage_sums_the_runs_figures_per_task_today_and_in_all(base) -> None:
     assert usage.to_json()["today"] == {
         "runs": 2, "cost_usd": 0.25, "input_tokens": 2000, "output_tokens": 50, "turns": 2,
     }
+
+
+def test_a_run_that_went_on_to_qa_counts_like_any_other(base) -> None:
+    # A run that finished into the QA gate ends in `checking`, not
+    # `finished`: what its agent cost is the base's all the same.
+    clock = Clock(NOON)
+    with ExecutionLog.open(base.log_path, clock=clock) as log:
+        checked = log.add_task(NewTask(title="checked"), actor=ACTOR).id
+        run_once(log, clock, NOON, State.CHECKING, {"cost_usd": 0.4, "input_tokens": 900, "output_tokens": 90, "turns": 4})
+        assert log.get_task(checked).state is State.CHECKING
+        usage = log.usage()
+        assert usage.tasks == {checked: Totals(runs=1, cost_usd=0.4, input_tokens=900, output_tokens=90, turns=4)}
+        assert usage.today == usage.total == usage.tasks[checked]
 
 
 def test_status_and_plan_show_give_what_the_demo_agent_reported(base) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from factory_tui.artifacts_model import Landing, PromptDocument, QaVerdict
-from factory_tui.model import NewTask, Task
+from factory_tui.model import RUN_END_KINDS, NewTask, Task
 
 if TYPE_CHECKING:
     from factory_tui.backends.log import _Transaction
@@ -127,11 +127,11 @@ class DocumentRecords:
         ended in ``checking``). A figure no run reported is None."""
         with self._read() as conn:
             row = conn.execute(
-                """SELECT count(run), sum(cost), sum(tokens_in), sum(tokens_out) FROM (
+                f"""SELECT count(run), sum(cost), sum(tokens_in), sum(tokens_out) FROM (
                        SELECT json_extract(data, '$.run') AS run, json_extract(data, '$.cost_usd') AS cost,
                               json_extract(data, '$.input_tokens') AS tokens_in,
                               json_extract(data, '$.output_tokens') AS tokens_out
-                       FROM events WHERE task_id = ? AND kind IN ('finished', 'failed', 'checking')
+                       FROM events WHERE task_id = ? AND kind IN ({', '.join(repr(kind) for kind in RUN_END_KINDS)})
                          AND data IS NOT NULL)
                    WHERE run IS NOT NULL""", (task_id,)).fetchone()
         runs, cost, tokens_in, tokens_out = row

@@ -57,6 +57,7 @@ from factory_tui.model import (
     KIND_UNDEPENDS,
     KIND_WARNING,
     OPERATOR_ACTIONS,
+    RUN_END_KINDS,
     WAITING_STATES,
     Action,
     Claim,
@@ -589,9 +590,8 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         self, *, since: float | None = None, task_ids: Iterable[str] | None = None,
         per_task: bool = True,
     ) -> Usage:
-        """Cost, tokens and turns of the runs that ended (``finished`` and
-        ``failed`` events of the engine, whose data holds what the agent
-        reported), per task, for the runs that ended since ``since``
+        """Cost, tokens and turns of the runs that ended (model.RUN_END_KINDS:
+        the engine's events whose data holds what the agent reported), per task, for the runs that ended since ``since``
         (default: the start of today, local time) and for the whole base.
         ``task_ids``: only those tasks (the totals are then theirs).
         ``per_task=False``: the two totals only (``tasks`` is empty), for a
@@ -602,7 +602,7 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         task and 45 ms for the totals alone (benchmarks/bench_usage.py)."""
         if since is None:
             since = start_of_day(self._clock())
-        where = "kind IN ('finished', 'failed') AND data IS NOT NULL"
+        where = f"kind IN ({', '.join(repr(kind) for kind in RUN_END_KINDS)}) AND data IS NOT NULL"
         params: list = [since]
         if task_ids is not None:
             wanted = list(dict.fromkeys(task_ids))

@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 
 from factory_tui.context import console
 from factory_tui.messages import TaskHighlighted
-from factory_tui.model import DEAD_STATES, Failure, NeverRuns, State, Task, Usage
+from factory_tui.model import DEAD_STATES, RUN_END_KINDS, Failure, NeverRuns, State, Task, Usage
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import NewTaskDialog
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 # changed. (Tasks dying or coming back are seen in the tasks themselves; a
 # task leaving the waiting states needs nothing: only waiting rows say it.)
 DEPENDENCY_KINDS = frozenset({"depends", "undepends"})
-# The ends of runs: their data holds what the run cost.
-RUN_END_KINDS = frozenset({"finished", "failed"})
 
 
 class PlanPane(ActsOnMarked, PlanTable, FeedListener):
@@ -120,7 +118,7 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
             self.fetch_failures()
         if dead_moved or kinds & DEPENDENCY_KINDS:
             self.fetch_never_runs()
-        if kinds & RUN_END_KINDS:
+        if kinds & set(RUN_END_KINDS):
             self.fetch_usage()
 
     # --- what the rows say beyond the task (workers) ------------------------------
