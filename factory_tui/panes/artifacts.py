@@ -5,8 +5,7 @@ under the Plan's cursor: how each run ended, what it cost, changed and
 read, and the files it kept.
 
 The documents are read through the session in a worker, again when a file
-under ``.factory/artifacts/`` changes (a watcher worker on
-backends/watcher.py) and when a run starts or a task lands (a prompt read
+under ``.factory/artifacts/`` changes (panes/folder.py) and when a run starts or a task lands (a prompt read
 them; the history grew). The runs are read when the Plan's cursor moves to
 another task and when that task changes. ``enter`` renders a document or
 opens a run's file, ``e`` edits a document in $EDITOR, ``h`` shows its
@@ -16,9 +15,7 @@ history, ``R`` proposes the task that brings the documents up to date;
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -28,12 +25,12 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from factory_tui.artifacts_model import DocumentInfo, RunRecord
-from factory_tui.backends.watcher import watch
 from factory_tui.context import console
 from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
 from factory_tui.model import State
 from factory_tui.panes.feed import FeedListener
+from factory_tui.panes.folder import FollowsFolder
 from factory_tui.screens.artifacts import DocumentHistoryScreen, DocumentScreen, RunFileScreen, edit_document
 from factory_tui.text import literal
 from factory_tui.widgets.artifact_tables import DocumentTable, RunFileTable
@@ -99,7 +96,7 @@ class PaneRunFiles(RunFileTable):
         self.query_ancestor(ArtifactsPane).propose_refresh()
 
 
-class ArtifactsPane(Vertical, FeedListener):
+class ArtifactsPane(FollowsFolder, Vertical, FeedListener):
     DEFAULT_CSS = """
     ArtifactsPane > PaneDocuments { height: 1fr; }
     ArtifactsPane > PaneRunFiles { height: 1fr; }
@@ -114,8 +111,6 @@ class ArtifactsPane(Vertical, FeedListener):
         task_id: str | None
         runs: list[RunRecord]
 
-    class FilesChanged(Message):
-        """Something under .factory/artifacts/ changed."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -140,11 +135,10 @@ class ArtifactsPane(Vertical, FeedListener):
 
     def on_mount(self) -> None:
         self.documents.now = console(self).clock()
-        self._stop = threading.Event()
-        self.follow_files(console(self).session.base.artifacts_dir, self._stop)
+        self.follow_folder(console(self).session.base.artifacts_dir)
 
     def on_unmount(self) -> None:
-        self._stop.set()
+        self.stop_following()
 
     # --- from the log, the Plan's cursor and the files --------------------------------
 
@@ -164,19 +158,7 @@ class ArtifactsPane(Vertical, FeedListener):
         self.task_id = task_id
         self.load_runs(task_id)
 
-    @work(thread=True, group="artifacts-files", exit_on_error=False)
-    def follow_files(self, folder: Path, stop: threading.Event) -> None:
-        worker = get_current_worker()
-        for changed in watch(folder, stop=stop):
-            if worker.is_cancelled:
-                return
-            # Watching an ancestor while the folder is missing sees the
-            # whole base: only the documents' folder counts.
-            if any(path == folder or folder in path.parents for path in changed):
-                self.post_message(self.FilesChanged())
-
-    @on(FilesChanged)
-    def _files_changed(self) -> None:
+    def folder_changed(self) -> None:
         self.load_documents()
 
     @work(thread=True, exclusive=True, group="artifacts-documents", exit_on_error=False)

@@ -4,15 +4,13 @@ the invalid files marked with why.
 
 The scenarios and their records are read through the session in a worker,
 again when a ``qa`` event arrives in the log feed and when a file under
-``.factory/qa/`` changes (a watcher worker on backends/watcher.py, the way
-a transcript is followed). ``enter`` opens the scenario screen, ``e`` the
+``.factory/qa/`` changes (panes/folder.py). ``enter`` opens the scenario screen, ``e`` the
 file in $EDITOR, ``n`` a new scenario from the template, ``Q`` runs the
 scenario now on the base branch's head (is main green for it?).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,11 +19,11 @@ from textual import on, work
 from textual.message import Message
 from textual.worker import get_current_worker
 
-from factory_tui.backends.watcher import watch
 from factory_tui.context import console
 from factory_tui.keys import bindings
 from factory_tui.model import KIND_QA
 from factory_tui.panes.feed import FeedListener
+from factory_tui.panes.folder import FollowsFolder
 from factory_tui.screens.qa import NewScenarioDialog, ScenarioScreen, edit_scenario, run_qa_for
 from factory_tui.text import literal
 from factory_tui.widgets.qa_table import ScenarioRow, ScenarioTable
@@ -34,22 +32,18 @@ if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes, Snapshot
 
 
-class QaPane(ScenarioTable, FeedListener):
+class QaPane(FollowsFolder, ScenarioTable, FeedListener):
     BINDINGS = bindings("qa.open", "qa.edit", "qa.new", "qa.run")
 
     @dataclass
     class Loaded(Message):
         rows: list[ScenarioRow]
 
-    class FilesChanged(Message):
-        """Something under .factory/qa/ changed."""
-
     def on_mount(self) -> None:
-        self._stop = threading.Event()
-        self.follow_files(console(self).session.base.qa_dir, self._stop)
+        self.follow_folder(console(self).session.base.qa_dir)
 
     def on_unmount(self) -> None:
-        self._stop.set()
+        self.stop_following()
 
     # --- from the log and the files ------------------------------------------------
 
@@ -60,19 +54,7 @@ class QaPane(ScenarioTable, FeedListener):
         if any(event.kind == KIND_QA for event in changes.events):
             self.load()
 
-    @work(thread=True, group="qa-files", exit_on_error=False)
-    def follow_files(self, qa_dir: Path, stop: threading.Event) -> None:
-        worker = get_current_worker()
-        for changed in watch(qa_dir, stop=stop):
-            if worker.is_cancelled:
-                return
-            # Watching an ancestor while the folder is missing sees the
-            # whole base: only the scenario folder counts.
-            if any(path == qa_dir or qa_dir in path.parents for path in changed):
-                self.post_message(self.FilesChanged())
-
-    @on(FilesChanged)
-    def _files_changed(self) -> None:
+    def folder_changed(self) -> None:
         self.load()
 
     @work(thread=True, exclusive=True, group="qa-load", exit_on_error=False)
