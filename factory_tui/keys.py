@@ -87,7 +87,7 @@ _KEYS = [
     Key("qa.new", "n", "new_scenario", "New scenario", "QA", "A new scenario file from the template"),
     # --- the Artifacts pane: living documents and the runs' files
     Key("artifacts.open", "enter", "open_artifact", "Open", "Artifacts",
-        "A document rendered; on a run's file, the file (searchable)", show=False),
+        "A document rendered; on a run's file, its lines (read a window at a time)", show=False),
     Key("artifacts.edit", "e", "edit_document", "Edit", "Artifacts", "Open the document in $EDITOR"),
     Key("artifacts.history", "h", "document_history", "History", "Artifacts",
         "The commits that changed the document, and each version's diff"),
