@@ -71,7 +71,7 @@ def build_big_base(path: Path) -> FactoryBase:
             )
             for n in range(1, TASKS + 1)
         ]
-        log.add_tasks(batch, actor="bench", labels=[f"n{n}" for n in range(1, TASKS + 1)])
+        log.add_tasks(batch, actor="bench", handles=[f"n{n}" for n in range(1, TASKS + 1)])
         events = log.last_event_id()
         # Most of the plan is history: claimed, finished, approved.
         worker = "engine:bench"

@@ -137,7 +137,7 @@ def test_a_loop_across_a_long_batch_is_refused_with_its_path_and_nothing_written
     assert log_tables(base.log_path) == before
 
 
-def test_add_tasks_refuses_a_loop_among_its_labels_and_writes_nothing(
+def test_add_tasks_refuses_a_loop_among_its_handles_and_writes_nothing(
     log: ExecutionLog,
 ) -> None:
     log.add_task(NewTask(title="existing"), actor="seed")
@@ -148,11 +148,11 @@ def test_add_tasks_refuses_a_loop_among_its_labels_and_writes_nothing(
         NewTask(title="c", after=("b",)),
     ]
     with pytest.raises(DependencyCycle) as caught:
-        log.add_tasks(batch, actor="t", labels=["a", "b", "c"])
+        log.add_tasks(batch, actor="t", handles=["a", "b", "c"])
     assert caught.value.cycle == ["a", "c", "b", "a"]
     assert str(caught.value) == "dependency cycle refused: a → c → b → a"
     with pytest.raises(DependencyCycle) as caught:
-        log.add_tasks([NewTask(title="a", after=("a",))], actor="t", labels=["a"])
+        log.add_tasks([NewTask(title="a", after=("a",))], actor="t", handles=["a"])
     assert caught.value.cycle == ["a", "a"]
     # A task id names a task already in the log, never one of the batch.
     with pytest.raises(UnknownTask, match="T-2"):
@@ -190,7 +190,7 @@ def _hold_write_lock(path: Path) -> sqlite3.Connection:
 
 def test_an_import_is_checked_without_the_write_lock(base: FactoryBase, tmp_path: Path) -> None:
     """Shown by ordering, not by timing: while another process holds the
-    write lock, the whole check of a plan (file, labels, loops, and the task
+    write lock, the whole check of a plan (file, handles, loops, and the task
     ids it names, read from the log) runs to its verdict; only the write
     itself waits for the lock (and, with a short busy timeout, gives up
     without writing anything)."""
@@ -219,14 +219,14 @@ def test_an_import_is_checked_without_the_write_lock(base: FactoryBase, tmp_path
 def test_another_process_writes_between_the_check_and_the_write(base: FactoryBase) -> None:
     """``check_tasks`` takes no lock: another process holds the write lock
     through it, and adds a task before ``add_checked``; the batch then takes
-    the next ids, and its dependencies point where its labels said."""
+    the next ids, and its dependencies point where its handles said."""
     seed(base, 1)
     with ExecutionLog.open(base.log_path, busy_timeout_ms=50) as log:
         holder = _hold_write_lock(base.log_path)
         try:
             batch = log.check_tasks(
                 [NewTask(title="deploy", after=("build",)), NewTask(title="build", after=("T-1",))],
-                labels=[None, "build"],
+                handles=[None, "build"],
             )
             with pytest.raises(LogBusy):
                 log.add_checked(batch, actor="a")
@@ -295,6 +295,6 @@ def test_a_dense_batch_without_a_loop_is_taken(log: ExecutionLog) -> None:
         NewTask(title=f"step {i}", after=tuple(f"s{k}" for k in (i - 1, i - 2) if k >= 0))
         for i in range(n)
     ]
-    tasks = log.add_tasks(batch, actor="t", labels=[f"s{i}" for i in range(n)])
+    tasks = log.add_tasks(batch, actor="t", handles=[f"s{i}" for i in range(n)])
     assert tasks[-1].depends_on == (f"T-{n - 1}", f"T-{n - 2}")
     assert len(log.events(kinds=["depends"])) == 2 * n - 3

@@ -155,7 +155,7 @@ def test_add_tasks_with_labels_forward_references_and_done(log: ExecutionLog) ->
             NewTask(title="licence"),                      # T-4, done
         ],
         actor="import",
-        labels=["api", "schema", None],
+        handles=["api", "schema", None],
         done=[False, False, True],
     )
     assert [t.id for t in tasks] == ["T-2", "T-3", "T-4"]
@@ -460,7 +460,7 @@ def test_claim_next_skips_tasks_with_undone_dependencies(log: ExecutionLog) -> N
             NewTask(title="needs both", priority=8, after=("base", "next")),  # T-3
         ],
         actor="test",
-        labels=["base", "next", None],
+        handles=["base", "next", None],
     )
     first = log.claim_next("w")
     assert first is not None and first.task.id == "T-1"

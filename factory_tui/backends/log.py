@@ -667,26 +667,27 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         new_tasks: Sequence[NewTask],
         *,
         actor: str,
-        labels: Sequence[str | None] = (),
+        handles: Sequence[str | None] = (),
         done: Sequence[bool] = (),
     ) -> list[Task]:
         """Create tasks in order, in one transaction: all or nothing.
 
-        An ``after`` entry is a task id, or a label given in ``labels`` to an
-        earlier or later task of the same batch. ``done`` marks tasks that are
+        An ``after`` entry is a task id, or a handle given in ``handles`` to
+        an earlier or later task of the same batch (a plan file's ``#name``;
+        not a task label). ``done`` marks tasks that are
         created already done (an imported checklist's ticked items).
         """
-        return self.add_checked(self.check_tasks(new_tasks, labels=labels, done=done), actor=actor)
+        return self.add_checked(self.check_tasks(new_tasks, handles=handles, done=done), actor=actor)
 
     def check_tasks(
         self,
         new_tasks: Sequence[NewTask],
         *,
-        labels: Sequence[str | None] = (),
+        handles: Sequence[str | None] = (),
         done: Sequence[bool] = (),
     ) -> TaskBatch:
         """Everything ``add_tasks`` checks, without the write lock: titles,
-        priorities, states, labels, that the tasks named exist, and that the
+        priorities, states, handles, that the tasks named exist, and that the
         batch closes no loop. Another process may write meanwhile.
 
         Only the batch's own edges can close a loop: a task already in the
@@ -694,13 +695,13 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         batch replaces a search of the log per dependency (which made a long
         ``after=`` chain quadratic, and held the write lock while it ran).
         """
-        by_label: dict[str, int] = {}
-        for index, label in enumerate(labels):
-            if not label:
+        by_handle: dict[str, int] = {}
+        for index, handle in enumerate(handles):
+            if not handle:
                 continue
-            if label in by_label:
-                raise InvalidInput(f"the label {label!r} is given to two tasks of the batch")
-            by_label[label] = index
+            if handle in by_handle:
+                raise InvalidInput(f"the name #{handle} is given to two tasks of the batch")
+            by_handle[handle] = index
         rows: list[tuple] = []
         edges: list[tuple[int, int | str]] = []
         for index, new in enumerate(new_tasks):
@@ -717,7 +718,7 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
             ))
             targets: dict[int | str, None] = {}  # in order, each once
             for ref in new.after:
-                target = by_label[ref] if ref in by_label else normalize_task_id(ref)
+                target = by_handle[ref] if ref in by_handle else normalize_task_id(ref)
                 if target == index:
                     raise DependencyCycle([ref, ref])
                 targets[target] = None
@@ -746,7 +747,7 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         if inside:
             loop = find_cycle(range(len(rows)), lambda index: inside.get(index, ()))
             if loop is not None:
-                name = {index: label for label, index in by_label.items()}
+                name = {index: handle for handle, index in by_handle.items()}
                 raise DependencyCycle([name[index] for index in loop])
         return TaskBatch(rows=rows, edges=edges, first=first)
 

@@ -102,7 +102,7 @@ def import_plan(
     try:
         batch = log.check_tasks(
             new,
-            labels=[item.label for item in fresh],
+            handles=[item.label for item in fresh],
             done=[item.done and not proposer for item in fresh],
         )
     except UnknownTask as error:
