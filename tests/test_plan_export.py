@@ -67,7 +67,7 @@ def build_plan(log: ExecutionLog) -> None:
             NewTask(title="Client", after=("api", "docs"), labels=("ui", "web/app"), state=State.QUEUED),
             NewTask(title="Fix {braces} in [bold]titles[/]", state=State.QUEUED, body="  starts indented\nthen not"),
         ],
-        actor="test", labels=["schema", "api", "docs", None, None], done=[False, False, True, False, False],
+        actor="test", handles=["schema", "api", "docs", None, None], done=[False, False, True, False, False],
     )
     log.add_dependency("T-1", "T-5", actor="test")  # on a later task
 
@@ -210,7 +210,7 @@ def test_a_plan_bigger_than_the_exports_memory_streams_out(base: FactoryBase, tm
     body = "y" * 4_000
     with ExecutionLog.open(base.log_path) as log:
         log.add_tasks([NewTask(title=f"task {n}", body=body, after=(f"s{n - 1}",) if n else ()) for n in range(5000)],
-                      actor="test", labels=[f"s{n}" for n in range(5000)])
+                      actor="test", handles=[f"s{n}" for n in range(5000)])
     for fmt in ("jsonl", "markdown"):
         baseline = peak_kib(small, "--format", fmt)
         big = peak_kib(base, "--format", fmt)
