@@ -24,6 +24,16 @@ async def ready(pilot) -> FactoryApp:
     app: FactoryApp = pilot.app
     await wait_until(pilot, lambda: app.plan_ready, "the first snapshot")
     await wait_until(pilot, lambda: app.worktree_table.loaded, "the worktrees")
+    from factory_tui.panes.artifacts import ArtifactsPane
+
+    artifacts = app.query_one(ArtifactsPane)
+
+    def artifacts_read() -> bool:
+        # The documents, and the runs of the task under the Plan's cursor.
+        task = app.plan.selected_task
+        return artifacts.documents.loaded and (task is None or artifacts.runs.task_id == task.id)
+
+    await wait_until(pilot, artifacts_read, "the Artifacts pane's documents and runs")
     await pilot.pause()
     return app
 
