@@ -68,8 +68,11 @@ class _Stopped(BaseException):
 
 def plan_run_dir(runs_dir: Path, now: float | None = None) -> Path:
     """A new folder for one planner run: ``runs/plan/<stamp>``, the stamp
-    the local time and a random suffix (two drafts in one second differ)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    the local time to the microsecond (so that the folders sort in the
+    order the drafts ran, two in one second too) and a random suffix (two
+    in one microsecond still differ)."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now * 1_000_000) % 1_000_000:06d}"
     return runs_dir / "plan" / f"{stamp}-{secrets.token_hex(3)}"
 
 
