@@ -39,7 +39,7 @@ from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.plan_log import PlanRecords
 from factory_tui.backends.qa_log import QaRecords
 from factory_tui.backends.run_log import RunRecords
-from factory_tui.backends.schema import describe_sqlite_error, open_connection
+from factory_tui.backends.schema import DEFAULT_SYNCHRONOUS, describe_sqlite_error, open_connection
 from factory_tui.backends.source_log import SourceRecords
 from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import (
@@ -348,10 +348,15 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         *,
         create: bool = False,
         busy_timeout_ms: int | None = None,
+        synchronous: str = DEFAULT_SYNCHRONOUS,
         clock: Callable[[], float] = time.time,
     ) -> ExecutionLog:
+        """``synchronous``: what each commit waits for, ``[log] synchronous``
+        (schema.SYNCHRONOUS)."""
         path = Path(path)
-        conn = open_connection(path, create=create, busy_timeout_ms=busy_timeout_ms)
+        conn = open_connection(
+            path, create=create, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous,
+        )
         return cls(conn, path, clock=clock)
 
     def close(self) -> None:
@@ -1389,9 +1394,9 @@ class LogReader:
     """Read-only queries for the console, on a connection of their own so
     that they never wait behind the console's writes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = DEFAULT_SYNCHRONOUS) -> None:
         self.path = Path(path)
-        self._conn = open_connection(self.path)
+        self._conn = open_connection(self.path, synchronous=synchronous)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -22,6 +22,11 @@ from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogRe
 
 SCHEMA_VERSION = 11
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# What a commit waits for (``[log] synchronous`` in factory.toml): NORMAL
+# flushes the WAL at checkpoints only (a power loss may lose the last
+# transactions, never corrupt the log); FULL flushes it at every commit.
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+DEFAULT_SYNCHRONOUS = "normal"
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -675,16 +680,20 @@ def _os_error(path: Path, error: OSError) -> LogError:
 
 
 def open_connection(
-    path: Path, *, create: bool = False, busy_timeout_ms: int | None = None
+    path: Path, *, create: bool = False, busy_timeout_ms: int | None = None,
+    synchronous: str = DEFAULT_SYNCHRONOUS,
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves), WAL,
-    ``synchronous=NORMAL``, a busy timeout, and the schema brought current.
+    ``synchronous`` as asked (``"normal"`` or ``"full"``, see SYNCHRONOUS),
+    a busy timeout, and the schema brought current.
 
     A log that cannot be written is opened read-only if SQLite can read it:
     reads work, and a write fails with LogReadOnly or LogDiskFull."""
     path = Path(path)
     if busy_timeout_ms is None:
         busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
     try:
         size = path.stat().st_size if path.is_file() else None
     except OSError:
@@ -737,7 +746,7 @@ def open_connection(
             return conn
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
         conn.execute("PRAGMA foreign_keys=ON")
         if version < SCHEMA_VERSION:
             _migrate(conn)
