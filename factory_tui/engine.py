@@ -950,14 +950,19 @@ class Engine:
         totals = dict(job.output.totals) if job.output is not None else {}
         end = RunEnd(outcome, code, time.time(), totals)
         try:
-            await self._call(
-                index_ended_run, self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
-                base_branch=self.worktrees.base_branch, branch=self.worktrees.branch_for(job.task_id),
-                branch_start=job.task.branch_start,
-            )
+            await self._call(self._index_ended_run, job, end)
         except (FactoryError, OSError) as error:
             self._report(f"{job.task_id}: its run was not indexed ({error}); it is read from its folder when asked for")
         self._collect_runs()
+
+    def _index_ended_run(self, job: Job, end: RunEnd) -> None:
+        # The branch's head from its ref file: no `git rev-parse` for it.
+        worktrees = self.worktrees
+        index_ended_run(
+            self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
+            base_branch=worktrees.base_branch, branch=worktrees.branch_for(job.task_id),
+            branch_start=job.task.branch_start, head=worktrees.branch_head(job.task_id),
+        )
 
     def _collect_runs(self) -> None:
         """Apply [artifacts] keep_runs now, unless a collection is at work

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from factory_tui.text import literal
 
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SUMMARY = re.compile(r"^(\d+) files? changed, \+(\d+) -(\d+)(?: \(([0-9a-f]{7,64})\.\.([0-9a-f]{7,64})\))?$")
 
 
@@ -104,10 +105,13 @@ def summarise(numstat: list[tuple[int | None, int | None, str]], base: str, head
     )
 
 
-def branch_summary(root, base_branch: str, branch: str, branch_start: str | None) -> DiffSummary | None:
+def branch_summary(
+    root, base_branch: str, branch: str, branch_start: str | None, *, head: str | None = None,
+) -> DiffSummary | None:
     """The diff summary of ``branch`` against where it left ``base_branch``
     (git, in the repository at ``root``); None when the branch is gone or
-    git cannot tell."""
+    git cannot tell. ``head``: the branch's commit when the caller has read
+    it already (from the ref's file: a git process fewer)."""
     import git  # GitPython costs ~0.1 s to import: only the engine's end of a run needs it
 
     runner = git.Git(str(root))
@@ -122,13 +126,14 @@ def branch_summary(root, base_branch: str, branch: str, branch_start: str | None
             return 1, b"" if raw else ""
         return status, out if out is not None else (b"" if raw else "")
 
-    status, head = run("rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}")
-    if status != 0 or not isinstance(head, str) or not head.strip():
-        return None
-    head = head.strip()
+    if head is None or not _FULL_SHA.fullmatch(head):
+        status, found = run("rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}")
+        if status != 0 or not isinstance(found, str) or not found.strip():
+            return None
+        head = found.strip()
     status, since = run("merge-base", f"refs/heads/{base_branch}", head)
     since = since.strip() if status == 0 and isinstance(since, str) else ""
-    if not since and branch_start and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", branch_start):
+    if not since and branch_start and _FULL_SHA.fullmatch(branch_start):
         since = branch_start
     if not since:
         return None

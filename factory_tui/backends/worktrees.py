@@ -239,6 +239,12 @@ class _DiffScope:
         return [name for name in _split_z(out) if name]
 
 
+# A commit's full id (only those name one commit for good: a ref or an
+# abbreviation may come to mean another).
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# Answers about ancestry kept per Worktrees (a few bytes each).
+ANCESTRY_KEPT = 4096
+
 class Worktrees:
     """The task worktrees of one repository (``root`` is its main checkout)."""
 
@@ -283,6 +289,10 @@ class Worktrees:
         # The last diff stat of each task, with what it was read from (see
         # diff_stat's ``settled``).
         self._diff_stats: dict[str, tuple[tuple, DiffStat]] = {}
+        # Whether one commit is an ancestor of another, by their ids: commits
+        # never change, so the answer holds for good (an approval asks it
+        # twice: before the operator lock and again under it).
+        self._ancestry: dict[tuple[str, str], bool] = {}
 
     @classmethod
     def for_config(cls, root: Path, config: FactoryConfig) -> Worktrees:
@@ -1232,10 +1242,18 @@ class Worktrees:
         return sha
 
     def _is_ancestor(self, older: str, newer: str) -> bool:
+        key = (older, newer)
+        known = self._ancestry.get(key) if _FULL_SHA.fullmatch(older) and _FULL_SHA.fullmatch(newer) else None
+        if known is not None:
+            return known
         status, _, err = self._run(None, "merge-base", "--is-ancestor", older, newer,
                                    read_only=True)
         if status not in (0, 1):
             raise FactoryError(f"cannot compare {older[:12]} with {newer[:12]}: {_one_line(err)}")
+        if _FULL_SHA.fullmatch(older) and _FULL_SHA.fullmatch(newer):
+            if len(self._ancestry) >= ANCESTRY_KEPT:
+                self._ancestry.clear()
+            self._ancestry[key] = status == 0
         return status == 0
 
     def _detached_head(self, path: Path) -> str:
