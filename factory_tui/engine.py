@@ -956,12 +956,23 @@ class Engine:
         self._collect_runs()
 
     def _index_ended_run(self, job: Job, end: RunEnd) -> None:
-        # The branch's head from its ref file: no `git rev-parse` for it.
+        # The branch's head from its ref file, and, when it grew from the
+        # base branch's commit by a few fresh commits (the usual run), that
+        # commit as their merge base: git runs only for the diff itself.
         worktrees = self.worktrees
+        head = worktrees.branch_head(job.task_id)
+        since = None
+        if head is not None:
+            try:
+                tip = worktrees.base_head()
+            except FactoryError:
+                tip = None
+            if tip is not None and worktrees.descends_without_git(tip, head):
+                since = tip
         index_ended_run(
             self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
             base_branch=worktrees.base_branch, branch=worktrees.branch_for(job.task_id),
-            branch_start=job.task.branch_start, head=worktrees.branch_head(job.task_id),
+            branch_start=job.task.branch_start, head=head, since=since,
         )
 
     def _collect_runs(self) -> None:

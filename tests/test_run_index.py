@@ -339,8 +339,9 @@ def test_a_live_run_is_shown_running(base: FactoryBase, agent: Path, tmp_path: P
 
 
 def test_a_diff_summary_from_a_head_read_already_is_the_same(base: FactoryBase) -> None:
-    """The engine reads the branch's head from its ref file and hands it in:
-    one git process fewer, the same summary."""
+    """The engine reads the branch's head from its ref file, and their merge
+    base from the loose commits, and hands them in: git runs only for the
+    diff, and the summary is the same."""
     from factory_tui.backends.run_diff import branch_summary
 
     git(base.root, "branch", "factory/T-9", "main")
@@ -353,6 +354,10 @@ def test_a_diff_summary_from_a_head_read_already_is_the_same(base: FactoryBase) 
     asked = branch_summary(base.root, "main", "factory/T-9", None)
     given = branch_summary(base.root, "main", "factory/T-9", None, head=head)
     assert asked is not None and given == asked and given.head == head
+    # And the merge base, when the caller knows it (the head grew from main's commit).
+    main = git(base.root, "rev-parse", "main")
+    assert branch_summary(base.root, "main", "factory/T-9", None, head=head, since=main) == asked
+    assert asked.base == main
     assert (given.files, given.added, given.removed) == (1, 2, 0)
     # Not a commit id: read from git as before.
     assert branch_summary(base.root, "main", "factory/T-9", None, head="factory/T-9") == asked

@@ -107,11 +107,14 @@ def summarise(numstat: list[tuple[int | None, int | None, str]], base: str, head
 
 def branch_summary(
     root, base_branch: str, branch: str, branch_start: str | None, *, head: str | None = None,
+    since: str | None = None,
 ) -> DiffSummary | None:
     """The diff summary of ``branch`` against where it left ``base_branch``
     (git, in the repository at ``root``); None when the branch is gone or
     git cannot tell. ``head``: the branch's commit when the caller has read
-    it already (from the ref's file: a git process fewer)."""
+    it already (from the ref's file); ``since``: their merge base when the
+    caller knows it (the base branch's commit, when the head descends from
+    it): a git process fewer each."""
     import git  # GitPython costs ~0.1 s to import: only the engine's end of a run needs it
 
     runner = git.Git(str(root))
@@ -131,8 +134,9 @@ def branch_summary(
         if status != 0 or not isinstance(found, str) or not found.strip():
             return None
         head = found.strip()
-    status, since = run("merge-base", f"refs/heads/{base_branch}", head)
-    since = since.strip() if status == 0 and isinstance(since, str) else ""
+    if since is None or not _FULL_SHA.fullmatch(since):
+        status, found = run("merge-base", f"refs/heads/{base_branch}", head)
+        since = found.strip() if status == 0 and isinstance(found, str) else ""
     if not since and branch_start and _FULL_SHA.fullmatch(branch_start):
         since = branch_start
     if not since:
