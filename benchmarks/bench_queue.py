@@ -29,40 +29,37 @@ raw sqlite3 running the same statements, in one run: at least 0.7 of raw."
     and the ratio is median(ours) / median(raw). After every round both files
     are checked to hold the same tasks, states and events.
 
-Target 2: "against litequeue, persist-queue and huey's SQLite storage (each at
-its own default settings) on the same enqueue-claim-ack work: ahead of all
-three."
+Target 2 (issue 11 §1): "every contender at the same journal mode and
+synchronous, both tables printed (NORMAL and FULL), at depth 1 and with a
+backlog, several rounds paired. Ours ahead of every peer in every table, with
+its events written."
 
-    Each contender gets a fresh temporary directory and does, for N items:
+    Each contender gets a fresh temporary directory per run and is set to
+    ``journal_mode=WAL`` and ``synchronous`` (NORMAL, then FULL) on every
+    connection it writes through; the settings are read back from each
+    connection and the run stops if one did not take. Ours takes its
+    durability from ``[log] synchronous`` (``ExecutionLog.open(...,
+    synchronous=...)``), the others by PRAGMA after they opened:
 
     * ours:          ``add_task`` (a task and its 'created' event),
-                     ``claim_next``, ``finish(token, State.REVIEW)``;
+                     ``claim_next`` (a lease and a 'claimed' event),
+                     ``finish(token, State.REVIEW)`` (a 'finished' event);
     * litequeue:     ``LiteQueue(path)``: ``put``, ``pop``, ``done``;
     * persist-queue: ``SQLiteAckQueue(path)`` (auto_commit=True, its
                      default): ``put``, ``get``, ``ack``;
     * huey:          ``SqliteStorage(name, filename=...)``: ``enqueue``,
-                     ``dequeue`` (which deletes the item: that is its ack).
+                     ``dequeue`` (which deletes the item: huey has no ack).
 
-    Pattern (the same for every contender): "batch" by default, i.e. all N
-    enqueues first (the enqueue phase), then N times claim-and-ack (the work
-    phase, draining a queue N deep); ``--pattern interleaved`` does enqueue,
-    claim, ack per item instead. The table shows items/s for each phase and
-    for the whole (N items / total seconds: one item = one enqueue + one
-    claim + one ack); "ahead" compares the whole. Medians over rounds; the
-    contenders' order rotates from round to round.
-
-    The batch figures depend on N: litequeue's ``pop`` sorts every ready
-    row (its index is on status only), so its claim slows as the backlog
-    grows, while ours takes the head of an index. A shallow queue
-    (``--pattern interleaved``, or a small N) is its best case.
-
-    Nothing is tuned: every library runs with its own defaults, ours too. The
-    defaults differ in durability, and the settings each one ended up with
-    are printed, because they explain much of the spread: SQLite's compiled
-    default synchronous=FULL (huey, persist-queue) makes every commit wait
-    for an fsync of the WAL, synchronous=NORMAL (ours, litequeue) does not.
-    Where the temporary files live therefore matters (``--dir``; a tmpfs
-    makes fsync free); the file system type is printed in the header.
+    Two patterns: depth 1 (enqueue, claim, ack per item: a queue never more
+    than one deep) and backlog (N enqueues, then N claims and acks). A round
+    runs every contender once per pattern, in an order that rotates from
+    round to round, so that each ratio compares two runs made minutes apart
+    at most; the table shows items/s (one item = enqueue + claim + ack) as
+    the median over rounds with the range, and "ours ahead" as the median
+    (and range) of the per-round ratios ours/theirs. Two more columns explain
+    the figures: this process's CPU time per item, and the WAL pages each
+    item writes (measured apart, with checkpoints off): at FULL every commit
+    waits for the disk, so commits per item and pages per commit decide.
 
 Read the figures as throughput of one process on one connection, with no
 contention; they are comparable within one run of this script, not across
@@ -315,36 +312,43 @@ def target_one(n: int, rounds: int, base: Path) -> bool:
     return ok
 
 
-# --- target 2: against other SQLite queues ----------------------------------
+# --- target 2: against other SQLite queues, at the same durability ---------------
+
+
+SYNC_LEVELS = {"NORMAL": 1, "FULL": 2}
+PATTERNS = {"depth 1": "interleaved", "backlog": "batch"}
 
 
 @dataclass
 class Opened:
-    """One contender, opened: enqueue(i), take() -> handle, ack(handle)."""
+    """One contender, opened: enqueue(i), take() -> handle, ack(handle), and
+    every connection it writes through (to set and check its settings)."""
 
     enqueue: Callable[[int], object]
     take: Callable[[], object]
     ack: Callable[[object], object]
     close: Callable[[], object]
-    conn: sqlite3.Connection
+    conns: list[sqlite3.Connection]
 
 
 def payload(i: int) -> str:
     return f"task {i}"
 
 
-def open_ours(tmp: Path) -> Opened:
-    log = ExecutionLog.open(tmp / "log.db", create=True)
+def open_ours(tmp: Path, sync: str) -> Opened:
+    # Ours takes its durability from [log] synchronous; the others are set
+    # by PRAGMA on their connections below (and every one is checked).
+    log = ExecutionLog.open(tmp / "log.db", create=True, synchronous=sync.lower())
     return Opened(
         enqueue=lambda i: log.add_task(NewTask(title=payload(i)), actor=WORKER),
         take=lambda: log.claim_next(WORKER),
         ack=lambda claim: log.finish(claim.token, State.REVIEW),
         close=log.close,
-        conn=log._conn,  # only to print its settings
+        conns=[log._conn],  # only to check its settings
     )
 
 
-def open_litequeue(tmp: Path) -> Opened:
+def open_litequeue(tmp: Path, sync: str) -> Opened:
     from litequeue import LiteQueue
 
     queue = LiteQueue(str(tmp / "queue.db"))
@@ -353,11 +357,11 @@ def open_litequeue(tmp: Path) -> Opened:
         take=queue.pop,
         ack=lambda message: queue.done(message.message_id),
         close=queue.close,
-        conn=queue.conn,
+        conns=[queue.conn],
     )
 
 
-def open_persist_queue(tmp: Path) -> Opened:
+def open_persist_queue(tmp: Path, sync: str) -> Opened:
     from persistqueue import SQLiteAckQueue
 
     queue = SQLiteAckQueue(str(tmp / "queue"))
@@ -368,125 +372,170 @@ def open_persist_queue(tmp: Path) -> Opened:
         take=lambda: queue.get(block=False),
         ack=queue.ack,
         close=queue.close,
-        conn=queue._putter,
+        # One connection for both unless multithreading=True (not used).
+        conns=list({id(c): c for c in (queue._getter, queue._putter)}.values()),
     )
 
 
-def open_huey(tmp: Path) -> Opened:
+def open_huey(tmp: Path, sync: str) -> Opened:
     from huey.storage import SqliteStorage
 
     storage = SqliteStorage("bench", filename=str(tmp / "huey.db"))
     return Opened(
         enqueue=lambda i: storage.enqueue(payload(i).encode()),
         take=storage.dequeue,
-        ack=lambda data: None,  # dequeue deleted it already
+        ack=lambda data: None,  # dequeue deleted it already: huey has no ack
         close=storage.close,
-        conn=storage.conn,
+        conns=[storage.conn],
     )
 
 
-CONTENDERS: dict[str, Callable[[Path], Opened]] = {
+CONTENDERS: dict[str, Callable[[Path, str], Opened]] = {
     "factory-tui": open_ours,
     "litequeue": open_litequeue,
     "persist-queue": open_persist_queue,
     "huey": open_huey,
 }
+OURS = "factory-tui"
 
 
 def library_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
+    if name == OURS:
+        name = "factory-tui"
     try:
         return version(name)
     except PackageNotFoundError:
         return "?"
 
 
+def open_at(name: str, tmp: Path, sync: str) -> Opened:
+    """``name`` opened in ``tmp`` with WAL and ``synchronous=sync`` on every
+    connection it writes through, checked: the figures compare like with like."""
+    opened = CONTENDERS[name](tmp, sync)
+    for conn in opened.conns:
+        if name != OURS:
+            if conn.in_transaction:
+                conn.commit()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={sync}")
+        found = settings_of(conn)
+        if found["journal_mode"] != "wal" or found["synchronous"] != sync:
+            opened.close()
+            raise SystemExit(f"target 2: {name} did not take WAL and synchronous={sync}: {found}")
+    return opened
+
+
 def run_contender(
     opened: Opened, n: int, pattern: str
-) -> tuple[float, float, float]:
-    """(enqueue phase, work phase, total) seconds; interleaved has no phases."""
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for ``n`` items."""
     enqueue, take, ack = opened.enqueue, opened.take, opened.ack
     gc.collect()
+    cpu, start = time.process_time(), perf()
     if pattern == "batch":
-        start = perf()
         for i in range(n):
             enqueue(i)
-        middle = perf()
         for _ in range(n):
             handle = take()
             if handle is None:
                 raise SystemExit("target 2: a contender lost an item")
             ack(handle)
-        end = perf()
-        return middle - start, end - middle, end - start
-    start = perf()
-    for i in range(n):
-        enqueue(i)
-        handle = take()
-        if handle is None:
-            raise SystemExit("target 2: a contender lost an item")
-        ack(handle)
-    end = perf()
-    return float("nan"), float("nan"), end - start
-
-
-def target_two(n: int, rounds: int, base: Path, pattern: str, *, reference: bool = False) -> bool:
-    if reference:
-        print(f"For reference, not the target: the same work {pattern} "
-              "(a queue one item deep)")
     else:
-        print(f"Target 2: enqueue-claim-ack against other SQLite queues "
-              f"({pattern}, each at its defaults)")
+        for i in range(n):
+            enqueue(i)
+            handle = take()
+            if handle is None:
+                raise SystemExit("target 2: a contender lost an item")
+            ack(handle)
+    return perf() - start, time.process_time() - cpu
+
+
+def wal_pages_per_item(name: str, base: Path, sync: str, n: int = 300) -> float:
+    """The WAL frames (pages written) per item of the backlog pattern, with
+    checkpoints off so that the WAL holds every page written."""
+    with tempfile.TemporaryDirectory(prefix="bench-wal-", dir=base) as tmp:
+        opened = open_at(name, Path(tmp), sync)
+        try:
+            for conn in opened.conns:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            opened.enqueue(-1)  # the first write makes the WAL; measure after it
+            opened.ack(opened.take())
+            wal = [p for p in Path(tmp).rglob("*-wal")]
+            before = sum(p.stat().st_size for p in wal)
+            run_contender(opened, n, "batch")
+            after = sum(p.stat().st_size for p in wal)
+            page_size = opened.conns[0].execute("PRAGMA page_size").fetchone()[0]
+        finally:
+            opened.close()
+    return (after - before) / (page_size + 24) / n
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):,.0f}–{max(values):,.0f}"
+
+
+def target_two(n: int, rounds: int, base: Path, levels: list[str]) -> bool:
+    print("Target 2: enqueue + claim + ack against other SQLite queues, every one at "
+          "the same journal mode (WAL) and synchronous, at depth 1 and with a backlog")
+    print(f"  depth 1: enqueue, claim, ack per item; backlog: {n:,} enqueues, then "
+          f"{n:,} claims and acks. {n:,} items per run, {rounds} rounds; each round runs "
+          "every contender once (the order rotates), so a ratio pairs two runs of one round.")
+    print("  ours: add_task (with its created event), claim_next (claimed), finish "
+          "(finished): three transactions and three events per item. huey: enqueue, "
+          "dequeue (which deletes the item: it has no ack, no lease, no history).")
+    for name in CONTENDERS:
+        print(f"  {name:<14} {library_version(name)}")
     names = list(CONTENDERS)
-    times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
-    settings: dict[str, str] = {}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            with tempfile.TemporaryDirectory(prefix="bench-t2-", dir=base) as tmp:
-                opened = CONTENDERS[name](Path(tmp))
-                try:
-                    if name not in settings:
-                        found = settings_of(opened.conn)
-                        settings[name] = (
-                            f"journal_mode={found['journal_mode']} "
-                            f"synchronous={found['synchronous']}"
-                        )
-                    times[name].append(run_contender(opened, n, pattern))
-                finally:
-                    opened.close()
-    for name in names:
-        print(f"  {name:<14} {library_version(name):<8} {settings[name]}")
-
-    def med(name: str, k: int) -> float:
-        return statistics.median(t[k] for t in times[name])
-
-    print(f"  {n} items per contender, median of {rounds} rounds; "
-          "items/s (1 item = enqueue + claim + ack)")
-    print(f"  {'contender':<14} {'enqueue/s':>10} {'claim+ack/s':>12} "
-          f"{'items/s':>10} {'ours ahead':>11}")
-    ours_total = med("factory-tui", 2)
     ok = True
-    for name in names:
-        total = med(name, 2)
-        if pattern == "batch":
-            phases = f"{rate(n, med(name, 0)):>10,.0f} {rate(n, med(name, 1)):>12,.0f}"
-        else:
-            phases = f"{'-':>10} {'-':>12}"
-        if name == "factory-tui":
-            ahead = ""
-        else:
-            ahead_ok = ours_total < total
-            ok = ok and ahead_ok
-            ahead = f"{total / ours_total:.2f}x" + ("" if reference else f" {verdict(ahead_ok)}")
-        print(f"  {name:<14} {phases} {rate(n, total):>10,.0f} {ahead:>11}")
-    print("  (ours ahead: ours items/s divided by theirs; > 1 means ours is faster)")
-    if reference:
-        print("  (every transition of ours also writes an event: at depth 1 that "
-              "history is most of the cost)")
-    else:
-        print(f"  => ahead of all three: {verdict(ok)}")
+    for sync in levels:
+        # wall[name][pattern] and cpu[...]: one figure per round, in round order.
+        wall: dict[str, dict[str, list[float]]] = {name: {p: [] for p in PATTERNS} for name in names}
+        cpu: dict[str, dict[str, list[float]]] = {name: {p: [] for p in PATTERNS} for name in names}
+        for r in range(rounds):
+            order = names[r % len(names):] + names[: r % len(names)]
+            for label, pattern in PATTERNS.items():
+                for name in order:
+                    with tempfile.TemporaryDirectory(prefix="bench-t2-", dir=base) as tmp:
+                        opened = open_at(name, Path(tmp), sync)
+                        try:
+                            seconds, cpu_seconds = run_contender(opened, n, pattern)
+                        finally:
+                            opened.close()
+                    wall[name][label].append(seconds)
+                    cpu[name][label].append(cpu_seconds)
+        pages = {name: wal_pages_per_item(name, base, sync) for name in names}
+        print()
+        print(f"  synchronous={sync}, journal_mode=WAL: items/s, median of {rounds} rounds "
+              "(min–max); ours ahead: ours/theirs per round, median (min–max)")
+        header = f"  {'contender':<14}"
+        for label in PATTERNS:
+            header += f" {label + ' items/s':>24} {'ours ahead':>18}"
+        header += f" {'CPU µs/item':>12} {'WAL pages/item':>15}"
+        print(header)
+        for name in names:
+            line = f"  {name:<14}"
+            for label in PATTERNS:
+                rates = [n / t for t in wall[name][label]]
+                line += f" {statistics.median(rates):>9,.0f} ({spread(rates):>13})"
+                if name == OURS:
+                    line += f" {'':>18}"
+                else:
+                    paired = [theirs / ours for ours, theirs in
+                              zip(wall[OURS][label], wall[name][label], strict=True)]
+                    ahead = statistics.median(paired)
+                    ok = ok and ahead > 1
+                    line += (f" {ahead:>5.2f}× ({min(paired):.2f}–{max(paired):.2f})"
+                             f" {verdict(ahead > 1)[0]}")
+            cpu_us = statistics.median(c for label in PATTERNS for c in cpu[name][label]) / n * 1e6
+            line += f" {cpu_us:>12.0f} {pages[name]:>15.1f}"
+            print(line)
+    print()
+    print("  (ours ahead > 1: ours handled more items a second; P/F: whether it did in the "
+          "median of the pairs. CPU: this process's, both patterns; WAL pages: pages written "
+          "per item, checkpoints off)")
+    print(f"  => ahead of all three in every table: {verdict(ok)}")
     return ok
 
 
@@ -504,10 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds per target; medians are reported (default 5)")
     parser.add_argument("--quick", action="store_true",
                         help="a small smoke run: 200 tasks, 2 rounds")
-    parser.add_argument("--pattern", choices=("batch", "interleaved"),
-                        default="batch",
-                        help="target 2: all enqueues then all claim+acks "
-                        "(batch, default) or enqueue+claim+ack per item")
+    parser.add_argument("--sync", default="NORMAL,FULL",
+                        help="target 2: the synchronous settings to compare at, "
+                        "comma-separated (default NORMAL,FULL)")
     parser.add_argument("--target", choices=("1", "2", "all"), default="all",
                         help="which target to run (default all)")
     parser.add_argument("--dir", type=Path, default=None,
@@ -535,11 +583,11 @@ def main(argv: list[str] | None = None) -> int:
         results.append(target_one(args.tasks, args.rounds, base))
         print()
     if args.target in ("2", "all"):
-        results.append(target_two(args.tasks, args.rounds, base, args.pattern))
+        levels = [level.strip().upper() for level in args.sync.split(",") if level.strip()]
+        if not levels or any(level not in SYNC_LEVELS for level in levels):
+            parser.error("--sync takes NORMAL, FULL or both")
+        results.append(target_two(args.tasks, args.rounds, base, levels))
         print()
-        if args.target == "all" and args.pattern == "batch":
-            target_two(args.tasks, args.rounds, base, "interleaved", reference=True)
-            print()
     print(f"load average after: {load_average()}")
     print("all targets met" if all(results) else "a target was missed")
     return 0 if all(results) else 1

@@ -28,7 +28,7 @@ MERGE_MODES = ("ff", "merge")
 # otherwise. [peers] and each profile's env are free maps of names.
 TOP_LEVEL_KEYS = (
     "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
-    "console", "qa", "mail", "artifacts", "planner",
+    "console", "qa", "mail", "artifacts", "planner", "log",
 )
 WORKTREE_KEYS = ("copy", "setup")
 # [console]: how the operator console behaves (the console applies them).
@@ -50,6 +50,9 @@ ARTIFACTS_KEYS = ("prompt_budget", "refresh_every", "stale_after", "keep_runs", 
 ARTIFACTS_OLD_RAW = ("compress", "drop")
 # [planner]: the agent profile that turns a spec into a plan.
 PLANNER_KEYS = ("profile",)
+# [log]: the execution log's durability on power loss.
+LOG_KEYS = ("synchronous",)
+LOG_SYNCHRONOUS = ("normal", "full")
 # A peer's or a source's name: also a factory's address, and a folder name.
 PEER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # [agents] holds profiles (tables) and these plain keys: ``may``, the list of
@@ -151,6 +154,19 @@ class PlannerConfig:
     profile: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """``[log]``: ``synchronous``, what a commit waits for (SQLite's
+    ``PRAGMA synchronous`` in WAL mode). ``"normal"``: a commit is written to
+    the log's WAL file, which is flushed to the disk at each checkpoint; a
+    power loss (not a crash of the program: that loses nothing) can lose
+    the last transactions before it, never corrupt the log. ``"full"``: each
+    commit waits for the WAL to reach the disk; nothing committed is lost,
+    at the cost of one flush per transition."""
+
+    synchronous: str = "normal"
+
+
 @dataclass(slots=True)
 class FactoryConfig:
     name: str
@@ -170,6 +186,7 @@ class FactoryConfig:
     mail: MailConfig = field(default_factory=MailConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     raw: dict = field(default_factory=dict)
 
 
@@ -248,6 +265,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     mail = _mail(data.get("mail", {}), fail)
     artifacts = _artifacts(data.get("artifacts", {}), fail)
     planner = _planner(data.get("planner", {}), fail, profiles or BUILTIN_PROFILES)
+    log = _log(data.get("log", {}), fail)
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -264,6 +282,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         mail=mail,
         artifacts=artifacts,
         planner=planner,
+        log=log,
         raw=data,
     )
 
@@ -431,6 +450,18 @@ def _planner(table: object, fail, profiles: dict) -> PlannerConfig:
     return PlannerConfig(profile=profile)
 
 
+def _log(table: object, fail) -> LogConfig:
+    """``[log]``, checked whole: known keys, and a durability by name."""
+    if not isinstance(table, dict):
+        raise fail("[log] must be a table")
+    if (problem := check_keys(table, LOG_KEYS, where="[log] ")) is not None:
+        raise fail(problem)
+    synchronous = table.get("synchronous", LogConfig().synchronous)
+    if synchronous not in LOG_SYNCHRONOUS:
+        raise fail(f"[log] synchronous must be one of {', '.join(LOG_SYNCHRONOUS)}, not {synchronous!r}")
+    return LogConfig(synchronous=synchronous)
+
+
 def _toml_string(value: str) -> str:
     # A JSON string is a valid TOML basic string for everything we write.
     return json.dumps(value, ensure_ascii=False)
@@ -519,6 +550,13 @@ title = true    # the count waiting for review in the terminal's title
 # which reads headings and lists and needs no model).
 [planner]
 # profile = "claude"
+
+# The execution log (log.db): what each commit waits for. "normal": the
+# log is flushed to the disk at checkpoints, so a power loss (not a crash)
+# may lose the last transactions, never corrupt the log; "full": every
+# commit waits for the disk, nothing committed is lost, each a little slower.
+[log]
+# synchronous = "normal"
 
 # Agent profiles. argv placeholders: {{prompt}} {{prompt_file}} {{task_id}}
 # {{worktree}} {{python}}; output: claude-stream-json, codex-json or text;

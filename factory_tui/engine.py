@@ -950,14 +950,30 @@ class Engine:
         totals = dict(job.output.totals) if job.output is not None else {}
         end = RunEnd(outcome, code, time.time(), totals)
         try:
-            await self._call(
-                index_ended_run, self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
-                base_branch=self.worktrees.base_branch, branch=self.worktrees.branch_for(job.task_id),
-                branch_start=job.task.branch_start,
-            )
+            await self._call(self._index_ended_run, job, end)
         except (FactoryError, OSError) as error:
             self._report(f"{job.task_id}: its run was not indexed ({error}); it is read from its folder when asked for")
         self._collect_runs()
+
+    def _index_ended_run(self, job: Job, end: RunEnd) -> None:
+        # The branch's head from its ref file, and, when it grew from the
+        # base branch's commit by a few fresh commits (the usual run), that
+        # commit as their merge base: git runs only for the diff itself.
+        worktrees = self.worktrees
+        head = worktrees.branch_head(job.task_id)
+        since = None
+        if head is not None:
+            try:
+                tip = worktrees.base_head()
+            except FactoryError:
+                tip = None
+            if tip is not None and worktrees.descends_without_git(tip, head):
+                since = tip
+        index_ended_run(
+            self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
+            base_branch=worktrees.base_branch, branch=worktrees.branch_for(job.task_id),
+            branch_start=job.task.branch_start, head=head, since=since,
+        )
 
     def _collect_runs(self) -> None:
         """Apply [artifacts] keep_runs now, unless a collection is at work

@@ -105,7 +105,7 @@ def test_an_unknown_key_with_nothing_close_lists_the_known_ones() -> None:
     message = refused("colour = 'blue'\n")
     assert message == (
         f"{SOURCE}: unknown key colour "
-        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa, mail, artifacts, planner)"
+        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa, mail, artifacts, planner, log)"
     )
 
 
@@ -296,3 +296,45 @@ def test_artifacts_settings_are_read_and_checked() -> None:
     assert refused("[artifacts]\nold_raw = 'shred'\n") == (
         f"{SOURCE}: [artifacts] old_raw must be one of compress, drop, not 'shred'")
     assert refused("[artifacts]\nkeep = 3\n") == f"{SOURCE}: [artifacts] unknown key keep; did you mean keep_runs?"
+
+
+# --- [log] ------------------------------------------------------------------------------
+
+
+def test_the_log_table_names_its_durability() -> None:
+    assert config_from_dict({}).log.synchronous == "normal"
+    assert config_from_dict({"log": {"synchronous": "full"}}).log.synchronous == "full"
+    assert refused("[log]\nsynchronous = 'FULL'\n") == (
+        f"{SOURCE}: [log] synchronous must be one of normal, full, not 'FULL'")
+    assert refused("[log]\nsynchronous = 2\n") == (
+        f"{SOURCE}: [log] synchronous must be one of normal, full, not 2")
+    assert refused("[log]\nsynchronus = 'full'\n") == (
+        f"{SOURCE}: [log] unknown key synchronus; did you mean synchronous?")
+    assert refused("log = 'full'\n") == f"{SOURCE}: [log] must be a table"
+
+
+@pytest.mark.parametrize(("table", "pragma"), [("", 1), ('[log]\nsynchronous = "normal"\n', 1),
+                                               ('[log]\nsynchronous = "full"\n', 2)])
+def test_every_connection_of_a_session_commits_as_log_synchronous_says(
+    base: FactoryBase, table: str, pragma: int
+) -> None:
+    from factory_tui.backends.session import FactorySession
+
+    configure(base, extra=table)
+    with FactorySession(base) as session:
+        log_conn, reader_conn = session.log._conn, session.reader._conn
+        assert log_conn.execute("PRAGMA synchronous").fetchone()[0] == pragma
+        assert reader_conn.execute("PRAGMA synchronous").fetchone()[0] == pragma
+        assert log_conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_bad_log_durability_stops_a_command_in_one_line(base: FactoryBase) -> None:
+    configure(base, extra='[log]\nsynchronous = "off"\n')
+
+    done = factory(base, "plan", "add", "Never written")
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"factory: {base.config_path}: [log] synchronous must be one of normal, full, not 'off'\n")
+    configure(base)
+    assert factory(base, "plan", "list").stdout.count("Never written") == 0

@@ -7,7 +7,7 @@ import sqlite3
 
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.schema import MIGRATIONS, SCHEMA_VERSION
-from factory_tui.model import NewTask, State
+from factory_tui.model import Action, NewTask, State
 
 
 def make_log_at(path, version: int) -> None:
@@ -134,3 +134,32 @@ def test_a_version_6_log_gains_prompt_provenance_and_the_session_history(tmp_pat
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert {"prompt_documents", "landings"} <= {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0  # v6's tables kept
+
+
+def test_a_version_10_log_gains_readiness_kept_on_every_task(tmp_path):
+    """Migration 11 counts each task's blockers (dependencies not done) for
+    the tasks already in the log; from then on the schema keeps the count."""
+    path = tmp_path / "log.db"
+    make_log_at(path, 10)  # T-1: queued, priority 2
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executemany(
+        "INSERT INTO tasks (seq, title, state, priority, attempts, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 0, 1.0, 1.0)",
+        [(2, "done", "done", 0), (3, "waits for T-1 and T-2", "queued", 9),
+         (4, "waits for T-2", "queued", 5), (5, "cancelled", "cancelled", 0),
+         (6, "waits for T-5", "held", 7)],
+    )
+    conn.executemany("INSERT INTO deps (task, depends_on) VALUES (?, ?)", [(3, 1), (3, 2), (4, 2), (6, 5)])
+    conn.close()
+    with ExecutionLog.open(path) as log:
+        conn = sqlite3.connect(path)
+        assert dict(conn.execute("SELECT seq, blockers FROM tasks")) == {1: 0, 2: 0, 3: 1, 4: 0, 5: 0, 6: 1}
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        conn.close()
+        # T-3 has the highest priority, but waits for T-1.
+        order = []
+        while (claim := log.claim_next("w")) is not None:
+            order.append(claim.task.id)
+            log.finish(claim.token, State.REVIEW)
+            log.apply(claim.task.id, Action.APPROVE, actor="op")
+        assert order == ["T-4", "T-1", "T-3"]

@@ -336,3 +336,28 @@ def test_a_live_run_is_shown_running(base: FactoryBase, agent: Path, tmp_path: P
     [run] = run_info(base, task_id)["runs"]
     assert run["outcome"] == "finished" and run["ended_at"] is not None
 
+
+
+def test_a_diff_summary_from_a_head_read_already_is_the_same(base: FactoryBase) -> None:
+    """The engine reads the branch's head from its ref file, and their merge
+    base from the loose commits, and hands them in: git runs only for the
+    diff, and the summary is the same."""
+    from factory_tui.backends.run_diff import branch_summary
+
+    git(base.root, "branch", "factory/T-9", "main")
+    git(base.root, "worktree", "add", "-q", str(base.root / "wt"), "factory/T-9")
+    (base.root / "wt" / "added.txt").write_text("one\ntwo\n", encoding="utf-8")
+    git(base.root / "wt", "add", "added.txt")
+    git(base.root / "wt", "commit", "-q", "-m", "add a file")
+    head = git(base.root, "rev-parse", "factory/T-9")
+
+    asked = branch_summary(base.root, "main", "factory/T-9", None)
+    given = branch_summary(base.root, "main", "factory/T-9", None, head=head)
+    assert asked is not None and given == asked and given.head == head
+    # And the merge base, when the caller knows it (the head grew from main's commit).
+    main = git(base.root, "rev-parse", "main")
+    assert branch_summary(base.root, "main", "factory/T-9", None, head=head, since=main) == asked
+    assert asked.base == main
+    assert (given.files, given.added, given.removed) == (1, 2, 0)
+    # Not a commit id: read from git as before.
+    assert branch_summary(base.root, "main", "factory/T-9", None, head="factory/T-9") == asked

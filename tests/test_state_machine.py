@@ -22,7 +22,7 @@ from hypothesis.stateful import (
 )
 
 from factory_tui.backends.log import ExecutionLog
-from factory_tui.errors import DependencyCycle, IllegalTransition, LeaseLost
+from factory_tui.errors import DependencyCycle, IllegalTransition, InvalidInput, LeaseLost
 from factory_tui.model import (
     CREATABLE_STATES,
     OPERATOR_ACTIONS,
@@ -157,10 +157,7 @@ class ExecutionLogMachine(RuleBasedStateMachine):
         self.expected_events += 1
 
     def do_claim(self, lease_seconds: float) -> str | None:
-        ready = [
-            task for task, state in self.state.items()
-            if state is State.QUEUED and all(self.state[d] is State.DONE for d in self.deps[task])
-        ]
+        ready = sorted(self.ready(), key=lambda t: int(t[2:]))
         if not ready:
             before = self.snapshot()
             assert self.log.claim_next("engine", lease_seconds=lease_seconds) is None
@@ -287,7 +284,30 @@ class ExecutionLogMachine(RuleBasedStateMachine):
             self.expected_events += 1
         self.deps[task].add(on)
 
+    @rule(task=tasks, on=tasks)
+    def remove_dependency(self, task: str, on: str) -> None:
+        if on not in self.deps[task]:
+            self.refused(InvalidInput, lambda: self.log.remove_dependency(task, on, actor="sm"))
+            return
+        result = self.log.remove_dependency(task, on, actor="sm")
+        assert on not in result.depends_on
+        self.deps[task].discard(on)
+        self.expected_events += 1
+
     # --- the operator -------------------------------------------------------
+
+    def waiting_on_review(self) -> list[str]:
+        return sorted(
+            {d for deps in self.deps.values() for d in deps if self.state[d] is State.REVIEW},
+            key=lambda t: int(t[2:]),
+        )
+
+    @precondition(lambda self: self.waiting_on_review())
+    @rule(data=st.data())
+    def a_dependency_lands(self, data: st.DataObject) -> None:
+        """A task others wait for is approved: done, it unblocks them (the
+        apply rule reaches this too, but seldom)."""
+        self.do_apply(data.draw(st.sampled_from(self.waiting_on_review()), "dependency"), Action.APPROVE, None)
 
     @rule(task=tasks, data=st.data(), note=st.sampled_from(NOTES))
     def apply(self, task: str, data: st.DataObject, note: str | None) -> None:
@@ -391,6 +411,29 @@ class ExecutionLogMachine(RuleBasedStateMachine):
         tokens = {row[0] for row in self.raw.execute(
             "SELECT lease_token FROM tasks WHERE lease_token IS NOT NULL")}
         assert tokens == set(self.live_tokens())
+
+    def ready(self) -> set[str]:
+        return {
+            task for task, state in self.state.items()
+            if state is State.QUEUED and all(self.state[d] is State.DONE for d in self.deps[task])
+        }
+
+    @invariant()
+    def readiness_kept_equals_readiness_computed_from_scratch(self) -> None:
+        # Each task's count of blockers, as the log keeps it on every change,
+        # is the number of its dependencies that are not done now.
+        kept = dict(self.raw.execute("SELECT 'T-' || seq, blockers FROM tasks"))
+        assert kept == {
+            task: sum(self.state[d] is not State.DONE for d in deps)
+            for task, deps in self.deps.items()
+        }
+        # The claim's index holds exactly the ready tasks.
+        indexed = {row[0] for row in self.raw.execute(
+            "SELECT 'T-' || seq FROM tasks INDEXED BY idx_tasks_ready "
+            "WHERE state = 'queued' AND blockers = 0"
+        )}
+        assert indexed == self.ready()
+        assert self.log.has_ready() == bool(indexed)
 
     @invariant()
     def dependencies_match_the_model(self) -> None:

@@ -240,6 +240,45 @@ def test_branch_descends_from(root: Path, trees: Worktrees) -> None:
     assert not trees.branch_descends_from("T-2", start)  # no branch at all
 
 
+def git_runs(trees: Worktrees, monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """The git commands ``trees`` runs from now on (each still runs)."""
+    ran: list[tuple] = []
+    real = Worktrees._run
+
+    def counted(self, where, *args, **kwargs):
+        ran.append(args)
+        return real(self, where, *args, **kwargs)
+
+    monkeypatch.setattr(Worktrees, "_run", counted)
+    return ran
+
+
+def test_an_answer_about_ancestry_is_asked_of_git_once(
+    root: Path, trees: Worktrees, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits never change, so whether one descends from another is known
+    for good: an approval asks it before its lock and again under it."""
+    start = sha(root, "main")
+    path = trees.create_for("T-1")
+    commit_file(path, "feature.txt", "feature\n")
+    # Packed, the commits cannot be read without git (tests/test_git_objects.py).
+    git(root, "gc", "-q", "--prune=now")
+    ran = git_runs(trees, monkeypatch)
+    assert trees.branch_descends_from("T-1", start)
+    assert trees.branch_descends_from("T-1", start)
+    assert [args[0] for args in ran] == ["merge-base"]
+    # A commit git does not know is no answer: asked again each time (it
+    # may be fetched later).
+    assert not trees.branch_descends_from("T-1", "f" * 40)
+    assert not trees.branch_descends_from("T-1", "f" * 40)
+    assert len(ran) == 3
+    # The branch moved: its new head is another question (its new commit is
+    # loose, but its parent is packed: git answers).
+    tip = commit_file(path, "more.txt", "more\n")
+    assert trees.branch_descends_from("T-1", start) and sha(root, "factory/T-1") == tip
+    assert len(ran) == 4
+
+
 # --- copy and setup ------------------------------------------------------------------
 
 

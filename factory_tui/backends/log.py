@@ -5,7 +5,11 @@ history, in one SQLite file that is also the queue.
 ``BEGIN IMMEDIATE`` transaction together with the event that records it, so a
 reader never sees a state change without its event. The claim is a single
 conditional ``UPDATE … RETURNING``: there is no read-then-write window in which
-two workers could take the same task.
+two workers could take the same task. Readiness is kept, not searched for:
+each task counts its blockers (dependencies not yet done), kept by the
+schema's triggers in the transaction of every change that moves the count,
+so the claim takes the head of an index of ready tasks, as cheaply behind
+100,000 waiting tasks as behind none.
 
 A task's lease (token, worker, expiry) sits on its own row, so claiming and
 finishing write as little as a queue can: the lease is live while its token
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -35,7 +40,7 @@ from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.plan_log import PlanRecords
 from factory_tui.backends.qa_log import QaRecords
 from factory_tui.backends.run_log import RunRecords
-from factory_tui.backends.schema import describe_sqlite_error, open_connection
+from factory_tui.backends.schema import DEFAULT_SYNCHRONOUS, describe_sqlite_error, open_connection
 from factory_tui.backends.source_log import SourceRecords
 from factory_tui.dependency_graph import find_cycle
 from factory_tui.errors import (
@@ -89,31 +94,22 @@ TASK_COLUMNS = (
 # Rows that carry more than the task: the extra columns start here.
 EXTRA = 14
 
+# Ready: queued with no blockers (dependencies not yet done; the count is
+# kept by the schema's triggers). The claim takes the head of the ready
+# index, a range scan however many queued tasks wait behind dependencies.
 SQL_CLAIM = f"""
 UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now,
        started_at = :now, progress = NULL,
        lease_token = 'T-' || seq || ':' || :secret, lease_worker = :worker,
        lease_expires = :expires, run_secret = :run_secret
 WHERE seq = (
-    SELECT t.seq FROM tasks AS t
-    WHERE t.state = 'queued'
-      AND NOT EXISTS (
-          SELECT 1 FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on
-          WHERE d.task = t.seq AND u.state != 'done')
-    ORDER BY t.priority DESC, t.seq
-    LIMIT 1)
+    SELECT seq FROM tasks WHERE state = 'queued' AND blockers = 0
+    ORDER BY priority DESC, seq LIMIT 1)
   AND state = 'queued'
 RETURNING {TASK_COLUMNS}, lease_token,
           (SELECT body FROM task_bodies AS b WHERE b.seq = tasks.seq)
 """
-SQL_READY = """
-SELECT 1 FROM tasks AS t
-WHERE t.state = 'queued'
-  AND NOT EXISTS (
-      SELECT 1 FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on
-      WHERE d.task = t.seq AND u.state != 'done')
-LIMIT 1
-"""
+SQL_READY = "SELECT 1 FROM tasks WHERE state = 'queued' AND blockers = 0 LIMIT 1"
 SQL_EVENT_INSERT = (
     "INSERT INTO events (at, task_id, kind, actor, from_state, to_state, note, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -136,6 +132,11 @@ SQL_CHECK = (
 SQL_TASK_INSERT = (
     "INSERT INTO tasks (seq, title, state, priority, attempts, profile, source, "
     "created_at, updated_at, labels) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
+)
+# One task, its id the next rowid (tasks are never deleted, so max + 1).
+SQL_TASK_INSERT_NEXT = (
+    "INSERT INTO tasks (title, state, priority, attempts, profile, source, "
+    "created_at, updated_at, labels) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING seq"
 )
 SQL_BODY_INSERT = "INSERT INTO task_bodies (seq, body) VALUES (?, ?)"
 
@@ -193,6 +194,18 @@ def new_run_secret() -> tuple[str, str]:
 
 def secret_hash(random_part: str) -> str:
     return hashlib.sha256(random_part.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def lease_data(token: str) -> str:
+    """An event's data naming only its lease: what ``json.dumps({"lease":
+    token})`` writes, without the encoder (a transition's data, every time).
+    A token is ``T-<n>:<hex>``, made by the claim: nothing in it needs
+    escaping, and the statement that writes the event matched it first."""
+    return f'{{"lease": "{token}"}}'
+
+
+# How a run can end (``finish``), and the action each is.
+_RUN_ENDS = {State.REVIEW: Action.FINISH, State.FAILED: Action.FAIL, State.CHECKING: Action.CHECK}
 
 
 def task_of_token(token: str) -> str:
@@ -275,6 +288,25 @@ class TaskBatch:
     first: int
 
 
+def _checked_row(
+    new: NewTask, is_done: bool
+) -> tuple[str, State, int, str, str | None, str | None, tuple[str, ...]]:
+    """A new task's row as written (title, state, priority, body, profile,
+    source, labels), every field checked; ``is_done``: created done (an
+    imported checklist's ticked item)."""
+    title = check_title(new.title)
+    priority = check_priority(new.priority)
+    state = State.DONE if is_done else State(new.state)
+    if not is_done and state not in CREATABLE_STATES:
+        raise InvalidInput(f"a new task can start as {', '.join(CREATABLE_STATES)}, not {state}")
+    return title, state, priority, new.body or "", new.profile, new.source, check_labels(new.labels)
+
+
+def _created_note(title: str) -> str:
+    """A ``created`` event's note: the title, cut to a row's length."""
+    return title if len(title) <= 200 else title[:199] + "…"
+
+
 def _batch_writes(
     batch: TaskBatch, first: int, now: float, actor: str
 ) -> list[tuple[str, list[tuple]]]:
@@ -301,7 +333,7 @@ def _batch_writes(
             SQL_EVENT_INSERT,
             [
                 (now, f"T-{first + index}", KIND_CREATED, actor, None, state.value,
-                 title if len(title) <= 200 else title[:199] + "…", sources.get(source) if source else None)
+                 _created_note(title), sources.get(source) if source else None)
                 for index, (title, state, _, _, _, source, _) in enumerate(rows)
             ],
         ),
@@ -353,10 +385,15 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         *,
         create: bool = False,
         busy_timeout_ms: int | None = None,
+        synchronous: str = DEFAULT_SYNCHRONOUS,
         clock: Callable[[], float] = time.time,
     ) -> ExecutionLog:
+        """``synchronous``: what each commit waits for, ``[log] synchronous``
+        (schema.SYNCHRONOUS)."""
         path = Path(path)
-        conn = open_connection(path, create=create, busy_timeout_ms=busy_timeout_ms)
+        conn = open_connection(
+            path, create=create, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous,
+        )
         return cls(conn, path, clock=clock)
 
     def close(self) -> None:
@@ -660,7 +697,32 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
     # --- changing the plan ------------------------------------------------
 
     def add_task(self, new: NewTask, *, actor: str) -> Task:
-        return self.add_tasks([new], actor=actor)[0]
+        """One task: as ``add_tasks([new])``, in one short transaction. A task
+        that waits for none (the usual enqueue) takes a path of its own: the
+        batch's look-ahead (ids worked out before the lock, a dependency
+        check) would cost more than the write itself."""
+        if new.after:
+            return self.add_tasks([new], actor=actor)[0]
+        title, state, priority, body, profile, source, labels = _checked_row(new, False)
+        now = self._clock()
+        with self._write() as conn:
+            # seq is the rowid: max + 1, the id the batch path would give.
+            seq = conn.execute(
+                SQL_TASK_INSERT_NEXT,
+                (title, state.value, priority, profile, source, now, now,
+                 json.dumps(list(labels)) if labels else None),
+            ).fetchone()[0]
+            if body:
+                conn.execute(SQL_BODY_INSERT, (seq, body))
+            conn.execute(
+                SQL_EVENT_INSERT,
+                (now, f"T-{seq}", KIND_CREATED, actor, None, state.value, _created_note(title),
+                 json.dumps({"source": source}) if source else None),
+            )
+        return Task(
+            id=f"T-{seq}", title=title, state=state, priority=priority, body=body, profile=profile,
+            source=source, created_at=now, updated_at=now, labels=labels,
+        )
 
     def add_tasks(
         self,
@@ -705,17 +767,7 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         rows: list[tuple] = []
         edges: list[tuple[int, int | str]] = []
         for index, new in enumerate(new_tasks):
-            title = check_title(new.title)
-            priority = check_priority(new.priority)
-            is_done = bool(done[index]) if index < len(done) else False
-            state = State.DONE if is_done else State(new.state)
-            if not is_done and state not in CREATABLE_STATES:
-                raise InvalidInput(
-                    f"a new task can start as {', '.join(CREATABLE_STATES)}, not {state}"
-                )
-            rows.append((
-                title, state, priority, new.body or "", new.profile, new.source, check_labels(new.labels),
-            ))
+            rows.append(_checked_row(new, bool(done[index]) if index < len(done) else False))
             targets: dict[int | str, None] = {}  # in order, each once
             for ref in new.after:
                 target = by_handle[ref] if ref in by_handle else normalize_task_id(ref)
@@ -771,7 +823,8 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
                 first = taken
                 writes = _batch_writes(batch, first, now, actor)
             for sql, values in writes:
-                conn.executemany(sql, values)
+                if values:
+                    conn.executemany(sql, values)
             # A dependency blocks until it is done: read the state of the
             # tasks already in the log as this transaction sees them.
             existing = list({task_seq(t) for _, t in batch.edges if isinstance(t, str)})
@@ -1049,10 +1102,13 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         """
         now = self._clock()
         expires = now + lease_seconds
-        random_part, hashed = new_run_secret()
+        # One draw for both secrets (as secrets.token_hex would make them):
+        # the lease's 8 bytes and the agent's 32 (the log keeps its sha256).
+        drawn = os.urandom(40)
+        random_part = drawn[8:].hex()
         params = {
-            "now": now, "secret": secrets.token_hex(8), "worker": worker,
-            "expires": expires, "run_secret": hashed,
+            "now": now, "secret": drawn[:8].hex(), "worker": worker,
+            "expires": expires, "run_secret": secret_hash(random_part),
         }
         with self._write() as conn:
             row = conn.execute(SQL_CLAIM, params).fetchone()
@@ -1063,7 +1119,7 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
             conn.execute(
                 SQL_EVENT_INSERT,
                 (now, task_id, "claimed", worker, "queued", "running",
-                 f"attempt {row[4]}", json.dumps({"lease": token})),
+                 f"attempt {row[4]}", lease_data(token)),
             )
         task = task_from_row(row, row[EXTRA + 1] or "")
         return Claim(
@@ -1093,7 +1149,7 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         backends/qa_log.py) or to failed. LeaseLost if the lease is no
         longer live; nothing changes then."""
         outcome = State(outcome)
-        action = {State.REVIEW: Action.FINISH, State.FAILED: Action.FAIL, State.CHECKING: Action.CHECK}.get(outcome)
+        action = _RUN_ENDS.get(outcome)
         if action is None:
             raise InvalidInput(f"a run finishes in review, checking or failed, not {outcome}")
         task_id = task_of_token(token)
@@ -1108,7 +1164,7 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
             conn.execute(
                 SQL_EVENT_INSERT,
                 (now, task_id, EVENT_KIND[action], row[EXTRA], "running", outcome.value,
-                 note or None, json.dumps({"lease": token, **(data or {})})),
+                 note or None, json.dumps({"lease": token, **data}) if data else lease_data(token)),
             )
         return task_from_row(row)
 
@@ -1395,9 +1451,9 @@ class LogReader:
     """Read-only queries for the console, on a connection of their own so
     that they never wait behind the console's writes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = DEFAULT_SYNCHRONOUS) -> None:
         self.path = Path(path)
-        self._conn = open_connection(self.path)
+        self._conn = open_connection(self.path, synchronous=synchronous)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from factory_tui.text import literal
 
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SUMMARY = re.compile(r"^(\d+) files? changed, \+(\d+) -(\d+)(?: \(([0-9a-f]{7,64})\.\.([0-9a-f]{7,64})\))?$")
 
 
@@ -104,10 +105,16 @@ def summarise(numstat: list[tuple[int | None, int | None, str]], base: str, head
     )
 
 
-def branch_summary(root, base_branch: str, branch: str, branch_start: str | None) -> DiffSummary | None:
+def branch_summary(
+    root, base_branch: str, branch: str, branch_start: str | None, *, head: str | None = None,
+    since: str | None = None,
+) -> DiffSummary | None:
     """The diff summary of ``branch`` against where it left ``base_branch``
     (git, in the repository at ``root``); None when the branch is gone or
-    git cannot tell."""
+    git cannot tell. ``head``: the branch's commit when the caller has read
+    it already (from the ref's file); ``since``: their merge base when the
+    caller knows it (the base branch's commit, when the head descends from
+    it): a git process fewer each."""
     import git  # GitPython costs ~0.1 s to import: only the engine's end of a run needs it
 
     runner = git.Git(str(root))
@@ -122,13 +129,15 @@ def branch_summary(root, base_branch: str, branch: str, branch_start: str | None
             return 1, b"" if raw else ""
         return status, out if out is not None else (b"" if raw else "")
 
-    status, head = run("rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}")
-    if status != 0 or not isinstance(head, str) or not head.strip():
-        return None
-    head = head.strip()
-    status, since = run("merge-base", f"refs/heads/{base_branch}", head)
-    since = since.strip() if status == 0 and isinstance(since, str) else ""
-    if not since and branch_start and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", branch_start):
+    if head is None or not _FULL_SHA.fullmatch(head):
+        status, found = run("rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}")
+        if status != 0 or not isinstance(found, str) or not found.strip():
+            return None
+        head = found.strip()
+    if since is None or not _FULL_SHA.fullmatch(since):
+        status, found = run("merge-base", f"refs/heads/{base_branch}", head)
+        since = found.strip() if status == 0 and isinstance(found, str) else ""
+    if not since and branch_start and _FULL_SHA.fullmatch(branch_start):
         since = branch_start
     if not since:
         return None

@@ -20,8 +20,13 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# What a commit waits for (``[log] synchronous`` in factory.toml): NORMAL
+# flushes the WAL at checkpoints only (a power loss may lose the last
+# transactions, never corrupt the log); FULL flushes it at every commit.
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+DEFAULT_SYNCHRONOUS = "normal"
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -443,7 +448,58 @@ _V10_STATEMENTS = (
 )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+
+def _v11(conn: sqlite3.Connection) -> None:
+    """Readiness kept as tasks change: each task counts its blockers (its
+    dependencies that are not done), so that the ready tasks (queued, no
+    blockers) are one partial index and the claim takes the head of it,
+    however many queued tasks wait behind unfinished dependencies. The
+    count is computed here for the tasks already in the log."""
+    for statement in _V11_STATEMENTS:
+        conn.execute(statement)
+
+
+_V11_STATEMENTS = (
+    "ALTER TABLE tasks ADD COLUMN blockers INTEGER NOT NULL DEFAULT 0",
+    # Only tasks with dependencies can have blockers; the rest keep the 0.
+    """UPDATE tasks SET blockers = (
+        SELECT count(*) FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on
+        WHERE d.task = tasks.seq AND u.state != 'done')
+    WHERE seq IN (SELECT task FROM deps)""",
+    # The claim's index holds the ready tasks only: a task enters it when it
+    # is queued with nothing to wait for and leaves it when claimed (or held,
+    # or blocked by a new dependency). A queued task that waits is in no index.
+    "DROP INDEX idx_tasks_ready",
+    "CREATE INDEX idx_tasks_ready ON tasks(priority DESC, seq) WHERE state = 'queued' AND blockers = 0",
+    # The count is kept by triggers, in the transaction of the change that
+    # moves it, whichever code (or tool) makes it: a dependency added or
+    # removed, a dependency's task entering or leaving done. A transition
+    # that neither enters nor leaves done (a claim, a finish) runs only the
+    # WHEN test. Tasks are never deleted, so no trigger is needed for that.
+    """CREATE TRIGGER deps_blockers_insert AFTER INSERT ON deps BEGIN
+        UPDATE tasks SET blockers = blockers + 1 WHERE seq = new.task
+          AND (SELECT state FROM tasks WHERE seq = new.depends_on) IS NOT 'done';
+    END""",
+    """CREATE TRIGGER deps_blockers_delete AFTER DELETE ON deps BEGIN
+        UPDATE tasks SET blockers = blockers - 1 WHERE seq = old.task
+          AND (SELECT state FROM tasks WHERE seq = old.depends_on) IS NOT 'done';
+    END""",
+    # A dependency's row may also move between tasks (an UPDATE of deps):
+    # nothing in factory-tui does that, but the count must hold if a tool does.
+    """CREATE TRIGGER deps_blockers_update AFTER UPDATE OF task, depends_on ON deps BEGIN
+        UPDATE tasks SET blockers = blockers - 1 WHERE seq = old.task
+          AND (SELECT state FROM tasks WHERE seq = old.depends_on) IS NOT 'done';
+        UPDATE tasks SET blockers = blockers + 1 WHERE seq = new.task
+          AND (SELECT state FROM tasks WHERE seq = new.depends_on) IS NOT 'done';
+    END""",
+    """CREATE TRIGGER tasks_blockers_done AFTER UPDATE OF state ON tasks
+    WHEN (old.state = 'done') != (new.state = 'done') BEGIN
+        UPDATE tasks SET blockers = blockers + CASE WHEN new.state = 'done' THEN -1 ELSE 1 END
+        WHERE seq IN (SELECT task FROM deps WHERE depends_on = new.seq);
+    END""",
+)
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -624,16 +680,20 @@ def _os_error(path: Path, error: OSError) -> LogError:
 
 
 def open_connection(
-    path: Path, *, create: bool = False, busy_timeout_ms: int | None = None
+    path: Path, *, create: bool = False, busy_timeout_ms: int | None = None,
+    synchronous: str = DEFAULT_SYNCHRONOUS,
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves), WAL,
-    ``synchronous=NORMAL``, a busy timeout, and the schema brought current.
+    ``synchronous`` as asked (``"normal"`` or ``"full"``, see SYNCHRONOUS),
+    a busy timeout, and the schema brought current.
 
     A log that cannot be written is opened read-only if SQLite can read it:
     reads work, and a write fails with LogReadOnly or LogDiskFull."""
     path = Path(path)
     if busy_timeout_ms is None:
         busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
     try:
         size = path.stat().st_size if path.is_file() else None
     except OSError:
@@ -686,7 +746,7 @@ def open_connection(
             return conn
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
         conn.execute("PRAGMA foreign_keys=ON")
         if version < SCHEMA_VERSION:
             _migrate(conn)

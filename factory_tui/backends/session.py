@@ -27,7 +27,7 @@ from factory_tui.backends.operator import Operator, Outcome
 from factory_tui.backends.qa_checks import OnDemand, run_on_demand
 from factory_tui.backends.qa_log import QaRun, ScenarioStats
 from factory_tui.backends.worktrees import Worktrees
-from factory_tui.config import FactoryConfig
+from factory_tui.config import FactoryConfig, LogConfig
 from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.mail_model import Importance, MessageKind
 from factory_tui.model import (
@@ -85,7 +85,12 @@ class FactorySession:
     def log(self) -> ExecutionLog:
         with self._lock:
             if self._log is None:
-                self._log = ExecutionLog.open(self.base.log_path, busy_timeout_ms=self.busy_timeout_ms)
+                # The base's [log] synchronous: every writer of the log
+                # commits with the durability the operator chose.
+                self._log = ExecutionLog.open(
+                    self.base.log_path, busy_timeout_ms=self.busy_timeout_ms,
+                    synchronous=self._log_config().synchronous,
+                )
             return self._log
 
     @property
@@ -94,8 +99,12 @@ class FactorySession:
         long history scans never hold up its writes)."""
         with self._lock:
             if self._reader is None:
-                self._reader = LogReader(self.base.log_path)
+                self._reader = LogReader(self.base.log_path, synchronous=self._log_config().synchronous)
             return self._reader
+
+    def _log_config(self) -> LogConfig:
+        # Called under self._lock: the config property does not take it.
+        return self.config.log
 
     @property
     def operator(self) -> Operator:

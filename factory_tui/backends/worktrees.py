@@ -54,6 +54,7 @@ from typing import Literal, overload
 import git
 
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
+from factory_tui.backends.git_objects import descends_through_loose_commits
 from factory_tui.backends.locks import worktree_admin
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import (
@@ -239,6 +240,12 @@ class _DiffScope:
         return [name for name in _split_z(out) if name]
 
 
+# A commit's full id (only those name one commit for good: a ref or an
+# abbreviation may come to mean another).
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# Answers about ancestry kept per Worktrees (a few bytes each).
+ANCESTRY_KEPT = 4096
+
 class Worktrees:
     """The task worktrees of one repository (``root`` is its main checkout)."""
 
@@ -283,6 +290,10 @@ class Worktrees:
         # The last diff stat of each task, with what it was read from (see
         # diff_stat's ``settled``).
         self._diff_stats: dict[str, tuple[tuple, DiffStat]] = {}
+        # Whether one commit is an ancestor of another, by their ids: commits
+        # never change, so the answer holds for good (an approval asks it
+        # twice: before the operator lock and again under it).
+        self._ancestry: dict[tuple[str, str], bool] = {}
 
     @classmethod
     def for_config(cls, root: Path, config: FactoryConfig) -> Worktrees:
@@ -1232,11 +1243,39 @@ class Worktrees:
         return sha
 
     def _is_ancestor(self, older: str, newer: str) -> bool:
+        by_id = bool(_FULL_SHA.fullmatch(older) and _FULL_SHA.fullmatch(newer))
+        key = (older, newer)
+        if by_id:
+            known = self._ancestry.get(key)
+            if known is None and descends_through_loose_commits(self._common_dir, older, newer):
+                known = True  # a few fresh commits above it: read, no git process
+            if known is not None:
+                self._remember_ancestry(key, known)
+                return known
         status, _, err = self._run(None, "merge-base", "--is-ancestor", older, newer,
                                    read_only=True)
         if status not in (0, 1):
             raise FactoryError(f"cannot compare {older[:12]} with {newer[:12]}: {_one_line(err)}")
+        if by_id:
+            self._remember_ancestry(key, status == 0)
         return status == 0
+
+    def _remember_ancestry(self, key: tuple[str, str], answer: bool) -> None:
+        if key not in self._ancestry and len(self._ancestry) >= ANCESTRY_KEPT:
+            self._ancestry.clear()
+        self._ancestry[key] = answer
+
+    def descends_without_git(self, older: str, newer: str) -> bool:
+        """True when commit ``newer`` is known, without running git, to
+        descend from ``older`` (asked before, or a few loose commits above
+        it); False means not known."""
+        if self._ancestry.get((older, newer)):
+            return True
+        if _FULL_SHA.fullmatch(older) and _FULL_SHA.fullmatch(newer) and descends_through_loose_commits(
+                self._common_dir, older, newer):
+            self._remember_ancestry((older, newer), True)
+            return True
+        return False
 
     def _detached_head(self, path: Path) -> str:
         """The commit a detached HEAD is at: in the HEAD file itself, so no
