@@ -43,7 +43,8 @@ folder written directly, then one ``git read-tree -u`` each to fill the
 index and the files), which is what ``git worktree add`` does, less its
 checks. The run folders (``.factory/runs``) are not made: no run index.
 
-The cache: a folder per builder version, schema version and sizes, under
+The cache: a folder per builder version, schema (its version and a digest
+of schema.py) and sizes, under
 ``<temp dir>/factory-big-base`` (or ``--cache DIR``); a complete base has a
 ``.complete`` marker. A lock file keeps two processes from building the same
 base at once; the second waits and uses the first one's.
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import random
@@ -109,7 +111,12 @@ LONG_OUTPUT = (
 
 
 def cache_key(tasks: int, events: int, worktrees: int) -> str:
-    return f"b{BUILDER_VERSION}-s{SCHEMA_VERSION}-{tasks}t-{events}e-{worktrees}w"
+    # The schema's version and a digest of its migrations' code: branches
+    # that number their migrations alike but differ never share a base.
+    from factory_tui.backends import schema
+
+    digest = hashlib.sha256(Path(schema.__file__).read_bytes()).hexdigest()[:8]
+    return f"b{BUILDER_VERSION}-s{SCHEMA_VERSION}.{digest}-{tasks}t-{events}e-{worktrees}w"
 
 
 def default_cache() -> Path:
