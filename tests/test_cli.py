@@ -66,7 +66,11 @@ def ok(base, *args: str, **kwargs) -> Result:
 
 
 def ok_json(base, *args: str, **kwargs):
-    return json.loads(ok(base, *args, "--json", **kwargs).stdout)
+    out = ok(base, *args, "--json", **kwargs).stdout
+    if args[:1] == ("log",):
+        # `factory log --json` streams: one JSON object per line.
+        return [json.loads(line) for line in out.splitlines()]
+    return json.loads(out)
 
 
 def refused(base, *args: str, code: int = 1, **kwargs) -> str:

@@ -222,7 +222,7 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
     assert {name for kind, name, *_ in schema if kind == "table"} >= {
         "tasks", "task_bodies", "deps", "events", "meta"}
     assert {name for kind, name, *_ in schema if kind == "trigger"} == {
-        "events_append_only_update", "events_append_only_delete"}
+        "events_append_only_update", "events_append_only_delete", "events_usage"}
     for _ in range(2):
         with ExecutionLog.open(path) as log:
             assert [t.title for t in log.list_tasks()] == ["a"]
