@@ -1084,7 +1084,8 @@ def _print_events(events: list[Event], as_json: bool) -> None:
 @pass_ctx
 @needs(Need.READ)
 def status(ctx: Context, as_json: bool) -> None:
-    """Counts of tasks by state, the engine, and the newest event."""
+    """Counts of tasks by state, the engine, cost, the log (its size,
+    events, the oldest), and the newest event."""
     from factory_tui.backends.engine_lock import EngineLock, describe_holder
 
     config = ctx.base.config()
@@ -1092,6 +1093,8 @@ def status(ctx: Context, as_json: bool) -> None:
     latest = ctx.log.events(last=1)
     holder = EngineLock.holder(ctx.base)
     usage = ctx.log.usage(per_task=False)
+    facts = ctx.log.log_facts()
+    keep = config.log.keep_progress_days
     if as_json:
         click.echo(
             dumps_json(
@@ -1103,6 +1106,7 @@ def status(ctx: Context, as_json: bool) -> None:
                     "total": sum(counts.values()),
                     "engine": holder,
                     "usage": {"today": usage.today.to_json(), "total": usage.total.to_json()},
+                    "log": {**facts.to_json(), "keep_progress_days": keep},
                     "last_event": latest[0].to_json() if latest else None,
                 }
             )
@@ -1115,8 +1119,22 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"engine: {literal(describe_holder(holder)) if holder else 'none (start one: factory run)'}")
     if usage.total.runs:
         click.echo(f"cost: today {usage.today.text}; in all {usage.total.text}")
+    click.echo(_log_line(facts, keep))
     if latest:
         click.echo("last event: " + format_event(latest[0]))
+
+
+def _log_line(facts, keep: float | None) -> str:
+    """``log: 148.2 MB (2.1 MB free), 1,000,000 events since 2026-07-30
+    (progress kept 30 days)``."""
+    from factory_tui.times import full_moment
+
+    size = f"{facts.bytes / 1e6:.1f} MB"
+    if facts.free_bytes:
+        size += f" ({facts.free_bytes / 1e6:.1f} MB free for new events)"
+    since = f" since {full_moment(facts.oldest_at)[:10]}" if facts.oldest_at is not None else ""
+    kept = f"progress kept {keep:g} days" if keep is not None else "progress kept for ever"
+    return f"log: {size}, {facts.events:,} events{since} ({kept})"
 
 
 # --- console and demo ---------------------------------------------------

@@ -28,7 +28,7 @@ MERGE_MODES = ("ff", "merge")
 # otherwise. [peers] and each profile's env are free maps of names.
 TOP_LEVEL_KEYS = (
     "name", "base_branch", "max_parallel", "merge", "default_agent", "worktree", "peers", "agents",
-    "console", "qa", "mail", "artifacts", "planner",
+    "console", "qa", "mail", "artifacts", "planner", "log",
 )
 WORKTREE_KEYS = ("copy", "setup")
 # [console]: how the operator console behaves (the console applies them).
@@ -50,6 +50,8 @@ ARTIFACTS_KEYS = ("prompt_budget", "refresh_every", "stale_after", "keep_runs", 
 ARTIFACTS_OLD_RAW = ("compress", "drop")
 # [planner]: the agent profile that turns a spec into a plan.
 PLANNER_KEYS = ("profile",)
+# [log]: the execution log's upkeep.
+LOG_KEYS = ("keep_progress_days",)
 # A peer's or a source's name: also a factory's address, and a folder name.
 PEER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # [agents] holds profiles (tables) and these plain keys: ``may``, the list of
@@ -151,6 +153,15 @@ class PlannerConfig:
     profile: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """``[log]``: ``keep_progress_days``, how long the agents' progress
+    lines stay in the log (None: for ever); the engine deletes older ones
+    (backends/log_upkeep.py). Nothing else in the log is ever deleted."""
+
+    keep_progress_days: float | None = None
+
+
 @dataclass(slots=True)
 class FactoryConfig:
     name: str
@@ -170,6 +181,7 @@ class FactoryConfig:
     mail: MailConfig = field(default_factory=MailConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     raw: dict = field(default_factory=dict)
 
 
@@ -248,6 +260,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
     mail = _mail(data.get("mail", {}), fail)
     artifacts = _artifacts(data.get("artifacts", {}), fail)
     planner = _planner(data.get("planner", {}), fail, profiles or BUILTIN_PROFILES)
+    log = _log(data.get("log", {}), fail)
     return FactoryConfig(
         name=name.strip(),
         base_branch=base_branch.strip(),
@@ -264,6 +277,7 @@ def config_from_dict(data: dict, *, source: str = "factory.toml") -> FactoryConf
         mail=mail,
         artifacts=artifacts,
         planner=planner,
+        log=log,
         raw=data,
     )
 
@@ -412,6 +426,19 @@ def _artifacts(table: object, fail) -> ArtifactsConfig:
     return ArtifactsConfig(old_raw=old_raw, **numbers)
 
 
+def _log(table: object, fail) -> LogConfig:
+    """``[log]``, checked whole."""
+    if not isinstance(table, dict):
+        raise fail("[log] must be a table")
+    if (problem := check_keys(table, LOG_KEYS, where="[log] ")) is not None:
+        raise fail(problem)
+    days = table.get("keep_progress_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int | float) or not days > 0
+                             or days == float("inf")):
+        raise fail(f"[log] keep_progress_days must be a number of days above 0, not {days!r}")
+    return LogConfig(keep_progress_days=float(days) if days is not None else None)
+
+
 def _planner(table: object, fail, profiles: dict) -> PlannerConfig:
     """``[planner]``: its profile must be one of the base's (or the built-in
     demo planner, which every base has)."""
@@ -519,6 +546,12 @@ title = true    # the count waiting for review in the terminal's title
 # which reads headings and lists and needs no model).
 [planner]
 # profile = "claude"
+
+# The execution log: how many days the agents' progress lines are kept
+# (unset: for ever). The engine deletes older ones in small batches; no
+# transition, note, message or QA result is ever deleted.
+[log]
+# keep_progress_days = 30
 
 # Agent profiles. argv placeholders: {{prompt}} {{prompt_file}} {{task_id}}
 # {{worktree}} {{python}}; output: claude-stream-json, codex-json or text;

@@ -105,7 +105,7 @@ def test_an_unknown_key_with_nothing_close_lists_the_known_ones() -> None:
     message = refused("colour = 'blue'\n")
     assert message == (
         f"{SOURCE}: unknown key colour "
-        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa, mail, artifacts, planner)"
+        "(known: name, base_branch, max_parallel, merge, default_agent, worktree, peers, agents, console, qa, mail, artifacts, planner, log)"
     )
 
 

@@ -31,6 +31,7 @@ from types import TracebackType
 
 from factory_tui.artifacts_model import Landing
 from factory_tui.backends.documents_log import DocumentRecords
+from factory_tui.backends.log_upkeep import LogUpkeep
 from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.plan_log import PlanRecords
 from factory_tui.backends.qa_log import QaRecords
@@ -324,14 +325,15 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords, DocumentRecords):
+class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords, DocumentRecords, LogUpkeep):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
     assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
     in backends/mail_log.py, greenfield's (drafts, proposals) in
     backends/plan_log.py, the run index in backends/run_log.py, imported
     plans' in backends/source_log.py, the living documents' (what prompts
-    read, the session history) in backends/documents_log.py."""
+    read, the session history) in backends/documents_log.py, the log's
+    upkeep (progress retention, its size) in backends/log_upkeep.py."""
 
     def __init__(
         self,
