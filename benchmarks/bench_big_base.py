@@ -5,12 +5,14 @@
 
 The small base is 10,000 tasks and 100,000 events (30 worktrees), the big
 one 100,000 tasks and 1,000,000 events (300 worktrees), both made by
-benchmarks/big_base.py (cached). Each command runs as a real process,
-``python -m factory_tui --base BASE …``, its output read and thrown away
-by this process as a terminal would read it; the figures are its wall
-time (median over ``--rounds``) and its peak memory (the child's
-``ru_maxrss`` from ``os.wait4``). The start-up line is ``factory
---version`` run the same way: every command pays it.
+benchmarks/big_base.py (cached). Each command runs as a real process
+(``python -c RUNNER --base BASE …``: the CLI as ``python -m factory_tui``
+runs it), its output read and thrown away by this process as a terminal
+would read it. Three figures per command, medians over ``--rounds``: "own
+s", the command itself, from after the imports every command pays to the
+process's exit (the process reports it on stderr); "wall s", the whole
+process; and its peak memory (the child's ``ru_maxrss`` from
+``os.wait4``).
 
 * ``log``, ``log --json``: the whole history (the target: memory that does
   not grow with the log);
@@ -25,9 +27,9 @@ time (median over ``--rounds``) and its peak memory (the child's
   run (timed inside the process: what the engine pays per claim, without
   the start-up).
 
-Targets (issue 11 §2): ``plan list``, ``plan show``, ``status`` and the
-prompt's look-ups under 0.3 s at 100k/1M (this figure is the process's whole
-wall time less the start-up line); ``factory log`` in constant memory.
+Targets (issue 11 §2): ``plan show``, ``status`` and the prompt's look-ups
+under 0.3 s at 100k/1M ("own s"); ``factory log`` and ``plan list`` in
+constant memory.
 
 ``--code DIR`` also runs every command with the ``factory_tui`` package of
 another checkout (before/after, paired: A and B alternate within each
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -153,16 +156,22 @@ def commands(root: Path, picked: dict[str, str]) -> list[tuple[str, list[str], i
 
 def before_copy(root: Path, folder: Path) -> Path:
     """A copy of the base's files that an older factory-tui reads: the log
-    at schema 10, without the events-by-task index."""
+    at schema 10, without the events-by-task index and the runs' sums."""
     copy = folder / root.name
     if (copy / ".complete").exists():
         return copy
     if copy.exists():
         shutil.rmtree(copy)
     shutil.copytree(root, copy, symlinks=True, ignore=shutil.ignore_patterns("worktrees"))
+    # factory.toml as an older factory-tui knows it: no [log] table.
+    config = copy / ".factory" / "factory.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(re.sub(r"(?m)^\[log\]\n(#.*\n)*", "", text), encoding="utf-8")
     conn = sqlite3.connect(copy / ".factory" / "log.db", isolation_level=None)
     try:
         conn.execute("DROP INDEX IF EXISTS idx_events_task")
+        conn.execute("DROP TRIGGER IF EXISTS events_usage")
+        conn.execute("DROP TABLE IF EXISTS usage_buckets")
         conn.execute("DROP TRIGGER IF EXISTS events_append_only_delete")
         conn.execute("CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events "
                      "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
