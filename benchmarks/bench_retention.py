@@ -107,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             deleted = batches = 0
             longest = 0.0
+            after = None
             while True:
                 one = time.perf_counter()
-                step = log.prune_progress(cut, window=args.window)
+                step = log.prune_progress(cut, after=after, window=args.window)
+                after = step.last_id
                 longest = max(longest, time.perf_counter() - one)
                 batches += 1
                 deleted += step.deleted

@@ -1018,14 +1018,16 @@ class Engine:
         goes on from where it stopped."""
         before = time.time() - days * 86400
         deleted = 0
+        after = None
         try:
             while not self._stopping:
-                step = await self._try_log(self.log.prune_progress, before)
+                step = await self._try_log(self.log.prune_progress, before, after=after)
                 if step is BUSY:
                     break
                 deleted += step.deleted
                 if step.done:
                     break
+                after = step.last_id
                 await asyncio.sleep(PRUNE_PAUSE)
         except LogError:
             pass  # the engine stops (_try_log said why)

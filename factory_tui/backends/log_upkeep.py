@@ -37,11 +37,13 @@ DEFAULT_WINDOW = 2000
 
 @dataclass(frozen=True, slots=True)
 class PruneStep:
-    """One batch of retention: how many lines it deleted, and whether the
-    pass is over (it reached the lines to keep, or the end of the log)."""
+    """One batch of retention: how many lines it deleted, whether the pass
+    is over (it reached the lines to keep, or the end of the log), and the
+    last id it looked at (the pass's next batch starts after it)."""
 
     deleted: int
     done: bool
+    last_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,33 +71,43 @@ class LogUpkeep:
     _write: Callable[[], _Transaction]
     _read: Callable[[], _Transaction]
 
-    def prune_progress(self, before: float, *, window: int = DEFAULT_WINDOW) -> PruneStep:
+    def prune_progress(self, before: float, *, after: int | None = None, window: int = DEFAULT_WINDOW) -> PruneStep:
         """One batch: delete the progress lines written before ``before``
-        among the next ``window`` ids. Call it again until ``done``."""
+        among the ``window`` ids after ``after`` (None: where the last pass
+        left off). A pass calls it again, with the step's ``last_id``,
+        until the step is ``done``."""
         with self._write() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (PRUNED_THROUGH,)).fetchone()
             mark = int(row[0]) if row else 0
-            low = conn.execute("SELECT min(id) FROM events WHERE id > ?", (mark,)).fetchone()[0]
+            low = conn.execute("SELECT min(id) FROM events WHERE id > ?", (max(mark, after or 0),)).fetchone()[0]
             if low is None:
-                return PruneStep(0, True)
+                return PruneStep(0, True, max(mark, after or 0))
             high = low + window - 1
-            # The first event of the window to keep for its age: from there
-            # on the log is younger than the cut (ids follow time), and the
-            # next pass starts there.
-            recent = conn.execute(
-                "SELECT min(id) FROM events WHERE id BETWEEN ? AND ? AND at >= ?", (low, high, before)
-            ).fetchone()[0]
             deleted = conn.execute(
                 "DELETE FROM events WHERE id BETWEEN ? AND ? AND kind = 'progress' AND at < ?",
                 (low, high, before),
             ).rowcount
-            through = recent - 1 if recent is not None else high
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (PRUNED_THROUGH, str(through)),
-            )
+            # The mark moves on while every progress line below it is gone:
+            # the next pass starts at the first line kept (it may grow old
+            # later); other events are kept for good.
+            if conn.execute("SELECT min(id) FROM events WHERE id > ?", (mark,)).fetchone()[0] == low:
+                kept = conn.execute(
+                    "SELECT min(id) FROM events WHERE id BETWEEN ? AND ? AND kind = 'progress'", (low, high)
+                ).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (PRUNED_THROUGH, str(kept - 1 if kept is not None else high)),
+                )
+            # Ids follow time: once the window's newest event is younger
+            # than the cut, the rest of the log is too. An event dated ahead
+            # by a wrong clock can end a pass early only if it ends a
+            # window; the next pass goes on past it.
+            last = conn.execute(
+                "SELECT at FROM events WHERE id <= ? ORDER BY id DESC LIMIT 1", (high,)
+            ).fetchone()
             newest = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-        return PruneStep(deleted, recent is not None or high >= newest)
+        return PruneStep(deleted, high >= newest or (last is not None and last[0] >= before), high)
 
     def log_facts(self) -> LogFacts:
         """The log's size, free pages, event count and oldest event."""
