@@ -150,7 +150,7 @@ def build_big(path: Path, tasks: int, events: int, ready: int) -> dict[str, int]
         labels.append(None)
         ticked.append(False)
     with ExecutionLog.open(path, create=True) as log:
-        log.add_tasks(new, actor=WORKER, labels=labels, done=ticked)
+        log.add_tasks(new, actor=WORKER, handles=labels, done=ticked)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous=OFF")

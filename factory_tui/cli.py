@@ -10,11 +10,12 @@ gets one line too, and exits 2.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -525,31 +526,57 @@ AGENT_PROPOSES = "an agent's tasks wait for the operator's approval (see [agents
 @needs(Need.READ)
 def plan_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
     """List the plan, grouped by state."""
-    tasks = ctx.log.list_tasks([State(s) for s in states] if states else None)
+    wanted = [State(s) for s in dict.fromkeys(states)] if states else None
+    # A page of tasks at a time (memory stays flat however big the plan
+    # is); with --json still one JSON array, written as it is read.
     if as_json:
-        click.echo(dumps_json([task.to_json() for task in tasks]))
+        _stream_json_array(task.to_json() for page in ctx.log.task_pages(wanted) for task in page)
         return
-    if not tasks:
+    order = [state for state in STATE_ORDER if wanted is None or state in wanted]
+    pages = ctx.log.task_pages(order, bodies=False, by_priority=True)
+    first = next(pages, None)
+    if first is None:
         if states:
             click.echo(f"No tasks are {' or '.join(dict.fromkeys(states))}.")
         else:
             click.echo("The plan is empty. Add a task with `factory plan add TITLE`.")
         return
-    rank = {state: n for n, state in enumerate(STATE_ORDER)}
-    tasks.sort(key=lambda t: (rank[t.state], -t.priority, t.seq))
-    width = max(len(t.id) for t in tasks)
+    # Wide enough for the longest id there is.
+    width = len(f"T-{ctx.log.last_task_seq(order)}")
     click.echo(
         click.style(
             f"{'ID':<{width}}  {'STATE':<9}  {'PRI':>3}  {'TRIES':>5}  {'BLOCKED BY':<14}  TITLE",
             bold=True,
         )
     )
-    for task in tasks:
-        blocked = ",".join(task.blocked_by) if task.state in (State.QUEUED, State.HELD, State.PROPOSED) else ""
-        click.echo(
-            f"{task.id:<{width}}  {_styled_state(task.state):<9}  {task.priority:>3}  "
-            f"{task.attempts:>5}  {one_line(blocked, 14):<14}  {one_line(task.title, 200)}"
-        )
+    for page in itertools.chain([first], pages):
+        lines = []
+        for task in page:
+            blocked = ",".join(task.blocked_by) if task.state in (State.QUEUED, State.HELD, State.PROPOSED) else ""
+            lines.append(
+                f"{task.id:<{width}}  {_styled_state(task.state):<9}  {task.priority:>3}  "
+                f"{task.attempts:>5}  {one_line(blocked, 14):<14}  {one_line(task.title, 200)}"
+            )
+        click.echo("\n".join(lines))
+
+
+def _stream_json_array(items: Iterable[Any], chunk: int = 500) -> None:
+    """``items`` as the JSON array ``dumps_json`` writes of them (indented,
+    readable Unicode, no C1 control or bidi override raw), ``chunk`` items
+    a write: each chunk is written as an array of its own, less its
+    brackets, which is exactly that part of the whole array."""
+    wrote = False
+    for part in _batched(items, chunk):
+        text = dumps_json(part)
+        click.echo(("[\n" if not wrote else ",\n") + text[2:-2], nl=False)
+        wrote = True
+    click.echo("\n]" if wrote else "[]")
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while part := list(itertools.islice(iterator, size)):
+        yield part
 
 
 STATE_COLOURS = {
@@ -1024,35 +1051,32 @@ def log_command(
         )
     if task_id is not None:
         ctx.log.get_task(task_id)
-    events = ctx.log.events(task_id=task_id, kinds=kinds or None, last=last)
-    if as_json and not follow:
-        click.echo(dumps_json([e.to_json() for e in events]))
-        return
-    cursor = events[-1].id if events else ctx.log.last_event_id()
-    if not events and not follow:
-        return
-    _print_events(events, as_json)
+    # A page at a time, each page written whole: memory stays flat however
+    # long the log is, and a reader that stops (`| head`) ends the command
+    # at its next page (FactoryGroup: a closed pipe is no error).
+    cursor = ctx.log.last_event_id()
+    for page in ctx.log.event_pages(task_id=task_id, kinds=kinds or None, last=last, upto=cursor):
+        _print_events(page, as_json)
     while follow:
         try:
             time.sleep(0.25)
         except KeyboardInterrupt:
             return
-        new = ctx.log.events(task_id=task_id, kinds=kinds or None, after_id=cursor)
-        if new:
-            cursor = new[-1].id
-            _print_events(new, as_json)
+        for page in ctx.log.event_pages(task_id=task_id, kinds=kinds or None, after_id=cursor):
+            cursor = page[-1].id
+            _print_events(page, as_json)
 
 
 def _print_events(events: list[Event], as_json: bool) -> None:
-    import json
-
-    for event in events:
-        if as_json:
-            # One JSON object a line, so that a follower can parse as it reads.
-            click.echo(json.dumps(event.to_json(), ensure_ascii=True))
-        else:
-            click.echo(format_event(event))
-    sys.stdout.flush()
+    """One write for the page: a line per event, or with ``as_json`` one
+    JSON object per line (ASCII), so that a reader can parse as it reads."""
+    if not events:
+        return
+    if as_json:
+        lines = [json.dumps(event.to_json(), ensure_ascii=True) for event in events]
+    else:
+        lines = [format_event(event) for event in events]
+    click.echo("\n".join(lines))
 
 
 @main.command()
@@ -1060,7 +1084,8 @@ def _print_events(events: list[Event], as_json: bool) -> None:
 @pass_ctx
 @needs(Need.READ)
 def status(ctx: Context, as_json: bool) -> None:
-    """Counts of tasks by state, the engine, and the newest event."""
+    """Counts of tasks by state, the engine, cost, the log (its size,
+    events, the oldest), and the newest event."""
     from factory_tui.backends.engine_lock import EngineLock, describe_holder
 
     config = ctx.base.config()
@@ -1068,6 +1093,8 @@ def status(ctx: Context, as_json: bool) -> None:
     latest = ctx.log.events(last=1)
     holder = EngineLock.holder(ctx.base)
     usage = ctx.log.usage(per_task=False)
+    facts = ctx.log.log_facts()
+    keep = config.log.keep_progress_days
     if as_json:
         click.echo(
             dumps_json(
@@ -1079,6 +1106,7 @@ def status(ctx: Context, as_json: bool) -> None:
                     "total": sum(counts.values()),
                     "engine": holder,
                     "usage": {"today": usage.today.to_json(), "total": usage.total.to_json()},
+                    "log": {**facts.to_json(), "keep_progress_days": keep},
                     "last_event": latest[0].to_json() if latest else None,
                 }
             )
@@ -1091,8 +1119,22 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"engine: {literal(describe_holder(holder)) if holder else 'none (start one: factory run)'}")
     if usage.total.runs:
         click.echo(f"cost: today {usage.today.text}; in all {usage.total.text}")
+    click.echo(_log_line(facts, keep))
     if latest:
         click.echo("last event: " + format_event(latest[0]))
+
+
+def _log_line(facts, keep: float | None) -> str:
+    """``log: 148.2 MB (2.1 MB free), 1,000,000 events since 2026-07-30
+    (progress kept 30 days)``."""
+    from factory_tui.times import full_moment
+
+    size = f"{facts.bytes / 1e6:.1f} MB"
+    if facts.free_bytes:
+        size += f" ({facts.free_bytes / 1e6:.1f} MB free for new events)"
+    since = f" since {full_moment(facts.oldest_at)[:10]}" if facts.oldest_at is not None else ""
+    kept = f"progress kept {keep:g} days" if keep is not None else "progress kept for ever"
+    return f"log: {size}, {facts.events:,} events{since} ({kept})"
 
 
 # --- console and demo ---------------------------------------------------

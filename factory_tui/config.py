@@ -50,8 +50,8 @@ ARTIFACTS_KEYS = ("prompt_budget", "refresh_every", "stale_after", "keep_runs", 
 ARTIFACTS_OLD_RAW = ("compress", "drop")
 # [planner]: the agent profile that turns a spec into a plan.
 PLANNER_KEYS = ("profile",)
-# [log]: the execution log's durability on power loss.
-LOG_KEYS = ("synchronous",)
+# [log]: the execution log's durability on power loss and its upkeep.
+LOG_KEYS = ("synchronous", "keep_progress_days")
 LOG_SYNCHRONOUS = ("normal", "full")
 # A peer's or a source's name: also a factory's address, and a folder name.
 PEER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -162,9 +162,14 @@ class LogConfig:
     power loss (not a crash of the program: that loses nothing) can lose
     the last transactions before it, never corrupt the log. ``"full"``: each
     commit waits for the WAL to reach the disk; nothing committed is lost,
-    at the cost of one flush per transition."""
+    at the cost of one flush per transition.
+
+    ``keep_progress_days``: how long the agents' progress lines stay in the
+    log (None: for ever); the engine deletes older ones
+    (backends/log_upkeep.py). Nothing else in the log is ever deleted."""
 
     synchronous: str = "normal"
+    keep_progress_days: float | None = None
 
 
 @dataclass(slots=True)
@@ -459,7 +464,11 @@ def _log(table: object, fail) -> LogConfig:
     synchronous = table.get("synchronous", LogConfig().synchronous)
     if synchronous not in LOG_SYNCHRONOUS:
         raise fail(f"[log] synchronous must be one of {', '.join(LOG_SYNCHRONOUS)}, not {synchronous!r}")
-    return LogConfig(synchronous=synchronous)
+    days = table.get("keep_progress_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int | float) or not days > 0
+                             or days == float("inf")):
+        raise fail(f"[log] keep_progress_days must be a number of days above 0, not {days!r}")
+    return LogConfig(synchronous=synchronous, keep_progress_days=float(days) if days is not None else None)
 
 
 def _toml_string(value: str) -> str:
@@ -551,12 +560,16 @@ title = true    # the count waiting for review in the terminal's title
 [planner]
 # profile = "claude"
 
-# The execution log (log.db): what each commit waits for. "normal": the
-# log is flushed to the disk at checkpoints, so a power loss (not a crash)
-# may lose the last transactions, never corrupt the log; "full": every
-# commit waits for the disk, nothing committed is lost, each a little slower.
+# The execution log (log.db). synchronous: what each commit waits for.
+# "normal": the log is flushed to the disk at checkpoints, so a power loss
+# (not a crash) may lose the last transactions, never corrupt the log;
+# "full": every commit waits for the disk, nothing committed is lost, each a
+# little slower. keep_progress_days: how many days the agents' progress
+# lines are kept (unset: for ever); the engine deletes older ones in small
+# batches; no transition, note, message or QA result is ever deleted.
 [log]
 # synchronous = "normal"
+# keep_progress_days = 30
 
 # Agent profiles. argv placeholders: {{prompt}} {{prompt_file}} {{task_id}}
 # {{worktree}} {{python}}; output: claude-stream-json, codex-json or text;

@@ -80,6 +80,11 @@ MAIL_ROUND_SECONDS = 1.0
 # claims work anyway.
 MAIL_CATCH_UP_SECONDS = 10.0
 REAP_SECONDS = 10.0
+# Progress retention ([log] keep_progress_days): a pass at the start and
+# then this often, and a pause between its batches (each one short write
+# transaction), in which other writers take the lock.
+PRUNE_SECONDS = 600.0
+PRUNE_PAUSE = 0.02
 PROGRESS_SECONDS = 1.0
 PUMP_SECONDS = 0.2
 # While a slot is free, the log's files are looked at this often, so that a
@@ -278,6 +283,8 @@ class Engine:
         # older factory-tui's); after that the engine indexes each run as it
         # ends, and a round reads the index alone.
         self._runs_synced = False
+        # A pass of progress retention is at work (see _prune_progress).
+        self._pruning = False
 
     # --- the host's handles -----------------------------------------------
 
@@ -366,6 +373,7 @@ class Engine:
         """The rounds of work; ``wake`` (the engine's ``_wake``) ends a
         round's wait early."""
         last_check = last_reap = last_mail = last_retry = 0.0
+        last_prune = -PRUNE_SECONDS
         while not self._stopping:
             # Cleared before the work, not after it: a wake-up that comes
             # while this round runs (a job ending) then starts the next
@@ -393,6 +401,11 @@ class Engine:
                 if retry:
                     last_retry = now
                 await self._mail_round(retry)
+            if (self.config.log.keep_progress_days is not None and not self._pruning
+                    and now - last_prune >= PRUNE_SECONDS):
+                last_prune = now
+                self._pruning = True
+                self._spawn(self._prune_progress(self.config.log.keep_progress_days))
             # Checks left by an engine before this one first: their runs are done.
             await self._claim_checks()
             await self._fill_slots()
@@ -533,6 +546,9 @@ class Engine:
             self._collect_cancel.set()
         while self._collecting:
             await asyncio.sleep(0.05)
+        # A pass of progress retention ends after its batch at hand.
+        while self._pruning:
+            await asyncio.sleep(0.01)
 
     # --- one run ---------------------------------------------------------------
 
@@ -1009,6 +1025,32 @@ class Engine:
                     return
         finally:
             self._collecting = False
+
+    async def _prune_progress(self, days: float) -> None:
+        """A pass of progress retention: the progress lines older than
+        ``days`` deleted a batch at a time, with a pause between batches so
+        that agents' progress, the CLI and the console write in between
+        (backends/log_upkeep.py). A busy log ends the pass: the next one
+        goes on from where it stopped."""
+        before = time.time() - days * 86400
+        deleted = 0
+        after = None
+        try:
+            while not self._stopping:
+                step = await self._try_log(self.log.prune_progress, before, after=after)
+                if step is BUSY:
+                    break
+                deleted += step.deleted
+                if step.done:
+                    break
+                after = step.last_id
+                await asyncio.sleep(PRUNE_PAUSE)
+        except LogError:
+            pass  # the engine stops (_try_log said why)
+        finally:
+            self._pruning = False
+        if deleted:
+            self._report(f"deleted {deleted:,} progress lines older than {days:g} days ([log] keep_progress_days)")
 
     def _index_qa_outputs(self, task_id: str, attempt: int) -> None:
         try:

@@ -66,7 +66,11 @@ def ok(base, *args: str, **kwargs) -> Result:
 
 
 def ok_json(base, *args: str, **kwargs):
-    return json.loads(ok(base, *args, "--json", **kwargs).stdout)
+    out = ok(base, *args, "--json", **kwargs).stdout
+    if args[:1] == ("log",):
+        # `factory log --json` streams: one JSON object per line.
+        return [json.loads(line) for line in out.splitlines()]
+    return json.loads(out)
 
 
 def refused(base, *args: str, code: int = 1, **kwargs) -> str:
@@ -763,15 +767,18 @@ def test_status_plain_and_json(busy_log) -> None:
     assert out[0].startswith("repo  ") and str(busy_log.root) in out[0]
     assert "queued    1" in out[1] and "held      1" in out[1]
     assert out[2] == "engine: none (start one: factory run)"
-    assert out[3].startswith("last event: ") and "depends" in out[3]
+    assert out[3].startswith("log: ") and f"{data['log']['events']} events since " in out[3]
+    assert out[4].startswith("last event: ") and "depends" in out[4]
 
 
 def test_status_of_an_empty_base(base) -> None:
     data = ok_json(base, "status")
     assert data["total"] == 0 and data["last_event"] is None
     lines = ok(base, "status").stdout.splitlines()
-    # Name, counts, engine; no "last event" line when there is none.
-    assert len(lines) == 3 and lines[2] == "engine: none (start one: factory run)"
+    # Name, counts, engine, the log; no "last event" line when there is none.
+    assert len(lines) == 4 and lines[2] == "engine: none (start one: factory run)"
+    assert lines[3].endswith(" MB, 0 events (progress kept for ever)")
+    assert data["log"]["events"] == 0 and data["log"]["oldest_event_at"] is None
     assert data["engine"] is None
 
 

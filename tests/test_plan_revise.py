@@ -196,7 +196,7 @@ def test_accepting_a_cancel_cancels_the_task(proposed: FactoryBase) -> None:
     assert (result["task"]["state"], result["proposal"]["state"]) == ("cancelled", "accepted")
     assert tasks(proposed)["queued one"].state is State.CANCELLED
     cancelled = factory(proposed, "log", "--task", "T-2", "--kind", "cancelled", "--json")
-    assert json.loads(cancelled.stdout)[0]["note"] == "P-1: Drop it"
+    assert json.loads(cancelled.stdout.splitlines()[0])["note"] == "P-1: Drop it"
     again = factory(proposed, "plan", "accept", "P-1")
     assert assert_one_line_error(again.returncode, again.stdout, again.stderr) == (
         "factory: P-1 was accepted already (by " + json.loads(done.stdout)[0]["proposal"]["decided_by"] + ")")
@@ -258,5 +258,5 @@ def test_a_cancel_accepted_after_the_task_was_cancelled_only_records_the_decisio
     assert factory(proposed, "task", "cancel", "T-2").returncode == 0
     done = factory(proposed, "plan", "accept", "P-1")
     assert done.stdout.strip() == "P-1 accepted: T-2 cancelled"
-    assert len([e for e in json.loads(factory(proposed, "log", "--task", "T-2", "--json").stdout)
-                if e["kind"] == "cancelled"]) == 1
+    lines = factory(proposed, "log", "--task", "T-2", "--json").stdout.splitlines()
+    assert len([e for e in map(json.loads, lines) if e["kind"] == "cancelled"]) == 1

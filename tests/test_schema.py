@@ -224,7 +224,9 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
     assert {name for kind, name, *_ in schema if kind == "trigger"} == {
         "events_append_only_update", "events_append_only_delete",
         # readiness: each task's count of blockers (schema 11)
-        "deps_blockers_insert", "deps_blockers_delete", "deps_blockers_update", "tasks_blockers_done"}
+        "deps_blockers_insert", "deps_blockers_delete", "deps_blockers_update", "tasks_blockers_done",
+        # the runs' cost per quarter hour (schema 12)
+        "events_usage"}
     for _ in range(2):
         with ExecutionLog.open(path) as log:
             assert [t.title for t in log.list_tasks()] == ["a"]

@@ -36,6 +36,7 @@ from types import TracebackType
 
 from factory_tui.artifacts_model import Landing
 from factory_tui.backends.documents_log import DocumentRecords
+from factory_tui.backends.log_upkeep import LogUpkeep
 from factory_tui.backends.mail_log import MailRecords
 from factory_tui.backends.plan_log import PlanRecords
 from factory_tui.backends.qa_log import QaRecords
@@ -141,6 +142,8 @@ SQL_TASK_INSERT_NEXT = (
 SQL_BODY_INSERT = "INSERT INTO task_bodies (seq, body) VALUES (?, ?)"
 
 DEFAULT_LEASE_SECONDS = 30.0
+# The runs' cost is summed per this many seconds (schema.py: usage_buckets).
+USAGE_BUCKET_SECONDS = 900
 # A full commit id: sha1 (40 hex digits) or sha256 (64).
 _SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 _TASK_ID = re.compile(r"T-[1-9][0-9]{0,8}")
@@ -354,14 +357,15 @@ def _batch_writes(
     ]
 
 
-class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords, DocumentRecords):
+class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecords, DocumentRecords, LogUpkeep):
     """Every operation on the plan and the queue. Safe to share between
     threads: one lock serialises use of the connection. Quality
     assurance's part (checking, QA runs) is in backends/qa_log.py, mail's
     in backends/mail_log.py, greenfield's (drafts, proposals) in
     backends/plan_log.py, the run index in backends/run_log.py, imported
     plans' in backends/source_log.py, the living documents' (what prompts
-    read, the session history) in backends/documents_log.py."""
+    read, the session history) in backends/documents_log.py, the log's
+    upkeep (progress retention, its size) in backends/log_upkeep.py."""
 
     def __init__(
         self,
@@ -473,6 +477,18 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
                 "ORDER BY d.rowid",
                 (tasks[0].seq,),
             ).fetchall()
+        elif len(tasks) <= 2000:
+            # A page of tasks: theirs alone, by the index on deps(task).
+            rows = []
+            seqs = list(by_seq)
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
+                rows.extend(conn.execute(
+                    "SELECT d.task, d.depends_on, u.state FROM deps AS d "
+                    "JOIN tasks AS u ON u.seq = d.depends_on "
+                    f"WHERE d.task IN ({','.join('?' * len(chunk))}) ORDER BY d.rowid",
+                    chunk,
+                ).fetchall())
         else:
             rows = conn.execute(
                 "SELECT d.task, d.depends_on, u.state FROM deps AS d "
@@ -538,6 +554,16 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
                 conn, [task_from_row(row, row[EXTRA]) for row in rows]
             )
 
+    def last_task_seq(self, states: Iterable[State] | None = None) -> int:
+        """The highest task seq (of a task in ``states``), 0 if none."""
+        with self._read() as conn:
+            if states is None:
+                return conn.execute("SELECT coalesce(max(seq), 0) FROM tasks").fetchone()[0]
+            wanted = [State(s).value for s in states]
+            return conn.execute(
+                f"SELECT coalesce(max(seq), 0) FROM tasks WHERE state IN ({','.join('?' * len(wanted))})", wanted
+            ).fetchone()[0]
+
     def titles_from(self, source: str) -> list[tuple[str, str]]:
         """(id, title) of every task whose source is ``source`` (say,
         ``import:plan.md``), oldest first: what an import made before."""
@@ -574,15 +600,26 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
             if not failed:
                 return {}
             failed_ids = {f"T-{seq}" for seq in failed}
-            # One scan of the events for every task's last failure; then
-            # the few wanted are read by id.
             # Each wanted event's id, and the task it is the last failure of.
-            last = {
-                event_id: task_id for task_id, event_id in conn.execute(
-                    "SELECT task_id, max(id) FROM events WHERE kind = 'failed' GROUP BY task_id"
-                )
-                if task_id in failed_ids
-            }
+            if len(failed_ids) <= 100:
+                # A few tasks (`plan show`, a row): each one's events by the
+                # index on events by task.
+                last = {}
+                for task_id in failed_ids:
+                    row = conn.execute(
+                        "SELECT max(id) FROM events WHERE task_id = ? AND kind = 'failed'", (task_id,)
+                    ).fetchone()
+                    if row[0] is not None:
+                        last[row[0]] = task_id
+            else:
+                # One scan of the events for every task's last failure;
+                # then the few wanted are read by id.
+                last = {
+                    event_id: task_id for task_id, event_id in conn.execute(
+                        "SELECT task_id, max(id) FROM events NOT INDEXED WHERE kind = 'failed' GROUP BY task_id"
+                    )
+                    if task_id in failed_ids
+                }
             event_ids = list(last)
             found: dict[str, Failure] = {}
             for start in range(0, len(event_ids), 500):
@@ -639,6 +676,8 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         task and 45 ms for the totals alone (benchmarks/bench_usage.py)."""
         if since is None:
             since = start_of_day(self._clock())
+        if task_ids is None and not per_task and since % USAGE_BUCKET_SECONDS == 0:
+            return self._usage_totals(since)
         where = f"kind IN ({', '.join(repr(kind) for kind in RUN_END_KINDS)}) AND data IS NOT NULL"
         params: list = [since]
         if task_ids is not None:
@@ -682,6 +721,25 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
                 if is_today:
                     today.add(part)
         return Usage(tasks, today, total, since)
+
+    def _usage_totals(self, since: float) -> Usage:
+        """``usage(per_task=False)`` from the sums kept per quarter hour
+        (schema: usage_buckets): a few thousand rows, however long the
+        log. ``since`` falls on a bucket's edge (a day's start does in
+        every time zone), so today's sums are exact."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT bucket >= ?, sum(runs), total(cost_usd), sum(input_tokens), sum(output_tokens), "
+                "sum(turns) FROM usage_buckets GROUP BY 1",
+                (int(since // USAGE_BUCKET_SECONDS),),
+            ).fetchall()
+        today, total = Totals(), Totals()
+        for is_today, *figures in rows:
+            part = _totals(figures)
+            total.add(part)
+            if is_today:
+                today.add(part)
+        return Usage({}, today, total, since)
 
     def counts(self) -> dict[State, int]:
         """How many tasks are in each state (every state present, maybe 0)."""
@@ -1376,6 +1434,93 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
     def last_event_id(self) -> int:
         with self._read() as conn:
             return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def event_pages(
+        self,
+        *,
+        task_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+        after_id: int = 0,
+        last: int | None = None,
+        upto: int | None = None,
+        page: int = 1000,
+    ) -> Iterator[list[Event]]:
+        """The events of ``events(...)`` a page at a time, oldest first, up
+        to ``upto`` (default: the newest when the first page is read): each
+        page is one short read by id (a task's by the index on events by
+        task), so that memory stays flat however long the log is and the
+        log is never held between pages."""
+        where, params = event_filter(task_id=task_id, kinds=kinds)
+        condition = " AND ".join(where)
+        with self._read() as conn:
+            if upto is None:
+                upto = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+            if last is not None:
+                # The newest ``last`` start after this one's id.
+                row = conn.execute(
+                    f"SELECT id FROM events WHERE {condition} AND id > ? AND id <= ? "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?",
+                    [*params, after_id, upto, last],
+                ).fetchone()
+                if row is not None:
+                    after_id = row[0]
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {condition} AND id > ? AND id <= ? ORDER BY id LIMIT ?"
+        while after_id < upto:
+            with self._read() as conn:
+                rows = conn.execute(sql, [*params, after_id, upto, page]).fetchall()
+            if not rows:
+                return
+            after_id = rows[-1][0]
+            yield [event_from_row(row) for row in rows]
+            if len(rows) < page:
+                return
+
+    def task_pages(
+        self, states: Iterable[State] | None = None, *, bodies: bool = True, page: int = 1000,
+        by_priority: bool = False,
+    ) -> Iterator[list[Task]]:
+        """The tasks of ``list_tasks(states)`` a page at a time, with their
+        dependencies, so that memory stays flat however big the plan is:
+        in id order, or with ``by_priority`` as the plan is listed (state
+        by state in ``states``' order, highest priority first, then by
+        id). Each page is one short read."""
+        body = "coalesce(b.body, '')" if bodies else "''"
+        join = "LEFT JOIN task_bodies AS b USING (seq)" if bodies else ""
+        select = f"SELECT {TASK_COLUMNS}, {body} FROM tasks {join}"
+        wanted = [State(s).value for s in states] if states is not None else None
+        if not by_priority:
+            state_filter = f" AND state IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
+            after = 0
+            while True:
+                with self._read() as conn:
+                    rows = conn.execute(
+                        f"{select} WHERE seq > ?{state_filter} ORDER BY seq LIMIT ?",
+                        [after, *(wanted or ()), page],
+                    ).fetchall()
+                    if not rows:
+                        return
+                    tasks = self._with_dependencies(conn, [task_from_row(row, row[EXTRA]) for row in rows])
+                after = rows[-1][0]
+                yield tasks
+                if len(rows) < page:
+                    return
+            return
+        for state in wanted if wanted is not None else [s.value for s in State]:
+            # One statement per state, read a page at a time: SQLite sorts
+            # the state's tasks in its own sorter (no index orders them),
+            # once, in bounded memory. The lock is taken per page only.
+            with self._read() as conn:
+                reading = conn.execute(f"{select} WHERE state = ? ORDER BY priority DESC, seq", (state,))
+            try:
+                while True:
+                    with self._read() as conn:
+                        rows = reading.fetchmany(page)
+                        if not rows:
+                            break
+                        tasks = self._with_dependencies(conn, [task_from_row(row, row[EXTRA]) for row in rows])
+                    yield tasks
+            finally:
+                reading.close()
 
     def events(
         self,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # What a commit waits for (``[log] synchronous`` in factory.toml): NORMAL
 # flushes the WAL at checkpoints only (a power loss may lose the last
@@ -499,7 +499,94 @@ _V11_STATEMENTS = (
     END""",
 )
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
+
+def _v12(conn: sqlite3.Connection) -> None:
+    """Reads that stay flat as the log grows: an index of events by task
+    (a task's history: the task screen, `plan show`, `factory log --task`;
+    the prompt's look-ups: how a dependency's run ended), the runs' cost
+    and tokens summed per quarter hour as they end (`factory status`, the
+    header), and the one exception to the events' append-only rule that
+    progress retention needs (``[log] keep_progress_days``:
+    backends/retention.py)."""
+    for statement in _V12_STATEMENTS:
+        conn.execute(statement)
+
+
+# A run's end, as ExecutionLog.usage counts them: an event of a kind that
+# ends a run (model.RUN_END_KINDS) whose data names the run's folder. The
+# CASE looks for the word before parsing anything (most events are no run's
+# end: the trigger's test costs them next to nothing), and makes sure no
+# JSON function ever sees data that is not JSON.
+_RUN_END = (
+    "{row}.kind IN ('finished', 'failed', 'checking') AND {row}.data IS NOT NULL "
+    "AND CASE WHEN instr({row}.data, '\"run\"') = 0 THEN 0 "
+    "WHEN json_valid({row}.data) THEN json_extract({row}.data, '$.run') IS NOT NULL ELSE 0 END"
+)
+# What a run's end reported, each figure 0 where it is missing or no number.
+_USAGE_EXPRESSIONS = {
+    "cost": "coalesce(CAST(json_extract({row}.data, '$.cost_usd') AS REAL), 0)",
+    "tokens_in": "coalesce(CAST(json_extract({row}.data, '$.input_tokens') AS INTEGER), 0)",
+    "tokens_out": "coalesce(CAST(json_extract({row}.data, '$.output_tokens') AS INTEGER), 0)",
+    "turns": "coalesce(CAST(json_extract({row}.data, '$.turns') AS INTEGER), 0)",
+}
+_USAGE_VALUES = ", ".join(_USAGE_EXPRESSIONS.values())
+_USAGE_FIGURES = ", ".join(f"{value} AS {name}" for name, value in _USAGE_EXPRESSIONS.items())
+
+_V12_STATEMENTS = (
+    # A task's events, in order. Partial: the events of no task (mail, notes
+    # on the whole base) are never looked up by task, so they cost no entry.
+    # It costs every event an index entry (the write cost is measured in
+    # benchmarks/bench_event_index.py and the README); at 1,000,000 events
+    # a task's history was a 60 ms scan, and grows with the log.
+    "CREATE INDEX idx_events_task ON events(task_id, id) WHERE task_id IS NOT NULL",
+    # What the runs that ended cost, per quarter hour (bucket: at // 900,
+    # so that a day's start in any time zone falls on a bucket's edge):
+    # the totals and today's figures read a few thousand rows instead of
+    # extracting JSON from every run's end (0.3 s at 1,000,000 events).
+    # Kept by a trigger on the events themselves, so every writer keeps it
+    # and it can never disagree with them; retention never deletes a run's
+    # end. Not STRICT, and every figure CAST: whatever an agent reported,
+    # the trigger never refuses the event that carries it.
+    """CREATE TABLE usage_buckets (
+        bucket INTEGER PRIMARY KEY,
+        runs INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        turns INTEGER NOT NULL
+    )""",
+    f"""INSERT INTO usage_buckets (bucket, runs, cost_usd, input_tokens, output_tokens, turns)
+        SELECT CAST(at / 900 AS INTEGER), count(*), total(cost), total(tokens_in), total(tokens_out), total(turns)
+        FROM (SELECT at, {_USAGE_FIGURES.format(row="events")} FROM events
+              WHERE {_RUN_END.format(row="events")})
+        GROUP BY 1""",
+    f"""CREATE TRIGGER events_usage AFTER INSERT ON events
+        WHEN {_RUN_END.format(row="NEW")}
+        BEGIN
+            INSERT INTO usage_buckets (bucket, runs, cost_usd, input_tokens, output_tokens, turns)
+            VALUES (CAST(NEW.at / 900 AS INTEGER), 1, {_USAGE_VALUES.format(row="NEW")})
+            ON CONFLICT (bucket) DO UPDATE SET
+                runs = runs + 1, cost_usd = cost_usd + excluded.cost_usd,
+                input_tokens = input_tokens + excluded.input_tokens,
+                output_tokens = output_tokens + excluded.output_tokens,
+                turns = turns + excluded.turns;
+        END""",
+    # The history stays append-only, but for progress lines: they are what
+    # an agent reported while it worked (a line a second, most of the log),
+    # their run's transcript keeps them whole in the run folder, and the
+    # run's end event keeps its summary. Retention deletes old ones; no
+    # transition, note, message, QA result or operator action can be
+    # deleted, and nothing can be rewritten.
+    "DROP TRIGGER events_append_only_delete",
+    "CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events "
+    "WHEN OLD.kind <> 'progress' "
+    "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12,
+]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
