@@ -76,7 +76,7 @@ def test_a_dependency_on_a_done_task_blocks_nothing(log: ExecutionLog) -> None:
 def test_a_cancelled_dependency_keeps_blocking_until_it_is_removed(log: ExecutionLog) -> None:
     log.add_tasks(
         [NewTask(title="dep"), NewTask(title="waits", priority=5, after=("dep",))],
-        actor="t", labels=["dep", None],
+        actor="t", handles=["dep", None],
     )
     log.apply("T-1", Action.CANCEL, actor="op")
     assert blockers(log)["T-2"] == 1
@@ -88,7 +88,7 @@ def test_a_cancelled_dependency_keeps_blocking_until_it_is_removed(log: Executio
 def test_a_failed_dependency_blocks_through_its_requeue_until_it_is_done(log: ExecutionLog) -> None:
     log.add_tasks(
         [NewTask(title="dep"), NewTask(title="waits", priority=5, after=("dep",))],
-        actor="t", labels=["dep", None],
+        actor="t", handles=["dep", None],
     )
     claim = log.claim_next("w")
     assert claim is not None and claim.task.id == "T-1"
@@ -104,7 +104,7 @@ def test_a_failed_dependency_blocks_through_its_requeue_until_it_is_done(log: Ex
 def test_a_requeued_task_is_ready_again_only_if_its_dependencies_are_done(log: ExecutionLog) -> None:
     log.add_tasks(
         [NewTask(title="dep"), NewTask(title="waits", priority=5, after=("dep",)), NewTask(title="other")],
-        actor="t", labels=["dep", None, None],
+        actor="t", handles=["dep", None, None],
     )
     land(log, "T-1")
     claim = log.claim_next("w")
@@ -128,7 +128,7 @@ def test_a_batch_counts_its_own_dependencies_and_ticked_items(log: ExecutionLog)
             NewTask(title="after later", after=("later", "T-1")),      # T-4: 2
             NewTask(title="later"),                                    # T-5
         ],
-        actor="t", labels=["ticked", None, None, "later"], done=[True, False, False, False],
+        actor="t", handles=["ticked", None, None, "later"], done=[True, False, False, False],
     )
     assert blockers(log) == {"T-1": 0, "T-2": 0, "T-3": 0, "T-4": 2, "T-5": 0}
     assert blockers(log) == blockers_from_scratch(log)
@@ -138,7 +138,7 @@ def test_a_task_leaving_done_by_another_tool_blocks_its_dependents_again(log: Ex
     """The count is the schema's (triggers), so it holds whatever writes the
     log: here a plain sqlite3 connection, as another tool might."""
     log.add_tasks(
-        [NewTask(title="dep"), NewTask(title="waits", after=("dep",))], actor="t", labels=["dep", None],
+        [NewTask(title="dep"), NewTask(title="waits", after=("dep",))], actor="t", handles=["dep", None],
     )
     land(log, "T-1")
     assert blockers(log)["T-2"] == 0
@@ -221,7 +221,7 @@ def test_the_claim_does_the_same_work_behind_thousands_of_blocked_tasks(tmp_path
         blocked = [NewTask(title=f"blocked {i}", priority=9, after=("gate",)) for i in range(5000)]
         log.add_tasks(
             [NewTask(title="gate", state=State.HELD), *ready, *blocked],
-            actor="t", labels=["gate", *[None] * (len(ready) + len(blocked))],
+            actor="t", handles=["gate", *[None] * (len(ready) + len(blocked))],
         )
     took_small, steps_small = claim_steps(small)
     took_big, steps_big = claim_steps(big)
