@@ -271,7 +271,8 @@ class FactoryApp(App[None]):
             listener.log_changed(changes)
         if changes.tasks:
             self._update_counts()
-            self._say_what_needs_you(notices(before, changes.tasks, self.all_tasks()))
+            # The plan is read whole only when a task died (notices' never-runs).
+            self._say_what_needs_you(notices(before, changes.tasks, self.plan.tasks.values()))
         for below in self.screen_stack:
             # A screen that follows the log itself (a mail thread), also
             # under a dialog (the reply form that wrote what changed).
@@ -286,9 +287,8 @@ class FactoryApp(App[None]):
                 self.actions.load_detail(screen)
 
     def _update_counts(self) -> None:
-        counts = {state: 0 for state in State}
-        for task in self.plan.tasks.values():
-            counts[task.state] += 1
+        # The Plan keeps them by deltas as tasks change: no pass over the plan.
+        counts = dict(self.plan.counts)
         self.header.counts = counts
         if self._console_config.title:
             self._set_window_title(window_title(self.session.config.name, counts[State.REVIEW]))
