@@ -46,6 +46,7 @@ from factory_tui.keys import PANE_BINDING_PREFIX, bindings, keymap_problem
 from factory_tui.messages import (
     EngineChanged,
     LogChanged,
+    LogCompleted,
     NewTaskWanted,
     PlanLoaded,
     TaskCommand,
@@ -212,7 +213,12 @@ class FactoryApp(App[None]):
         feed = LogFeed(self.base.log_path)
         try:
             self.session.open()  # here, in a worker, not on the screen's time
-            self.post_message(PlanLoaded(feed.snapshot()))
+            first = feed.first_look()
+            self.post_message(PlanLoaded(first))
+            if not first.complete:
+                # Read here, in the feed's own thread, so that every change
+                # after it comes after it.
+                self.post_message(LogCompleted(feed.rest()))
             failing = False
             while not worker.is_cancelled:
                 time.sleep(self.poll_seconds)
@@ -236,27 +242,45 @@ class FactoryApp(App[None]):
         config = self.session.config
         self.header.factory_name = config.name
         self.header.base_branch = config.base_branch
+        snapshot = message.snapshot
         for listener in self._listeners():
-            listener.log_loaded(message.snapshot)
+            listener.log_loaded(snapshot)
         self._update_counts()
+        if self.bench_first_frame:
+            self.call_after_refresh(self._report_frame, "first-frame", snapshot.complete)
+        if snapshot.complete:
+            self._log_whole()
+
+    @on(LogCompleted)
+    def _log_completed(self, message: LogCompleted) -> None:
+        for listener in self._listeners():
+            listener.log_completed(message.rest)
+        self._update_counts()
+        if self.bench_first_frame:
+            self.call_after_refresh(self._report_frame, "whole-plan", True)
+        self._log_whole()
+
+    def _log_whole(self) -> None:
+        """The console holds the whole plan."""
         self.plan_ready = True
         # A big plan is tens of thousands of long-lived objects; a full
         # garbage collection that walks them all stalls a frame by 30 ms.
         # Frozen objects are left out of the walk.
         gc.freeze()
-        if self.bench_first_frame:
-            self.call_after_refresh(self._report_first_frame)
-        else:
+        if not self.bench_first_frame:
             self.call_after_refresh(
                 lambda: self.run_worker(self.actions.warm_up, thread=True, group="warm-up", exit_on_error=False)
             )
 
-    def _report_first_frame(self) -> None:
+    def _report_frame(self, what: str, last: bool) -> None:
+        """For benchmarks/bench_console.py: when a frame was drawn, and the
+        peak memory so far; the console quits after the last."""
         import resource
 
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"first-frame {time.time():.6f} maxrss-kb {rss_kb}", file=sys.__stderr__, flush=True)
-        self.exit()
+        print(f"{what} {time.time():.6f} maxrss-kb {rss_kb}", file=sys.__stderr__, flush=True)
+        if last:
+            self.exit()
 
     @on(TaskHighlighted)
     def _task_highlighted(self, message: TaskHighlighted) -> None:

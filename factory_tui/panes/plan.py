@@ -35,7 +35,7 @@ from factory_tui.widgets.header import FactoryHeader
 from factory_tui.widgets.plan_table import PlanTable
 
 if TYPE_CHECKING:
-    from factory_tui.backends.feed import Changes, Snapshot
+    from factory_tui.backends.feed import Changes, Rest, Snapshot
 
 # Events after which a task may never run, or run again: its dependencies
 # changed. (Tasks dying or coming back are seen in the tasks themselves; a
@@ -84,10 +84,16 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
     # --- from the log ----------------------------------------------------------------
 
     def log_loaded(self, snapshot: Snapshot) -> None:
-        self.load(snapshot.tasks)
+        self.load(snapshot.tasks, counts=snapshot.counts, complete=snapshot.complete)
         self.say_highlighted()
-        # After the first frame: the rows are worth seeing before their notes.
-        self.call_after_refresh(self._fetch_notes)
+        if snapshot.complete:
+            # After the first frame: the rows are worth seeing before their notes.
+            self.call_after_refresh(self._fetch_notes)
+
+    def log_completed(self, rest: Rest) -> None:
+        self.load(rest.tasks)
+        self.say_highlighted()
+        self._fetch_notes()
 
     def _fetch_notes(self) -> None:
         self.fetch_failures()

@@ -79,8 +79,12 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     # --- from the log ----------------------------------------------------------------
 
     def log_loaded(self, snapshot) -> None:
-        self.request_scan(fresh=True)
+        if snapshot.complete:
+            self.request_scan(fresh=True)
         self.fetch_qa()
+
+    def log_completed(self, rest) -> None:
+        self.request_scan(fresh=True)
 
     def log_changed(self, changes: Changes) -> None:
         if self.qa.apply(changes.events):

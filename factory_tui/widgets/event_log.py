@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 
@@ -94,6 +95,23 @@ class EventLog(VirtualList):
         self.loaded = True
         self.rows_changed()
         self.action_last()
+
+    def load_all_ids(self, event_ids: array) -> None:
+        """Every event's id, after a first look that held the newest only:
+        the rows above them fill in, and the cursor stays on its event."""
+        if not self.log_filter.is_empty:
+            return  # the filter's ids stand; clearing it asks for them all
+        ids = self._ids
+        following = not ids or self.cursor >= len(ids) - 1
+        kept = ids[self.cursor] if ids else None
+        last = event_ids[-1] if event_ids else 0
+        event_ids.extend(event_id for event_id in ids if event_id > last)
+        self._ids = event_ids
+        self.rows_moved()
+        if following:
+            self.action_last()
+        elif kept is not None:
+            self.cursor = min(bisect_left(event_ids, kept), len(event_ids) - 1)
 
     def set_filter_result(self, log_filter: LogFilter, ids: array) -> None:
         if log_filter != self.log_filter:

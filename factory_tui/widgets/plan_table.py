@@ -93,12 +93,18 @@ class PlanTable(MarkableList):
         # Each task's latest QA verdicts: the QA column.
         self.qa = TaskQaBook()
         self.loaded = False
+        # False while only the plan's first rows are held (a big base's
+        # first look): the headings then say how many the state holds.
+        self.complete = True
 
     # --- data in -------------------------------------------------------------
 
-    def load(self, tasks: list[Task]) -> None:
+    def load(self, tasks: list[Task], *, counts: dict[State, int] | None = None, complete: bool = True) -> None:
+        """The plan (``complete`` false: only its first rows, and ``counts``
+        says how many tasks each state holds)."""
         self._tasks = {task.id: task for task in tasks}
-        self.counts = count_states(self._tasks.values())
+        self.counts = dict(counts) if counts is not None else count_states(self._tasks.values())
+        self.complete = complete
         self.loaded = True
         self._rebuild()
 
@@ -300,14 +306,19 @@ class PlanTable(MarkableList):
 
     def _render_heading(self, state: State, width: int) -> list[Segment]:
         colours = palette(self)
-        label = f"{STATE_SYMBOL[state]} {state.value.upper()} · {self._plan.group_size(state)} "
+        label = f"{STATE_SYMBOL[state]} {state.value.upper()} · {self._group_count(state)} "
         return [Segment(fit(label, min(width, len(label))), colours.heading[state]),
                 Segment("─" * max(0, width - len(label)), colours.muted)]
+
+    def _group_count(self, state: State) -> int:
+        if self.complete or self.filter_text.strip():
+            return self._plan.group_size(state)
+        return self.counts.get(state, 0)
 
     def row_cache_key(self, index: int):
         row = self._plan.row(index)
         if isinstance(row, State):
-            return ("heading", row, self._plan.group_size(row))
+            return ("heading", row, self._group_count(row))
         task = self._tasks[row]
         failure = self.failures.get(row)
         never = self.never_runs.get(row)
