@@ -15,10 +15,12 @@ import SQLite or git.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,6 +69,8 @@ from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
 
 POLL_SECONDS = 0.1
+# Threads for the console's workers (see on_load).
+WORKER_THREADS = 32
 
 
 class FactoryApp(App[None]):
@@ -181,6 +185,17 @@ class FactoryApp(App[None]):
         return self.plan.selected_task
 
     # --- start and end --------------------------------------------------------------
+
+    def on_load(self) -> None:
+        # Thread workers run on the event loop's default executor, of
+        # cpu_count + 4 threads: six on two cores. Every follower (the log
+        # feed, the git files, the QA folder, the living documents, the
+        # inbox, an open transcript) holds one for the console's life, so a
+        # pool that small leaves the short fetches none and they wait for
+        # ever. The followers mostly sleep; a bigger pool costs nothing.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="console-worker")
+        )
 
     def on_mount(self) -> None:
         keymap = self._console_config.keymap
@@ -355,8 +370,8 @@ class FactoryApp(App[None]):
         self.plan.open_new_task_form()
 
     @on(WorktreesChanged)
-    def _worktrees_changed(self) -> None:
-        self.worktree_table.post_message(WorktreesChanged())
+    def _worktrees_changed(self, message: WorktreesChanged) -> None:
+        self.worktree_table.post_message(WorktreesChanged(message.tasks))
 
     def open_task(self, task_id: str) -> None:
         self.actions.open_task(task_id)
@@ -383,7 +398,9 @@ class FactoryApp(App[None]):
     @on(EngineChanged)
     def _engine_changed(self, message: EngineChanged) -> None:
         self.header.engine = self.engine.describe()
-        self.worktree_table.post_message(WorktreesChanged())
+        # A run began or ended: the list may have changed (its commits are
+        # seen in git's files, its edits in its progress events).
+        self.worktree_table.post_message(WorktreesChanged(()))
 
     def _tick(self) -> None:
         if self.with_engine and self.engine.mode != "embedded" and not self._quitting:

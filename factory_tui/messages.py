@@ -112,7 +112,10 @@ class EngineChanged(Message):
 @dataclass
 class WorktreesChanged(Message):
     """Something the Worktrees pane shows changed on disk (an operator's
-    action, the engine): scan again now rather than at the next round."""
+    action, the engine): look at git again now. ``tasks``: the worktrees
+    to count again (empty: only the list; None: every worktree)."""
+
+    tasks: tuple[str, ...] | None = None
 
     # The app hands it to the pane; bubbling back up to the app would hand
     # it down again, and the pane would scan git without end.

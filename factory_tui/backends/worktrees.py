@@ -284,6 +284,12 @@ class Worktrees:
         # diff_stat's ``settled``).
         self._diff_stats: dict[str, tuple[tuple, DiffStat]] = {}
 
+    @property
+    def common_dir(self) -> Path:
+        """The repository's git folder that its worktrees share (``.git``
+        of the main checkout): refs, and ``worktrees/<name>/`` per worktree."""
+        return self._common_dir
+
     @classmethod
     def for_config(cls, root: Path, config: FactoryConfig) -> Worktrees:
         """The worktrees of the base at ``root`` as its factory.toml says."""
