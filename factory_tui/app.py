@@ -19,7 +19,7 @@ import asyncio
 import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -62,6 +62,7 @@ from factory_tui.panes.log import LogPane
 from factory_tui.panes.pane import Pane
 from factory_tui.panes.plan import PlanPane
 from factory_tui.panes.worktrees import WorktreesPane
+from factory_tui.plan_notes import around
 from factory_tui.screens import is_task_screen
 from factory_tui.screens.dialogs import ChoiceDialog
 from factory_tui.screens.help import HelpScreen
@@ -310,8 +311,7 @@ class FactoryApp(App[None]):
             listener.log_changed(changes)
         if changes.tasks:
             self._update_counts()
-            # The plan is read whole only when a task died (notices' never-runs).
-            self._say_what_needs_you(notices(before, changes.tasks, self.plan.tasks.values()))
+            self._say_what_needs_you(notices(before, changes.tasks, self._around(changes.tasks)))
         for below in self.screen_stack:
             # A screen that follows the log itself (a mail thread), also
             # under a dialog (the reply form that wrote what changed).
@@ -324,6 +324,13 @@ class FactoryApp(App[None]):
             related = {screen.task_id, *(screen.detail.task.depends_on if screen.detail else ())}
             if any(event.task_id in related for event in changes.events):
                 self.actions.load_detail(screen)
+
+    def _around(self, changed: list[Task]) -> Iterator[Task]:
+        """The part of the plan that decides whether what waits on
+        ``changed`` can still run (plan_notes.around), found only if
+        ``notices`` asks: when a task died."""
+        plan = self.plan
+        yield from around(plan.tasks, plan.dependents, [task.id for task in changed])[1].values()
 
     def _update_counts(self) -> None:
         # The Plan keeps them by deltas as tasks change: no pass over the plan.
@@ -403,6 +410,10 @@ class FactoryApp(App[None]):
         self.worktree_table.post_message(WorktreesChanged(()))
 
     def _tick(self) -> None:
+        # One clock for the panes' times (ages, elapsed), so that they are
+        # drawn in one frame a second, not one frame each.
+        self.plan.tick()
+        self.worktree_table.tick()
         if self.with_engine and self.engine.mode != "embedded" and not self._quitting:
             self.check_engine()
 

@@ -529,10 +529,12 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
                 self._with_dependencies(conn, [task])
             return tasks
 
-    def failures(self, task_ids: Iterable[str] | None = None) -> dict[str, Failure]:
+    def failures(self, task_ids: Iterable[str] | None = None, *, until: int | None = None) -> dict[str, Failure]:
         """Why each failed task (of ``task_ids``, or all) failed: its last
         ``failed`` event, as a ``Failure`` short enough for a row. Tasks
-        that are not failed now are left out. One scan of the events."""
+        that are not failed now are left out. One scan of the events
+        (``until``: of those up to that event id; a follower applies the
+        later ones itself)."""
         with self._read() as conn:
             failed = [row[0] for row in conn.execute("SELECT seq FROM tasks WHERE state = 'failed'")]
             if task_ids is not None:
@@ -546,7 +548,8 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
             # Each wanted event's id, and the task it is the last failure of.
             last = {
                 event_id: task_id for task_id, event_id in conn.execute(
-                    "SELECT task_id, max(id) FROM events WHERE kind = 'failed' GROUP BY task_id"
+                    "SELECT task_id, max(id) FROM events WHERE kind = 'failed' AND id <= ? GROUP BY task_id",
+                    (until if until is not None else 2**63 - 1,),
                 )
                 if task_id in failed_ids
             }
@@ -592,14 +595,15 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
 
     def usage(
         self, *, since: float | None = None, task_ids: Iterable[str] | None = None,
-        per_task: bool = True,
+        per_task: bool = True, until: int | None = None,
     ) -> Usage:
         """Cost, tokens and turns of the runs that ended (model.RUN_END_KINDS:
         the engine's events whose data holds what the agent reported), per task, for the runs that ended since ``since``
         (default: the start of today, local time) and for the whole base.
         ``task_ids``: only those tasks (the totals are then theirs).
         ``per_task=False``: the two totals only (``tasks`` is empty), for a
-        header or ``factory status``.
+        header or ``factory status``. ``until``: the runs that ended up to
+        that event id (a follower adds the later ones itself).
 
         One query with json_extract, a scan of the events: at 100,000 of
         them, 18,000 of them runs' ends of 10,000 tasks, about 60 ms per
@@ -614,6 +618,9 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
                 return Usage({}, Totals(), Totals(), since)
             where += f" AND task_id IN ({','.join('?' * len(wanted))})"
             params.extend(wanted)
+        if until is not None:
+            where += " AND id <= ?"
+            params.append(until)
         # Each figure is extracted once per event (the inner query), then
         # summed per task, today's runs apart from the earlier ones (a
         # grouping of two keys: one set of sums instead of a today's copy of

@@ -259,17 +259,19 @@ class FactorySession:
 
     # --- what needs the operator -----------------------------------------------
 
-    def failures(self, task_ids: list[str] | None = None) -> dict[str, Failure]:
-        """Why each failed task failed (its last ``failed`` event)."""
-        return self.log.failures(task_ids)
+    def failures(self, task_ids: list[str] | None = None, *, until: int | None = None) -> dict[str, Failure]:
+        """Why each failed task failed (its last ``failed`` event; ``until``:
+        up to that event id)."""
+        return self.log.failures(task_ids, until=until)
 
     def never_runs(self, task_ids: list[str] | None = None) -> dict[str, NeverRuns]:
         """The waiting tasks that can never run as the plan is."""
         return self.log.never_runs(task_ids)
 
-    def usage(self, *, task_ids: list[str] | None = None, per_task: bool = True) -> Usage:
-        """Cost and tokens, per task, today and in all."""
-        return self.log.usage(task_ids=task_ids, per_task=per_task)
+    def usage(self, *, task_ids: list[str] | None = None, per_task: bool = True, until: int | None = None) -> Usage:
+        """Cost and tokens, per task, today and in all (``until``: of the
+        runs that ended up to that event id)."""
+        return self.log.usage(task_ids=task_ids, per_task=per_task, until=until)
 
     # --- QA (console) -------------------------------------------------------------
 

@@ -102,12 +102,12 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         # read it: none while nothing changes).
         self.scans = 0
         self._stop = threading.Event()
-        self.set_interval(1.0, self._tick)
 
     def on_unmount(self) -> None:
         self._stop.set()
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """The app's clock: the running rows' elapsed times."""
         self.now = console(self).clock()
 
     # --- from the log ----------------------------------------------------------------

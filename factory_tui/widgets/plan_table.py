@@ -25,6 +25,7 @@ from factory_tui.filters import plan_matches
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, NewTaskWanted, TaskCommand
 from factory_tui.model import Failure, NeverRuns, State, Task, Totals
+from factory_tui.plan_notes import dependents_of, update_dependents
 from factory_tui.plan_rows import PlanRows, Row, count_change, count_states
 from factory_tui.qa_marks import TaskQaBook
 from factory_tui.text import literal
@@ -87,6 +88,9 @@ class PlanTable(MarkableList):
         self._plan = PlanRows()
         # Tasks per state, filter or not (the header shows them).
         self.counts: dict[State, int] = count_states(())
+        # For each task, the tasks that depend on it (never-runs is worked
+        # out again around a task that dies).
+        self.dependents: dict[str, set[str]] = {}
         self.failures: dict[str, Failure] = {}
         self.never_runs: dict[str, NeverRuns] = {}
         self.usage: dict[str, Totals] = {}
@@ -104,6 +108,7 @@ class PlanTable(MarkableList):
         says how many tasks each state holds)."""
         self._tasks = {task.id: task for task in tasks}
         self.counts = dict(counts) if counts is not None else count_states(self._tasks.values())
+        self.dependents = dependents_of(self._tasks.values())
         self.complete = complete
         self.loaded = True
         self._rebuild()
@@ -117,6 +122,7 @@ class PlanTable(MarkableList):
             known[task.id] = task
             plan.patch(before, task)
             count_change(counts, before, task)
+            update_dependents(self.dependents, before, task)
         # Each row's cache key says what it shows: rows that only moved
         # are drawn from the cache.
         self.rows_moved()
