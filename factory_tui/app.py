@@ -38,7 +38,7 @@ from factory_tui.actions import TaskActions
 from factory_tui.actors import actor_name
 from factory_tui.attention import Need, Notice, notices, window_title
 from factory_tui.backends.base import FactoryBase
-from factory_tui.backends.feed import LogFeed
+from factory_tui.backends.feed import Changes, LogFeed
 from factory_tui.backends.session import FactorySession
 from factory_tui.commands import FactoryCommands
 from factory_tui.config import ConsoleConfig
@@ -293,8 +293,9 @@ class FactoryApp(App[None]):
         peak memory so far; the console quits after the last."""
         import resource
 
-        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"{what} {time.time():.6f} maxrss-kb {rss_kb}", file=sys.__stderr__, flush=True)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"{what} {time.time():.6f} maxrss-kb {usage.ru_maxrss} cpu-s {usage.ru_utime + usage.ru_stime:.3f}",
+              file=sys.__stderr__, flush=True)
         if last:
             self.exit()
 
@@ -306,6 +307,13 @@ class FactoryApp(App[None]):
     @on(LogChanged)
     def _log_changed(self, message: LogChanged) -> None:
         changes = message.changes
+        if changes.tasks:
+            # The feed reads again every task an event touched; a note or a
+            # QA result leaves the task as it was, and a task as it was
+            # changes nothing on screen.
+            moved = [task for task in changes.tasks if self.task_by_id(task.id) != task]
+            if len(moved) != len(changes.tasks):
+                changes = Changes(changes.events, moved)
         before = {task.id: known.state for task in changes.tasks if (known := self.task_by_id(task.id))}
         for listener in self._listeners():
             listener.log_changed(changes)
@@ -335,6 +343,8 @@ class FactoryApp(App[None]):
     def _update_counts(self) -> None:
         # The Plan keeps them by deltas as tasks change: no pass over the plan.
         counts = dict(self.plan.counts)
+        if counts == self.header.counts:
+            return
         self.header.counts = counts
         if self._console_config.title:
             self._set_window_title(window_title(self.session.config.name, counts[State.REVIEW]))

@@ -81,3 +81,32 @@ async def test_a_filtered_plan_is_patched_as_a_filtered_rebuild(base, log):
         assert app.plan.index_of("T-3") is None
         # The counts are the whole plan's, filter or not.
         assert app.plan.counts[State.HELD] == 2
+
+
+async def test_a_note_leaves_the_plan_as_it_was_and_the_log_where_it_is(base, log):
+    """The feed reads again every task an event touched; a note changes no
+    task, so nothing but the Log pane takes it; and a Log pane looking at
+    older events stays where it is while new ones come."""
+    log.add_tasks([NewTask(title=f"task {n}") for n in range(30)], actor="test")
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        plan, events = app.plan, app.event_log
+        calls: list[list] = []
+        real = plan.update_tasks
+        plan.update_tasks = lambda tasks: (calls.append(tasks), real(tasks))  # counted, then done
+        events.focus()
+        await pilot.press("g")
+        await pilot.pause()
+        assert events.cursor == 0
+        count = events.event_count
+        with ExecutionLog.open(base.log_path) as writer:
+            for n in range(5):
+                writer.add_note("T-3", f"note {n}", actor="agent:test")
+        await wait_until(pilot, lambda: events.event_count == count + 5, "the notes in the Log pane")
+        assert calls == []
+        assert events.cursor == 0 and events.scroll_offset.y == 0
+        with ExecutionLog.open(base.log_path) as writer:
+            writer.apply("T-3", Action.HOLD, actor="test")
+        await wait_until(pilot, lambda: calls, "the held task")
+        assert [task.id for task in calls[-1]] == ["T-3"]

@@ -137,8 +137,7 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
                      if event.kind == KIND_PROGRESS and event.task_id in known}
         if streaming:
             self.request_scan(streaming)
-        if any(task.id in known for task in changes.tasks):
-            self._merge_progress(self.rows)
+        if any(task.id in known for task in changes.tasks) and self._merge_progress(self.rows):
             self.set_rows(list(self.rows))
 
     @on(WorktreesChanged)
@@ -262,15 +261,20 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         self._merge_progress(message.rows)
         self.set_rows(message.rows, message.merges)
 
-    def _merge_progress(self, rows: list[WorktreeReport]) -> None:
-        """The log feed holds the newest state and progress: prefer them."""
+    def _merge_progress(self, rows: list[WorktreeReport]) -> bool:
+        """The log feed holds the newest state and progress: prefer them.
+        Whether any row changed."""
         find = console(self).task_by_id
+        changed = False
         for row in rows:
             task: Task | None = find(row.task_id) if row.task_id else None
             if task is not None:
+                seen = (row.status, row.progress, row.started_at)
                 row.status = worktree_status(task.state)
                 row.progress = task.progress or row.progress
                 row.started_at = task.started_at or row.started_at
+                changed |= seen != (row.status, row.progress, row.started_at)
+        return changed
 
     # --- cleaning up -----------------------------------------------------------------
 

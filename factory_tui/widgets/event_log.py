@@ -159,9 +159,15 @@ class EventLog(VirtualList):
                 self._ids.append(event.id)
                 added = True
         if added:
-            self.rows_changed()
             if following:
+                # The rows drawn stay drawn (their key is their event): a
+                # log following agents' streams draws only its new rows.
+                self.rows_moved()
                 self.action_last()
+            else:
+                # Rows added below the screen: the scrollbar changes, the
+                # rows on screen do not.
+                self.rows_grew()
 
     @property
     def event_count(self) -> int:
@@ -185,7 +191,10 @@ class EventLog(VirtualList):
 
     def row_cache_key(self, index: int):
         event_id = self._ids[index]
-        return event_id if event_id in self._events else None
+        if event_id not in self._events:
+            return None
+        # The TIME column reads differently once the event is from another day.
+        return (event_id, time.localtime(self.clock()).tm_yday)
 
     def empty_text(self) -> str:
         if not self.loaded:

@@ -286,6 +286,14 @@ class VirtualList(ScrollView, can_focus=True):
             self.cursor = self.row_count - 1
         self.refresh()
 
+    def rows_grew(self) -> None:
+        """Rows were added after the ones on screen: resize (the scrollbar),
+        and redraw only if the new rows show."""
+        shown = self.visible_rows()
+        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        if self.visible_rows() != shown:
+            self.refresh()
+
     @property
     def page_height(self) -> int:
         return max(1, self.scrollable_content_region.height - self.header_lines)
