@@ -178,7 +178,7 @@ class TaskActions:
                 literal("\n".join(lines)), title=title, severity="warning" if troubled else "information",
                 timeout=8 if troubled else 5, markup=False,
             )
-            app.post_message(WorktreesChanged())
+            app.post_message(WorktreesChanged(tuple(task_id for task_id, _ in actions)))
 
         def go(note: str | None) -> None:
             if done is not None:
@@ -241,7 +241,7 @@ class TaskActions:
             app.notify(literal(outcome.message), severity="warning", timeout=8, markup=False)
         else:
             app.notify(literal(outcome.message), timeout=4, markup=False)
-        app.post_message(WorktreesChanged())
+        app.post_message(WorktreesChanged((task_id,)))
         if then is not None:
             app.call_from_thread(then, outcome)
 

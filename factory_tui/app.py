@@ -15,10 +15,12 @@ import SQLite or git.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from factory_tui.actions import TaskActions
 from factory_tui.actors import actor_name
 from factory_tui.attention import Need, Notice, notices, window_title
 from factory_tui.backends.base import FactoryBase
-from factory_tui.backends.feed import LogFeed
+from factory_tui.backends.feed import Changes, LogFeed
 from factory_tui.backends.session import FactorySession
 from factory_tui.commands import FactoryCommands
 from factory_tui.config import ConsoleConfig
@@ -46,6 +48,7 @@ from factory_tui.keys import PANE_BINDING_PREFIX, bindings, keymap_problem
 from factory_tui.messages import (
     EngineChanged,
     LogChanged,
+    LogCompleted,
     NewTaskWanted,
     PlanLoaded,
     TaskCommand,
@@ -59,6 +62,7 @@ from factory_tui.panes.log import LogPane
 from factory_tui.panes.pane import Pane
 from factory_tui.panes.plan import PlanPane
 from factory_tui.panes.worktrees import WorktreesPane
+from factory_tui.plan_notes import around
 from factory_tui.screens import is_task_screen
 from factory_tui.screens.dialogs import ChoiceDialog
 from factory_tui.screens.help import HelpScreen
@@ -66,6 +70,8 @@ from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
 
 POLL_SECONDS = 0.1
+# Threads for the console's workers (see on_load).
+WORKER_THREADS = 32
 
 
 class FactoryApp(App[None]):
@@ -181,6 +187,17 @@ class FactoryApp(App[None]):
 
     # --- start and end --------------------------------------------------------------
 
+    def on_load(self) -> None:
+        # Thread workers run on the event loop's default executor, of
+        # cpu_count + 4 threads: six on two cores. Every follower (the log
+        # feed, the git files, the QA folder, the living documents, the
+        # inbox, an open transcript) holds one for the console's life, so a
+        # pool that small leaves the short fetches none and they wait for
+        # ever. The followers mostly sleep; a bigger pool costs nothing.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="console-worker")
+        )
+
     def on_mount(self) -> None:
         keymap = self._console_config.keymap
         if keymap:
@@ -212,7 +229,12 @@ class FactoryApp(App[None]):
         feed = LogFeed(self.base.log_path)
         try:
             self.session.open()  # here, in a worker, not on the screen's time
-            self.post_message(PlanLoaded(feed.snapshot()))
+            first = feed.first_look()
+            self.post_message(PlanLoaded(first))
+            if not first.complete:
+                # Read here, in the feed's own thread, so that every change
+                # after it comes after it.
+                self.post_message(LogCompleted(feed.rest()))
             failing = False
             while not worker.is_cancelled:
                 time.sleep(self.poll_seconds)
@@ -236,27 +258,46 @@ class FactoryApp(App[None]):
         config = self.session.config
         self.header.factory_name = config.name
         self.header.base_branch = config.base_branch
+        snapshot = message.snapshot
         for listener in self._listeners():
-            listener.log_loaded(message.snapshot)
+            listener.log_loaded(snapshot)
         self._update_counts()
+        if self.bench_first_frame:
+            self.call_after_refresh(self._report_frame, "first-frame", snapshot.complete)
+        if snapshot.complete:
+            self._log_whole()
+
+    @on(LogCompleted)
+    def _log_completed(self, message: LogCompleted) -> None:
+        for listener in self._listeners():
+            listener.log_completed(message.rest)
+        self._update_counts()
+        if self.bench_first_frame:
+            self.call_after_refresh(self._report_frame, "whole-plan", True)
+        self._log_whole()
+
+    def _log_whole(self) -> None:
+        """The console holds the whole plan."""
         self.plan_ready = True
         # A big plan is tens of thousands of long-lived objects; a full
         # garbage collection that walks them all stalls a frame by 30 ms.
         # Frozen objects are left out of the walk.
         gc.freeze()
-        if self.bench_first_frame:
-            self.call_after_refresh(self._report_first_frame)
-        else:
+        if not self.bench_first_frame:
             self.call_after_refresh(
                 lambda: self.run_worker(self.actions.warm_up, thread=True, group="warm-up", exit_on_error=False)
             )
 
-    def _report_first_frame(self) -> None:
+    def _report_frame(self, what: str, last: bool) -> None:
+        """For benchmarks/bench_console.py: when a frame was drawn, and the
+        peak memory so far; the console quits after the last."""
         import resource
 
-        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"first-frame {time.time():.6f} maxrss-kb {rss_kb}", file=sys.__stderr__, flush=True)
-        self.exit()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"{what} {time.time():.6f} maxrss-kb {usage.ru_maxrss} cpu-s {usage.ru_utime + usage.ru_stime:.3f}",
+              file=sys.__stderr__, flush=True)
+        if last:
+            self.exit()
 
     @on(TaskHighlighted)
     def _task_highlighted(self, message: TaskHighlighted) -> None:
@@ -266,12 +307,19 @@ class FactoryApp(App[None]):
     @on(LogChanged)
     def _log_changed(self, message: LogChanged) -> None:
         changes = message.changes
+        if changes.tasks:
+            # The feed reads again every task an event touched; a note or a
+            # QA result leaves the task as it was, and a task as it was
+            # changes nothing on screen.
+            moved = [task for task in changes.tasks if self.task_by_id(task.id) != task]
+            if len(moved) != len(changes.tasks):
+                changes = Changes(changes.events, moved)
         before = {task.id: known.state for task in changes.tasks if (known := self.task_by_id(task.id))}
         for listener in self._listeners():
             listener.log_changed(changes)
         if changes.tasks:
             self._update_counts()
-            self._say_what_needs_you(notices(before, changes.tasks, self.all_tasks()))
+            self._say_what_needs_you(notices(before, changes.tasks, self._around(changes.tasks)))
         for below in self.screen_stack:
             # A screen that follows the log itself (a mail thread), also
             # under a dialog (the reply form that wrote what changed).
@@ -285,10 +333,18 @@ class FactoryApp(App[None]):
             if any(event.task_id in related for event in changes.events):
                 self.actions.load_detail(screen)
 
+    def _around(self, changed: list[Task]) -> Iterator[Task]:
+        """The part of the plan that decides whether what waits on
+        ``changed`` can still run (plan_notes.around), found only if
+        ``notices`` asks: when a task died."""
+        plan = self.plan
+        yield from around(plan.tasks, plan.dependents, [task.id for task in changed])[1].values()
+
     def _update_counts(self) -> None:
-        counts = {state: 0 for state in State}
-        for task in self.plan.tasks.values():
-            counts[task.state] += 1
+        # The Plan keeps them by deltas as tasks change: no pass over the plan.
+        counts = dict(self.plan.counts)
+        if counts == self.header.counts:
+            return
         self.header.counts = counts
         if self._console_config.title:
             self._set_window_title(window_title(self.session.config.name, counts[State.REVIEW]))
@@ -331,8 +387,8 @@ class FactoryApp(App[None]):
         self.plan.open_new_task_form()
 
     @on(WorktreesChanged)
-    def _worktrees_changed(self) -> None:
-        self.worktree_table.post_message(WorktreesChanged())
+    def _worktrees_changed(self, message: WorktreesChanged) -> None:
+        self.worktree_table.post_message(WorktreesChanged(message.tasks))
 
     def open_task(self, task_id: str) -> None:
         self.actions.open_task(task_id)
@@ -359,9 +415,15 @@ class FactoryApp(App[None]):
     @on(EngineChanged)
     def _engine_changed(self, message: EngineChanged) -> None:
         self.header.engine = self.engine.describe()
-        self.worktree_table.post_message(WorktreesChanged())
+        # A run began or ended: the list may have changed (its commits are
+        # seen in git's files, its edits in its progress events).
+        self.worktree_table.post_message(WorktreesChanged(()))
 
     def _tick(self) -> None:
+        # One clock for the panes' times (ages, elapsed), so that they are
+        # drawn in one frame a second, not one frame each.
+        self.plan.tick()
+        self.worktree_table.tick()
         if self.with_engine and self.engine.mode != "embedded" and not self._quitting:
             self.check_engine()
 

@@ -20,7 +20,7 @@ from factory_tui.model import Action, TaskDetail
 if TYPE_CHECKING:
     # Types only: the console's widgets import this module, and they never
     # import SQLite or git, even through the backends.
-    from factory_tui.backends.feed import Changes, Snapshot
+    from factory_tui.backends.feed import Changes, Rest, Snapshot
     from factory_tui.engine import EngineStatus
 
 
@@ -55,9 +55,18 @@ _ACTIONS = {
 
 @dataclass
 class PlanLoaded(Message):
-    """The first full read of the log has landed."""
+    """The first read of the log has landed (for a big base, what the first
+    frame needs: ``LogCompleted`` brings the rest)."""
 
     snapshot: Snapshot
+
+
+@dataclass
+class LogCompleted(Message):
+    """The whole plan and every event's id, after a first look that held
+    only the first rows (a big base)."""
+
+    rest: Rest
 
 
 @dataclass
@@ -103,7 +112,10 @@ class EngineChanged(Message):
 @dataclass
 class WorktreesChanged(Message):
     """Something the Worktrees pane shows changed on disk (an operator's
-    action, the engine): scan again now rather than at the next round."""
+    action, the engine): look at git again now. ``tasks``: the worktrees
+    to count again (empty: only the list; None: every worktree)."""
+
+    tasks: tuple[str, ...] | None = None
 
     # The app hands it to the pane; bubbling back up to the app would hand
     # it down again, and the pane would scan git without end.

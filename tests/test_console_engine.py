@@ -308,8 +308,8 @@ async def test_worktree_scans_never_overlap_and_a_burst_ends_in_one_fresh_scan(d
             pilot, lambda: next(r for r in table.rows if r.task_id == "T-3").added == before + 3,
             "the scan after the burst counting T-3's new file",
         )
-        # The asks are answered, and then the scans stop: only the timer's
-        # round every few seconds remains (it once scanned without end, a
+        # The asks are answered, and then the scans stop: nothing looks at
+        # git again until something changes (it once scanned without end, a
         # message bubbling from the pane to the app and back).
         await wait_until(pilot, lambda: not table._scanning, "the scans to end")
         assert seen["most"] == 1, seen

@@ -15,7 +15,7 @@ connection, and git runs in processes of its own).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from factory_tui.backends.refresh import Refresh
     from factory_tui.backends.run_reader import RunFileReader
     from factory_tui.backends.run_retention import GcReport
+    from factory_tui.backends.worktree_watch import Touched
     from factory_tui.mail_model import RequestState
 
 
@@ -154,12 +155,17 @@ class FactorySession:
             events=self.reader.task_history(task.id),
         )
 
-    def worktree_report(self, *, with_changes: bool = True, reuse: bool = False) -> list[WorktreeReport]:
+    def worktree_report(
+        self, *, with_changes: bool = True, reuse: bool = False, fresh_for: Collection[str] | None = None,
+    ) -> list[WorktreeReport]:
         """Every task worktree (git's list, and folders git does not know),
         what it is for by its task's state, and, with ``with_changes``, the
         lines it changed since it left the base branch. With ``reuse`` the
         changes of a worktree no agent works in are counted again only when
-        its commits or index moved (``Worktrees.diff_stat``'s ``settled``)."""
+        its commits or index moved (``Worktrees.diff_stat``'s ``settled``);
+        with ``fresh_for``, only those tasks' worktrees are counted again
+        whatever their state, the others only if their commits or index
+        moved (the Worktrees pane, told what changed)."""
         worktrees = self.worktrees
         infos = worktrees.list()
         tasks = {t.id: t for t in self.log.get_tasks([i.task_id for i in infos if i.task_id])}
@@ -177,13 +183,24 @@ class FactorySession:
             )
             if with_changes and info.exists and info.task_id:
                 try:
-                    settled = reuse and (task is None or task.state is not State.RUNNING)
+                    if fresh_for is not None:
+                        settled = info.task_id not in fresh_for
+                    else:
+                        settled = reuse and (task is None or task.state is not State.RUNNING)
                     stat = worktrees.diff_stat(info.task_id, settled=settled)
                     row.added, row.removed = stat.added, stat.removed
                 except FactoryError:
                     pass  # a worktree git cannot diff (broken by an agent) shows no counts
             report.append(row)
         return report
+
+    def watch_worktrees(self, stop: threading.Event) -> Iterator[Touched]:
+        """What git writes about the task worktrees, as it writes it, until
+        ``stop`` is set (backends/worktree_watch.py)."""
+        from factory_tui.backends.worktree_watch import watch_worktrees
+
+        worktrees = self.worktrees
+        return watch_worktrees(worktrees.common_dir, worktrees.base_branch, stop=stop)
 
     def orphans(self) -> list[WorktreeReport]:
         """The worktrees no task needs any more."""
@@ -251,17 +268,19 @@ class FactorySession:
 
     # --- what needs the operator -----------------------------------------------
 
-    def failures(self, task_ids: list[str] | None = None) -> dict[str, Failure]:
-        """Why each failed task failed (its last ``failed`` event)."""
-        return self.log.failures(task_ids)
+    def failures(self, task_ids: list[str] | None = None, *, until: int | None = None) -> dict[str, Failure]:
+        """Why each failed task failed (its last ``failed`` event; ``until``:
+        up to that event id)."""
+        return self.log.failures(task_ids, until=until)
 
     def never_runs(self, task_ids: list[str] | None = None) -> dict[str, NeverRuns]:
         """The waiting tasks that can never run as the plan is."""
         return self.log.never_runs(task_ids)
 
-    def usage(self, *, task_ids: list[str] | None = None, per_task: bool = True) -> Usage:
-        """Cost and tokens, per task, today and in all."""
-        return self.log.usage(task_ids=task_ids, per_task=per_task)
+    def usage(self, *, task_ids: list[str] | None = None, per_task: bool = True, until: int | None = None) -> Usage:
+        """Cost and tokens, per task, today and in all (``until``: of the
+        runs that ended up to that event id)."""
+        return self.log.usage(task_ids=task_ids, per_task=per_task, until=until)
 
     # --- QA (console) -------------------------------------------------------------
 

@@ -295,6 +295,12 @@ class Worktrees:
         # twice: before the operator lock and again under it).
         self._ancestry: dict[tuple[str, str], bool] = {}
 
+    @property
+    def common_dir(self) -> Path:
+        """The repository's git folder that its worktrees share (``.git``
+        of the main checkout): refs, and ``worktrees/<name>/`` per worktree."""
+        return self._common_dir
+
     @classmethod
     def for_config(cls, root: Path, config: FactoryConfig) -> Worktrees:
         """The worktrees of the base at ``root`` as its factory.toml says."""

@@ -22,7 +22,7 @@ from factory_tui.panes.feed import FeedListener
 from factory_tui.widgets.event_log import EventLog
 
 if TYPE_CHECKING:
-    from factory_tui.backends.feed import Changes, Snapshot
+    from factory_tui.backends.feed import Changes, Rest, Snapshot
 
 
 class LogPane(EventLog, FeedListener):
@@ -40,6 +40,9 @@ class LogPane(EventLog, FeedListener):
 
     def log_loaded(self, snapshot: Snapshot) -> None:
         self.load(snapshot.event_ids, snapshot.recent_events)
+
+    def log_completed(self, rest: Rest) -> None:
+        self.load_all_ids(rest.event_ids)
 
     def log_changed(self, changes: Changes) -> None:
         if changes.events:

@@ -1,32 +1,45 @@
 """The Worktrees pane (2): every task worktree, what it is for, how long its
 agent has been at it, its newest line of output and the lines it changed.
 
-Worktrees and their changes come from git, through the session, in a worker
-every few seconds (and at once when an action or the engine changed them);
-state and progress come from the log feed between scans, so a running
-agent's newest line shows within the feed's half second. Cleaning up
-orphaned worktrees is this pane's own.
+Worktrees and their changes come from git, through the session, in a
+worker; state and progress come from the log feed, so a running agent's
+newest line shows within the feed's half second. Cleaning up orphaned
+worktrees is this pane's own.
 
-A scan costs git processes, so an idle console must not keep the machine
-busy: one scan at a time (a timer tick that finds one running passes), none
-while another screen covers the dashboard, and a worktree no agent works in
-is diffed again only when its commits or index moved, or on a fresh scan
-(asked for by an action, and every FRESH_EVERY scans for a file edited by
-hand).
+Git runs only when something changed, never on a timer: an idle console
+with two hundred worktrees runs no git at all. What says a worktree changed:
+
+* the files git writes when a worktree moves (a commit, ``git add``, a
+  checkout, a worktree added or removed, the base branch moving), watched
+  by backends/worktree_watch.py in a worker;
+* an agent's progress events in the log (its edits are not git's until it
+  commits): its worktree is counted again, at most once per REFRESH_GAP
+  while it streams;
+* an action or the engine (``WorktreesChanged``): the list is read again.
+
+One look at git at a time; what is asked for meanwhile is gathered and
+looked at next, at most once per REFRESH_GAP, so that eight agents
+streaming cost a few git processes a second, not one per line. A look
+reads git's list of worktrees and counts again only the worktrees asked
+for (and any whose commits or index moved): the others keep their figures.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.message import Message
+from textual.timer import Timer
+from textual.worker import get_current_worker
 
 from factory_tui.context import console
 from factory_tui.errors import FactoryError
 from factory_tui.messages import WorktreesChanged
-from factory_tui.model import State, Task, WorktreeReport, WorktreeStatus, worktree_status
+from factory_tui.model import KIND_PROGRESS, State, Task, WorktreeReport, WorktreeStatus, worktree_status
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import ConfirmDialog
@@ -35,11 +48,26 @@ from factory_tui.widgets.worktree_table import MergeLook, WorktreeTable
 
 if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes
+    from factory_tui.backends.worktree_watch import Touched
 
-# Worktrees and their diff stats are read from git this often.
-SCAN_SECONDS = 3.0
-# Every this many scans, every worktree is diffed, settled or not.
-FRESH_EVERY = 10
+# At most one look at git per this many seconds while changes keep coming.
+REFRESH_GAP = 2.0
+
+
+@dataclass
+class Wanted:
+    """What the next look at git is for: the worktrees to count again
+    (``everything``: all of them)."""
+
+    tasks: set[str] = field(default_factory=set)
+    everything: bool = False
+    # Asked for by an action: no waiting for the gap.
+    now: bool = False
+
+    def add(self, tasks=(), *, everything: bool = False, now: bool = False) -> None:
+        self.tasks.update(tasks)
+        self.everything |= everything
+        self.now |= now
 
 
 class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
@@ -54,33 +82,47 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         latest: dict
 
     class ScanEnded(Message):
-        """A scan is over, with rows or without (git failed)."""
+        """A look at git is over, with rows or without (git failed)."""
+
+    @dataclass
+    class GitMoved(Message):
+        """git wrote something about the task worktrees."""
+
+        touched: Touched
 
     def on_mount(self) -> None:
         self.now = console(self).clock()
-        # Whether a scan is under way, and whether another was asked for
-        # meanwhile (and whether that one must be fresh).
+        # Whether a look at git is under way; what the next one is for
+        # (None: nothing asked); when the last began; its timer.
         self._scanning = False
-        self._scan_wanted: bool | None = None
-        self._scans = 0
-        self.set_interval(SCAN_SECONDS, self._scan_tick)
-        self.set_interval(1.0, self._tick)
+        self._wanted: Wanted | None = None
+        self._last_scan = float("-inf")
+        self._timer: Timer | None = None
+        # How many looks at git this pane has taken (tests and benchmarks
+        # read it: none while nothing changes).
+        self.scans = 0
+        self._stop = threading.Event()
 
-    def _scan_tick(self) -> None:
-        if self.screen is not self.app.screen or not self.display:
-            return  # nobody sees it: the next tick after they come back scans
-        if not self._scanning:
-            self._scans += 1
-            self.request_scan(fresh=self._scans % FRESH_EVERY == 0)
+    def on_unmount(self) -> None:
+        self._stop.set()
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """The app's clock: the running rows' elapsed times."""
         self.now = console(self).clock()
 
     # --- from the log ----------------------------------------------------------------
 
     def log_loaded(self, snapshot) -> None:
-        self.request_scan(fresh=True)
+        if snapshot.complete:
+            self._first_look()
         self.fetch_qa()
+
+    def log_completed(self, rest) -> None:
+        self._first_look()
+
+    def _first_look(self) -> None:
+        self.request_scan(fresh=True)
+        self.follow_git(self._stop)
 
     def log_changed(self, changes: Changes) -> None:
         if self.qa.apply(changes.events):
@@ -90,14 +132,19 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         known = {row.task_id for row in self.rows}
         if any(task.id not in known and task.state is State.RUNNING for task in changes.tasks):
             self.request_scan()  # a new worktree: git has it, the rows do not yet
-        if any(task.id in known for task in changes.tasks):
-            self._merge_progress(self.rows)
+        # An agent at work: its edits are not git's until it commits.
+        streaming = {event.task_id for event in changes.events
+                     if event.kind == KIND_PROGRESS and event.task_id in known}
+        if streaming:
+            self.request_scan(streaming)
+        if any(task.id in known for task in changes.tasks) and self._merge_progress(self.rows):
             self.set_rows(list(self.rows))
 
     @on(WorktreesChanged)
     def _changed(self, message: WorktreesChanged) -> None:
         message.stop()
-        self.request_scan(fresh=True)
+        # Asked for by an action: at once, not after the gap.
+        self.request_scan(message.tasks or (), fresh=message.tasks is None, now=True)
 
     @work(thread=True, exclusive=True, group="worktrees-qa", exit_on_error=False)
     def fetch_qa(self) -> None:
@@ -119,24 +166,69 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
             return
         run_qa_for(self, row.task_id)
 
+    # --- from git's own files ---------------------------------------------------------
+
+    @work(thread=True, group="worktrees-watch", exit_on_error=False)
+    def follow_git(self, stop: threading.Event) -> None:
+        worker = get_current_worker()
+        for touched in console(self).session.watch_worktrees(stop):
+            if worker.is_cancelled:
+                return
+            if touched:
+                self.post_message(self.GitMoved(touched))
+
+    @on(GitMoved)
+    def _git_moved(self, message: GitMoved) -> None:
+        # The base branch moving changes the review rows' merges, which are
+        # checked on every look (cached per pair of commits).
+        self.request_scan(message.touched.tasks)
+
     # --- from git --------------------------------------------------------------------
 
-    def request_scan(self, *, fresh: bool = False) -> None:
-        """Scan now, or as soon as the scan under way ends (a thread cannot
-        be cancelled: a second one beside it would only double the work)."""
+    def request_scan(self, tasks=(), *, fresh: bool = False, now: bool = False) -> None:
+        """Look at git for these tasks' worktrees (``fresh``: all of them)
+        soon: at once if the last look was a while ago (or ``now``), else
+        when REFRESH_GAP has passed since it; and never two at once (a
+        thread cannot be cancelled: a second one beside it would only
+        double the work)."""
+        if self._wanted is None:
+            self._wanted = Wanted()
+        self._wanted.add(tasks, everything=fresh, now=now)
         if self._scanning:
-            self._scan_wanted = bool(self._scan_wanted) or fresh
+            return
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """The next look, when it is due."""
+        wanted = self._wanted
+        if wanted is None:
+            return
+        wait = 0.0 if wanted.now else self._last_scan + REFRESH_GAP - time.monotonic()
+        if wait <= 0:
+            if self._timer is not None:
+                self._timer.stop()
+            self._scan_wanted()
+        elif self._timer is None:
+            self._timer = self.set_timer(wait, self._scan_wanted)
+
+    def _scan_wanted(self) -> None:
+        self._timer = None
+        wanted, self._wanted = self._wanted, None
+        if wanted is None or self._scanning:
+            self._wanted = wanted
             return
         self._scanning = True
-        self.scan(fresh)
+        self._last_scan = time.monotonic()
+        self.scans += 1
+        self.scan(None if wanted.everything else frozenset(wanted.tasks))
 
     @work(thread=True, group="worktrees", exit_on_error=False)
-    def scan(self, fresh: bool = True) -> None:
+    def scan(self, fresh_for: frozenset[str] | None = None) -> None:
         """Worktrees and their changes, from git (a worker: git is slow),
         and whether each review row's branch still merges cleanly."""
         try:
             session = console(self).session
-            rows = session.worktree_report(reuse=not fresh)
+            rows = session.worktree_report(fresh_for=fresh_for)
             self.post_message(self.Scanned(rows, self._merge_checks(session, rows)))
         finally:
             self.post_message(self.ScanEnded())  # thread-safe, and after Scanned
@@ -144,16 +236,14 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     @on(ScanEnded)
     def _scan_ended(self) -> None:
         self._scanning = False
-        wanted, self._scan_wanted = self._scan_wanted, None
-        if wanted is not None:
-            self.request_scan(fresh=wanted)
+        self._schedule()
 
     @staticmethod
     def _merge_checks(session, rows: list[WorktreeReport]) -> dict[str, MergeLook]:
         # The backend's dry-run merge (Worktrees.merge_check: git merge-tree,
-        # cached per pair of commits, so a scan every few seconds costs git
-        # only when a branch or the base moved). A base whose backend has
-        # none yet shows no merge column.
+        # cached per pair of commits, so a look costs git only when a
+        # branch or the base moved). A base whose backend has none yet shows
+        # no merge column.
         check = getattr(session.worktrees, "merge_check", None)
         if check is None:
             return {}
@@ -163,7 +253,7 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
                 try:
                     found[row.task_id] = check(row.task_id)
                 except FactoryError:
-                    pass  # one branch git cannot read must not lose the whole scan
+                    pass  # one branch git cannot read must not lose the whole look
         return found
 
     @on(Scanned)
@@ -171,15 +261,20 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         self._merge_progress(message.rows)
         self.set_rows(message.rows, message.merges)
 
-    def _merge_progress(self, rows: list[WorktreeReport]) -> None:
-        """The log feed holds the newest state and progress: prefer them."""
+    def _merge_progress(self, rows: list[WorktreeReport]) -> bool:
+        """The log feed holds the newest state and progress: prefer them.
+        Whether any row changed."""
         find = console(self).task_by_id
+        changed = False
         for row in rows:
             task: Task | None = find(row.task_id) if row.task_id else None
             if task is not None:
+                seen = (row.status, row.progress, row.started_at)
                 row.status = worktree_status(task.state)
                 row.progress = task.progress or row.progress
                 row.started_at = task.started_at or row.started_at
+                changed |= seen != (row.status, row.progress, row.started_at)
+        return changed
 
     # --- cleaning up -----------------------------------------------------------------
 
@@ -208,4 +303,4 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         console(self).session.clean(task_ids)
         what = "1 worktree" if len(task_ids) == 1 else f"{len(task_ids)} worktrees"
         self.notify(f"Removed {what}.", timeout=3)
-        self.post_message(WorktreesChanged())
+        self.post_message(WorktreesChanged(()))

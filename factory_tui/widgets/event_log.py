@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 
@@ -95,6 +96,23 @@ class EventLog(VirtualList):
         self.rows_changed()
         self.action_last()
 
+    def load_all_ids(self, event_ids: array) -> None:
+        """Every event's id, after a first look that held the newest only:
+        the rows above them fill in, and the cursor stays on its event."""
+        if not self.log_filter.is_empty:
+            return  # the filter's ids stand; clearing it asks for them all
+        ids = self._ids
+        following = not ids or self.cursor >= len(ids) - 1
+        kept = ids[self.cursor] if ids else None
+        last = event_ids[-1] if event_ids else 0
+        event_ids.extend(event_id for event_id in ids if event_id > last)
+        self._ids = event_ids
+        self.rows_moved()
+        if following:
+            self.action_last()
+        elif kept is not None:
+            self.cursor = min(bisect_left(event_ids, kept), len(event_ids) - 1)
+
     def set_filter_result(self, log_filter: LogFilter, ids: array) -> None:
         if log_filter != self.log_filter:
             return  # an older query finished after a newer one was typed
@@ -141,9 +159,15 @@ class EventLog(VirtualList):
                 self._ids.append(event.id)
                 added = True
         if added:
-            self.rows_changed()
             if following:
+                # The rows drawn stay drawn (their key is their event): a
+                # log following agents' streams draws only its new rows.
+                self.rows_moved()
                 self.action_last()
+            else:
+                # Rows added below the screen: the scrollbar changes, the
+                # rows on screen do not.
+                self.rows_grew()
 
     @property
     def event_count(self) -> int:
@@ -167,7 +191,10 @@ class EventLog(VirtualList):
 
     def row_cache_key(self, index: int):
         event_id = self._ids[index]
-        return event_id if event_id in self._events else None
+        if event_id not in self._events:
+            return None
+        # The TIME column reads differently once the event is from another day.
+        return (event_id, time.localtime(self.clock()).tm_yday)
 
     def empty_text(self) -> str:
         if not self.loaded:

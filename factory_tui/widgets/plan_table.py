@@ -8,7 +8,10 @@ list comes from the log feed; the failures, the tasks that can never run
 and the costs come from the Plan pane's workers (``set_notes``), fetched
 when they can have changed, never per render.
 
-It holds what it was given and updates it by id; it never reads the log.
+It holds what it was given and updates it by id, patching only the rows
+and counts that changed (``plan_rows.py``): one changed task in a
+100,000-task plan costs microseconds, not a re-sort. It never reads the
+log.
 Keys post ``TaskCommand`` (or, with rows marked, ``MarkedCommand``) for the
 app to confirm and carry out; the Plan pane (panes/plan.py) feeds it.
 """
@@ -21,7 +24,9 @@ from textual.reactive import reactive
 from factory_tui.filters import plan_matches
 from factory_tui.keys import bindings
 from factory_tui.messages import Command, NewTaskWanted, TaskCommand
-from factory_tui.model import STATE_ORDER, Failure, NeverRuns, State, Task, Totals
+from factory_tui.model import Failure, NeverRuns, State, Task, Totals
+from factory_tui.plan_notes import dependents_of, update_dependents
+from factory_tui.plan_rows import PlanRows, Row, count_change, count_states
 from factory_tui.qa_marks import TaskQaBook
 from factory_tui.text import literal
 from factory_tui.times import SPAN_WIDTH, span
@@ -80,27 +85,48 @@ class PlanTable(MarkableList):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._tasks: dict[str, Task] = {}
-        self._rows: list[str | State] = []
-        self._index: dict[str, int] = {}
-        self._group_sizes: dict[State, int] = {}
+        self._plan = PlanRows()
+        # Tasks per state, filter or not (the header shows them).
+        self.counts: dict[State, int] = count_states(())
+        # For each task, the tasks that depend on it (never-runs is worked
+        # out again around a task that dies).
+        self.dependents: dict[str, set[str]] = {}
         self.failures: dict[str, Failure] = {}
         self.never_runs: dict[str, NeverRuns] = {}
         self.usage: dict[str, Totals] = {}
         # Each task's latest QA verdicts: the QA column.
         self.qa = TaskQaBook()
         self.loaded = False
+        # False while only the plan's first rows are held (a big base's
+        # first look): the headings then say how many the state holds.
+        self.complete = True
 
     # --- data in -------------------------------------------------------------
 
-    def load(self, tasks: list[Task]) -> None:
+    def load(self, tasks: list[Task], *, counts: dict[State, int] | None = None, complete: bool = True) -> None:
+        """The plan (``complete`` false: only its first rows, and ``counts``
+        says how many tasks each state holds)."""
         self._tasks = {task.id: task for task in tasks}
+        self.counts = dict(counts) if counts is not None else count_states(self._tasks.values())
+        self.dependents = dependents_of(self._tasks.values())
+        self.complete = complete
         self.loaded = True
         self._rebuild()
 
     def update_tasks(self, tasks: list[Task]) -> None:
+        """Tasks changed (or new): their rows move, the rest stay put."""
+        kept = self._row_at(self.cursor)
+        plan, known, counts = self._plan, self._tasks, self.counts
         for task in tasks:
-            self._tasks[task.id] = task
-        self._rebuild()
+            before = known.get(task.id)
+            known[task.id] = task
+            plan.patch(before, task)
+            count_change(counts, before, task)
+            update_dependents(self.dependents, before, task)
+        # Each row's cache key says what it shows: rows that only moved
+        # are drawn from the cache.
+        self.rows_moved()
+        self._keep_cursor(kept)
 
     def set_notes(
         self,
@@ -136,35 +162,33 @@ class PlanTable(MarkableList):
     def watch_now(self, old: float, new: float) -> None:
         # Only the rows on screen are drawn again, and of them only those
         # whose age reads differently (the age is in their cache key).
-        if self._rows and int(old) != int(new):
+        if len(self._plan) and int(old) != int(new):
             self.refresh()
 
-    def _rebuild(self) -> None:
-        kept = self._rows[self.cursor] if self._rows and self.cursor < len(self._rows) else None
-        groups: dict[State, list[Task]] = {state: [] for state in STATE_ORDER}
+    def _matcher(self):
         text = self.filter_text
-        for task in self._tasks.values():
-            if not text or plan_matches(task, text):
-                groups[task.state].append(task)
-        rows: list[str | State] = []
-        self._group_sizes = {}
-        for state in STATE_ORDER:
-            members = groups[state]
-            if not members:
-                continue
-            self._group_sizes[state] = len(members)
-            rows.append(state)
-            members.sort(key=lambda t: (-t.priority, t.seq))
-            rows.extend(task.id for task in members)
-        self._rows = rows
-        # (A State is a str too: headings are told apart by their type.)
-        self._index = {row: n for n, row in enumerate(rows) if not isinstance(row, State)}
+        return (lambda task: plan_matches(task, text)) if text.strip() else None
+
+    def _rebuild(self) -> None:
+        kept = self._row_at(self.cursor)
+        self._plan = PlanRows(self._matcher())
+        self._plan.load(self._tasks.values())
+        self.rows_changed()
+        self._keep_cursor(kept)
+
+    def _row_at(self, index: int) -> Row | None:
+        return self._plan.row(index) if 0 <= index < len(self._plan) else None
+
+    def _keep_cursor(self, kept: Row | None) -> None:
+        """The cursor back on the row it was on (a task that moved, its
+        new place), or the nearest task row."""
         index = self.cursor
         if isinstance(kept, State):
-            index = next((n for n, row in enumerate(rows) if row is kept), index)
+            heading = self._plan.heading_index(kept)
+            index = heading if heading is not None else index
         elif kept is not None:
-            index = self._index.get(kept, index)
-        self.rows_changed()
+            found = self.index_of(kept)
+            index = found if found is not None else index
         target = self.nearest_selectable(index, +1)
         if target is not None:
             self.cursor = target
@@ -173,14 +197,13 @@ class PlanTable(MarkableList):
 
     @property
     def selected_task(self) -> Task | None:
-        if not self._rows or self.cursor >= len(self._rows):
-            return None
-        row = self._rows[self.cursor]
-        return None if isinstance(row, State) else self._tasks.get(row)
+        row = self._row_at(self.cursor)
+        return None if row is None or isinstance(row, State) else self._tasks.get(row)
 
     def index_of(self, task_id: str) -> int | None:
         """The row showing ``task_id``, or None if it is filtered out."""
-        return self._index.get(task_id)
+        task = self._tasks.get(task_id)
+        return self._plan.index_of(task) if task is not None else None
 
     def select_task(self, task_id: str) -> bool:
         index = self.index_of(task_id)
@@ -198,17 +221,17 @@ class PlanTable(MarkableList):
     # --- marks (widgets/marks.py) ---------------------------------------------
 
     def task_at(self, index: int) -> str | None:
-        row = self._rows[index]
+        row = self._plan.row(index)
         return None if isinstance(row, State) else row
 
     def row_of(self, task_id: str) -> int | None:
-        return self._index.get(task_id)
+        return self.index_of(task_id)
 
     # --- rendering ----------------------------------------------------------
 
     @property
     def row_count(self) -> int:
-        return len(self._rows)
+        return len(self._plan)
 
     def _layout(self, width: int):
         return layout_columns(COLUMNS, width, MIN_TITLE)
@@ -247,7 +270,7 @@ class PlanTable(MarkableList):
         return (f"after {blocked}", colours.blocked)
 
     def render_row(self, index: int, width: int) -> list[Segment]:
-        row = self._rows[index]
+        row = self._plan.row(index)
         colours = palette(self)
         if isinstance(row, State):
             return self._render_heading(row, width)
@@ -285,18 +308,23 @@ class PlanTable(MarkableList):
         return "The plan is empty: press n to add a task, or run `factory plan import FILE.md`."
 
     def is_selectable(self, index: int) -> bool:
-        return not isinstance(self._rows[index], State)
+        return not isinstance(self._plan.row(index), State)
 
     def _render_heading(self, state: State, width: int) -> list[Segment]:
         colours = palette(self)
-        label = f"{STATE_SYMBOL[state]} {state.value.upper()} · {self._group_sizes.get(state, 0)} "
+        label = f"{STATE_SYMBOL[state]} {state.value.upper()} · {self._group_count(state)} "
         return [Segment(fit(label, min(width, len(label))), colours.heading[state]),
                 Segment("─" * max(0, width - len(label)), colours.muted)]
 
+    def _group_count(self, state: State) -> int:
+        if self.complete or self.filter_text.strip():
+            return self._plan.group_size(state)
+        return self.counts.get(state, 0)
+
     def row_cache_key(self, index: int):
-        row = self._rows[index]
+        row = self._plan.row(index)
         if isinstance(row, State):
-            return ("heading", row, self._group_sizes.get(row))
+            return ("heading", row, self._group_count(row))
         task = self._tasks[row]
         failure = self.failures.get(row)
         never = self.never_runs.get(row)
@@ -325,12 +353,14 @@ class PlanTable(MarkableList):
         """After approving a task in review, the cursor goes on to the next
         one (the next row of the group, else its first row), so that a run
         of reviews is a run of keystrokes."""
-        reviews = [row for row in self._rows if not isinstance(row, State) and row != approved
-                   and self._tasks[row].state is State.REVIEW]
+        reviews = [row for row in self._plan.group(State.REVIEW) if row != approved]
         if not reviews:
             return
-        after = [row for row in reviews if self._index[row] > self.cursor]
-        self.cursor = self._index[(after or reviews)[0]]
+        start = self._plan.heading_index(State.REVIEW) or 0
+        # The group's rows follow its heading in order.
+        places = {row: start + 1 + n for n, row in enumerate(self._plan.group(State.REVIEW))}
+        after = [row for row in reviews if places[row] > self.cursor]
+        self.cursor = places[(after or reviews)[0]]
 
     def on_double_click(self) -> None:
         self.action_command(Command.OPEN)

@@ -20,7 +20,7 @@ from rich.style import Style
 from textual import events
 from textual.cache import LRUCache
 from textual.color import Color
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -237,6 +237,9 @@ class VirtualList(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self._cache: LRUCache[Hashable, Strip] = LRUCache(2048)
         self._generation = 0
+        # The widget's own style, read once per frame rather than once per
+        # line: Textual works it out from every ancestor each time.
+        self._base_style: Style | None = None
 
     # --- what subclasses provide -------------------------------------------
 
@@ -273,6 +276,24 @@ class VirtualList(ScrollView, can_focus=True):
             self.cursor = self.row_count - 1
         self.refresh()
 
+    def rows_moved(self) -> None:
+        """Rows were added, removed or moved, and each row's cache key says
+        what it shows (``row_cache_key``): resize and redraw, keeping the
+        rows drawn already (a list following a stream, or patched in place,
+        draws only what is new on screen)."""
+        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        if self.row_count and self.cursor >= self.row_count:
+            self.cursor = self.row_count - 1
+        self.refresh()
+
+    def rows_grew(self) -> None:
+        """Rows were added after the ones on screen: resize (the scrollbar),
+        and redraw only if the new rows show."""
+        shown = self.visible_rows()
+        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        if self.visible_rows() != shown:
+            self.refresh()
+
     @property
     def page_height(self) -> int:
         return max(1, self.scrollable_content_region.height - self.header_lines)
@@ -283,9 +304,15 @@ class VirtualList(ScrollView, can_focus=True):
 
     # --- rendering -----------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base_style = None  # an ancestor's style may have changed since the last frame
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._base_style
+        if base is None:
+            base = self._base_style = self.rich_style
         if y < self.header_lines:
             header_style = self.get_component_rich_style("virtual-list--header")
             return Strip([Segment(fit(self.render_header(width), width), base + header_style)], width)
@@ -316,6 +343,7 @@ class VirtualList(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._base_style = None
         self._cache.clear()
 
     def on_resize(self, event: events.Resize) -> None:

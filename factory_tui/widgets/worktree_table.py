@@ -124,8 +124,9 @@ class WorktreeTable(MarkableList):
         return self._rows[self.cursor]
 
     def watch_now(self) -> None:
+        # The running rows' keys hold the clock: only they are drawn again.
         if any(row.status is WorktreeStatus.RUNNING for row in self._rows):
-            self.rows_changed()
+            self.refresh()
 
     # --- marks (widgets/marks.py) ---------------------------------------------
 
