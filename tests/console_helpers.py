@@ -31,7 +31,13 @@ async def ready(pilot) -> FactoryApp:
     def artifacts_read() -> bool:
         # The documents, and the runs of the task under the Plan's cursor.
         task = app.plan.selected_task
-        return artifacts.documents.loaded and (task is None or artifacts.runs.task_id == task.id)
+        if not artifacts.documents.loaded or (task is not None and artifacts.runs.task_id != task.id):
+            return False
+        # ... and the runs list scrolled to its cursor (a frame after the
+        # rows arrive: a picture taken between shows the list unscrolled).
+        runs = artifacts.runs
+        top = round(runs.scroll_offset.y)
+        return not runs.rows or runs.page_height <= 0 or top <= runs.cursor < top + runs.page_height
 
     await wait_until(pilot, artifacts_read, "the Artifacts pane's documents and runs")
     await pilot.pause()

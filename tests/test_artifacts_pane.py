@@ -182,3 +182,23 @@ async def test_the_generated_history_is_not_edited(base):
         await pilot.press("3", "e")
         await wait_until(pilot, lambda: any("written by the factory" in str(n.message) for n in app._notifications),
                          "the refusal")
+
+
+async def test_runs_that_arrive_after_the_task_was_shown_empty_put_the_cursor_on_a_file(base):
+    """A task's runs can be read before its run is indexed (the list shows it
+    empty) and again once it is: the cursor then rests on the first file,
+    as after a move, not on the run's summary line."""
+    with ExecutionLog.open(base.log_path) as log:
+        task = log.add_task(NewTask(title="ran", state=State.QUEUED), actor="test")
+    write_run(base, task.id, 1, raw="out\n")
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot)
+        pane = artifacts_pane(app)
+        await move_to(pilot, task.id)
+        await wait_until(pilot, lambda: pane.runs.task_id == task.id and pane.runs.rows, "the task's runs")
+        runs = [row.run for row in pane.runs.rows if row.file is None]
+        pane.runs.show_runs(task.id, [])
+        assert pane.runs.cursor == 0 and not pane.runs.rows
+        pane.runs.show_runs(task.id, runs)
+        assert pane.runs.rows[pane.runs.cursor].file is not None

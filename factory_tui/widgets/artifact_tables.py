@@ -162,8 +162,13 @@ class RunFileTable(RowList[RunRow]):
         moved = task_id != self.task_id
         self.task_id = task_id
         self.replace_rows(run_rows(runs))
-        if moved:
+        # A task's runs may arrive after it was shown empty (a run indexed
+        # later): the cursor then goes to the first file, as on a move,
+        # never resting on a run's summary line.
+        on_file = bool(self.rows) and 0 <= self.cursor < len(self.rows) and self.is_selectable(self.cursor)
+        if moved or not on_file:
             self.cursor = self.nearest_selectable(0, 1) or 0
+        if moved:
             self.refresh()  # the header names the task
 
     def row_key(self, row: RunRow):

@@ -267,11 +267,18 @@ class VirtualList(ScrollView, can_focus=True):
 
     # --- what subclasses call ------------------------------------------------
 
+    def _set_virtual_height(self) -> None:
+        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        # The scrollbar follows now, not at the next layout: until it shows,
+        # Textual ignores a scroll, and a cursor moved onto rows that arrived
+        # this frame would stay out of sight (Textual's OptionList does the same).
+        self._scroll_update(self.virtual_size)
+
     def rows_changed(self) -> None:
         """Rows were added, removed or changed: forget cached rows and resize."""
         self._generation += 1
         self._cache.clear()
-        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        self._set_virtual_height()
         if self.row_count and self.cursor >= self.row_count:
             self.cursor = self.row_count - 1
         self.refresh()
@@ -281,7 +288,7 @@ class VirtualList(ScrollView, can_focus=True):
         what it shows (``row_cache_key``): resize and redraw, keeping the
         rows drawn already (a list following a stream, or patched in place,
         draws only what is new on screen)."""
-        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        self._set_virtual_height()
         if self.row_count and self.cursor >= self.row_count:
             self.cursor = self.row_count - 1
         self.refresh()
@@ -290,7 +297,7 @@ class VirtualList(ScrollView, can_focus=True):
         """Rows were added after the ones on screen: resize (the scrollbar),
         and redraw only if the new rows show."""
         shown = self.visible_rows()
-        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        self._set_virtual_height()
         if self.visible_rows() != shown:
             self.refresh()
 
