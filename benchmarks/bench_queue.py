@@ -591,6 +591,8 @@ def target_two(n: int, rounds: int, base: Path, levels: list[str]) -> bool:
             print(line)
             if name not in (OURS, OURS_LOOP):
                 ok_loop = ok_loop and ahead_of(wall, OURS, name, "depth 1")[1]
+        # What the loop buys, paired: the loop's items/s over ours', round by round.
+        print(f"  the worker loop against ours, backlog: {ahead_of(wall, OURS_LOOP, OURS, 'backlog')[0][:-2]}")
     print()
     print("  (ours ahead > 1: ours (add_task, claim_next, finish: 3 commits an item) handled more "
           "items a second; loop ahead: ours as its worker does with a backlog (add_task, then "
