@@ -513,6 +513,19 @@ def spread(values: list[float]) -> str:
     return f"{min(values):,.0f}–{max(values):,.0f}"
 
 
+def check_ours(conn: sqlite3.Connection, n: int) -> None:
+    """Ours did the whole work it is timed for: n tasks in review, each with
+    its created, claimed and finished events, and no lease left live."""
+    found = conn.execute(
+        "SELECT (SELECT count(*) FROM tasks WHERE state = 'review'), "
+        "(SELECT count(*) FROM tasks WHERE lease_token IS NOT NULL), "
+        "(SELECT group_concat(kind || ':' || k, ' ') FROM "
+        " (SELECT kind, count(*) AS k FROM events GROUP BY kind ORDER BY kind))"
+    ).fetchone()
+    if found != (n, 0, f"claimed:{n} created:{n} finished:{n}"):
+        raise SystemExit(f"target 2: ours left a log that does not hold the work: {found}")
+
+
 def ahead_of(
     wall: dict[str, dict[str, list[float]]], ours_name: str, name: str, label: str
 ) -> tuple[str, bool]:
@@ -552,6 +565,8 @@ def target_two(n: int, rounds: int, base: Path, levels: list[str]) -> bool:
                         opened = open_at(name, Path(tmp), sync)
                         try:
                             seconds, cpu_seconds = run_contender(opened, n, pattern)
+                            if name in (OURS, OURS_LOOP):
+                                check_ours(opened.conns[0], n)
                         finally:
                             opened.close()
                     wall[name][label].append(seconds)
