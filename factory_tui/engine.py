@@ -935,8 +935,7 @@ class Engine:
                     self._report(f"{task_id}: waits for a QA slot")
             elif failure is None:
                 note = "agent finished" + _summary(totals)
-                await self._log(self.log.finish, job.token, State.REVIEW, note=note, data=data)
-                self._report(f"{task_id}: review ({note})")
+                await self._finish(job, State.REVIEW, note, data, f"{task_id}: review ({note})")
             else:
                 tail = " | ".join(output.last_lines)
                 note = f"{failure}" + (f"; last output: {tail}" if tail else "")
@@ -945,9 +944,8 @@ class Engine:
                     data["exit_code"] = code
                 if markers:
                     data["conflicts"] = markers
-                await self._log(self.log.finish, job.token, State.FAILED, note=note[:2000], data=data)
+                await self._finish(job, State.FAILED, note[:2000], data, f"{task_id}: failed ({failure})")
                 self.failures += 1
-                self._report(f"{task_id}: failed ({failure})")
         except LeaseLost as error:
             self._report(f"{task_id}: {error}")
         if failure is None:
@@ -955,6 +953,38 @@ class Engine:
         else:
             outcome = RunOutcome.TIMED_OUT if cause == "timeout" else RunOutcome.FAILED
         await self._index_run(job, outcome, code)
+
+    async def _finish(self, job: Job, outcome: State, note: str, data: dict, report: str) -> None:
+        """End the run in review or failed. When its slot is the one that
+        frees, the next ready task is claimed in the same transaction
+        (``finish_and_claim_next``: one commit, both events) and started."""
+        if not self._next_with_finish(job):
+            await self._log(self.log.finish, job.token, outcome, note=note, data=data)
+            self._report(report)
+            return
+        _, claim = await self._log(self.log.finish_and_claim_next, job.token, outcome, self.worker,
+                                   note=note, data=data, lease_seconds=self.lease_seconds)
+        self._report(report)
+        if claim is None:
+            return
+        faults.point("claim.made")
+        if self._stopping:
+            # The engine began to stop while the claim was made: the task
+            # goes back, as a stopping engine's claims do.
+            try:
+                await self._log(self.log.release, claim.token, note="the engine stopped before the run began",
+                                data={"run_started": False})
+            except (LeaseLost, LogError) as error:
+                self._report(f"{claim.task.id}: {error}")
+            return
+        self._start(claim)
+
+    def _next_with_finish(self, job: Job) -> bool:
+        """Whether a run's end claims the next task with it: the engine goes
+        on taking tasks, the run's slot is the one that frees, and no check
+        an earlier engine left waits for a slot (those go first)."""
+        return (not self._stopping and not self._checks_to_claim and self.jobs.get(job.task_id) is job
+                and self._slots_used() - 1 < self.max_parallel)
 
     # --- run artifacts ------------------------------------------------------------
 

@@ -345,6 +345,29 @@ def test_ready_tasks_run_by_priority_and_blocked_ones_not_at_all(base: FactoryBa
     assert starts(record)[-1] == blocked
 
 
+def test_a_runs_end_claims_the_next_task_with_it(base: FactoryBase, agent: Path, record: Path) -> None:
+    # One slot and a backlog: each run's end (review, or failed) and the
+    # next claim are one transaction, so its events come in pairs, the
+    # claim right after the end, and every task runs once.
+    configure(base, max_parallel=1, default_agent="quick",
+              agents={"quick": agent_profile(agent, AGENT_RECORD=str(record)),
+                      "broken": agent_profile(agent, AGENT_RECORD=str(record), AGENT_EXIT="3")})
+    ids = [add(base, "First"), add(base, "Second, fails", profile="broken"), add(base, "Third")]
+
+    done = factory(base, "run", "--once")
+
+    assert done.returncode == 1, done.stdout + done.stderr  # one task failed
+    assert [task(base, task_id).state for task_id in ids] == [State.REVIEW, State.FAILED, State.REVIEW]
+    assert starts(record) == ids
+    runs = [event for event in events(base) if event.kind in ("claimed", "finished", "failed")]
+    assert [(event.kind, event.task_id) for event in runs] == [
+        ("claimed", ids[0]), ("finished", ids[0]), ("claimed", ids[1]), ("failed", ids[1]),
+        ("claimed", ids[2]), ("finished", ids[2]),
+    ]
+    for end, claim in ((runs[1], runs[2]), (runs[3], runs[4])):
+        assert claim.id == end.id + 1 and claim.actor == end.actor
+
+
 # --- 3. cancel from another process ----------------------------------------------------
 
 

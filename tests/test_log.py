@@ -532,6 +532,74 @@ def test_finish(clocked: ExecutionLog, clock: Clock, outcome: State) -> None:
     assert log.get_task("T-1").state is outcome
 
 
+def commits_in_wal(path: Path) -> int:
+    """Commits in the log's WAL file: frames whose header gives the size of
+    the database after a commit (bytes 4-8 of a frame's 24-byte header)."""
+    wal = Path(f"{path}-wal").read_bytes()
+    page_size = int.from_bytes(wal[8:12], "big")
+    frames = range(32, len(wal) - 24 - page_size + 1, 24 + page_size)
+    return sum(1 for at in frames if int.from_bytes(wal[at + 4:at + 8], "big"))
+
+
+def test_finish_and_claim_next_is_one_commit_with_both_events(clocked: ExecutionLog, clock: Clock) -> None:
+    log = clocked
+    log.add_tasks([NewTask(title="a", priority=1), NewTask(title="b")], actor="test")
+    claim = log.claim_next("w")
+    assert claim is not None and claim.task.id == "T-1"
+    log._conn.execute("PRAGMA wal_autocheckpoint=0")  # every commit stays in the WAL
+    commits = commits_in_wal(log.path)
+    clock.advance(5)
+    task, nxt = log.finish_and_claim_next(claim.token, State.REVIEW, "w", note="done", data={"cost": 0.5})
+    assert commits_in_wal(log.path) == commits + 1
+    assert task.id == "T-1" and task.state is State.REVIEW
+    assert nxt is not None and nxt.task.id == "T-2" and nxt.task.state is State.RUNNING
+    assert nxt.worker == "w" and nxt.expires_at == clock.now + 30 and nxt.token.startswith("T-2:")
+    finished, claimed = log.events()[-2:]
+    assert (finished.task_id, finished.kind, finished.actor, finished.to_state) == ("T-1", "finished", "w", "review")
+    assert finished.note == "done" and finished.data == {"lease": claim.token, "cost": 0.5}
+    assert (claimed.task_id, claimed.kind, claimed.actor, claimed.to_state) == ("T-2", "claimed", "w", "running")
+    assert claimed.note == "attempt 1" and claimed.data == {"lease": nxt.token}
+    assert [lease[0] for lease in log.live_leases()] == [nxt.token]
+    # Nothing more to claim: the finish stands alone.
+    task, none = log.finish_and_claim_next(nxt.token, State.FAILED, "w")
+    assert task.state is State.FAILED and none is None
+    assert log.live_leases() == []
+
+
+def test_finish_and_claim_next_with_a_lost_lease_claims_nothing(log: ExecutionLog) -> None:
+    log.add_tasks([NewTask(title="a"), NewTask(title="b")], actor="test")
+    claim = log.claim_next("w")
+    assert claim is not None
+    log.apply("T-1", Action.CANCEL, actor="olga")
+    before = event_count(log.path)
+    with pytest.raises(LeaseLost, match="cancelled"):
+        log.finish_and_claim_next(claim.token, State.REVIEW, "w")
+    assert event_count(log.path) == before
+    assert log.get_task("T-2").state is State.QUEUED
+    with pytest.raises(InvalidInput):
+        log.finish_and_claim_next(claim.token, State.DONE, "w")
+    assert log.get_task("T-2").state is State.QUEUED
+
+
+def test_finish_and_claim_next_is_both_or_neither(log: ExecutionLog) -> None:
+    log.add_tasks([NewTask(title="a"), NewTask(title="b")], actor="test")
+    claim = log.claim_next("w")
+    assert claim is not None
+    # Another tool's trigger makes the claim's half fail: the finish goes too.
+    conn = raw(log.path)
+    conn.execute("CREATE TRIGGER no_second_claim BEFORE INSERT ON events WHEN NEW.kind = 'claimed' "
+                 "BEGIN SELECT RAISE(ABORT, 'no claims today'); END")
+    conn.close()
+    before = event_count(log.path)
+    with pytest.raises(LogError, match="no claims today"):
+        log.finish_and_claim_next(claim.token, State.REVIEW, "w")
+    assert event_count(log.path) == before
+    assert log.get_task("T-1").state is State.RUNNING
+    assert log.get_task("T-2").state is State.QUEUED
+    assert [lease[0] for lease in log.live_leases()] == [claim.token]
+    log.finish(claim.token, State.REVIEW)  # the lease is still live
+
+
 @pytest.mark.parametrize("outcome", [State.DONE, State.QUEUED, State.RUNNING, State.CANCELLED])
 def test_finish_only_to_review_checking_or_failed(log: ExecutionLog, outcome: State) -> None:
     log.add_task(NewTask(title="a"), actor="test")

@@ -1174,31 +1174,47 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         Ready: queued, and every dependency done. The task moves to running
         under a new lease that the worker must renew with ``heartbeat``.
         """
+        with self._write() as conn:
+            return self._claim(conn, worker, lease_seconds)
+
+    def finish_and_claim_next(
+        self, token: str, outcome: State, worker: str, *, note: str | None = None,
+        data: dict | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> tuple[Task, Claim | None]:
+        """A worker's loop in one transaction: ``finish`` its run, then
+        ``claim_next`` for ``worker``; the finished task, and the claim (None
+        if no task is ready). Both or neither: LeaseLost (nothing changes,
+        nothing is claimed) if the lease is no longer live. One commit for
+        two transitions, each with its event: at ``synchronous = full`` one
+        wait for the disk instead of two, and the two write the same pages
+        (the tasks', the events' and their indexes' last leaves) once."""
+        with self._write() as conn:
+            task = self._finish(conn, token, outcome, note, data)
+            return task, self._claim(conn, worker, lease_seconds)
+
+    def _claim(self, conn: sqlite3.Connection, worker: str, lease_seconds: float) -> Claim | None:
         now = self._clock()
         expires = now + lease_seconds
         # One draw for both secrets (as secrets.token_hex would make them):
         # the lease's 8 bytes and the agent's 32 (the log keeps its sha256).
         drawn = os.urandom(40)
         random_part = drawn[8:].hex()
-        params = {
+        row = conn.execute(SQL_CLAIM, {
             "now": now, "secret": drawn[:8].hex(), "worker": worker,
             "expires": expires, "run_secret": secret_hash(random_part),
-        }
-        with self._write() as conn:
-            row = conn.execute(SQL_CLAIM, params).fetchone()
-            if row is None:
-                return None
-            task_id = f"T-{row[0]}"
-            token = row[EXTRA]
-            conn.execute(
-                SQL_EVENT_INSERT,
-                (now, task_id, "claimed", worker, "queued", "running",
-                 f"attempt {row[4]}", lease_data(token)),
-            )
-        task = task_from_row(row, row[EXTRA + 1] or "")
+        }).fetchone()
+        if row is None:
+            return None
+        task_id = f"T-{row[0]}"
+        token = row[EXTRA]
+        conn.execute(
+            SQL_EVENT_INSERT,
+            (now, task_id, "claimed", worker, "queued", "running",
+             f"attempt {row[4]}", lease_data(token)),
+        )
         return Claim(
-            task=task, token=token, worker=worker, expires_at=expires,
-            secret=f"{task_id}:{random_part}",
+            task=task_from_row(row, row[EXTRA + 1] or ""), token=token, worker=worker,
+            expires_at=expires, secret=f"{task_id}:{random_part}",
         )
 
     def heartbeat(
@@ -1222,24 +1238,29 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         checking (it finished, and QA runs under the same lease: see
         backends/qa_log.py) or to failed. LeaseLost if the lease is no
         longer live; nothing changes then."""
+        with self._write() as conn:
+            return self._finish(conn, token, outcome, note, data)
+
+    def _finish(
+        self, conn: sqlite3.Connection, token: str, outcome: State, note: str | None, data: dict | None,
+    ) -> Task:
         outcome = State(outcome)
         action = _RUN_ENDS.get(outcome)
         if action is None:
             raise InvalidInput(f"a run finishes in review, checking or failed, not {outcome}")
         task_id = task_of_token(token)
         now = self._clock()
-        with self._write() as conn:
-            row = conn.execute(
-                SQL_CHECK if outcome is State.CHECKING else SQL_FINISH,
-                (outcome.value, now, task_seq(task_id), token),
-            ).fetchone()
-            if row is None:
-                raise self._lease_lost(conn, task_id, token)
-            conn.execute(
-                SQL_EVENT_INSERT,
-                (now, task_id, EVENT_KIND[action], row[EXTRA], "running", outcome.value,
-                 note or None, json.dumps({"lease": token, **data}) if data else lease_data(token)),
-            )
+        row = conn.execute(
+            SQL_CHECK if outcome is State.CHECKING else SQL_FINISH,
+            (outcome.value, now, task_seq(task_id), token),
+        ).fetchone()
+        if row is None:
+            raise self._lease_lost(conn, task_id, token)
+        conn.execute(
+            SQL_EVENT_INSERT,
+            (now, task_id, EVENT_KIND[action], row[EXTRA], "running", outcome.value,
+             note or None, json.dumps({"lease": token, **data}) if data else lease_data(token)),
+        )
         return task_from_row(row)
 
     def _lease_lost(self, conn: sqlite3.Connection, task_id: str, token: str) -> LeaseLost:
