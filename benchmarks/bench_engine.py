@@ -8,7 +8,7 @@ status is 0 when every target passes, 1 when one is missed.
 
 Target 1: "Engine overhead per task (claim, worktree, a no-op agent, commit,
 merge, removal) against the same git commands run directly by a script, in
-one run: at most 1.3 times."
+one run: at most 1.3 times" (issue 11: in every round, not only the median).
 
     Both sides get a fresh repository per round, made the same way (branch
     main, a README, ``factory init``'s .factory/ committed), and run the same
@@ -35,9 +35,12 @@ one run: at most 1.3 times."
 
     Tasks run one at a time. Each round runs one warm-up task per side (not
     counted), then N; the sides alternate which goes first. A round's figure
-    is the median ms per task; the result is the median over rounds, and the
-    ratio is ours / raw. Both sides are checked afterwards: N files on main,
-    no worktree or task branch left, every task done.
+    is the median ms per task and its ratio ours / raw; every round's ratio
+    is printed with the CPU each side used (this process and its children)
+    and the load, then the median and the worst round. The target holds
+    when the worst round is within it, not only the median (issue 11).
+    Both sides are checked afterwards: N files on main, no worktree or task
+    branch left, every task done.
 
     Then one more instrumented round shows where our time goes: the engine's
     phases (from its report lines and the run's run.json / exit.json), every
@@ -433,13 +436,19 @@ def target_one(n: int, rounds: int, tmp: Path) -> bool:
     print("Target 1: engine overhead per task against the same git commands run by a script")
     print(f"  agent (both sides): {' '.join(NOOP_ARGV[:2])} '{NOOP_ARGV[2]}'")
     print(f"  {n} tasks per side per round (+{warmup} warm-up, not counted), {rounds} rounds, "
-          "one task at a time; figures are ms per task")
-    print(f"  {'round':>7} {'first':>6} {'ours':>8} {'raw':>8} {'ours/raw':>9}")
+          "one task at a time; figures are ms per task (wall: the round's median; CPU: the round's "
+          "mean, this process + its children)")
+    print(f"  {'round':>7} {'first':>6} {'ours':>8} {'raw':>8} {'ours/raw':>9} {'CPU ours':>10} "
+          f"{'CPU raw':>9} {'load 1m':>8}")
     ours_rounds: list[OursRound] = []
     raw_rounds: list[RawRound] = []
+    ratios: list[float] = []
     for r in range(rounds):
+        # Paired and interleaved: each round runs both sides back to back,
+        # and the side that goes first alternates.
         order = ["ours", "raw"] if r % 2 == 0 else ["raw", "ours"]
         medians = {}
+        cpu = {}
         for side in order:
             where = tmp / f"t1-{r}-{side}"
             if side == "ours":
@@ -451,27 +460,31 @@ def target_one(n: int, rounds: int, tmp: Path) -> bool:
                 outcome = run_raw(base.root, n, warmup)
                 raw_rounds.append(outcome)
             medians[side] = statistics.median(outcome.totals)
+            cpu[side] = outcome.cpu_self + outcome.cpu_children
             shutil.rmtree(where, ignore_errors=True)
+        ratios.append(medians["ours"] / medians["raw"])
         print(f"  {r + 1:>7} {order[0]:>6} {ms(medians['ours']):>8} {ms(medians['raw']):>8} "
-              f"{medians['ours'] / medians['raw']:>9.2f}")
+              f"{ratios[-1]:>9.2f} {ms(cpu['ours']):>10} {ms(cpu['raw']):>9} {os.getloadavg()[0]:>8.2f}")
     ours_med = statistics.median(statistics.median(o.totals) for o in ours_rounds)
     raw_med = statistics.median(statistics.median(o.totals) for o in raw_rounds)
-    ratio = ours_med / raw_med
-    ok = ratio <= TARGET_RATIO
+    ratio = statistics.median(ratios)
+    worst = max(ratios)
+    ok = worst <= TARGET_RATIO
     print(f"  {'median':>7} {'':>6} {ms(ours_med):>8} {ms(raw_med):>8} {ratio:>9.2f}")
+    print(f"  {'worst':>7} {'':>6} {'':>8} {'':>8} {worst:>9.2f}   (round {ratios.index(worst) + 1})")
     every_ours = [t for o in ours_rounds for t in o.totals]
     every_raw = [t for o in raw_rounds for t in o.totals]
     print(f"  all {len(every_ours)} tasks per side: ours median {ms(statistics.median(every_ours))} "
           f"(p90 {ms(percentile(every_ours, 0.9))}), raw median {ms(statistics.median(every_raw))} "
           f"(p90 {ms(percentile(every_raw, 0.9))}); overhead "
           f"{ms(ours_med - raw_med)} ms a task")
-    cpu = statistics.median(o.cpu_self for o in ours_rounds)
+    cpu_self = statistics.median(o.cpu_self for o in ours_rounds)
     cpu_children = statistics.median(o.cpu_children for o in ours_rounds)
     raw_cpu = statistics.median(o.cpu_self for o in raw_rounds)
     raw_children = statistics.median(o.cpu_children for o in raw_rounds)
-    print(f"  CPU per task: ours {ms(cpu)} ms in this process + {ms(cpu_children)} ms in child "
+    print(f"  CPU per task: ours {ms(cpu_self)} ms in this process + {ms(cpu_children)} ms in child "
           f"processes; raw {ms(raw_cpu)} + {ms(raw_children)} ms")
-    print(f"  => ours/raw = {ratio:.2f}, target <= {TARGET_RATIO}: {verdict(ok)}")
+    print(f"  => every round's ours/raw <= {TARGET_RATIO}: worst {worst:.2f}, median {ratio:.2f}: {verdict(ok)}")
     print()
     where_the_time_goes(n, tmp, ours_rounds, raw_rounds)
     return ok

@@ -40,6 +40,7 @@ from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
+from factory_tui.backends.file_events import FolderEvents
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
 from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
 from factory_tui.backends.mail_log import MailItem
@@ -87,9 +88,10 @@ PRUNE_SECONDS = 600.0
 PRUNE_PAUSE = 0.02
 PROGRESS_SECONDS = 1.0
 PUMP_SECONDS = 0.2
-# While a slot is free, the log's files are looked at this often, so that a
-# task added (or re-queued) by another process starts at once rather than at
-# the next CHECK_SECONDS round. A stat of two files: no SQLite, no thread.
+# Where inotify is not to be had, while a slot is free, the log's files are
+# looked at this often, so that a task added (or re-queued) by another
+# process starts at once rather than at the next CHECK_SECONDS round. A stat
+# of two files: no SQLite, no thread. With inotify the engine is told.
 WATCH_SECONDS = 0.05
 # The engine's own busy timeout is short: it retries a busy log itself and
 # keeps its rounds going meanwhile, instead of sitting in SQLite's wait.
@@ -1315,18 +1317,52 @@ class Engine:
     async def _watch_log(self, wake: asyncio.Event) -> None:
         """Wake the scheduler (set ``wake``) when the log's files change
         while a slot is free: another process added, re-queued or released
-        a task."""
+        a task. inotify tells the moment they change (backends/file_events.py);
+        where it cannot, the files are looked at every WATCH_SECONDS."""
         path = self.base.log_path
         paths = (path, path.with_name(path.name + "-wal"))
         last = _files_signature(paths)
-        while not self._stopping:
-            await asyncio.sleep(WATCH_SECONDS)
-            if self._slots_used() >= self.max_parallel:
-                continue  # nothing could be claimed; a job's end wakes us anyway
-            signature = _files_signature(paths)
-            if signature != last:
-                last = signature
-                wake.set()
+        events = FolderEvents.open(path.parent, [path.name for path in paths])
+        if events is None:
+            while not self._stopping:
+                await asyncio.sleep(WATCH_SECONDS)
+                if self._slots_used() >= self.max_parallel:
+                    continue  # nothing could be claimed; a job's end wakes us anyway
+                signature = _files_signature(paths)
+                if signature != last:
+                    last = signature
+                    wake.set()
+            return
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def readable() -> None:
+            if events.drain():
+                changed.set()
+            if events.gone:
+                loop.remove_reader(events.fileno())
+
+        loop.add_reader(events.fileno(), readable)
+        try:
+            while not self._stopping and not events.gone:
+                await changed.wait()
+                changed.clear()
+                if self._slots_used() >= self.max_parallel:
+                    continue  # nothing could be claimed; a job's end wakes us anyway
+                # Our own writes change the files too: the signature says
+                # whether anything did since the last look.
+                signature = _files_signature(paths)
+                if signature != last:
+                    last = signature
+                    wake.set()
+        finally:
+            if not events.gone:
+                loop.remove_reader(events.fileno())
+            events.close()
+        if not self._stopping:
+            # The folder went away under the watch: the scheduler's own
+            # rounds (every CHECK_SECONDS) go on looking.
+            self._report("the log's folder is not watched any more; new tasks are noticed within a second")
 
     async def _wait_for_exit(self, job: Job, timeout: float) -> None:
         """Sleep ``timeout``, or less if the job's supervisor exits first:

@@ -31,6 +31,7 @@ under the lock (a failure there is a warning: the task has landed).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.qa_checks import MergeMoved, RecheckFailed
-from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
+from factory_tui.backends.worktrees import BranchCollision, MergeConflict, UncommittedLook, Worktrees
 from factory_tui.errors import FactoryError, InvalidInput, UnknownTask
 from factory_tui.model import (
     BRANCH_START_UNRECORDED,
@@ -212,7 +213,6 @@ class Operator:
                         checked: str | None = None) -> Outcome:
         task_id = task.id
         worktrees = self.worktrees
-        base_branch = worktrees.base_branch
         branch = worktrees.branch_for(task_id)
         if not self._has_branch(task_id):
             done = self.log.apply(task_id, Action.APPROVE, actor=actor, note=note or f"nothing to merge: no branch {branch}",
@@ -224,12 +224,30 @@ class Operator:
                 f"(an earlier plan's?); nothing merged. Rename it (`git branch -m {branch} old/{task_id}`) "
                 f"or delete it, then re-queue {task_id}"
             ))
+        # Whether the agent left work uncommitted (it goes into the merge):
+        # git looks in its own thread while QA's standing and the landing
+        # are read from the log. Under the lock, as the merge itself.
+        looked = worktrees.look_for_uncommitted(task_id)
+        try:
+            return self._merge_and_record(task, actor=actor, note=note, force=force, checked=checked, looked=looked)
+        finally:
+            if looked is not None:
+                # Never left running behind a refusal, after the lock is gone.
+                with contextlib.suppress(Exception):
+                    looked.result()
+
+    def _merge_and_record(self, task: Task, *, actor: str, note: str | None, force: bool, checked: str | None,
+                          looked: UncommittedLook | None) -> Outcome:
+        task_id = task.id
+        worktrees = self.worktrees
+        base_branch = worktrees.base_branch
+        branch = worktrees.branch_for(task_id)
         check = self._qa_before_merge(task, actor=actor, note=note, force=force, checked=checked)
         # Gathered before the merge: once it has landed, nothing may keep
         # the approval from being recorded.
         landing = self._landing(task, actor=actor)
         try:
-            sha = worktrees.merge(task_id, _merge_message(task), check=check)
+            sha = worktrees.merge(task_id, _merge_message(task), check=check, looked=looked)
         except (RecheckFailed, MergeMoved):
             raise  # its report is a warning event already / checked again outside the lock
         except MergeConflict as conflict:
