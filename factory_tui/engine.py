@@ -1335,28 +1335,43 @@ class Engine:
             return
         loop = asyncio.get_running_loop()
         changed = asyncio.Event()
+        armed = False
 
         def readable() -> None:
-            if events.drain():
-                changed.set()
-            if events.gone:
+            # One wake-up per look: the reader is taken off until the look is
+            # done, so that a burst of writes (every page SQLite writes is an
+            # event) costs one turn of the loop, not one each.
+            nonlocal armed
+            if events.drain() or events.gone:
                 loop.remove_reader(events.fileno())
+                armed = False
+                changed.set()
 
-        loop.add_reader(events.fileno(), readable)
+        def arm() -> None:
+            nonlocal armed
+            if not armed and not events.gone:
+                loop.add_reader(events.fileno(), readable)
+                armed = True
+
+        arm()
         try:
             while not self._stopping and not events.gone:
                 await changed.wait()
                 changed.clear()
-                if self._slots_used() >= self.max_parallel:
-                    continue  # nothing could be claimed; a job's end wakes us anyway
+                # While every slot is used nothing could be claimed (a job's
+                # end wakes the scheduler anyway): no reader meanwhile, and
+                # whatever changed is found by the look once one is free.
+                while self._slots_used() >= self.max_parallel and not self._stopping:
+                    await asyncio.sleep(WATCH_SECONDS)
                 # Our own writes change the files too: the signature says
                 # whether anything did since the last look.
                 signature = _files_signature(paths)
                 if signature != last:
                     last = signature
                     wake.set()
+                arm()
         finally:
-            if not events.gone:
+            if armed:
                 loop.remove_reader(events.fileno())
             events.close()
         if not self._stopping:
