@@ -626,17 +626,32 @@ class Engine:
         # A branch or worktree that this plan did not make (an earlier
         # plan's T-1) is never taken over: BranchCollision fails the task
         # with what to do, and nothing of it is touched.
-        prepared = await self._call(
-            self._locked, self.worktrees.prepare_for, task.id, owned=task.branch_start is not None)
+        # A task without a branch gets a new one, and nothing to resolve
+        # first: its prompt is written from the log while git makes the
+        # worktree (taken only if a new branch was indeed made).
+        early: asyncio.Future[Prompt] | None = None
+        if not await self._call(self.worktrees.has_branch, task.id):
+            early = asyncio.ensure_future(self._log(self._prompt_for, task, job.attempt, None))
+        try:
+            prepared = await self._call(
+                self._locked, self.worktrees.prepare_for, task.id, owned=task.branch_start is not None)
+        except BaseException:
+            _drop(early)
+            raise
         if prepared.start is not None:
             await self._log(self.log.record_branch_start, task.id, prepared.start)
         worktree = prepared.path
         if prepared.start is None:
+            _drop(early)
+            early = None
             # A branch that ran before: if it no longer merges into the
             # base, the base is merged into it now, for the agent to resolve.
             job.conflicts = await self._conflicts_first(task)
         job.start_head = await self._call(self.worktrees.branch_head, task.id)
-        built = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
+        if early is not None:
+            built = await early
+        else:
+            built = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
         prompt = built.text
         await self._call(self._prepare_run_dir, job.run_dir)
         prompt_file = job.run_dir / "prompt.md"
@@ -1537,6 +1552,15 @@ def _set_aside(run_dir: Path) -> None:
         except OSError:
             pass  # a read-only disk: the next run sets it aside (_prepare_run_dir)
         return
+
+
+def _drop(pending: asyncio.Future | None) -> None:
+    """A prompt written ahead that is not wanted: cancelled, and whatever
+    it ends with taken, so that no error of it is reported as lost."""
+    if pending is None:
+        return
+    pending.cancel()
+    pending.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _lease_from_environment() -> float:
