@@ -8,7 +8,7 @@ status is 0 when every target passes, 1 when one is missed.
 
 Target 1: "Engine overhead per task (claim, worktree, a no-op agent, commit,
 merge, removal) against the same git commands run directly by a script, in
-one run: at most 1.3 times."
+one run: at most 1.3 times" (issue 11: in every round, not only the median).
 
     Both sides get a fresh repository per round, made the same way (branch
     main, a README, ``factory init``'s .factory/ committed), and run the same
@@ -23,21 +23,31 @@ one run: at most 1.3 times."
       supervisor shell, commit, finish), then approves it with
       ``Operator.apply(APPROVE)`` as the console does (merge into main,
       worktree and branch removed; one Operator for the round, as the
-      console keeps its session's). Timed: from the engine's claim to the
-      approve's return. The moment before the claim (the idle engine noticing
-      a new task, a stat every 50 ms) is printed but not counted: with tasks
-      waiting in a backlog the next claim follows the last run at once.
+      console keeps its session's). Timed: from the engine's claim until
+      the approve has returned and the engine has nothing left in flight
+      (the run's diff summary indexed, retention): what it does after the
+      approval is the task's cost too. The moment before the claim (the
+      idle engine noticing a new task, told by inotify) is printed but not
+      counted: with tasks waiting in a backlog the next claim follows the
+      last run at once.
     * raw: per task, subprocess git and nothing else:
       ``git worktree add -b factory/T-n <path> main``, the agent command in
       the worktree, ``git add -A``, ``git commit``, ``git merge --ff-only``
       in the main checkout (what ``Worktrees.merge`` does for a branch made
       from the tip of main), ``git worktree remove``, ``git branch -d``.
 
-    Tasks run one at a time. Each round runs one warm-up task per side (not
-    counted), then N; the sides alternate which goes first. A round's figure
-    is the median ms per task; the result is the median over rounds, and the
-    ratio is ours / raw. Both sides are checked afterwards: N files on main,
-    no worktree or task branch left, every task done.
+    Tasks run one at a time, the two sides interleaved task by task (one of
+    ours, one of raw's; every other task raw's goes first), so that both
+    meet the same moment's load: the machine is shared, and a side run a
+    few seconds after the other meets another load. Each round runs one
+    warm-up task per side (not counted), then N. A round's figure is the
+    median ms per task and its ratio ours / raw; every round's ratio is
+    printed with the CPU each side used per task (this process and its
+    children, within the side's own tasks) and the load, then the median
+    and the worst round. The target holds
+    when the worst round is within it, not only the median (issue 11).
+    Both sides are checked afterwards: N files on main, no worktree or task
+    branch left, every task done.
 
     Then one more instrumented round shows where our time goes: the engine's
     phases (from its report lines and the run's run.json / exit.json), every
@@ -212,8 +222,25 @@ class OursRound:
     cpu_children: float = 0.0
 
 
-async def run_ours(base: FactoryBase, n: int, warmup: int) -> OursRound:
-    """``warmup`` + ``n`` tasks through an engine, one at a time."""
+def cpu_now() -> tuple[float, float]:
+    """(this process's CPU, its reaped children's CPU), in seconds."""
+    times = os.times()
+    return time.process_time(), times.children_user + times.children_system
+
+
+async def engine_settled(engine: Engine, deadline: float = 30.0) -> None:
+    """Until the engine has nothing in flight: the run's end indexed (its
+    diff summary), retention done. What it does after the approval is part
+    of the task's cost, and must not fall on the other side's task."""
+    limit = perf() + deadline
+    while engine._running and perf() < limit:
+        await asyncio.sleep(0.0005)
+
+
+async def run_ours(base: FactoryBase, n: int, warmup: int, raw: RawSide | None = None) -> OursRound:
+    """``warmup`` + ``n`` tasks through an engine, one at a time. With
+    ``raw``: one of its tasks after each of ours (before it, every other
+    task), so that both sides meet the same moment's load."""
     loop = asyncio.get_running_loop()
     stamps: dict[str, dict[str, float]] = defaultdict(dict)  # task -> what -> time.time()
     reviewed: dict[str, asyncio.Future] = {}
@@ -243,13 +270,16 @@ async def run_ours(base: FactoryBase, n: int, warmup: int) -> OursRound:
     # One operator for the round, as the console keeps one (its session's).
     operator = Operator(base, log)
     done_ids: list[str] = []
+    cpu_self = cpu_children = 0.0
     try:
         await asyncio.wait_for(asyncio.shield(ready), 30)
         await asyncio.sleep(0.05)
         for index in range(warmup + n):
+            if raw is not None and index % 2 == 1:
+                await asyncio.to_thread(raw.task, counted=index >= warmup)
             if index == warmup:
                 gc.collect()
-                cpu0, children0 = time.process_time(), os.times()
+            cpu0 = cpu_now()
             started_wall = time.time()
             task = log.add_task(NewTask(title=f"no-op task {index + 1}"), actor=ACTOR)
             future = reviewed[task.id] = loop.create_future()
@@ -262,15 +292,23 @@ async def run_ours(base: FactoryBase, n: int, warmup: int) -> OursRound:
             if not future.result().startswith("review"):
                 raise SystemExit(f"target 1: {task.id} failed: {future.result()}")
             await asyncio.to_thread(operator.apply, task.id, Action.APPROVE, actor=ACTOR)
+            approved_wall = time.time()
+            await engine_settled(engine)
             finished_wall = time.time()
+            cpu1 = cpu_now()
             done_ids.append(task.id)
+            if raw is not None and index % 2 == 0:
+                await asyncio.to_thread(raw.task, counted=index >= warmup)
             if index < warmup:
                 continue
+            cpu_self += cpu1[0] - cpu0[0]
+            cpu_children += cpu1[1] - cpu0[1]
             mark = stamps[task.id]
             # From the engine's claim: the moment between add_task and the
-            # claim is the engine noticing new work (a stat every 50 ms), idle
+            # claim is the engine noticing new work (told by inotify), idle
             # time rather than work, and absent when tasks wait in a backlog
-            # (the next claim follows the last run at once).
+            # (the next claim follows the last run at once). To the moment
+            # the approval returned and the engine had finished its part.
             result.totals.append(finished_wall - mark["claimed"])
             run_dir = base.runs_dir / task.id / "1"
             run = json.loads((run_dir / "run.json").read_text())
@@ -287,12 +325,12 @@ async def run_ours(base: FactoryBase, n: int, warmup: int) -> OursRound:
                 exit_["agent_ended"] - exit_["agent_started"])
             phases["agent ended → review (notice, commit, finish)"].append(
                 mark["review"] - exit_["agent_ended"])
-            phases["review → done (Operator approve: merge, removal)"].append(
-                finished_wall - mark["review"])
-        cpu1, children1 = time.process_time(), os.times()
-        result.cpu_self = (cpu1 - cpu0) / n
-        result.cpu_children = ((children1.children_user + children1.children_system)
-                               - (children0.children_user + children0.children_system)) / n
+            phases["review → approved (Operator approve: merge, removal)"].append(
+                approved_wall - mark["review"])
+            phases["approved → engine settled (the run's diff indexed, retention)"].append(
+                finished_wall - approved_wall)
+        result.cpu_self = cpu_self / n
+        result.cpu_children = cpu_children / n
     finally:
         engine.request_stop()
         try:
@@ -324,22 +362,26 @@ class RawRound:
     cpu_children: float = 0.0
 
 
-def run_raw(root: Path, n: int, warmup: int) -> RawRound:
-    result = RawRound()
-    worktrees = root / ".factory" / "worktrees"
-    outputs = root / ".factory" / "runs"
-    done_ids = []
-    for index in range(warmup + n):
-        if index == warmup:
-            gc.collect()
-            cpu0, children0 = time.process_time(), os.times()
-        task_id = f"T-{index + 1}"
-        path = worktrees / task_id
+class RawSide:
+    """The script's side: per task, subprocess git and nothing else."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.result = RawRound()
+        self.done_ids: list[str] = []
+        self.counted = 0
+        self._cpu_self = self._cpu_children = 0.0
+
+    def task(self, *, counted: bool) -> None:
+        root = self.root
+        task_id = f"T-{len(self.done_ids) + 1}"
+        path = root / ".factory" / "worktrees" / task_id
         branch = f"factory/{task_id}"
+        cpu0 = cpu_now()
         marks = [perf()]
         git("worktree", "add", "-b", branch, str(path), "main", cwd=root)
         marks.append(perf())
-        with open(outputs / f"{task_id}.raw", "wb") as output:
+        with open(root / ".factory" / "runs" / f"{task_id}.raw", "wb") as output:
             code = subprocess.run(
                 NOOP_ARGV, cwd=path, stdin=subprocess.DEVNULL, stdout=output, check=False,
                 stderr=subprocess.STDOUT, env={**os.environ, "FACTORY_TASK": task_id},
@@ -357,18 +399,31 @@ def run_raw(root: Path, n: int, warmup: int) -> RawRound:
         marks.append(perf())
         git("branch", "-d", branch, cwd=root)
         marks.append(perf())
-        done_ids.append(task_id)
-        if index < warmup:
-            continue
-        result.totals.append(marks[-1] - marks[0])
+        cpu1 = cpu_now()
+        self.done_ids.append(task_id)
+        if not counted:
+            return
+        self.counted += 1
+        self._cpu_self += cpu1[0] - cpu0[0]
+        self._cpu_children += cpu1[1] - cpu0[1]
+        self.result.totals.append(marks[-1] - marks[0])
         for name, start, end in zip(RAW_STEPS, marks, marks[1:], strict=False):
-            result.steps[name].append(end - start)
-    cpu1, children1 = time.process_time(), os.times()
-    result.cpu_self = (cpu1 - cpu0) / n
-    result.cpu_children = ((children1.children_user + children1.children_system)
-                           - (children0.children_user + children0.children_system)) / n
-    check_landed(root, done_ids, "raw")
-    return result
+            self.result.steps[name].append(end - start)
+
+    def finish(self) -> RawRound:
+        self.result.cpu_self = self._cpu_self / max(1, self.counted)
+        self.result.cpu_children = self._cpu_children / max(1, self.counted)
+        check_landed(self.root, self.done_ids, "raw")
+        return self.result
+
+
+def run_raw(root: Path, n: int, warmup: int) -> RawRound:
+    side = RawSide(root)
+    for index in range(warmup + n):
+        if index == warmup:
+            gc.collect()
+        side.task(counted=index >= warmup)
+    return side.finish()
 
 
 # --- target 1, where the time goes ---------------------------------------------------
@@ -433,45 +488,50 @@ def target_one(n: int, rounds: int, tmp: Path) -> bool:
     print("Target 1: engine overhead per task against the same git commands run by a script")
     print(f"  agent (both sides): {' '.join(NOOP_ARGV[:2])} '{NOOP_ARGV[2]}'")
     print(f"  {n} tasks per side per round (+{warmup} warm-up, not counted), {rounds} rounds, "
-          "one task at a time; figures are ms per task")
-    print(f"  {'round':>7} {'first':>6} {'ours':>8} {'raw':>8} {'ours/raw':>9}")
+          "one task at a time; figures are ms per task (wall: the round's median; CPU: the round's "
+          "mean, this process + its children)")
+    print(f"  {'round':>7} {'tasks':>6} {'ours':>8} {'raw':>8} {'ours/raw':>9} {'CPU ours':>10} "
+          f"{'CPU raw':>9} {'load 1m':>8}")
     ours_rounds: list[OursRound] = []
     raw_rounds: list[RawRound] = []
+    ratios: list[float] = []
     for r in range(rounds):
-        order = ["ours", "raw"] if r % 2 == 0 else ["raw", "ours"]
-        medians = {}
-        for side in order:
-            where = tmp / f"t1-{r}-{side}"
-            if side == "ours":
-                base = make_base(where, agent="noop", max_parallel=1)
-                outcome = asyncio.run(run_ours(base, n, warmup))
-                ours_rounds.append(outcome)
-            else:
-                base = make_base(where, agent="noop", max_parallel=1)
-                outcome = run_raw(base.root, n, warmup)
-                raw_rounds.append(outcome)
-            medians[side] = statistics.median(outcome.totals)
+        # Paired and interleaved task by task: one of ours, one of raw's
+        # (raw's first every other task), in two repositories made alike.
+        ours_base = make_base(tmp / f"t1-{r}-ours", agent="noop", max_parallel=1)
+        raw_base = make_base(tmp / f"t1-{r}-raw", agent="noop", max_parallel=1)
+        raw_side = RawSide(raw_base.root)
+        ours = asyncio.run(run_ours(ours_base, n, warmup, raw=raw_side))
+        raw = raw_side.finish()
+        ours_rounds.append(ours)
+        raw_rounds.append(raw)
+        for where in (ours_base.root, raw_base.root):
             shutil.rmtree(where, ignore_errors=True)
-        print(f"  {r + 1:>7} {order[0]:>6} {ms(medians['ours']):>8} {ms(medians['raw']):>8} "
-              f"{medians['ours'] / medians['raw']:>9.2f}")
+        medians = {"ours": statistics.median(ours.totals), "raw": statistics.median(raw.totals)}
+        cpu = {"ours": ours.cpu_self + ours.cpu_children, "raw": raw.cpu_self + raw.cpu_children}
+        ratios.append(medians["ours"] / medians["raw"])
+        print(f"  {r + 1:>7} {'paired':>6} {ms(medians['ours']):>8} {ms(medians['raw']):>8} "
+              f"{ratios[-1]:>9.2f} {ms(cpu['ours']):>10} {ms(cpu['raw']):>9} {os.getloadavg()[0]:>8.2f}")
     ours_med = statistics.median(statistics.median(o.totals) for o in ours_rounds)
     raw_med = statistics.median(statistics.median(o.totals) for o in raw_rounds)
-    ratio = ours_med / raw_med
-    ok = ratio <= TARGET_RATIO
+    ratio = statistics.median(ratios)
+    worst = max(ratios)
+    ok = worst <= TARGET_RATIO
     print(f"  {'median':>7} {'':>6} {ms(ours_med):>8} {ms(raw_med):>8} {ratio:>9.2f}")
+    print(f"  {'worst':>7} {'':>6} {'':>8} {'':>8} {worst:>9.2f}   (round {ratios.index(worst) + 1})")
     every_ours = [t for o in ours_rounds for t in o.totals]
     every_raw = [t for o in raw_rounds for t in o.totals]
     print(f"  all {len(every_ours)} tasks per side: ours median {ms(statistics.median(every_ours))} "
           f"(p90 {ms(percentile(every_ours, 0.9))}), raw median {ms(statistics.median(every_raw))} "
           f"(p90 {ms(percentile(every_raw, 0.9))}); overhead "
           f"{ms(ours_med - raw_med)} ms a task")
-    cpu = statistics.median(o.cpu_self for o in ours_rounds)
+    cpu_self = statistics.median(o.cpu_self for o in ours_rounds)
     cpu_children = statistics.median(o.cpu_children for o in ours_rounds)
     raw_cpu = statistics.median(o.cpu_self for o in raw_rounds)
     raw_children = statistics.median(o.cpu_children for o in raw_rounds)
-    print(f"  CPU per task: ours {ms(cpu)} ms in this process + {ms(cpu_children)} ms in child "
+    print(f"  CPU per task: ours {ms(cpu_self)} ms in this process + {ms(cpu_children)} ms in child "
           f"processes; raw {ms(raw_cpu)} + {ms(raw_children)} ms")
-    print(f"  => ours/raw = {ratio:.2f}, target <= {TARGET_RATIO}: {verdict(ok)}")
+    print(f"  => every round's ours/raw <= {TARGET_RATIO}: worst {worst:.2f}, median {ratio:.2f}: {verdict(ok)}")
     print()
     where_the_time_goes(n, tmp, ours_rounds, raw_rounds)
     return ok

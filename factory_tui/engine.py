@@ -40,6 +40,7 @@ from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
+from factory_tui.backends.file_events import FolderEvents
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
 from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
 from factory_tui.backends.mail_log import MailItem
@@ -87,9 +88,10 @@ PRUNE_SECONDS = 600.0
 PRUNE_PAUSE = 0.02
 PROGRESS_SECONDS = 1.0
 PUMP_SECONDS = 0.2
-# While a slot is free, the log's files are looked at this often, so that a
-# task added (or re-queued) by another process starts at once rather than at
-# the next CHECK_SECONDS round. A stat of two files: no SQLite, no thread.
+# Where inotify is not to be had, while a slot is free, the log's files are
+# looked at this often, so that a task added (or re-queued) by another
+# process starts at once rather than at the next CHECK_SECONDS round. A stat
+# of two files: no SQLite, no thread. With inotify the engine is told.
 WATCH_SECONDS = 0.05
 # The engine's own busy timeout is short: it retries a busy log itself and
 # keeps its rounds going meanwhile, instead of sitting in SQLite's wait.
@@ -624,17 +626,32 @@ class Engine:
         # A branch or worktree that this plan did not make (an earlier
         # plan's T-1) is never taken over: BranchCollision fails the task
         # with what to do, and nothing of it is touched.
-        prepared = await self._call(
-            self._locked, self.worktrees.prepare_for, task.id, owned=task.branch_start is not None)
+        # A task without a branch gets a new one, and nothing to resolve
+        # first: its prompt is written from the log while git makes the
+        # worktree (taken only if a new branch was indeed made).
+        early: asyncio.Future[Prompt] | None = None
+        if not await self._call(self.worktrees.has_branch, task.id):
+            early = asyncio.ensure_future(self._log(self._prompt_for, task, job.attempt, None))
+        try:
+            prepared = await self._call(
+                self._locked, self.worktrees.prepare_for, task.id, owned=task.branch_start is not None)
+        except BaseException:
+            _drop(early)
+            raise
         if prepared.start is not None:
             await self._log(self.log.record_branch_start, task.id, prepared.start)
         worktree = prepared.path
         if prepared.start is None:
+            _drop(early)
+            early = None
             # A branch that ran before: if it no longer merges into the
             # base, the base is merged into it now, for the agent to resolve.
             job.conflicts = await self._conflicts_first(task)
         job.start_head = await self._call(self.worktrees.branch_head, task.id)
-        built = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
+        if early is not None:
+            built = await early
+        else:
+            built = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
         prompt = built.text
         await self._call(self._prepare_run_dir, job.run_dir)
         prompt_file = job.run_dir / "prompt.md"
@@ -1345,18 +1362,67 @@ class Engine:
     async def _watch_log(self, wake: asyncio.Event) -> None:
         """Wake the scheduler (set ``wake``) when the log's files change
         while a slot is free: another process added, re-queued or released
-        a task."""
+        a task. inotify tells the moment they change (backends/file_events.py);
+        where it cannot, the files are looked at every WATCH_SECONDS."""
         path = self.base.log_path
         paths = (path, path.with_name(path.name + "-wal"))
         last = _files_signature(paths)
-        while not self._stopping:
-            await asyncio.sleep(WATCH_SECONDS)
-            if self._slots_used() >= self.max_parallel:
-                continue  # nothing could be claimed; a job's end wakes us anyway
-            signature = _files_signature(paths)
-            if signature != last:
-                last = signature
-                wake.set()
+        events = FolderEvents.open(path.parent, [path.name for path in paths])
+        if events is None:
+            while not self._stopping:
+                await asyncio.sleep(WATCH_SECONDS)
+                if self._slots_used() >= self.max_parallel:
+                    continue  # nothing could be claimed; a job's end wakes us anyway
+                signature = _files_signature(paths)
+                if signature != last:
+                    last = signature
+                    wake.set()
+            return
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        armed = False
+
+        def readable() -> None:
+            # One wake-up per look: the reader is taken off until the look is
+            # done, so that a burst of writes (every page SQLite writes is an
+            # event) costs one turn of the loop, not one each.
+            nonlocal armed
+            if events.drain() or events.gone:
+                loop.remove_reader(events.fileno())
+                armed = False
+                changed.set()
+
+        def arm() -> None:
+            nonlocal armed
+            if not armed and not events.gone:
+                loop.add_reader(events.fileno(), readable)
+                armed = True
+
+        arm()
+        try:
+            while not self._stopping and not events.gone:
+                await changed.wait()
+                changed.clear()
+                # While every slot is used nothing could be claimed (a job's
+                # end wakes the scheduler anyway): no reader meanwhile, and
+                # whatever changed is found by the look once one is free.
+                while self._slots_used() >= self.max_parallel and not self._stopping:
+                    await asyncio.sleep(WATCH_SECONDS)
+                # Our own writes change the files too: the signature says
+                # whether anything did since the last look.
+                signature = _files_signature(paths)
+                if signature != last:
+                    last = signature
+                    wake.set()
+                arm()
+        finally:
+            if armed:
+                loop.remove_reader(events.fileno())
+            events.close()
+        if not self._stopping:
+            # The folder went away under the watch: the scheduler's own
+            # rounds (every CHECK_SECONDS) go on looking.
+            self._report("the log's folder is not watched any more; new tasks are noticed within a second")
 
     async def _wait_for_exit(self, job: Job, timeout: float) -> None:
         """Sleep ``timeout``, or less if the job's supervisor exits first:
@@ -1516,6 +1582,15 @@ def _set_aside(run_dir: Path) -> None:
         except OSError:
             pass  # a read-only disk: the next run sets it aside (_prepare_run_dir)
         return
+
+
+def _drop(pending: asyncio.Future | None) -> None:
+    """A prompt written ahead that is not wanted: cancelled, and whatever
+    it ends with taken, so that no error of it is reported as lost."""
+    if pending is None:
+        return
+    pending.cancel()
+    pending.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _lease_from_environment() -> float:

@@ -207,3 +207,80 @@ def test_a_full_disk_leaves_the_history_as_it_was(base: FactoryBase, tmp_path: P
     said, same, left = done.stdout.splitlines()
     assert said.startswith("the session history could not be written to .factory/artifacts/history.md: No space")
     assert same == "True" and left == "['history.md']"  # the old file whole, no temporary file left
+
+
+# --- whether git ignores the history, told without git where the rules settle it ---
+
+
+def git_says_ignored(base: FactoryBase) -> bool:
+    done = subprocess.run(["git", "-C", str(base.root), "check-ignore", "-q", ".factory/artifacts/history.md"],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def history_path(base: FactoryBase) -> Path:
+    return base.artifacts_dir / "history.md"
+
+
+def test_the_factorys_own_rule_settles_it_without_git_and_agrees_with_git(base: FactoryBase) -> None:
+    from factory_tui.backends.landings import _ignored, _surely_ignored
+
+    commit_factory(base)
+    assert _surely_ignored(base.root, history_path(base))
+    assert git_says_ignored(base) and _ignored(base.root, history_path(base))
+
+
+@pytest.mark.parametrize("change", [
+    "negated in .factory/.gitignore", "re-included by artifacts/.gitignore", "a tab after the rule",
+    "tracked although ignored", "index version 4", "split index",
+])
+def test_whatever_the_rules_cannot_settle_git_decides(base: FactoryBase, change: str) -> None:
+    from factory_tui.backends.landings import _ignored, _surely_ignored
+
+    commit_factory(base)
+    rules = base.dir / ".gitignore"
+    if change == "negated in .factory/.gitignore":
+        rules.write_text(rules.read_text() + "!artifacts/history.md\n")
+    elif change == "re-included by artifacts/.gitignore":
+        (base.artifacts_dir / ".gitignore").write_text("!history.md\n")
+    elif change == "a tab after the rule":
+        rules.write_text(rules.read_text().replace("artifacts/history.md\n", "artifacts/history.md\t\n"))
+    elif change == "tracked although ignored":
+        history_path(base).write_text("---\ngenerated: true\n---\n")
+        git(base.root, "add", "-f", ".factory/artifacts/history.md")
+    elif change == "index version 4":
+        git(base.root, "update-index", "--index-version", "4")
+    else:
+        git(base.root, "update-index", "--split-index")
+    assert not _surely_ignored(base.root, history_path(base))
+    # git's own answer, whatever it is, is the one taken.
+    assert _ignored(base.root, history_path(base)) == git_says_ignored(base)
+    if change in ("index version 4", "split index"):
+        assert git_says_ignored(base)
+    else:
+        assert not git_says_ignored(base)
+
+
+def test_a_history_replaced_by_the_operator_after_a_landing_is_left_as_it_is(base: FactoryBase) -> None:
+    with FactorySession(base) as session:
+        first = review_without_runs(session.log, "Land it")
+        assert session.apply(first, Action.APPROVE, actor="cli:op").warning is None
+        assert "## T-1: Land it" in history(base)
+        # The operator writes their own file over the one the factory wrote.
+        own = "# History\n\nKept by hand from now on.\n"
+        history_path(base).write_text(own)
+        second = review_without_runs(session.log, "Land another")
+        outcome = session.apply(second, Action.APPROVE, actor="cli:op")
+        assert "is not the factory's" in (outcome.warning or "")
+    assert history(base) == own
+
+
+@pytest.mark.parametrize("left", [b"", b"\0" * 4096])
+def test_an_empty_or_zeroed_history_left_by_a_power_loss_is_written_over(base: FactoryBase, left: bytes) -> None:
+    history_path(base).write_bytes(left)
+    with FactorySession(base) as session:
+        task_id = review_without_runs(session.log, "Land it")
+        outcome = session.apply(task_id, Action.APPROVE, actor="cli:op")
+        assert outcome.warning is None
+        assert f"## {task_id}: Land it" in session.document_text("history.md")
+    assert f"## {task_id}: Land it" in history(base)

@@ -207,6 +207,9 @@ def test_a_worktree_that_cannot_be_removed_after_the_merge_is_a_warning_and_clea
     assert "locked" in warning.note and str(worktree) in warning.note
     assert warning.data["worktree"] == str(worktree)
     assert worktree.is_dir()
+    # The history was written while git tried the removal: both are there.
+    history = (base.artifacts_dir / "history.md").read_text(encoding="utf-8")
+    assert f"## {task_id}: Write the notes" in history and f"commit `{branch[:10]}`" in history
 
     # While it is locked, cleaning is refused in one line and can be retried.
     refused = factory(base, "worktrees", "clean", "--yes")

@@ -1085,3 +1085,43 @@ def test_using_a_worktree_that_is_not_there(trees: Worktrees) -> None:
 def test_bad_merge_mode(root: Path) -> None:
     with pytest.raises(ConfigError):
         Worktrees(root, base_branch="main", merge="rebase")
+
+
+# --- the look for uncommitted work, taken while the caller gathers ------------------------
+
+
+@pytest.mark.parametrize("leftover", [True, False])
+def test_a_look_for_uncommitted_work_started_before_the_merge_is_what_the_merge_takes(
+    root: Path, trees: Worktrees, leftover: bool,
+) -> None:
+    path = trees.create_for("T-1")
+    commit_file(path, "feature.txt", "feature\n")
+    if leftover:
+        (path / "leftover.txt").write_text("left uncommitted\n")
+    looked = trees.look_for_uncommitted("T-1")
+    assert looked is not None and looked.result() is leftover
+
+    new = trees.merge("T-1", "merge T-1", looked=looked)
+
+    assert new == sha(root, "main")
+    files = git(root, "ls-tree", "--name-only", "main").split()
+    assert "feature.txt" in files and ("leftover.txt" in files) is leftover
+    assert status(path) == ""
+
+
+def test_there_is_no_look_without_a_worktree_and_a_failed_look_is_the_merges_error(
+    root: Path, trees: Worktrees,
+) -> None:
+    assert trees.look_for_uncommitted("T-9") is None
+    path = trees.create_for("T-1")
+    commit_file(path, "feature.txt", "feature\n")
+    # git cannot read the worktree's index: the look fails, and so does the
+    # merge, with git's reason and nothing landed.
+    admin = root / ".git" / "worktrees" / "T-1"
+    (admin / "index").write_bytes(b"DIRC not an index")
+    before = sha(root, "main")
+    looked = trees.look_for_uncommitted("T-1")
+    assert looked is not None
+    with pytest.raises(FactoryError, match="cannot read the state"):
+        trees.merge("T-1", "merge T-1", looked=looked)
+    assert sha(root, "main") == before

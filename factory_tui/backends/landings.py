@@ -139,13 +139,43 @@ def history_document(log: ExecutionLog) -> LivingDocument | None:
 
 
 def ours(path: Path, root: Path) -> bool:
-    """Whether ``path`` may be (re)written as the history: absent, or a
-    regular file (no link) whose front matter says ``generated: true``."""
-    if not os.path.lexists(path):
+    """Whether ``path`` may be (re)written as the history: absent, a
+    regular file (no link) whose front matter says ``generated: true``, or
+    one that is empty or zeroed (see ``write_atomically``)."""
+    try:
+        seen = os.lstat(path)
+    except FileNotFoundError:
         return True
+    except OSError:
+        seen = None
+    if seen is not None and _WRITTEN.get(str(path)) == _signature(seen):
+        return True  # the very file this process wrote last: no need to parse it
     if path.is_symlink():
         return False
+    if _blank(path):
+        return True  # what a power loss may leave of our unsynced file: nobody's words
     return read_document(path, root=root).generated
+
+
+def _blank(path: Path) -> bool:
+    """A regular file that is empty or holds only NUL bytes."""
+    try:
+        if not path.is_file() or path.stat().st_size > 1 << 20:
+            return False
+        return not path.read_bytes().strip(b"\0")
+    except OSError:
+        return False
+
+
+# The history files this process wrote, by path: what a stat said of each
+# right after. Any other write (an editor's, a rename over it) changes the
+# inode, the size or the time, and the file is read again (all but a write
+# in place of the same size within the clock's tick after ours).
+_WRITTEN: dict[str, tuple[int, int, int, int]] = {}
+
+
+def _signature(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def write_history(base: FactoryBase, log: ExecutionLog) -> str | None:
@@ -159,22 +189,25 @@ def write_history(base: FactoryBase, log: ExecutionLog) -> str | None:
                 "was not written, so that the checkout approvals merge into stays clean; `factory init` adds "
                 "the rule to .factory/.gitignore (and `git rm --cached` untracks the file)")
     text = history_text(log)
+    _WRITTEN.pop(str(path), None)
     try:
         write_atomically(path, text)
+        _WRITTEN[str(path)] = _signature(os.lstat(path))
     except OSError as error:
         return f"the session history could not be written to .factory/artifacts/{HISTORY_NAME}: {error.strerror or error}"
     return None
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """The whole file or none of it: a temporary file of a unique name in
-    the same folder, synced, renamed over ``path``."""
+    """The whole file or none of it, for a reader: a temporary file of a
+    unique name in the same folder, renamed over ``path``. Not synced: the
+    file is a rendering of the log, written again at the next landing, and
+    what a power loss may leave of it (an empty or zeroed file) is taken
+    as the factory's own (``ours``) and written over."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         if os.path.lexists(temporary):
@@ -182,13 +215,73 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _ignored(root: Path, path: Path) -> bool:
-    """Whether git ignores ``path`` and does not track it."""
+    """Whether git ignores ``path`` and does not track it. Told without
+    git when the factory's own rule settles it (``_surely_ignored``), as at
+    nearly every landing; otherwise git's ``check-ignore`` says."""
+    if _surely_ignored(root, path):
+        return True
     try:
         done = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", str(path.relative_to(root))],
                               capture_output=True, timeout=GIT_TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError, ValueError):
         return False
     return done.returncode == 0
+
+
+# The rule `factory init` writes to .factory/.gitignore for the history.
+_OUR_RULES = (f"artifacts/{HISTORY_NAME}", f"/artifacts/{HISTORY_NAME}")
+# Environment that moves git's repository, index or configuration: then
+# only git can say.
+_GIT_PLACES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_CONFIG_PARAMETERS",
+               "GIT_CONFIG_COUNT")
+
+
+def _surely_ignored(root: Path, path: Path) -> bool:
+    """True only when git would surely say ``.factory/artifacts/history.md``
+    is ignored and untracked, read from files; False means "ask git".
+
+    Ignored: ``.factory/.gitignore`` holds the rule ``factory init`` wrote
+    and no negation (``!``), and ``.factory/artifacts/`` has no
+    ``.gitignore`` of its own. A deeper .gitignore overrides every shallower
+    one and all of them override ``info/exclude`` and ``core.excludesFile``
+    (gitignore(5)), so nothing else can re-include the file. Untracked: the
+    main checkout's index (version 2 or 3, not split, not sparse) does not
+    hold the path; each entry there holds its whole path, NUL-ended."""
+    factory_dir = root / ".factory"
+    if path != factory_dir / "artifacts" / HISTORY_NAME or any(name in os.environ for name in _GIT_PLACES):
+        return False
+    rules = factory_dir / ".gitignore"
+    try:
+        # git does not follow a link on the way (nor a linked .gitignore).
+        if any(place.is_symlink() for place in (factory_dir, factory_dir / "artifacts", rules)):
+            return False
+        if os.path.lexists(factory_dir / "artifacts" / ".gitignore"):
+            return False
+        lines = rules.read_bytes().decode("utf-8").split("\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+    # git drops trailing spaces (not tabs, not a carriage return: such a
+    # line matches no rule of ours here, and git is asked).
+    patterns = [line.rstrip(" ") for line in lines if line.strip() and not line.startswith("#")]
+    if any(pattern.startswith("!") for pattern in patterns) or not any(p in _OUR_RULES for p in patterns):
+        return False
+    return _surely_untracked(root / ".git", f".factory/artifacts/{HISTORY_NAME}")
+
+
+def _surely_untracked(git_dir: Path, name: str) -> bool:
+    """True only when the index in ``git_dir`` surely lacks ``name``."""
+    if not git_dir.is_dir() or any(git_dir.glob("sharedindex.*")) or (git_dir / "info" / "sparse-checkout").exists():
+        return False  # a linked checkout, a split index, a sparse checkout: git says
+    try:
+        data = (git_dir / "index").read_bytes()
+    except FileNotFoundError:
+        return True  # no index yet: nothing is tracked
+    except OSError:
+        return False
+    if data[:4] != b"DIRC" or int.from_bytes(data[4:8], "big") not in (2, 3):
+        return False  # version 4 compresses paths: git says
+    # A longer path ending the same way also matches: then git says.
+    return name.encode("utf-8") + b"\0" not in data
 
 
 # --- after a landing -----------------------------------------------------------------

@@ -31,9 +31,12 @@ under the lock (a failure there is a warning: the task has landed).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from factory_tui.artifacts_model import Landing
 from factory_tui.backends import qa_checks
@@ -41,7 +44,7 @@ from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.qa_checks import MergeMoved, RecheckFailed
-from factory_tui.backends.worktrees import BranchCollision, MergeConflict, Worktrees
+from factory_tui.backends.worktrees import BranchCollision, MergeConflict, UncommittedLook, Worktrees
 from factory_tui.errors import FactoryError, InvalidInput, UnknownTask
 from factory_tui.model import (
     BRANCH_START_UNRECORDED,
@@ -52,6 +55,9 @@ from factory_tui.model import (
     next_state,
     worktree_status,
 )
+
+if TYPE_CHECKING:
+    from factory_tui.backends.landings import AfterLanding
 
 
 def plan_owns_branch(worktrees: Worktrees, task: Task) -> bool:
@@ -212,7 +218,6 @@ class Operator:
                         checked: str | None = None) -> Outcome:
         task_id = task.id
         worktrees = self.worktrees
-        base_branch = worktrees.base_branch
         branch = worktrees.branch_for(task_id)
         if not self._has_branch(task_id):
             done = self.log.apply(task_id, Action.APPROVE, actor=actor, note=note or f"nothing to merge: no branch {branch}",
@@ -224,12 +229,30 @@ class Operator:
                 f"(an earlier plan's?); nothing merged. Rename it (`git branch -m {branch} old/{task_id}`) "
                 f"or delete it, then re-queue {task_id}"
             ))
+        # Whether the agent left work uncommitted (it goes into the merge):
+        # git looks in its own thread while QA's standing and the landing
+        # are read from the log. Under the lock, as the merge itself.
+        looked = worktrees.look_for_uncommitted(task_id)
+        try:
+            return self._merge_and_record(task, actor=actor, note=note, force=force, checked=checked, looked=looked)
+        finally:
+            if looked is not None:
+                # Never left running behind a refusal, after the lock is gone.
+                with contextlib.suppress(Exception):
+                    looked.result()
+
+    def _merge_and_record(self, task: Task, *, actor: str, note: str | None, force: bool, checked: str | None,
+                          looked: UncommittedLook | None) -> Outcome:
+        task_id = task.id
+        worktrees = self.worktrees
+        base_branch = worktrees.base_branch
+        branch = worktrees.branch_for(task_id)
         check = self._qa_before_merge(task, actor=actor, note=note, force=force, checked=checked)
         # Gathered before the merge: once it has landed, nothing may keep
         # the approval from being recorded.
         landing = self._landing(task, actor=actor)
         try:
-            sha = worktrees.merge(task_id, _merge_message(task), check=check)
+            sha = worktrees.merge(task_id, _merge_message(task), check=check, looked=looked)
         except (RecheckFailed, MergeMoved):
             raise  # its report is a warning event already / checked again outside the lock
         except MergeConflict as conflict:
@@ -266,9 +289,18 @@ class Operator:
                 f"record it ({error}); approve {task_id} again to record it"
             ) from None
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
-        warning = self._remove_worktree(task_id, actor=actor, delete_branch=True)
-        return self._landed(Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha),
-                            actor=actor)
+        # The worktree and the branch go (git, in a thread of its own) while
+        # the history is written from the log: neither needs the other, and
+        # the log is used by this thread alone (a failed removal's warning
+        # is written once both are done).
+        removal = _Aside(lambda: self._try_remove(task_id, delete_branch=True))
+        try:
+            after = self._after_landing(actor=actor)
+        finally:
+            failed = removal.result()
+        warning = self._removal_warning(task_id, failed, actor=actor) if failed is not None else None
+        return self._told(Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha),
+                          after)
 
     # --- the session history ----------------------------------------------------
 
@@ -286,9 +318,15 @@ class Operator:
         """After a landing: history.md written, the refresh task proposed
         when due; what that says goes with the outcome's message (what went
         wrong as its warning too)."""
+        return self._told(outcome, self._after_landing(actor=actor))
+
+    def _after_landing(self, *, actor: str) -> AfterLanding:
         from factory_tui.backends.landings import after_landing
 
-        after = after_landing(self.base, self.log, actor=actor)
+        return after_landing(self.base, self.log, actor=actor)
+
+    @staticmethod
+    def _told(outcome: Outcome, after: AfterLanding) -> Outcome:
         told = after.lines()
         if not told:
             return outcome
@@ -440,21 +478,57 @@ class Operator:
         """Remove the task's worktree after its action took effect. A
         failure does not undo the action: it becomes a warning in the log
         (returned, to be shown) and ``clean`` tries again later."""
+        failed = self._try_remove(task_id, delete_branch=delete_branch)
+        return self._removal_warning(task_id, failed, actor=actor) if failed is not None else None
+
+    def _try_remove(self, task_id: str, *, delete_branch: bool) -> FactoryError | None:
+        """git's part of ``_remove_worktree``, without the log: the error, or None."""
         try:
             self.worktrees.remove(task_id, delete_branch=delete_branch)
         except FactoryError as error:
-            path = self.worktrees.path_for(task_id)
-            warning = (
-                f"its worktree stays at {path} ({error}); "
-                f"`factory worktrees clean` removes it once that is sorted out"
-            )
-            try:
-                self.log.add_warning(task_id, warning, actor=actor,
-                                     data={"worktree": str(path), "error": str(error)})
-            except FactoryError:
-                pass  # the log is unwell; the outcome still says it
-            return warning
+            return error
         return None
+
+    def _removal_warning(self, task_id: str, error: FactoryError, *, actor: str) -> str:
+        """The log's part: the warning a failed removal leaves (returned)."""
+        path = self.worktrees.path_for(task_id)
+        warning = (
+            f"its worktree stays at {path} ({error}); "
+            f"`factory worktrees clean` removes it once that is sorted out"
+        )
+        try:
+            self.log.add_warning(task_id, warning, actor=actor,
+                                 data={"worktree": str(path), "error": str(error)})
+        except FactoryError:
+            pass  # the log is unwell; the outcome still says it
+        return warning
+
+
+T = TypeVar("T")
+
+
+class _Aside(Generic[T]):
+    """A call run in a thread of its own; ``result`` waits for it (and
+    raises what it raised)."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = call()
+            except BaseException as error:  # handed to whoever asks for the result
+                self._error = error
+
+        self._thread = threading.Thread(target=run, name="operator-aside", daemon=True)
+        self._thread.start()
+
+    def result(self) -> T | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _merge_message(task: Task) -> str:

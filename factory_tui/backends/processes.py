@@ -42,11 +42,25 @@ def proc_available() -> bool:
     return PROC.is_dir()
 
 
+def _read(path: str) -> bytes:
+    """A whole /proc file; plain descriptors, no file object: a scan reads
+    one or two files of every process on the machine."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks: list[bytes] = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def _stat(pid: str) -> tuple[str, int, int] | None:
     """(state, ppid, pgid) of a process, or None if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
+        data = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
     try:
@@ -60,8 +74,7 @@ def run_of(pid: int | str, marker: bytes = MARKER) -> str | None:
     """The run folder a process names in its environment (``marker``: the
     variable's name and ``=``), if any."""
     try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            environ = handle.read()
+        environ = _read(f"/proc/{pid}/environ")
     except OSError:
         return None
     start = environ.find(marker)
@@ -88,21 +101,28 @@ def find(belongs: Callable[[str], bool], marker: bytes = MARKER) -> list[RunProc
     if not proc_available():
         return []
     own = os.getpid()
+    names = [name for name in os.listdir(PROC) if name.isdigit() and int(name) != own]
+    # Environments first: the kernel makes an ``environ`` much faster than a
+    # ``stat`` (which it formats from the task's state), and the usual
+    # answer (a run that ended cleanly) is that no process names the run:
+    # then no process table is needed. A zombie's environment reads empty.
+    candidates: dict[str, str] = {}
+    for name in names:
+        run = run_of(name, marker)
+        if run is not None and belongs(run):
+            candidates[name] = run
+    if not candidates:
+        return []
     table: dict[int, tuple[int, int]] = {}
     marked: dict[int, str] = {}
-    for name in os.listdir(PROC):
-        if not name.isdigit():
-            continue
+    for name in names:
         stat = _stat(name)
         if stat is None or stat[0] in ("Z", "X"):
             continue
         pid = int(name)
-        if pid == own:
-            continue
         table[pid] = (stat[1], stat[2])
-        run = run_of(name, marker)
-        if run is not None and belongs(run):
-            marked[pid] = run
+        if name in candidates:
+            marked[pid] = candidates[name]
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)

@@ -137,6 +137,30 @@ class MergeStatus(StrEnum):
     UNKNOWN = "unknown"        # this git is older than 2.38 (no merge-tree --write-tree)
 
 
+class UncommittedLook:
+    """``git status`` of a worktree running in a thread of its own; its
+    answer (or the error it raised) waits in ``result``."""
+
+    def __init__(self, look: Callable[[], bool]) -> None:
+        self._answer: bool | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._answer = look()
+            except BaseException as error:  # handed to whoever asks for the answer
+                self._error = error
+
+        self._thread = threading.Thread(target=run, name="uncommitted-look", daemon=True)
+        self._thread.start()
+
+    def result(self) -> bool:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return bool(self._answer)
+
+
 @dataclass(frozen=True, slots=True)
 class MergeCheck:
     """Whether a task's branch still merges cleanly into the base branch,
@@ -689,7 +713,18 @@ class Worktrees:
 
     # --- merge -------------------------------------------------------------
 
-    def merge(self, task_id: str, message: str, *, check: Callable[[str, str], str | None] | None = None) -> str:
+    def look_for_uncommitted(self, task_id: str) -> UncommittedLook | None:
+        """Start asking git whether the task's worktree holds work not yet
+        committed (its own thread), for ``merge`` to take as ``looked``:
+        the caller gathers what it needs meanwhile instead of waiting for
+        git after it. None when the task has no worktree."""
+        path = self.path_for(task_id)
+        if self._admin_dir(path) is None:
+            return None
+        return UncommittedLook(lambda: self._is_dirty(path))
+
+    def merge(self, task_id: str, message: str, *, check: Callable[[str, str], str | None] | None = None,
+              looked: UncommittedLook | None = None) -> str:
         """Land the task branch on the base branch and return the base
         branch's new sha. Fast-forward when allowed and possible, else a merge
         commit made in the task's worktree; the base branch then moves by a
@@ -706,20 +741,26 @@ class Worktrees:
         untouched. It may return another commit with the same tree and
         parents (the one it tested), which then lands instead.
 
+        ``looked``: the answer of ``look_for_uncommitted``, started by the
+        caller under the same operator lock, taken instead of asking git
+        again (on the first try only: a later one looks afresh).
+
         Raises MergeConflict (branch and main checkout unchanged) or
         MergeRefused (nothing changed at all)."""
         with self._merge_lock:
             for _ in range(MERGE_ATTEMPTS):
                 try:
-                    return self._merge(task_id, message, check)
+                    return self._merge(task_id, message, check, looked)
                 except _BaseMoved:
+                    looked = None
                     continue
         raise MergeRefused(
             f"{self.base_branch} kept moving while {task_id} was being merged; nothing changed, "
             "try again"
         )
 
-    def _merge(self, task_id: str, message: str, check: Callable[[str, str], str | None] | None = None) -> str:
+    def _merge(self, task_id: str, message: str, check: Callable[[str, str], str | None] | None = None,
+               looked: UncommittedLook | None = None) -> str:
         path = self.path_for(task_id)
         branch = self.branch_for(task_id)
         branch_ref = f"refs/heads/{branch}"
@@ -735,7 +776,7 @@ class Worktrees:
             # Work the agent left uncommitted belongs in the merge. It was
             # usually committed when the agent finished, so look first: one
             # `status` costs less than an `add -A` plus an empty `commit`.
-            if self._is_dirty(path):
+            if looked.result() if looked is not None else self._is_dirty(path):
                 self._commit_all(path, f"{task_id}: work left uncommitted before the merge")
         branch_sha = self._ref(branch_ref)
         if branch_sha is None:
