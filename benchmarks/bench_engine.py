@@ -27,7 +27,7 @@ one run: at most 1.3 times" (issue 11: in every round, not only the median).
       the approve has returned and the engine has nothing left in flight
       (the run's diff summary indexed, retention): what it does after the
       approval is the task's cost too. The moment before the claim (the
-      idle engine noticing a new task, told by inotify) is printed but not
+      idle engine noticing a new task, told by its watch on the log) is printed but not
       counted: with tasks waiting in a backlog the next claim follows the
       last run at once.
     * raw: per task, subprocess git and nothing else:
@@ -305,7 +305,7 @@ async def run_ours(base: FactoryBase, n: int, warmup: int, raw: RawSide | None =
             cpu_children += cpu1[1] - cpu0[1]
             mark = stamps[task.id]
             # From the engine's claim: the moment between add_task and the
-            # claim is the engine noticing new work (told by inotify), idle
+            # claim is the engine noticing new work (told by its watch on the log), idle
             # time rather than work, and absent when tasks wait in a backlog
             # (the next claim follows the last run at once). To the moment
             # the approval returned and the engine had finished its part.

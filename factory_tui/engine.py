@@ -40,7 +40,6 @@ from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
-from factory_tui.backends.file_events import FolderEvents
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
 from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
 from factory_tui.backends.mail_log import MailItem
@@ -66,6 +65,7 @@ from factory_tui.backends.runs import (
     write_private,
 )
 from factory_tui.backends.session import FactorySession
+from factory_tui.backends.watcher import watch
 from factory_tui.backends.worktrees import BranchCollision, MergeStatus
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError, UnknownMessage, os_error_text
 from factory_tui.model import FAILURE_TEXT_LIMIT, Action, Claim, State, Task, task_seq
@@ -88,10 +88,12 @@ PRUNE_SECONDS = 600.0
 PRUNE_PAUSE = 0.02
 PROGRESS_SECONDS = 1.0
 PUMP_SECONDS = 0.2
-# Where inotify is not to be had, while a slot is free, the log's files are
-# looked at this often, so that a task added (or re-queued) by another
-# process starts at once rather than at the next CHECK_SECONDS round. A stat
-# of two files: no SQLite, no thread. With inotify the engine is told.
+# How soon the log's watch tells of a change: its native loop wakes this
+# often. A new task is claimed ~17 ms after it is added (50 ms: ~60 ms); an
+# idle engine takes ~0.7% of a core in all (50 ms: 0.4%, 5 ms: 1%).
+LOG_WAKE_MS = 10
+# While every slot is used, a change the log's watch reported waits for a
+# free one, looked for this often (a job's end also wakes the scheduler).
 WATCH_SECONDS = 0.05
 # The engine's own busy timeout is short: it retries a busy log itself and
 # keeps its rounds going meanwhile, instead of sitting in SQLite's wait.
@@ -1362,50 +1364,33 @@ class Engine:
     async def _watch_log(self, wake: asyncio.Event) -> None:
         """Wake the scheduler (set ``wake``) when the log's files change
         while a slot is free: another process added, re-queued or released
-        a task. inotify tells the moment they change (backends/file_events.py);
-        where it cannot, the files are looked at every WATCH_SECONDS."""
+        a task. The log's folder is watched (backends/watcher.py, inotify
+        through watchfiles) on a thread of its own, which hands each batch
+        of changes to the loop; nothing polls the files."""
         path = self.base.log_path
-        paths = (path, path.with_name(path.name + "-wal"))
+        names = {path.name, path.name + "-wal"}
+        paths = [path.with_name(name) for name in sorted(names)]
         last = _files_signature(paths)
-        events = FolderEvents.open(path.parent, [path.name for path in paths])
-        if events is None:
-            while not self._stopping:
-                await asyncio.sleep(WATCH_SECONDS)
-                if self._slots_used() >= self.max_parallel:
-                    continue  # nothing could be claimed; a job's end wakes us anyway
-                signature = _files_signature(paths)
-                if signature != last:
-                    last = signature
-                    wake.set()
-            return
         loop = asyncio.get_running_loop()
         changed = asyncio.Event()
-        armed = False
+        stop = threading.Event()
 
-        def readable() -> None:
-            # One wake-up per look: the reader is taken off until the look is
-            # done, so that a burst of writes (every page SQLite writes is an
-            # event) costs one turn of the loop, not one each.
-            nonlocal armed
-            if events.drain() or events.gone:
-                loop.remove_reader(events.fileno())
-                armed = False
-                changed.set()
+        def follow() -> None:
+            # A batch of writes (every page SQLite writes is an event) comes
+            # as one set: one turn of the loop, not one each.
+            for changes in watch(path.parent, stop=stop, step=CHECK_SECONDS, wake_ms=LOG_WAKE_MS, debounce_ms=LOG_WAKE_MS):
+                if any(one.name in names for one in changes):
+                    loop.call_soon_threadsafe(changed.set)
 
-        def arm() -> None:
-            nonlocal armed
-            if not armed and not events.gone:
-                loop.add_reader(events.fileno(), readable)
-                armed = True
-
-        arm()
+        thread = threading.Thread(target=follow, name="engine-log-watch", daemon=True)
+        thread.start()
         try:
-            while not self._stopping and not events.gone:
+            while not self._stopping:
                 await changed.wait()
                 changed.clear()
                 # While every slot is used nothing could be claimed (a job's
-                # end wakes the scheduler anyway): no reader meanwhile, and
-                # whatever changed is found by the look once one is free.
+                # end wakes the scheduler anyway): whatever changed is found
+                # by the look once one is free.
                 while self._slots_used() >= self.max_parallel and not self._stopping:
                     await asyncio.sleep(WATCH_SECONDS)
                 # Our own writes change the files too: the signature says
@@ -1414,15 +1399,8 @@ class Engine:
                 if signature != last:
                     last = signature
                     wake.set()
-                arm()
         finally:
-            if armed:
-                loop.remove_reader(events.fileno())
-            events.close()
-        if not self._stopping:
-            # The folder went away under the watch: the scheduler's own
-            # rounds (every CHECK_SECONDS) go on looking.
-            self._report("the log's folder is not watched any more; new tasks are noticed within a second")
+            stop.set()
 
     async def _wait_for_exit(self, job: Job, timeout: float) -> None:
         """Sleep ``timeout``, or less if the job's supervisor exits first:

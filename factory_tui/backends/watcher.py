@@ -36,9 +36,14 @@ def nearest_existing(path: Path) -> Path:
     return folder
 
 
-def watch(path: Path | Sequence[Path], *, stop: threading.Event, step: float = 0.5) -> Iterator[set[Path]]:
+def watch(
+    path: Path | Sequence[Path], *, stop: threading.Event, step: float = 0.5,
+    wake_ms: int = WAKE_MS, debounce_ms: int = DEBOUNCE_MS,
+) -> Iterator[set[Path]]:
     """The paths changed under ``path`` (a file or a folder, or several),
-    a set at a time, until ``stop`` is set."""
+    a set at a time, until ``stop`` is set. ``wake_ms`` and ``debounce_ms``:
+    how soon a change is told (a watch that starts work at once, the
+    engine's on the log, wakes more often than one that redraws)."""
     paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(one) for one in path]
     wanted = [one if one.is_dir() else one.parent for one in paths]
     while not stop.is_set():
@@ -46,7 +51,7 @@ def watch(path: Path | Sequence[Path], *, stop: threading.Event, step: float = 0
         folders = _outermost({nearest_existing(one) for one in paths})
         try:
             for changes in watchfiles.watch(
-                *folders, stop_event=stop, debounce=DEBOUNCE_MS, step=WAKE_MS,
+                *folders, stop_event=stop, debounce=debounce_ms, step=wake_ms,
                 rust_timeout=int(step * 1000), yield_on_timeout=True, raise_interrupt=False,
                 watch_filter=None,
             ):
