@@ -43,7 +43,6 @@ from factory_tui.model import KIND_PROGRESS, State, Task, WorktreeReport, Worktr
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import ConfirmDialog
-from factory_tui.screens.qa import run_qa_for
 from factory_tui.widgets.worktree_table import MergeLook, WorktreeTable
 
 if TYPE_CHECKING:
@@ -81,6 +80,12 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     class QaFetched(Message):
         latest: dict
 
+    @dataclass
+    class Listed(Message):
+        """git's list of worktrees, without the lines each changed."""
+
+        rows: list[WorktreeReport]
+
     class ScanEnded(Message):
         """A look at git is over, with rows or without (git failed)."""
 
@@ -113,6 +118,10 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     # --- from the log ----------------------------------------------------------------
 
     def log_loaded(self, snapshot) -> None:
+        # The first frame lists the worktrees (one git process); their lines
+        # are counted after it (a git process per worktree: seconds with
+        # hundreds of them), on a big base once the whole plan is held.
+        self.list_worktrees()
         if snapshot.complete:
             self._first_look()
         self.fetch_qa()
@@ -138,13 +147,24 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         if streaming:
             self.request_scan(streaming)
         if any(task.id in known for task in changes.tasks) and self._merge_progress(self.rows):
-            self.set_rows(list(self.rows))
+            self.set_rows(list(self.rows), counted=False)
 
     @on(WorktreesChanged)
     def _changed(self, message: WorktreesChanged) -> None:
         message.stop()
         # Asked for by an action: at once, not after the gap.
         self.request_scan(message.tasks or (), fresh=message.tasks is None, now=True)
+
+    @work(thread=True, group="worktrees-list", exit_on_error=False)
+    def list_worktrees(self) -> None:
+        self.post_message(self.Listed(console(self).session.worktree_report(with_changes=False)))
+
+    @on(Listed)
+    def _listed(self, message: Listed) -> None:
+        if self.loaded:
+            return  # the counted rows came first: they say more
+        self._merge_progress(message.rows)
+        self.set_rows(message.rows, counted=False)
 
     @work(thread=True, exclusive=True, group="worktrees-qa", exit_on_error=False)
     def fetch_qa(self) -> None:
@@ -164,6 +184,8 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         if row is None or row.task_id is None:
             self.notify("No task's worktree under the cursor.", severity="warning", timeout=3)
             return
+        from factory_tui.screens.qa import run_qa_for
+
         run_qa_for(self, row.task_id)
 
     # --- from git's own files ---------------------------------------------------------
