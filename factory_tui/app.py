@@ -394,9 +394,11 @@ class FactoryApp(App[None]):
 
     @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
     def find_agent(self) -> None:
-        """Which profile tasks run with (found on PATH: a worker)."""
+        """Which profile tasks run with (found on PATH: a worker, after
+        the first frame)."""
         from factory_tui.backends.agents import default_profile_name, load_profiles
 
+        self.first_drawn.wait(FIRST_FRAME_WAIT)
         config = self.session.config
         name = default_profile_name(config, load_profiles(config))
         self.call_from_thread(setattr, self.header, "agent", name)

@@ -150,7 +150,9 @@ class ArtifactsPane(FollowsFolder, Vertical, FeedListener):
     # --- from the log, the Plan's cursor and the files --------------------------------
 
     def log_loaded(self, snapshot: Snapshot) -> None:
-        self.load_documents()
+        # After the first frame (the plan, the log, the worktrees): read
+        # beside it, the documents would take its turns at Python.
+        self.call_after_refresh(self.load_documents)
 
     def log_changed(self, changes: Changes) -> None:
         if any(task.state in DOCUMENT_STATES for task in changes.tasks):

@@ -108,7 +108,7 @@ class MailPane(MailTable, FeedListener):
     # --- from the log -------------------------------------------------------------
 
     def log_loaded(self, snapshot: Snapshot) -> None:
-        self.load()
+        self.call_after_refresh(self.load)  # after the first frame, not beside it
 
     def log_changed(self, changes: Changes) -> None:
         if any(event.kind in MAIL_KINDS for event in changes.events):

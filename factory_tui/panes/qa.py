@@ -47,7 +47,7 @@ class QaPane(FollowsFolder, ScenarioTable, FeedListener):
     # --- from the log and the files ------------------------------------------------
 
     def log_loaded(self, snapshot: Snapshot) -> None:
-        self.load()
+        self.call_after_refresh(self.load)  # after the first frame, not beside it
 
     def log_changed(self, changes: Changes) -> None:
         if any(event.kind == KIND_QA for event in changes.events):

@@ -124,7 +124,7 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         self.list_worktrees()
         if snapshot.complete:
             self._first_look()
-        self.fetch_qa()
+        self.call_after_refresh(self.fetch_qa)  # the QA column: after the first frame
 
     def log_completed(self, rest) -> None:
         self._first_look()
