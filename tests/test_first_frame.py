@@ -13,7 +13,6 @@ from pathlib import Path
 
 from factory_tui.app import FactoryApp
 from factory_tui.backends.base import FactoryBase
-from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.worktree_list import list_from_files
 from factory_tui.backends.worktrees import Worktrees
