@@ -13,6 +13,7 @@ from pathlib import Path
 
 from factory_tui.app import FactoryApp
 from factory_tui.backends.base import FactoryBase
+from factory_tui.backends.feed import LogFeed
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.worktree_list import list_from_files
 from factory_tui.backends.worktrees import Worktrees
@@ -51,6 +52,29 @@ def test_the_console_s_module_leaves_what_the_first_frame_does_not_draw():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.stdout.split() == []
+
+
+# --- what the first look reads --------------------------------------------------------
+
+
+def test_the_first_look_reads_index_ranges_only(base, log, small_limits):  # noqa: F811
+    """Every query of a big base's first look, as SQLite plans it: a search
+    of an index (or the events' ids), never a scan of a table or an index."""
+    seed(log)
+    planned: list[str] = []
+    feed = LogFeed(base.log_path)
+    try:
+        feed._conn.set_trace_callback(planned.append)
+        first = feed.first_look()
+        feed._conn.set_trace_callback(None)
+        assert not first.complete
+        queries = [sql for sql in planned if sql.lstrip().upper().startswith("SELECT")]
+        assert queries
+        for sql in queries:
+            plan = " ".join(row[3] for row in feed._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "SCAN" not in plan, (sql, plan)
+    finally:
+        feed.close()
 
 
 # --- the worktrees listed from git's files ------------------------------------------
