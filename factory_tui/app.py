@@ -114,10 +114,12 @@ class FactoryApp(App[None]):
         # What the CLI prints once the console has gone.
         self.farewell: str | None = None
         self.bench_first_frame = bench_first_frame
-        self._frames = FrameReport(self, lambda: self.worktree_table.listed) if bench_first_frame else None
         self.poll_seconds = poll_seconds
-        # Set once the first look is drawn: the rest is read after it.
+        # Set once the first full frame is drawn (startup.py): what it does
+        # not show is read after it.
         self.first_drawn = threading.Event()
+        self._frames = FrameReport(self, lambda: self.worktree_table.listed, self.first_drawn,
+                                   say=bench_first_frame)
         self.actor = actor_name("console")
         self.plan_ready = False
         # What the terminal's title was last set to ("": not yet).
@@ -258,9 +260,7 @@ class FactoryApp(App[None]):
         for listener in self._listeners():
             listener.log_loaded(snapshot)
         self._update_counts()
-        self.call_after_refresh(self.first_drawn.set)
-        if self._frames is not None:
-            self._frames.plan_drawn(snapshot.complete)
+        self._frames.plan_drawn(snapshot.complete)
         if snapshot.complete:
             self._log_whole()
 
@@ -269,8 +269,7 @@ class FactoryApp(App[None]):
         for listener in self._listeners():
             listener.log_completed(message.rest)
         self._update_counts()
-        if self._frames is not None:
-            self._frames.whole_plan()
+        self._frames.whole_plan()
         self._log_whole()
 
     def _log_whole(self) -> None:

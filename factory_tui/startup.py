@@ -1,9 +1,11 @@
-"""The console's start: its worker threads, and the moments a benchmark
-asks for (``factory console --bench-first-frame``).
+"""The console's start: its worker threads, and its first full frame.
 
 The first full frame is the plan's rows (its first rows on a big base),
-the newest events, the header's figures and the worktrees listed; the
-whole plan arrives after it (``LogCompleted``). With ``--bench-first-frame``
+the newest events, the header's figures and the worktrees listed. What the
+frame does not show waits until it is drawn (the app's ``first_drawn``):
+the rest of a big plan (``LogCompleted``), the engine, the agent look-up;
+the Artifacts, QA and Mail panes read theirs after the frame their first
+look is in. With ``--bench-first-frame``
 the console prints on stderr when each was drawn, with its peak memory and
 CPU time so far, and quits after the whole plan (benchmarks/bench_console.py
 reads the lines).
@@ -14,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 # Threads for the console's workers (see use_worker_threads).
 WORKER_THREADS = 32
-# How often a benchmark's report looks again for the worktrees' list.
+# How often the first frame looks again for the worktrees' list, and how
+# long it waits for it at most.
 _RECHECK_SECONDS = 0.005
+LISTING_WAIT = 3.0
 
 
 def use_worker_threads() -> None:
@@ -43,16 +48,21 @@ def frame_line(what: str) -> str:
 
 
 class FrameReport:
-    """Says when the first full frame and the whole plan were drawn.
+    """Knows when the first full frame was drawn (``first_drawn`` is set
+    then: what waits for it starts), and with ``say`` says when it and the
+    whole plan were drawn.
 
     ``app`` is the console: ``call_after_refresh``, ``set_timer`` and
     ``exit``; ``listed`` says whether the worktrees are listed yet."""
 
-    def __init__(self, app, listed: Callable[[], bool]) -> None:
+    def __init__(self, app, listed: Callable[[], bool], first_drawn: threading.Event, *, say: bool) -> None:
         self.app = app
         self.listed = listed
+        self.first_drawn = first_drawn
+        self.say = say
         self.first_said = False
         self.whole_drawn = False
+        self._waiting_since: float | None = None
 
     def plan_drawn(self, complete: bool) -> None:
         """The first look is on its way to the screen."""
@@ -62,16 +72,25 @@ class FrameReport:
 
     def whole_plan(self) -> None:
         self.whole_drawn = True
-        if self.first_said:
+        if self.first_said and self.say:
             self.app.call_after_refresh(self._say, "whole-plan", True)
 
     def _first_when_listed(self) -> None:
-        if not self.listed():
+        if self.first_drawn.is_set():
+            return  # a second first look (the log came back): nothing waits
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        # Git may fail to list them (a worker's error says so): the frame
+        # is drawn without them after LISTING_WAIT.
+        if not self.listed() and time.monotonic() - self._waiting_since < LISTING_WAIT:
             self.app.set_timer(_RECHECK_SECONDS, self._first_when_listed)
             return
         self.app.call_after_refresh(self._first_drawn)
 
     def _first_drawn(self) -> None:
+        self.first_drawn.set()
+        if not self.say:
+            return
         self._say("first-frame", False)
         self.first_said = True
         if self.whole_drawn:

@@ -107,6 +107,11 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         # read it: none while nothing changes).
         self.scans = 0
         self._stop = threading.Event()
+        # The first frame lists them, from git's files: now, beside the
+        # first look at the log, while the screen has little to do (a
+        # worker reading hundreds of small files waits for the screen's
+        # thread at every read).
+        self.list_worktrees()
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -118,10 +123,9 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     # --- from the log ----------------------------------------------------------------
 
     def log_loaded(self, snapshot) -> None:
-        # The first frame lists the worktrees (one git process); their lines
-        # are counted after it (a git process per worktree: seconds with
-        # hundreds of them), on a big base once the whole plan is held.
-        self.list_worktrees()
+        # Their lines are counted after the first frame (a git process per
+        # worktree: seconds with hundreds of them), on a big base once the
+        # whole plan is held.
         if snapshot.complete:
             self._first_look()
         self.call_after_refresh(self.fetch_qa)  # the QA column: after the first frame
