@@ -201,3 +201,15 @@ def test_the_benchmark_s_frames_are_said_in_order(base, log):
     assert done.returncode == 0, done.stderr[-2000:]
     said = [line.split()[0] for line in done.stderr.splitlines() if line.startswith(("first-frame", "whole-plan"))]
     assert said == ["first-frame", "whole-plan"]
+
+
+def test_tasks_read_whole_share_their_common_values(base, log):
+    """A plan read whole holds one object per profile, source and set of
+    labels that many tasks share, and each task still says its own."""
+    log.add_tasks([NewTask(title=f"task {k}", profile="demo", labels=("ui", "api") if k % 2 else ())
+                   for k in range(6)], actor="test")
+    tasks = log.list_tasks(bodies=False)
+    assert [task.labels for task in tasks] == [(), ("ui", "api")] * 3
+    assert len({id(task.profile) for task in tasks}) == 1
+    assert len({id(task.labels) for task in tasks if task.labels}) == 1
+    assert all(task.profile == "demo" for task in tasks)
