@@ -104,7 +104,11 @@ def first_frame_once(root: Path, code: Path = ROOT) -> dict[str, float]:
     once the whole plan is drawn) with the package from ``code``: seconds
     and peak MB at the first frame and at the whole plan, and CPU seconds
     at the first frame."""
-    command = [sys.executable, "-m", "factory_tui", "--base", str(root), "console", "--bench-first-frame"]
+    # Started by a small shell that forks it: a process's peak memory
+    # (ru_maxrss) starts at its parent's size at the fork, and this
+    # benchmark's own would hide the console's.
+    command = ["/bin/sh", "-c", '"$@" & wait $!', "launch",
+               sys.executable, "-m", "factory_tui", "--base", str(root), "console", "--bench-first-frame"]
     started = time.time()
     # Run from the code's parent: ``-m`` puts the working folder first on
     # the path, and this file's worktree would shadow another ``code``.

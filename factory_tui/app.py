@@ -61,6 +61,7 @@ from factory_tui.panes.pane import Pane
 from factory_tui.panes.plan import PlanPane
 from factory_tui.panes.worktrees import WorktreesPane
 from factory_tui.plan_notes import around
+from factory_tui.plan_rows import prepare_plan
 from factory_tui.screens import is_task_screen
 from factory_tui.screens.dialogs import ChoiceDialog
 from factory_tui.screens.help import HelpScreen
@@ -232,7 +233,17 @@ class FactoryApp(App[None]):
                 # would take the screen's turns at Python), and here, in the
                 # feed's own thread, so that every change after it comes after it.
                 self.first_drawn.wait(FIRST_FRAME_WAIT)
-                self.post_message(LogCompleted(feed.rest()))
+                # No collection while a big plan is made: each would walk
+                # every object made so far, the screen standing still a
+                # tenth of a second each time; _log_whole freezes them all.
+                gc.disable()
+                try:
+                    rest = feed.rest()
+                    prepared = prepare_plan(rest.tasks)
+                except BaseException:
+                    gc.enable()
+                    raise
+                self.post_message(LogCompleted(rest, prepared))
             failing = False
             while not worker.is_cancelled:
                 time.sleep(self.poll_seconds)
@@ -266,6 +277,7 @@ class FactoryApp(App[None]):
 
     @on(LogCompleted)
     def _log_completed(self, message: LogCompleted) -> None:
+        self.plan.prepared = message.plan
         for listener in self._listeners():
             listener.log_completed(message.rest)
         self._update_counts()
@@ -279,6 +291,7 @@ class FactoryApp(App[None]):
         # garbage collection that walks them all stalls a frame by 30 ms.
         # Frozen objects are left out of the walk.
         gc.freeze()
+        gc.enable()
         if not self.bench_first_frame:
             self.call_after_refresh(
                 lambda: self.run_worker(self.actions.warm_up, thread=True, group="warm-up", exit_on_error=False)

@@ -9,19 +9,24 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from factory_tui.app import FactoryApp
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.feed import LogFeed
+from factory_tui.backends.log import ExecutionLog
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.worktree_list import list_from_files
 from factory_tui.backends.worktrees import Worktrees
+from factory_tui.filters import plan_matches
 from factory_tui.messages import LogCompleted
-from factory_tui.model import NewTask, WorktreeReport, WorktreeStatus
+from factory_tui.model import Action, NewTask, State, WorktreeReport, WorktreeStatus
+from factory_tui.plan_rows import prepare_plan
 from tests.console_helpers import ready, wait_until
 from tests.engine_helpers import git
 from tests.test_first_look import seed, small_limits  # noqa: F401 (a fixture)
+from tests.test_plan_rows import rows_from_scratch
 from tests.test_worktree_watch import ProcessCount
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,3 +218,61 @@ def test_tasks_read_whole_share_their_common_values(base, log):
     assert len({id(task.profile) for task in tasks}) == 1
     assert len({id(task.labels) for task in tasks if task.labels}) == 1
     assert all(task.profile == "demo" for task in tasks)
+
+
+async def test_keys_are_answered_while_the_rest_loads_and_nothing_is_lost(base, log, small_limits, monkeypatch):  # noqa: F811
+    """The rest of a big plan held back (its read made to wait): the Plan
+    answers keys meanwhile, a change written meanwhile shows, and once the
+    rest lands the whole plan is there with that change."""
+    seed(log)
+    release = threading.Event()
+    reading = threading.Event()
+    real_rest = LogFeed.rest
+
+    def slow_rest(feed):
+        reading.set()
+        assert release.wait(20)
+        return real_rest(feed)
+
+    monkeypatch.setattr(LogFeed, "rest", slow_rest)
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        plan = app.plan
+        await wait_until(pilot, reading.is_set, "the rest being read")
+        assert not plan.complete and not app.plan_ready
+        before = plan.cursor
+        await pilot.press("j")
+        await wait_until(pilot, lambda: plan.cursor != before, "the cursor moved by a key")
+        with ExecutionLog.open(base.log_path) as writer:
+            writer.apply("T-40", Action.HOLD, actor="meanwhile")
+        release.set()
+        await wait_until(pilot, lambda: app.plan_ready, "the rest")
+        await wait_until(pilot, lambda: plan.task_by_id("T-40").state is State.HELD, "the change made meanwhile")
+        assert len(plan.tasks) == 40
+        assert [plan._plan.row(i) for i in range(plan.row_count)] == rows_from_scratch(plan.tasks)
+        assert app.header.counts[State.HELD] == 6
+
+
+async def test_the_whole_plan_made_ready_off_screen_is_the_plan_rebuilt(base, log, small_limits):  # noqa: F811
+    seed(log)
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        plan = app.plan
+        assert [plan._plan.row(i) for i in range(plan.row_count)] == rows_from_scratch(plan.tasks)
+        assert plan.counts == log.counts()
+        # A filter typed before the rest lands still applies to it.
+        feed = LogFeed(base.log_path)
+        try:
+            feed.first_look()
+            rest = feed.rest()
+        finally:
+            feed.close()
+        plan.apply_filter("task 1")
+        await pilot.pause()
+        app.post_message(LogCompleted(rest, prepare_plan(rest.tasks)))
+        await pilot.pause()
+        await pilot.pause()
+        shown = {plan._plan.row(i) for i in range(plan.row_count)} - set(State)
+        assert shown == {task_id for task_id, task in plan.tasks.items() if plan_matches(task, "task 1")}
+        assert len(shown) < len(plan.tasks)

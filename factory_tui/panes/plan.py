@@ -37,6 +37,7 @@ from factory_tui.widgets.plan_table import PlanTable
 
 if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes, Rest, Snapshot
+    from factory_tui.plan_rows import PreparedPlan
 
 # Events after which a task may never run, or run again: its dependencies
 # changed. (Tasks dying or coming back are seen in the tasks themselves; a
@@ -62,6 +63,10 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
     @dataclass
     class QaFetched(Message):
         latest: dict
+
+    # The whole plan made ready by the feed's worker, for log_completed
+    # (the app hands it over).
+    prepared: PreparedPlan | None = None
 
     def on_mount(self) -> None:
         # The last event the pane has seen: a read whole begun now covers
@@ -108,7 +113,11 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
             self.call_after_refresh(self._fetch_notes)
 
     def log_completed(self, rest: Rest) -> None:
-        self.load(rest.tasks)
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None:
+            self.load_prepared(prepared)
+        else:
+            self.load(rest.tasks)
         self.say_highlighted()
         self._fetch_notes()
 
