@@ -15,7 +15,6 @@ import SQLite or git.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,11 +60,10 @@ from factory_tui.panes.pane import Pane
 from factory_tui.panes.plan import PlanPane
 from factory_tui.panes.worktrees import WorktreesPane
 from factory_tui.plan_notes import around
-from factory_tui.plan_rows import prepare_plan
 from factory_tui.screens import is_task_screen
 from factory_tui.screens.dialogs import ChoiceDialog
 from factory_tui.screens.help import HelpScreen
-from factory_tui.startup import FrameReport, use_worker_threads
+from factory_tui.startup import FrameReport, hold_whole_plan, read_whole_plan, use_worker_threads
 from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
 
@@ -215,6 +213,7 @@ class FactoryApp(App[None]):
 
     def on_unmount(self) -> None:
         self.session.close()
+        hold_whole_plan()  # collections back on, even if the plan never landed
 
     # --- following the log -------------------------------------------------------
 
@@ -233,17 +232,7 @@ class FactoryApp(App[None]):
                 # would take the screen's turns at Python), and here, in the
                 # feed's own thread, so that every change after it comes after it.
                 self.first_drawn.wait(FIRST_FRAME_WAIT)
-                # No collection while a big plan is made: each would walk
-                # every object made so far, the screen standing still a
-                # tenth of a second each time; _log_whole freezes them all.
-                gc.disable()
-                try:
-                    rest = feed.rest()
-                    prepared = prepare_plan(rest.tasks)
-                except BaseException:
-                    gc.enable()
-                    raise
-                self.post_message(LogCompleted(rest, prepared))
+                self.post_message(LogCompleted(*read_whole_plan(feed)))
             failing = False
             while not worker.is_cancelled:
                 time.sleep(self.poll_seconds)
@@ -287,11 +276,7 @@ class FactoryApp(App[None]):
     def _log_whole(self) -> None:
         """The console holds the whole plan."""
         self.plan_ready = True
-        # A big plan is tens of thousands of long-lived objects; a full
-        # garbage collection that walks them all stalls a frame by 30 ms.
-        # Frozen objects are left out of the walk.
-        gc.freeze()
-        gc.enable()
+        hold_whole_plan()
         if not self.bench_first_frame:
             self.call_after_refresh(
                 lambda: self.run_worker(self.actions.warm_up, thread=True, group="warm-up", exit_on_error=False)

@@ -14,12 +14,19 @@ reads the lines).
 from __future__ import annotations
 
 import asyncio
+import gc
 import resource
 import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from factory_tui.plan_rows import PreparedPlan, prepare_plan
+
+if TYPE_CHECKING:
+    from factory_tui.backends.feed import LogFeed, Rest
 
 # Threads for the console's workers (see use_worker_threads).
 WORKER_THREADS = 32
@@ -39,6 +46,29 @@ def use_worker_threads() -> None:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="console-worker")
     )
+
+
+def read_whole_plan(feed: LogFeed) -> tuple[Rest, PreparedPlan]:
+    """The rest of a big base's first look, and the whole plan made ready
+    for the Plan's table: in the feed's worker, after the first frame. No
+    garbage collection meanwhile: each would walk every object made so far,
+    the screen standing still a tenth of a second each time
+    (``hold_whole_plan`` freezes them all, then collects again)."""
+    gc.disable()
+    try:
+        rest = feed.rest()
+        return rest, prepare_plan(rest.tasks)
+    except BaseException:
+        gc.enable()
+        raise
+
+
+def hold_whole_plan() -> None:
+    """The console holds the whole plan: tens of thousands of long-lived
+    objects, which a full collection walking them all would stall a frame
+    for (30 ms). Frozen, they are left out of the walk."""
+    gc.freeze()
+    gc.enable()
 
 
 def frame_line(what: str) -> str:
