@@ -98,19 +98,22 @@ EXTRA = 14
 # Ready: queued with no blockers (dependencies not yet done; the count is
 # kept by the schema's triggers). The claim takes the head of the ready
 # index, a range scan however many queued tasks wait behind dependencies.
+# INDEXED BY: the ready index is the claim's whole design. Without it the
+# planner takes the plan's index (idx_tasks_plan: state first) for
+# ``state = 'queued'`` and walks every blocked queued task before a ready one.
 SQL_CLAIM = f"""
 UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now,
        started_at = :now, progress = NULL,
        lease_token = 'T-' || seq || ':' || :secret, lease_worker = :worker,
        lease_expires = :expires, run_secret = :run_secret
 WHERE seq = (
-    SELECT seq FROM tasks WHERE state = 'queued' AND blockers = 0
+    SELECT seq FROM tasks INDEXED BY idx_tasks_ready WHERE state = 'queued' AND blockers = 0
     ORDER BY priority DESC, seq LIMIT 1)
   AND state = 'queued'
 RETURNING {TASK_COLUMNS}, lease_token,
           (SELECT body FROM task_bodies AS b WHERE b.seq = tasks.seq)
 """
-SQL_READY = "SELECT 1 FROM tasks WHERE state = 'queued' AND blockers = 0 LIMIT 1"
+SQL_READY = "SELECT 1 FROM tasks INDEXED BY idx_tasks_ready WHERE state = 'queued' AND blockers = 0 LIMIT 1"
 SQL_EVENT_INSERT = (
     "INSERT INTO events (at, task_id, kind, actor, from_state, to_state, note, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
