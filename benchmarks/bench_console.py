@@ -1,7 +1,7 @@
 """The console over a small base and a big one, side by side.
 
     python benchmarks/bench_console.py [--runs 5] [--pages 100] [--changes 40] [--writes 20] [--idle 60]
-                                       [--only small|big]
+                                       [--only small|big] [--first-frame-only] [--against DIR]
 
 The bases (benchmarks/big_base.py, built once and kept in benchmarks/.work/):
 small is 10,000 tasks, 100,000 events and 30 worktrees; big is 100,000
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
 import random
@@ -74,36 +75,91 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(0, int(len(ordered) * fraction + 0.999999) - 1)]
 
 
-def console_env() -> dict[str, str]:
+def console_env(code: Path = ROOT) -> dict[str, str]:
     return dict(os.environ, TEXTUAL="", TERM="xterm-256color", COLUMNS="160", LINES="48",
-                PYTHONPATH=str(ROOT))
+                PYTHONPATH=str(code))
 
 
 # --- first frame ------------------------------------------------------------------
 
+FRAME_KEYS = ("first", "first_mb", "first_cpu", "whole", "whole_mb")
 
-def measure_first_frame(base: FactoryBase, runs: int) -> dict[str, list[float]]:
-    """Cold starts of ``factory console --bench-first-frame`` (it quits once
-    the whole plan is drawn): seconds and peak MB at the first frame and at
-    the whole plan, and CPU seconds at the first frame."""
-    found: dict[str, list[float]] = {key: [] for key in ("first", "first_mb", "first_cpu", "whole", "whole_mb")}
-    command = [sys.executable, "-m", "factory_tui", "--base", str(base.root), "console", "--bench-first-frame"]
+
+def base_root_for(size: str, code: Path) -> Path:
+    """The base of ``size`` as ``code``'s own builder makes it (another
+    checkout's schema may be older: its console would refuse ours)."""
+    if code == ROOT:
+        return base_for(size).root
+    sizes = BASES[size]
+    done = subprocess.run(
+        [sys.executable, str(code / "benchmarks" / "big_base.py"), "--tasks", str(sizes["tasks"]),
+         "--events", str(sizes["events"]), "--worktrees", str(sizes["worktrees"]), "--cache", str(WORK)],
+        capture_output=True, text=True, check=True, cwd=code.parent, env=console_env(code),
+    )
+    return Path(done.stdout.strip().splitlines()[-1].rpartition(": ")[2])
+
+
+def first_frame_once(root: Path, code: Path = ROOT) -> dict[str, float]:
+    """One cold start of ``factory console --bench-first-frame`` (it quits
+    once the whole plan is drawn) with the package from ``code``: seconds
+    and peak MB at the first frame and at the whole plan, and CPU seconds
+    at the first frame."""
+    # Started by a small shell that forks it: a process's peak memory
+    # (ru_maxrss) starts at its parent's size at the fork, and this
+    # benchmark's own would hide the console's.
+    command = ["/bin/sh", "-c", '"$@" & wait $!', "launch",
+               sys.executable, "-m", "factory_tui", "--base", str(root), "console", "--bench-first-frame"]
+    started = time.time()
+    # Run from the code's parent: ``-m`` puts the working folder first on
+    # the path, and this file's worktree would shadow another ``code``.
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=console_env(code), cwd=code.parent, check=False)
+    lines = {line.split()[0]: line.split() for line in done.stderr.splitlines()
+             if line.startswith(("first-frame ", "whole-plan "))}
+    if "first-frame" not in lines:
+        raise SystemExit(f"the console did not report a first frame:\n{done.stderr[-2000:]}")
+    first = lines["first-frame"]
+    whole = lines.get("whole-plan", first)
+    return {
+        "first": float(first[1]) - started,
+        "first_mb": int(first[3]) / 1024,
+        "first_cpu": float(first[5]) if len(first) > 5 else float("nan"),
+        "whole": float(whole[1]) - started,
+        "whole_mb": int(whole[3]) / 1024,
+    }
+
+
+def compile_code(code: Path) -> None:
+    """The package's bytecode, as an install leaves it: without it (a
+    checkout run with PYTHONDONTWRITEBYTECODE) every start compiles some
+    ninety modules from source, a sixth of a second."""
+    compileall.compile_dir(str(code / "factory_tui"), quiet=1)
+
+
+def measure_first_frame(size: str, runs: int, against: Path | None = None
+                        ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``runs`` cold starts of this code, and with ``against`` (another
+    checkout's root) as many of that code, in alternate rounds so that the
+    machine's load falls on both alike."""
+    ours: dict[str, list[float]] = {key: [] for key in FRAME_KEYS}
+    theirs: dict[str, list[float]] = {key: [] for key in FRAME_KEYS}
+    rounds = [(ROOT, base_root_for(size, ROOT), ours)]
+    if against is not None:
+        rounds.append((against, base_root_for(size, against), theirs))
+    for code, _, _ in rounds:
+        compile_code(code)
     for _ in range(runs):
-        started = time.time()
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=console_env(), cwd=ROOT, check=False)
-        lines = {line.split()[0]: line.split() for line in done.stderr.splitlines()
-                 if line.startswith(("first-frame ", "whole-plan "))}
-        if "first-frame" not in lines:
-            raise SystemExit(f"the console did not report a first frame:\n{done.stderr[-2000:]}")
-        first = lines["first-frame"]
-        found["first"].append(float(first[1]) - started)
-        found["first_mb"].append(int(first[3]) / 1024)
-        found["first_cpu"].append(float(first[5]) if len(first) > 5 else float("nan"))
-        whole = lines.get("whole-plan", first)
-        found["whole"].append(float(whole[1]) - started)
-        found["whole_mb"].append(int(whole[3]) / 1024)
-    return found
+        for code, root, found in rounds:
+            for key, value in first_frame_once(root, code).items():
+                found[key].append(value)
+    return ours, theirs
+
+
+def describe_frames(frames: dict[str, list[float]]) -> tuple[str, str]:
+    """The first frame's and the whole plan's figures, as the table says them."""
+    return (f"{statistics.median(frames['first']):.2f} s, {max(frames['first_mb']):.0f} MB, "
+            f"{statistics.median(frames['first_cpu']):.2f} s CPU",
+            f"{statistics.median(frames['whole']):.2f} s, {max(frames['whole_mb']):.0f} MB")
 
 
 # --- in one console (Pilot) ----------------------------------------------------------
@@ -300,10 +356,16 @@ def run_base(size: str, args: argparse.Namespace) -> dict[str, str]:
     print(f"[{size}] {sum(counts.values()):,} tasks, {events:,} events, {worktrees} worktrees; "
           f"load {os.getloadavg()[0]:.2f}", flush=True)
     out: dict[str, str] = {"base": f"{sum(counts.values()) // 1000}k tasks, {events / 1e6:g}M events, {worktrees} wt"}
-    frames = measure_first_frame(base, args.runs)
-    out["first frame"] = (f"{statistics.median(frames['first']):.2f} s, {max(frames['first_mb']):.0f} MB, "
-                          f"{statistics.median(frames['first_cpu']):.2f} s CPU")
-    out["whole plan held"] = f"{statistics.median(frames['whole']):.2f} s, {max(frames['whole_mb']):.0f} MB"
+    frames, before = measure_first_frame(size, args.runs, args.against.resolve() if args.against else None)
+    out["first frame"], out["whole plan held"] = describe_frames(frames)
+    if args.against is not None:
+        out["first frame (against)"], out["whole plan held (against)"] = describe_frames(before)
+        out["first frame: ours / against"] = (
+            f"{statistics.median(frames['first']) / statistics.median(before['first']):.2f}x time, "
+            f"{max(frames['first_mb']) / max(before['first_mb']):.2f}x MB")
+    if args.first_frame_only:
+        out["load average (1 min) at the end"] = f"{os.getloadavg()[0]:.2f}"
+        return out
     print(f"  first frame done; load {os.getloadavg()[0]:.2f}", flush=True)
     handled, framed = asyncio.run(measure_changes(base, args.changes))
     out["one changed task: handled"] = f"p50 {statistics.median(handled):.1f} ms, p95 {percentile(handled, 0.95):.1f} ms"
@@ -340,6 +402,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="notes a second streamed while paging")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds to watch an idle console")
     parser.add_argument("--only", choices=sorted(BASES), help="one base only")
+    parser.add_argument("--first-frame-only", action="store_true", help="measure the first frame only")
+    parser.add_argument("--against", type=Path,
+                        help="another checkout's root (git archive of a commit): its first frames, in paired rounds")
     args = parser.parse_args()
     sizes = [args.only] if args.only else list(BASES)
     results = {size: run_base(size, args) for size in sizes}

@@ -15,12 +15,9 @@ import SQLite or git.
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,12 +63,13 @@ from factory_tui.plan_notes import around
 from factory_tui.screens import is_task_screen
 from factory_tui.screens.dialogs import ChoiceDialog
 from factory_tui.screens.help import HelpScreen
+from factory_tui.startup import FrameReport, hold_whole_plan, read_whole_plan, use_worker_threads
 from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
 
 POLL_SECONDS = 0.1
-# Threads for the console's workers (see on_load).
-WORKER_THREADS = 32
+# The rest of a big base waits at most this long for the first frame.
+FIRST_FRAME_WAIT = 5.0
 
 
 class FactoryApp(App[None]):
@@ -116,6 +114,11 @@ class FactoryApp(App[None]):
         self.farewell: str | None = None
         self.bench_first_frame = bench_first_frame
         self.poll_seconds = poll_seconds
+        # Set once the first full frame is drawn (startup.py): what it does
+        # not show is read after it.
+        self.first_drawn = threading.Event()
+        self._frames = FrameReport(self, lambda: self.worktree_table.listed, self.first_drawn,
+                                   say=bench_first_frame)
         self.actor = actor_name("console")
         self.plan_ready = False
         # What the terminal's title was last set to ("": not yet).
@@ -188,15 +191,7 @@ class FactoryApp(App[None]):
     # --- start and end --------------------------------------------------------------
 
     def on_load(self) -> None:
-        # Thread workers run on the event loop's default executor, of
-        # cpu_count + 4 threads: six on two cores. Every follower (the log
-        # feed, the git files, the QA folder, the living documents, the
-        # inbox, an open transcript) holds one for the console's life, so a
-        # pool that small leaves the short fetches none and they wait for
-        # ever. The followers mostly sleep; a bigger pool costs nothing.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="console-worker")
-        )
+        use_worker_threads()
 
     def on_mount(self) -> None:
         keymap = self._console_config.keymap
@@ -218,6 +213,7 @@ class FactoryApp(App[None]):
 
     def on_unmount(self) -> None:
         self.session.close()
+        hold_whole_plan()  # collections back on, even if the plan never landed
 
     # --- following the log -------------------------------------------------------
 
@@ -232,9 +228,11 @@ class FactoryApp(App[None]):
             first = feed.first_look()
             self.post_message(PlanLoaded(first))
             if not first.complete:
-                # Read here, in the feed's own thread, so that every change
-                # after it comes after it.
-                self.post_message(LogCompleted(feed.rest()))
+                # Read once the first frame is drawn (reading it meanwhile
+                # would take the screen's turns at Python), and here, in the
+                # feed's own thread, so that every change after it comes after it.
+                self.first_drawn.wait(FIRST_FRAME_WAIT)
+                self.post_message(LogCompleted(*read_whole_plan(feed)))
             failing = False
             while not worker.is_cancelled:
                 time.sleep(self.poll_seconds)
@@ -262,42 +260,27 @@ class FactoryApp(App[None]):
         for listener in self._listeners():
             listener.log_loaded(snapshot)
         self._update_counts()
-        if self.bench_first_frame:
-            self.call_after_refresh(self._report_frame, "first-frame", snapshot.complete)
+        self._frames.plan_drawn(snapshot.complete)
         if snapshot.complete:
             self._log_whole()
 
     @on(LogCompleted)
     def _log_completed(self, message: LogCompleted) -> None:
+        self.plan.prepared = message.plan
         for listener in self._listeners():
             listener.log_completed(message.rest)
         self._update_counts()
-        if self.bench_first_frame:
-            self.call_after_refresh(self._report_frame, "whole-plan", True)
+        self._frames.whole_plan()
         self._log_whole()
 
     def _log_whole(self) -> None:
         """The console holds the whole plan."""
         self.plan_ready = True
-        # A big plan is tens of thousands of long-lived objects; a full
-        # garbage collection that walks them all stalls a frame by 30 ms.
-        # Frozen objects are left out of the walk.
-        gc.freeze()
+        hold_whole_plan()
         if not self.bench_first_frame:
             self.call_after_refresh(
                 lambda: self.run_worker(self.actions.warm_up, thread=True, group="warm-up", exit_on_error=False)
             )
-
-    def _report_frame(self, what: str, last: bool) -> None:
-        """For benchmarks/bench_console.py: when a frame was drawn, and the
-        peak memory so far; the console quits after the last."""
-        import resource
-
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        print(f"{what} {time.time():.6f} maxrss-kb {usage.ru_maxrss} cpu-s {usage.ru_utime + usage.ru_stime:.3f}",
-              file=sys.__stderr__, flush=True)
-        if last:
-            self.exit()
 
     @on(TaskHighlighted)
     def _task_highlighted(self, message: TaskHighlighted) -> None:
@@ -400,14 +383,19 @@ class FactoryApp(App[None]):
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
     def start_engine(self) -> None:
+        # After the first frame: importing and starting an engine would
+        # take the screen's turns at Python.
+        self.first_drawn.wait(FIRST_FRAME_WAIT)
         self.engine.start()
         self.post_message(EngineChanged())
 
     @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
     def find_agent(self) -> None:
-        """Which profile tasks run with (found on PATH: a worker)."""
+        """Which profile tasks run with (found on PATH: a worker, after
+        the first frame)."""
         from factory_tui.backends.agents import default_profile_name, load_profiles
 
+        self.first_drawn.wait(FIRST_FRAME_WAIT)
         config = self.session.config
         name = default_profile_name(config, load_profiles(config))
         self.call_from_thread(setattr, self.header, "agent", name)

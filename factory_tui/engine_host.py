@@ -2,7 +2,9 @@
 to the headless engine that already holds the base, and at the end stop the
 agents or hand them to a headless ``factory run``.
 
-No Textual: the console calls these from its workers.
+No Textual: the console calls these from its workers. The engine's module
+is imported when an engine is started or looked for, not with the console:
+its first frame needs none of it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from factory_tui.backends.base import FactoryBase
-from factory_tui.engine import Engine, EngineBusy, EngineLock, EngineStatus, EngineThread, describe_holder
+
+if TYPE_CHECKING:
+    from factory_tui.engine import EngineStatus, EngineThread
 
 HANDOVER_LOG = "engine.log"
 
@@ -36,6 +41,8 @@ class EngineHost:
 
     def start(self) -> str:
         """Run an engine in this process, unless one already holds the base."""
+        from factory_tui.engine import Engine, EngineBusy, EngineLock, EngineThread
+
         self.holder = EngineLock.holder(self.base)
         if self.holder:
             return "attached"
@@ -52,6 +59,8 @@ class EngineHost:
 
     def refresh(self) -> str:
         if self.mode != "embedded":
+            from factory_tui.engine import EngineLock
+
             self.holder = EngineLock.holder(self.base)
         return self.mode
 
@@ -74,6 +83,8 @@ class EngineHost:
                 return "engine: starting"
             return f"engine: in console · {len(status.running)}/{status.max_parallel} agents"
         if mode == "attached":
+            from factory_tui.engine import describe_holder
+
             return f"engine: attached ({describe_holder(self.holder or {})})"
         error = self.thread.error if self.thread is not None else None
         if error is not None:

@@ -9,6 +9,8 @@ Also here: reading such a file from disk with a size limit, refusing links
 that leave the folder they must stay in.
 
 Pure but for ``read_limited``; nothing here knows what the keys mean.
+python-frontmatter and PyYAML are imported at the first file read, not
+with the module: the console's first frame reads none.
 """
 
 from __future__ import annotations
@@ -17,13 +19,9 @@ import json
 import re
 import stat
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-
-import frontmatter
-
-# PyYAML ships no type information; it is python-frontmatter's own parser,
-# imported for its errors' line marks.
-import yaml  # type: ignore[import-untyped]
+from typing import Any
 
 YAML = "yaml"
 JSON = "json"
@@ -47,25 +45,41 @@ class FrontMatter:
     style: str = YAML  # YAML or JSON
 
 
-class _JsonHandler(frontmatter.JSONHandler):
-    """``---json`` … ``---``: python-frontmatter's own JSON handler wants
-    its front matter between braces alone, which is not how these files
-    are written."""
-
-    FM_BOUNDARY = re.compile(r"^---(?:json)?[ \t]*$", re.MULTILINE)
-    START_DELIMITER = "---json"
-    END_DELIMITER = "---"
-
-    def split(self, text: str) -> tuple[str, str]:
-        _, fm, content = self.FM_BOUNDARY.split(text, 2)
-        return fm, content
+@dataclass(frozen=True, slots=True)
+class _Parsers:
+    yaml_handler: Any
+    json_handler: Any
+    loader: Any
+    yaml_error: type[Exception]
 
 
-_YAML = frontmatter.YAMLHandler()
-# libyaml's loader when PyYAML was built with it: several times faster, and
-# the same safe subset (a burst of mail is thousands of front matters).
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_JSON_HANDLER = _JsonHandler()
+@cache
+def _parsers() -> _Parsers:
+    import frontmatter
+
+    # PyYAML ships no type information; it is python-frontmatter's own
+    # parser, imported for its errors' line marks.
+    import yaml  # type: ignore[import-untyped]
+
+    class _JsonHandler(frontmatter.JSONHandler):
+        """``---json`` … ``---``: python-frontmatter's own JSON handler wants
+        its front matter between braces alone, which is not how these files
+        are written."""
+
+        FM_BOUNDARY = re.compile(r"^---(?:json)?[ \t]*$", re.MULTILINE)
+        START_DELIMITER = "---json"
+        END_DELIMITER = "---"
+
+        def split(self, text: str) -> tuple[str, str]:
+            _, fm, content = self.FM_BOUNDARY.split(text, 2)
+            return fm, content
+
+    # libyaml's loader when PyYAML was built with it: several times faster,
+    # and the same safe subset (a burst of mail is thousands of front matters).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return _Parsers(frontmatter.YAMLHandler(), _JsonHandler(), loader, yaml.YAMLError)
+
+
 _JSON_OPENING = re.compile(r"^---json[ \t]*$", re.MULTILINE)
 
 
@@ -76,7 +90,8 @@ def split(text: str, *, example: str = "kind: …", least: str = "kind") -> Fron
     stripped = text.strip()
     leading = text[: len(text) - len(text.lstrip())].count("\n")
     json_style = _JSON_OPENING.match(stripped) is not None
-    handler = _JSON_HANDLER if json_style else _YAML
+    parsers = _parsers()
+    handler = parsers.json_handler if json_style else parsers.yaml_handler
     opening = handler.FM_BOUNDARY.match(stripped)
     if opening is None:
         raise FrontMatterError(
@@ -100,9 +115,10 @@ def split(text: str, *, example: str = "kind: …", least: str = "kind") -> Fron
 
 
 def _load_yaml(raw: str, offset: int) -> object:
+    parsers = _parsers()
     try:
-        return _YAML.load(raw, Loader=_LOADER)
-    except yaml.YAMLError as error:
+        return parsers.yaml_handler.load(raw, Loader=parsers.loader)
+    except parsers.yaml_error as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         problem = getattr(error, "problem", None) or str(error)
         context = getattr(error, "context", None)
@@ -118,7 +134,7 @@ def _load_json(raw: str, offset: int) -> object:
     if not raw.strip():
         return None
     try:
-        return _JSON_HANDLER.load(raw)
+        return _parsers().json_handler.load(raw)
     except json.JSONDecodeError as error:
         raise FrontMatterError(f"JSON: {error.msg}", offset + error.lineno) from None
     except RecursionError:

@@ -26,9 +26,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-import frontmatter
-from ulid import ULID
-
 from factory_tui.front_matter import JSON, FrontMatterError, type_name
 from factory_tui.front_matter import split as split_front_matter
 
@@ -134,6 +131,8 @@ def check_address(text: str, what: str = "an address") -> str:
 def new_message_id() -> str:
     """A ULID: unique across factories without asking anyone, and sorting
     by the time it was made."""
+    from ulid import ULID  # imported when a message is made, not with the module
+
     return str(ULID())
 
 
@@ -261,6 +260,8 @@ def render(message: Message) -> str:
         meta["state"] = str(message.state)
     if message.task:
         meta["task"] = message.task
+    import frontmatter  # imported when a message is written, not with the module
+
     post = frontmatter.Post(message.body.rstrip("\n"))
     post.metadata.update(meta)
     return frontmatter.dumps(post, sort_keys=False) + "\n"

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     # import SQLite or git, even through the backends.
     from factory_tui.backends.feed import Changes, Rest, Snapshot
     from factory_tui.engine import EngineStatus
+    from factory_tui.plan_rows import PreparedPlan
 
 
 class Command(StrEnum):
@@ -67,6 +68,8 @@ class LogCompleted(Message):
     only the first rows (a big base)."""
 
     rest: Rest
+    # The whole plan made ready for the Plan's table in the feed's worker.
+    plan: PreparedPlan | None = None
 
 
 @dataclass

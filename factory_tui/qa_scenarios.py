@@ -19,9 +19,7 @@ import shlex
 from collections.abc import Collection, Iterable
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-from markdown_it import MarkdownIt
+from typing import TYPE_CHECKING, Any
 
 from factory_tui.config import unknown_key
 from factory_tui.front_matter import FrontMatter, FrontMatterError, read_limited, type_name
@@ -36,6 +34,9 @@ from factory_tui.qa_model import (
     QaKind,
     Scenario,
 )
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 # A scenario is a page a person writes, not a data file: anything larger is
 # a mistake (a log pasted in), and a judge's prompt could not hold it anyway.
@@ -315,6 +316,10 @@ def _one_line(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
+    # Imported at the first body read, not with the module: the console's
+    # first frame reads no scenario.
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark")
 
 

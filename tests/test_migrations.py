@@ -163,3 +163,27 @@ def test_a_version_10_log_gains_readiness_kept_on_every_task(tmp_path):
             log.finish(claim.token, State.REVIEW)
             log.apply(claim.task.id, Action.APPROVE, actor="op")
         assert order == ["T-4", "T-1", "T-3"]
+
+
+def test_a_version_12_log_gains_the_plan_s_index(tmp_path):
+    """Migration 13 indexes the plan in the console's order: the first look
+    counts each state and reads its first rows as ranges of it."""
+    path = tmp_path / "log.db"
+    make_log_at(path, 12)  # T-1: queued, priority 2
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executemany(
+        "INSERT INTO tasks (seq, title, state, priority, attempts, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 0, 1.0, 1.0)",
+        [(2, "held", "held", 0), (3, "urgent", "queued", 9)],
+    )
+    conn.close()
+    with ExecutionLog.open(path) as log:
+        assert log.counts()[State.QUEUED] == 2
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "idx_tasks_plan" in names
+        assert [row[0] for row in conn.execute(
+            "SELECT seq FROM tasks INDEXED BY idx_tasks_plan WHERE state = 'queued' ORDER BY priority DESC, seq"
+        )] == [3, 1]
+        conn.close()

@@ -106,9 +106,7 @@ class LogFeed:
                 # One read transaction, so the tasks and the cursor agree.
                 self._conn.execute("BEGIN")
                 try:
-                    counts = dict.fromkeys(State, 0)
-                    for state, n in self._conn.execute("SELECT state, count(*) FROM tasks GROUP BY state"):
-                        counts[State(state)] = n
+                    counts = self._counts()
                     last = self._conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
                     whole_plan = whole_tasks is None or sum(counts.values()) <= whole_tasks
                     tasks = self._tasks.list_tasks(bodies=False) if whole_plan else self._first_rows(counts)
@@ -142,6 +140,14 @@ class LogFeed:
                 raise describe_sqlite_error(self.path, error) from None
         return Rest(tasks, ids)
 
+    def _counts(self) -> dict[State, int]:
+        """How many tasks each state holds: a range of the plan's index
+        (schema.py: idx_tasks_plan) per state, never a pass over the tasks."""
+        return {
+            state: self._conn.execute("SELECT count(*) FROM tasks WHERE state = ?", (state.value,)).fetchone()[0]
+            for state in State
+        }
+
     def _ids_after(self, start: int) -> array:
         ids = array("q")
         cursor = self._conn.execute("SELECT id FROM events WHERE id > ? ORDER BY id", (start,))
@@ -151,7 +157,7 @@ class LogFeed:
 
     def _first_rows(self, counts: dict[State, int]) -> list[Task]:
         """The plan's first FIRST_LOOK_ROWS rows, in its order (by state,
-        then priority, then id)."""
+        then priority, then id): a range of idx_tasks_plan per state."""
         seqs: list[int] = []
         for state in STATE_ORDER:
             wanted = FIRST_LOOK_ROWS - len(seqs)

@@ -98,19 +98,22 @@ EXTRA = 14
 # Ready: queued with no blockers (dependencies not yet done; the count is
 # kept by the schema's triggers). The claim takes the head of the ready
 # index, a range scan however many queued tasks wait behind dependencies.
+# INDEXED BY: the ready index is the claim's whole design. Without it the
+# planner takes the plan's index (idx_tasks_plan: state first) for
+# ``state = 'queued'`` and walks every blocked queued task before a ready one.
 SQL_CLAIM = f"""
 UPDATE tasks SET state = 'running', attempts = attempts + 1, updated_at = :now,
        started_at = :now, progress = NULL,
        lease_token = 'T-' || seq || ':' || :secret, lease_worker = :worker,
        lease_expires = :expires, run_secret = :run_secret
 WHERE seq = (
-    SELECT seq FROM tasks WHERE state = 'queued' AND blockers = 0
+    SELECT seq FROM tasks INDEXED BY idx_tasks_ready WHERE state = 'queued' AND blockers = 0
     ORDER BY priority DESC, seq LIMIT 1)
   AND state = 'queued'
 RETURNING {TASK_COLUMNS}, lease_token,
           (SELECT body FROM task_bodies AS b WHERE b.seq = tasks.seq)
 """
-SQL_READY = "SELECT 1 FROM tasks WHERE state = 'queued' AND blockers = 0 LIMIT 1"
+SQL_READY = "SELECT 1 FROM tasks INDEXED BY idx_tasks_ready WHERE state = 'queued' AND blockers = 0 LIMIT 1"
 SQL_EVENT_INSERT = (
     "INSERT INTO events (at, task_id, kind, actor, from_state, to_state, note, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -153,6 +156,37 @@ _TASK_ID = re.compile(r"T-[1-9][0-9]{0,8}")
 _STATES = {state.value: state for state in State}
 
 
+# The few values many tasks share (agent profiles, sources, sets of
+# labels), one object each: a 100,000-task plan holds two profile names, not
+# 100,000 copies of them (some 8 MB). Bounded: past it, values go unshared.
+_SHARED_LIMIT = 4096
+_shared_strings: dict[str, str] = {}
+_shared_labels: dict[str, tuple[str, ...]] = {}
+
+
+def _shared(value: str | None) -> str | None:
+    if value is None:
+        return None
+    found = _shared_strings.get(value)
+    if found is not None:
+        return found
+    if len(_shared_strings) < _SHARED_LIMIT:
+        _shared_strings[value] = value
+    return value
+
+
+def _labels(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    found = _shared_labels.get(raw)
+    if found is not None:
+        return found
+    labels = tuple(json.loads(raw))
+    if len(_shared_labels) < _SHARED_LIMIT:
+        _shared_labels[raw] = labels
+    return labels
+
+
 def task_from_row(row: Sequence, body: str = "") -> Task:
     return Task(
         id=f"T-{row[0]}",
@@ -161,15 +195,15 @@ def task_from_row(row: Sequence, body: str = "") -> Task:
         priority=row[3],
         attempts=row[4],
         body=body,
-        profile=row[5],
-        source=row[6],
+        profile=_shared(row[5]),
+        source=_shared(row[6]),
         feedback=row[7],
         created_at=row[8],
         updated_at=row[9],
         started_at=row[10],
         progress=row[11],
         branch_start=row[12],
-        labels=tuple(json.loads(row[13])) if row[13] else (),
+        labels=_labels(row[13]),
     )
 
 
@@ -547,13 +581,13 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         sql = f"SELECT {TASK_COLUMNS}, {body} FROM tasks {join}"
         with self._read() as conn:
             if states is None:
-                rows = conn.execute(f"{sql} ORDER BY seq").fetchall()
+                rows = conn.execute(f"{sql} ORDER BY seq")
             else:
                 wanted = [State(s).value for s in states]
                 marks = ",".join("?" * len(wanted))
-                rows = conn.execute(
-                    f"{sql} WHERE state IN ({marks}) ORDER BY seq", wanted
-                ).fetchall()
+                rows = conn.execute(f"{sql} WHERE state IN ({marks}) ORDER BY seq", wanted)
+            # Row by row from the cursor, not fetched whole first: 100,000
+            # rows held at once are some 60 MB more at the peak.
             return self._with_dependencies(
                 conn, [task_from_row(row, row[EXTRA]) for row in rows]
             )

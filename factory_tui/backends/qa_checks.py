@@ -30,12 +30,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.errors import FactoryError
 from factory_tui.qa_model import JUDGED_KINDS, PASSING, Gate, QaKind, QaResult, Scenario, Verdict
+
+if TYPE_CHECKING:
+    import git
+
+
+def _git_errors() -> type[git.GitCommandError]:
+    # GitPython costs ~0.1 s to import: only a check that runs git needs it.
+    import git
+
+    return git.GitCommandError
 
 
 class QaNotPassed(FactoryError):
@@ -59,7 +68,7 @@ def trial_merge(root: Path, base_sha: str, head: str, message: str) -> str | Non
     try:
         tree = repo.merge_tree("--write-tree", base_sha, head).splitlines()[0].strip()
         return repo.commit_tree(tree, "-p", base_sha, "-p", head, "-m", message).strip() or None
-    except (git.GitCommandError, IndexError):
+    except (_git_errors(), IndexError):
         return None
 
 
@@ -70,7 +79,7 @@ def same_merge(root: Path, checked: str, merge_commit: str) -> bool:
         show = _git(root).show
         shape = "--format=%T %P"
         return (show("-s", shape, checked).strip() == show("-s", shape, merge_commit).strip())
-    except git.GitCommandError:
+    except _git_errors():
         return False
 
 
@@ -102,6 +111,8 @@ def valid_scenarios(base: FactoryBase) -> list[Scenario]:
 
 
 def _git(root: Path) -> git.Git:
+    import git
+
     return git.Git(str(root))
 
 
@@ -109,7 +120,7 @@ def changed_paths(root: Path, base_ref: str, head: str) -> list[str]:
     """The files ``head`` changed since it left ``base_ref``."""
     try:
         out = _git(root).diff("--name-only", "-z", "--no-renames", f"{base_ref}...{head}")
-    except git.GitCommandError as error:
+    except _git_errors() as error:
         raise FactoryError(f"cannot list what {head[:10]} changed: {error.stderr.strip() or error}") from None
     return [name for name in out.split("\0") if name]
 
@@ -123,7 +134,7 @@ def applying(scenarios: Sequence[Scenario], paths: Sequence[str], labels: Sequen
 def merge_base(root: Path, one: str, other: str) -> str | None:
     try:
         return _git(root).merge_base(one, other).strip() or None
-    except git.GitCommandError:
+    except _git_errors():
         return None
 
 
@@ -227,7 +238,7 @@ def _judge(base: FactoryBase, scenario: Scenario, *, commit: str, base_commit: s
             moved = checkout.moved()
         if moved:
             return result(Verdict.ERROR, moved)
-    except (FactoryError, git.GitCommandError) as error:
+    except (FactoryError, _git_errors()) as error:
         return result(Verdict.ERROR, str(error).splitlines()[0] if str(error) else "the judge could not run")
     return result(outcome.verdict, outcome.reason, attempts=len(outcome.votes), cost_usd=outcome.cost_usd,
                   input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens)

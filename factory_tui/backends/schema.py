@@ -20,7 +20,7 @@ from pathlib import Path
 
 from factory_tui.errors import LogBusy, LogCorrupt, LogDiskFull, LogError, LogReadOnly, LogTooNew
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # What a commit waits for (``[log] synchronous`` in factory.toml): NORMAL
 # flushes the WAL at checkpoints only (a power loss may lose the last
@@ -584,8 +584,16 @@ _V12_STATEMENTS = (
 )
 
 
+def _v13(conn: sqlite3.Connection) -> None:
+    """The plan in the console's order (by state, then priority, then id)
+    as an index: the first look at a big base (backends/feed.py) counts
+    each state and reads its first rows as index ranges, where it scanned
+    the tasks (and sorted each state's) before."""
+    conn.execute("CREATE INDEX idx_tasks_plan ON tasks(state, priority DESC, seq)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12, _v13,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -165,9 +165,16 @@ class FactorySession:
         its commits or index moved (``Worktrees.diff_stat``'s ``settled``);
         with ``fresh_for``, only those tasks' worktrees are counted again
         whatever their state, the others only if their commits or index
-        moved (the Worktrees pane, told what changed)."""
-        worktrees = self.worktrees
-        infos = worktrees.list()
+        moved (the Worktrees pane, told what changed). Without changes,
+        the list comes from git's files (backends/worktree_list.py): no git
+        process, no GitPython (a console's first frame)."""
+        infos = None
+        if not with_changes:
+            from factory_tui.backends.worktree_list import list_from_files
+
+            infos = list_from_files(self.base.root)
+        if infos is None:
+            infos = self.worktrees.list()
         tasks = {t.id: t for t in self.log.get_tasks([i.task_id for i in infos if i.task_id])}
         report = []
         for info in infos:
@@ -187,7 +194,7 @@ class FactorySession:
                         settled = info.task_id not in fresh_for
                     else:
                         settled = reuse and (task is None or task.state is not State.RUNNING)
-                    stat = worktrees.diff_stat(info.task_id, settled=settled)
+                    stat = self.worktrees.diff_stat(info.task_id, settled=settled)
                     row.added, row.removed = stat.added, stat.removed
                 except FactoryError:
                     pass  # a worktree git cannot diff (broken by an agent) shows no counts

@@ -51,8 +51,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, overload
 
-import git
-
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
 from factory_tui.backends.git_objects import descends_through_loose_commits
 from factory_tui.backends.locks import worktree_admin
@@ -287,6 +285,10 @@ class Worktrees:
         if not base_branch or not isinstance(base_branch, str):
             raise ConfigError("base_branch must be a branch name")
         root = Path(root).expanduser()
+        # GitPython costs ~0.1 s to import: it is imported where git first
+        # runs (a console's first frame lists the worktrees from git's files).
+        import git
+
         try:
             # One Repo per root, kept for the object's life: opening it reads
             # .git, and every command below reuses its git runner.
@@ -939,6 +941,8 @@ class Worktrees:
             return MergeCheck(MergeStatus.ERROR, message=str(error), base=base, head=head)
 
     def _git_version(self) -> tuple[int, ...]:
+        import git
+
         try:
             return tuple(self._repo.git.version_info)
         except (git.GitCommandError, git.GitCommandNotFound, ValueError):
@@ -1228,6 +1232,8 @@ class Worktrees:
         ``read_only``: a look that must not take optional locks (the index
         lock above all), so that an agent's own git commands never trip over
         the console looking at its worktree."""
+        import git
+
         if read_only:
             env = {**_NO_OPTIONAL_LOCKS, **(env or {})}
         if where is None and not config:

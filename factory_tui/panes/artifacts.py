@@ -31,7 +31,6 @@ from factory_tui.keys import bindings
 from factory_tui.model import State
 from factory_tui.panes.feed import FeedListener
 from factory_tui.panes.folder import FollowsFolder
-from factory_tui.screens.artifacts import DocumentHistoryScreen, DocumentScreen, RunFileScreen, edit_document
 from factory_tui.text import literal
 from factory_tui.widgets.artifact_tables import DocumentTable, RunFileTable
 
@@ -55,6 +54,8 @@ class PaneDocuments(DocumentTable):
 
     def action_open_artifact(self) -> None:
         if (row := self._document()) is not None:
+            from factory_tui.screens.artifacts import DocumentScreen
+
             self.app.push_screen(DocumentScreen(row.name))
 
     def on_double_click(self) -> None:
@@ -66,10 +67,14 @@ class PaneDocuments(DocumentTable):
                 self.notify(literal(f"{row.name} is written by the factory: edits would be lost."),
                             severity="warning", timeout=5, markup=False)
                 return
+            from factory_tui.screens.artifacts import edit_document
+
             edit_document(self, row.name, after=self._pane().load_documents)
 
     def action_document_history(self) -> None:
         if (row := self._document()) is not None:
+            from factory_tui.screens.artifacts import DocumentHistoryScreen
+
             self.app.push_screen(DocumentHistoryScreen(row.name))
 
     def action_refresh_documents(self) -> None:
@@ -87,6 +92,8 @@ class PaneRunFiles(RunFileTable):
         if row is None or row.file is None:
             self.notify("No run file under the cursor.", severity="warning", timeout=3)
             return
+        from factory_tui.screens.artifacts import RunFileScreen
+
         self.app.push_screen(RunFileScreen(row.run, row.file))
 
     def on_double_click(self) -> None:
@@ -143,7 +150,9 @@ class ArtifactsPane(FollowsFolder, Vertical, FeedListener):
     # --- from the log, the Plan's cursor and the files --------------------------------
 
     def log_loaded(self, snapshot: Snapshot) -> None:
-        self.load_documents()
+        # After the first frame (the plan, the log, the worktrees): read
+        # beside it, the documents would take its turns at Python.
+        self.call_after_refresh(self.load_documents)
 
     def log_changed(self, changes: Changes) -> None:
         if any(task.state in DOCUMENT_STATES for task in changes.tasks):

@@ -31,18 +31,8 @@ from factory_tui.attention import mail_notices
 from factory_tui.console_mail import ConsoleIntake
 from factory_tui.context import console
 from factory_tui.keys import bindings
+from factory_tui.mail_views import MAIL_EVENTS, THREAD_KEYS
 from factory_tui.panes.feed import FeedListener
-from factory_tui.screens.mail import (
-    MAIL_EVENTS,
-    THREAD_KEYS,
-    RefusedFileScreen,
-    ThreadScreen,
-    acknowledge,
-    decline,
-    new_mail,
-    reply_in,
-    task_from,
-)
 from factory_tui.text import literal
 from factory_tui.widgets.header import FactoryHeader
 from factory_tui.widgets.mail_table import MailRow, MailTable
@@ -118,7 +108,7 @@ class MailPane(MailTable, FeedListener):
     # --- from the log -------------------------------------------------------------
 
     def log_loaded(self, snapshot: Snapshot) -> None:
-        self.load()
+        self.call_after_refresh(self.load)  # after the first frame, not beside it
 
     def log_changed(self, changes: Changes) -> None:
         if any(event.kind in MAIL_KINDS for event in changes.events):
@@ -226,11 +216,15 @@ class MailPane(MailTable, FeedListener):
     def action_open_thread(self) -> None:
         row = self.selected_row
         if row is not None and row.rejected is not None:
+            from factory_tui.screens.mail import RefusedFileScreen
+
             self.app.push_screen(RefusedFileScreen(row.rejected))
             return
         thread = self._thread()
         if thread is None or row is None or row.thread is None:
             return
+        from factory_tui.screens.mail import ThreadScreen
+
         self.app.push_screen(ThreadScreen(thread, row.thread.subject))
 
     def on_double_click(self) -> None:
@@ -239,22 +233,32 @@ class MailPane(MailTable, FeedListener):
     def action_reply(self) -> None:
         thread = self._thread()
         if thread is not None:
+            from factory_tui.screens.mail import reply_in
+
             reply_in(self, thread)
 
     def action_new_mail(self) -> None:
+        from factory_tui.screens.mail import new_mail
+
         new_mail(self)
 
     def action_task_from_request(self) -> None:
         thread = self._thread()
         if thread is not None:
+            from factory_tui.screens.mail import task_from
+
             task_from(self, thread, after=self.load)
 
     def action_acknowledge(self) -> None:
         thread = self._thread()
         if thread is not None:
+            from factory_tui.screens.mail import acknowledge
+
             acknowledge(self, thread, after=self.load)
 
     def action_decline(self) -> None:
         thread = self._thread()
         if thread is not None:
+            from factory_tui.screens.mail import decline
+
             decline(self, thread, after=self.load)

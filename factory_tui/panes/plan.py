@@ -31,14 +31,13 @@ from factory_tui.model import DEAD_STATES, Failure, NeverRuns, State, Task, Usag
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.plan_notes import Pending, add_runs, apply_failures, around, same_day
-from factory_tui.screens.dialogs import NewTaskDialog
-from factory_tui.screens.qa import run_qa_for
 from factory_tui.text import one_line
 from factory_tui.widgets.header import FactoryHeader
 from factory_tui.widgets.plan_table import PlanTable
 
 if TYPE_CHECKING:
     from factory_tui.backends.feed import Changes, Rest, Snapshot
+    from factory_tui.plan_rows import PreparedPlan
 
 # Events after which a task may never run, or run again: its dependencies
 # changed. (Tasks dying or coming back are seen in the tasks themselves; a
@@ -64,6 +63,10 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
     @dataclass
     class QaFetched(Message):
         latest: dict
+
+    # The whole plan made ready by the feed's worker, for log_completed
+    # (the app hands it over).
+    prepared: PreparedPlan | None = None
 
     def on_mount(self) -> None:
         # The last event the pane has seen: a read whole begun now covers
@@ -110,7 +113,11 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
             self.call_after_refresh(self._fetch_notes)
 
     def log_completed(self, rest: Rest) -> None:
-        self.load(rest.tasks)
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None:
+            self.load_prepared(prepared)
+        else:
+            self.load(rest.tasks)
         self.say_highlighted()
         self._fetch_notes()
 
@@ -195,7 +202,11 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
         self._never_pending = set()
         self._work_out_never_runs(list(self.tasks.values()))
 
-    @work(thread=True, exclusive=True, group="plan-never-runs", exit_on_error=False)
+    # A description of its own: textual would describe the worker by the
+    # repr of its arguments, and the repr of a 100,000-task plan is 270 MB
+    # and a second of the screen's time.
+    @work(thread=True, exclusive=True, group="plan-never-runs", exit_on_error=False,
+          description="never-runs of the whole plan")
     def _work_out_never_runs(self, tasks: list[Task]) -> None:
         found = never_runs(tasks)
         if not get_current_worker().is_cancelled:  # a newer one is under way
@@ -226,6 +237,8 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
         if task is None:
             self.notify("Move the cursor to a task first.", severity="warning", timeout=3)
             return
+        from factory_tui.screens.qa import run_qa_for
+
         run_qa_for(self, task.id)
 
     @on(FailuresFetched)
@@ -271,6 +284,8 @@ class PlanPane(ActsOnMarked, PlanTable, FeedListener):
         self.open_new_task_form()
 
     def open_new_task_form(self) -> None:
+        from factory_tui.screens.dialogs import NewTaskDialog
+
         self.app.push_screen(NewTaskDialog(known_ids=set(self.tasks)), self._created)
 
     def _created(self, task: Task | None) -> None:

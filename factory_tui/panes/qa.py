@@ -24,7 +24,6 @@ from factory_tui.keys import bindings
 from factory_tui.model import KIND_QA
 from factory_tui.panes.feed import FeedListener
 from factory_tui.panes.folder import FollowsFolder
-from factory_tui.screens.qa import NewScenarioDialog, ScenarioScreen, edit_scenario, run_qa_for
 from factory_tui.text import literal
 from factory_tui.widgets.qa_table import ScenarioRow, ScenarioTable
 
@@ -48,7 +47,7 @@ class QaPane(FollowsFolder, ScenarioTable, FeedListener):
     # --- from the log and the files ------------------------------------------------
 
     def log_loaded(self, snapshot: Snapshot) -> None:
-        self.load()
+        self.call_after_refresh(self.load)  # after the first frame, not beside it
 
     def log_changed(self, changes: Changes) -> None:
         if any(event.kind == KIND_QA for event in changes.events):
@@ -74,6 +73,8 @@ class QaPane(FollowsFolder, ScenarioTable, FeedListener):
         if row is None:
             self.notify("No scenario under the cursor.", severity="warning", timeout=3)
             return
+        from factory_tui.screens.qa import ScenarioScreen
+
         self.app.push_screen(ScenarioScreen(row.name))
 
     def on_double_click(self) -> None:
@@ -84,6 +85,8 @@ class QaPane(FollowsFolder, ScenarioTable, FeedListener):
         if row is None:
             self.notify("No scenario under the cursor: n writes a new one.", severity="warning", timeout=3)
             return
+        from factory_tui.screens.qa import edit_scenario
+
         edit_scenario(self, row.name, after=self.load)
 
     def action_run_qa(self) -> None:
@@ -95,9 +98,13 @@ class QaPane(FollowsFolder, ScenarioTable, FeedListener):
             self.notify(literal(f"{row.name} is invalid, so it is never run: e opens it to fix."),
                         severity="warning", timeout=5, markup=False)
             return
+        from factory_tui.screens.qa import run_qa_for
+
         run_qa_for(self, None, (row.name,))
 
     def action_new_scenario(self) -> None:
+        from factory_tui.screens.qa import NewScenarioDialog
+
         self.app.push_screen(NewScenarioDialog(), self._created)
 
     def _created(self, path: Path | None) -> None:

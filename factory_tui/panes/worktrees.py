@@ -43,7 +43,6 @@ from factory_tui.model import KIND_PROGRESS, State, Task, WorktreeReport, Worktr
 from factory_tui.panes.bulk import ActsOnMarked
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import ConfirmDialog
-from factory_tui.screens.qa import run_qa_for
 from factory_tui.widgets.worktree_table import MergeLook, WorktreeTable
 
 if TYPE_CHECKING:
@@ -81,6 +80,12 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     class QaFetched(Message):
         latest: dict
 
+    @dataclass
+    class Listed(Message):
+        """git's list of worktrees, without the lines each changed."""
+
+        rows: list[WorktreeReport]
+
     class ScanEnded(Message):
         """A look at git is over, with rows or without (git failed)."""
 
@@ -102,6 +107,11 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         # read it: none while nothing changes).
         self.scans = 0
         self._stop = threading.Event()
+        # The first frame lists them, from git's files: now, beside the
+        # first look at the log, while the screen has little to do (a
+        # worker reading hundreds of small files waits for the screen's
+        # thread at every read).
+        self.list_worktrees()
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -113,9 +123,12 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
     # --- from the log ----------------------------------------------------------------
 
     def log_loaded(self, snapshot) -> None:
+        # Their lines are counted after the first frame (a git process per
+        # worktree: seconds with hundreds of them), on a big base once the
+        # whole plan is held.
         if snapshot.complete:
             self._first_look()
-        self.fetch_qa()
+        self.call_after_refresh(self.fetch_qa)  # the QA column: after the first frame
 
     def log_completed(self, rest) -> None:
         self._first_look()
@@ -138,13 +151,24 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         if streaming:
             self.request_scan(streaming)
         if any(task.id in known for task in changes.tasks) and self._merge_progress(self.rows):
-            self.set_rows(list(self.rows))
+            self.set_rows(list(self.rows), counted=False)
 
     @on(WorktreesChanged)
     def _changed(self, message: WorktreesChanged) -> None:
         message.stop()
         # Asked for by an action: at once, not after the gap.
         self.request_scan(message.tasks or (), fresh=message.tasks is None, now=True)
+
+    @work(thread=True, group="worktrees-list", exit_on_error=False)
+    def list_worktrees(self) -> None:
+        self.post_message(self.Listed(console(self).session.worktree_report(with_changes=False)))
+
+    @on(Listed)
+    def _listed(self, message: Listed) -> None:
+        if self.loaded:
+            return  # the counted rows came first: they say more
+        self._merge_progress(message.rows)
+        self.set_rows(message.rows, counted=False)
 
     @work(thread=True, exclusive=True, group="worktrees-qa", exit_on_error=False)
     def fetch_qa(self) -> None:
@@ -164,6 +188,8 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         if row is None or row.task_id is None:
             self.notify("No task's worktree under the cursor.", severity="warning", timeout=3)
             return
+        from factory_tui.screens.qa import run_qa_for
+
         run_qa_for(self, row.task_id)
 
     # --- from git's own files ---------------------------------------------------------

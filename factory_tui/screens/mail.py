@@ -33,6 +33,7 @@ from factory_tui.context import console
 from factory_tui.errors import FactoryError
 from factory_tui.keys import bindings
 from factory_tui.mail_model import MessageKind
+from factory_tui.mail_views import THREAD_EVENTS, THREAD_KEYS
 from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import FormDialog, NoteDialog, write_in_editor
 from factory_tui.text import literal
@@ -44,12 +45,6 @@ if TYPE_CHECKING:
     from factory_tui.backends.mail_log import MailItem, Rejected
     from factory_tui.backends.mail_thread import RefusedFile, ThreadDetail
 
-# The log's mail events: a thread on screen reads itself again on each.
-MAIL_EVENTS = ("mail_received", "mail_sent", "mail_quarantined", "mail_read")
-# What a thread on screen reads itself again on (besides its tasks' changes).
-THREAD_EVENTS = ("mail_received", "mail_sent")
-# The keys of a thread wherever it shows (the pane, the thread's screen).
-THREAD_KEYS = ("mail.reply", "mail.new", "mail.task", "mail.ack", "mail.decline")
 
 
 # --- which message a key acts on ----------------------------------------------------

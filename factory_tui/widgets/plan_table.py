@@ -26,7 +26,7 @@ from factory_tui.keys import bindings
 from factory_tui.messages import Command, NewTaskWanted, TaskCommand
 from factory_tui.model import Failure, NeverRuns, State, Task, Totals
 from factory_tui.plan_notes import dependents_of, update_dependents
-from factory_tui.plan_rows import PlanRows, Row, count_change, count_states
+from factory_tui.plan_rows import PlanRows, PreparedPlan, Row, count_change, count_states
 from factory_tui.qa_marks import TaskQaBook
 from factory_tui.text import literal
 from factory_tui.times import SPAN_WIDTH, span
@@ -112,6 +112,23 @@ class PlanTable(MarkableList):
         self.complete = complete
         self.loaded = True
         self._rebuild()
+
+    def load_prepared(self, prepared: PreparedPlan) -> None:
+        """The whole plan, made ready by a worker (plan_rows.prepare_plan):
+        the screen only takes it over (its rows are rebuilt here only if a
+        filter is on)."""
+        self._tasks = prepared.tasks
+        self.counts = prepared.counts
+        self.dependents = prepared.dependents
+        self.complete = True
+        self.loaded = True
+        if self._matcher() is not None:
+            self._rebuild()
+            return
+        kept = self._row_at(self.cursor)
+        self._plan = prepared.rows
+        self.rows_changed()
+        self._keep_cursor(kept)
 
     def update_tasks(self, tasks: list[Task]) -> None:
         """Tasks changed (or new): their rows move, the rest stay put."""

@@ -93,10 +93,15 @@ class WorktreeTable(MarkableList):
         self.merges: Mapping[str, MergeLook] = {}
         # Each task's latest QA verdicts: the QA column.
         self.qa = TaskQaBook()
+        # Whether git's list of worktrees is shown (``listed``), and the
+        # lines each changed too (``loaded``).
+        self.listed = False
         self.loaded = False
 
-    def set_rows(self, rows: list[WorktreeRow], merges: Mapping[str, MergeLook] | None = None) -> None:
-        """New rows (and, with ``merges``, the review rows' merge checks)."""
+    def set_rows(self, rows: list[WorktreeRow], merges: Mapping[str, MergeLook] | None = None,
+                 *, counted: bool = True) -> None:
+        """New rows (and, with ``merges``, the review rows' merge checks);
+        ``counted`` false: the list alone, without the lines changed."""
         kept = self.selected_row.key if self.selected_row else None
         rows = sorted(rows, key=lambda r: (STATUS_ORDER.get(r.status, 9), r.key))
         self._rows = rows
@@ -105,7 +110,8 @@ class WorktreeTable(MarkableList):
             self.merges = merges
         # A mark on a worktree that is gone (approved, cleaned) marks nothing.
         self.marked &= self._index.keys()
-        self.loaded = True
+        self.listed = True
+        self.loaded |= counted
         self.rows_changed()
         if kept is not None:
             for n, row in enumerate(rows):
