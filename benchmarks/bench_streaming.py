@@ -173,6 +173,14 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, int(len(ordered) * fraction + 0.999999) - 1)] if ordered else float("nan")
@@ -194,6 +202,9 @@ def stream_base(size: str, agents: int) -> Path:
     with sqlite3.connect(root / ".factory" / "log.db") as conn:
         conn.execute("UPDATE tasks SET lease_expires = ?, lease_worker = 'engine:elsewhere' "
                      "WHERE state IN ('running', 'checking')", (time.time() + 10 * 365 * 86400,))
+        # The builder's tasks name real agents' profiles (claude, codex):
+        # here every task the engine may claim runs the streaming agent.
+        conn.execute("UPDATE tasks SET profile = 'stream' WHERE state IN ('queued', 'proposed', 'held')")
     config = root / ".factory" / "factory.toml"
     text = config.read_text(encoding="utf-8")
     text = text.replace("\nmax_parallel = 2\n", f"\nmax_parallel = {agents}\n", 1)
@@ -212,6 +223,11 @@ def output_lines(root: Path) -> tuple[int, int]:
         size += len(data)
         lines += data.count(b"\n")
     return lines, size
+
+
+def last_event(root: Path) -> int:
+    with sqlite3.connect(root / ".factory" / "log.db") as conn:
+        return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
 
 
 def run(size: str, agents: int, minutes: float) -> dict:
@@ -238,11 +254,14 @@ def run(size: str, agents: int, minutes: float) -> dict:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     cpu_per_minute: list[float] = []
+    loads: list[float] = []
+    rss_per_minute: list[float] = []
     try:
         if not ready.wait(300) or any("error" in what for what in said):
             raise SystemExit(f"[{size}, {agents} agents] the console did not get going: "
                              f"{[w for w in said if 'error' in w]}; see {errors.name}")
         lines0 = output_lines(root)
+        events0 = last_event(root)
         started = time.monotonic()
         cpu = process_cpu(child.pid)
         minute_start = started
@@ -258,8 +277,11 @@ def run(size: str, agents: int, minutes: float) -> dict:
             if now - minute_start >= 60 or now - started >= minutes * 60:
                 spent = process_cpu(child.pid)
                 cpu_per_minute.append((spent - cpu) / (now - minute_start))
+                loads.append(os.getloadavg()[0])
+                rss_per_minute.append(process_rss_mb(child.pid))
                 cpu, minute_start = spent, now
         lines1 = output_lines(root)
+        events1 = last_event(root)
         window = time.monotonic() - started
     finally:
         if child.poll() is None:
@@ -280,12 +302,15 @@ def run(size: str, agents: int, minutes: float) -> dict:
     return {
         "missed": missed,
         "cpu": cpu_per_minute,
+        "rss": rss_per_minute,
         "plan_keys": plan_keys,
         "log_keys": log_keys,
         "cross": cross,
         "lines_per_second": (lines1[0] - lines0[0]) / window,
         "kb_per_second": (lines1[1] - lines0[1]) / 1024 / window,
+        "events_per_second": (events1 - events0) / window,
         "load": os.getloadavg()[0],
+        "load_during": statistics.mean(loads) if loads else os.getloadavg()[0],
     }
 
 
@@ -308,7 +333,9 @@ def summary(result: dict) -> dict[str, str]:
     plan, log, cross = result["plan_keys"], result["log_keys"], result["cross"]
     return {
         "agents' output": f"{result['lines_per_second']:,.0f} lines/s, {result['kb_per_second']:,.0f} KB/s",
+        "events written": f"{result['events_per_second']:,.1f}/s",
         "console CPU per minute": " ".join(f"{share * 100:.0f}%" for share in cpu),
+        "console RSS per minute": " ".join(f"{mb:.0f}" for mb in result["rss"]) + " MB",
         "CPU last minute / first": f"{cpu[-1] / cpu[0]:.2f}" if len(cpu) > 1 and cpu[0] else "—",
         "Plan key to frame": f"p50 {statistics.median(plan):.0f} ms, p95 {percentile(plan, 0.95):.0f} ms ({len(plan)})"
         if plan else "—",
@@ -317,6 +344,7 @@ def summary(result: dict) -> dict[str, str]:
         "CLI write to frame": f"p50 {statistics.median(cross):.0f} ms, max {max(cross):.0f} ms ({len(cross)}"
         + (f", {result['missed']} not within 5 s)" if result["missed"] else ")") if cross else "—",
         "load average at the end": f"{result['load']:.2f}",
+        "load average during": f"{result['load_during']:.2f}",
     }
 
 

@@ -271,7 +271,7 @@ class VirtualList(ScrollView, can_focus=True):
         """Rows were added, removed or changed: forget cached rows and resize."""
         self._generation += 1
         self._cache.clear()
-        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        self._fit_rows()
         if self.row_count and self.cursor >= self.row_count:
             self.cursor = self.row_count - 1
         self.refresh()
@@ -281,7 +281,7 @@ class VirtualList(ScrollView, can_focus=True):
         what it shows (``row_cache_key``): resize and redraw, keeping the
         rows drawn already (a list following a stream, or patched in place,
         draws only what is new on screen)."""
-        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        self._fit_rows()
         if self.row_count and self.cursor >= self.row_count:
             self.cursor = self.row_count - 1
         self.refresh()
@@ -290,13 +290,62 @@ class VirtualList(ScrollView, can_focus=True):
         """Rows were added after the ones on screen: resize (the scrollbar),
         and redraw only if the new rows show."""
         shown = self.visible_rows()
-        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
+        self._fit_rows()
         if self.visible_rows() != shown:
             self.refresh()
+
+    def _fit_rows(self) -> None:
+        """The scrollable height follows the row count. The list's own
+        height is its pane's, whatever its rows: a longer list moves the
+        scrollbar, not the screen's layout, so the size is set without the
+        layout pass of the whole screen that setting ``virtual_size``
+        asks for (a Log following agents' streams grows ten times a
+        second). A scrollbar that appears or goes still asks for one
+        (``_scroll_update``)."""
+        size = Size(self.size.width, self.row_count + self.header_lines)
+        old = self.virtual_size
+        if size == old:
+            return
+        height = self.styles.height
+        if not self.is_mounted or old.width != size.width or height is None or height.is_auto:
+            self.virtual_size = size
+            return
+        self.set_reactive(VirtualList.virtual_size, size)
+        self._scroll_update(size)
 
     @property
     def page_height(self) -> int:
         return max(1, self.scrollable_content_region.height - self.header_lines)
+
+    def repaint_now(self) -> None:
+        """Draw this list's change now, in the key's own handler.
+
+        Textual draws what changed on its screen's 60 Hz timer: a change
+        waits for the widget's idle, then the screen's, then the timer's
+        next tick (up to 17 ms later, on a fixed grid, while other panes
+        keep the screen busy: agents streaming), so a key's effect reached
+        the screen 10 to 30 ms after the key. Here the list hands the
+        screen its scroll and its repaint and the screen draws at once (what
+        its timer would do); the next tick finds nothing left. Anything else
+        (a layout pending, a batch, a screen not on top) leaves it to the
+        timer. It reaches into Textual's screen update (pinned in
+        pyproject); should that change shape it falls back to the timer."""
+        try:
+            screen = self.screen
+            if (not self.is_mounted or self._layout_required or screen._layout_required
+                    or not screen.is_current or self.app._batch_count):
+                return
+            if self._scroll_required:
+                self._scroll_required = False
+                screen._scroll_required = True
+            dirty = [widget for widget in (self, self._vertical_scrollbar)
+                     if widget is not None and widget._repaint_required]
+            for widget in dirty:
+                widget._repaint_required = False
+                screen._dirty_widgets.add(widget)
+            screen._on_timer_update()
+        except AttributeError:  # pragma: no cover - another Textual
+            self.refresh()
 
     def visible_rows(self) -> range:
         top = round(self.scroll_offset.y)
@@ -396,27 +445,33 @@ class VirtualList(ScrollView, can_focus=True):
 
     def action_cursor_up(self) -> None:
         self.move_cursor(self.cursor - 1, -1)
+        self.repaint_now()
 
     def action_cursor_down(self) -> None:
         self.move_cursor(self.cursor + 1, +1)
+        self.repaint_now()
 
     def action_page_up(self) -> None:
         step = self.page_height
         self.scroll_to(y=max(0, round(self.scroll_offset.y) - step), animate=False, immediate=True)
         self.move_cursor(self.cursor - step, -1)
+        self.repaint_now()
 
     def action_page_down(self) -> None:
         step = self.page_height
         self.scroll_to(y=round(self.scroll_offset.y) + step, animate=False, immediate=True)
         self.move_cursor(self.cursor + step, +1)
+        self.repaint_now()
 
     def action_first(self) -> None:
         self.move_cursor(0, +1)
         # Show the heading above the first row too.
         self.scroll_to(y=0, animate=False, immediate=True)
+        self.repaint_now()
 
     def action_last(self) -> None:
         self.move_cursor(self.row_count - 1, -1)
+        self.repaint_now()
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
