@@ -108,6 +108,12 @@ def commands(loop, app):
     stop.set()
 
 
+def thread_names():
+    # Which of the process's threads is what: the console's loop, the
+    # engine, the workers (feed, watchers, fetches), asyncio's executors.
+    return {str(t.native_id): t.name for t in threading.enumerate() if t.native_id}
+
+
 async def main():
     app = FactoryApp(FactoryBase(Path(sys.argv[1])))
     async with app.run_test(size=(160, 48)) as pilot:
@@ -120,7 +126,7 @@ async def main():
                 say(error=f"the engine did not start {agents} agents: {app.engine.describe()}")
                 return
             await pilot.pause(0.1)
-        say(ready=time.time())
+        say(ready=time.time(), threads=thread_names())
         rng = random.Random(7)
         plan, log = app.plan, app.event_log
         plan_keys, log_keys = [], []
@@ -156,7 +162,7 @@ async def main():
                 log_keys.append(await key(
                     app, name, lambda: log.scroll_offset.y != before and not log.rows_missing()))
             if time.monotonic() - last_report > 10:
-                say(plan_keys=plan_keys, log_keys=log_keys)
+                say(plan_keys=plan_keys, log_keys=log_keys, threads=thread_names())
                 plan_keys, log_keys, last_report = [], [], time.monotonic()
         say(plan_keys=plan_keys, log_keys=log_keys)
         await asyncio.to_thread(app.engine.stop, stop_agents=True)
@@ -171,6 +177,34 @@ def process_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each of the process's threads so far."""
+    spent = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        spent[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return spent
+
+
+def thread_group(name: str | None, tid: int, pid: int) -> str:
+    if tid == pid:
+        return "console loop"
+    if name is None:
+        return "other"
+    if name == "factory-engine":
+        return "engine loop"
+    if name.startswith("asyncio_"):
+        # The engine's loop's executor: reading and parsing agents' output,
+        # its SQLite writes (the console's own pool is console-worker).
+        return "engine calls"
+    if name.startswith("console-worker"):
+        return "console workers"
+    return "other"
 
 
 def process_rss_mb(pid: int) -> float:
@@ -256,6 +290,7 @@ def run(size: str, agents: int, minutes: float) -> dict:
     cpu_per_minute: list[float] = []
     loads: list[float] = []
     rss_per_minute: list[float] = []
+    threads_per_minute: list[dict[str, float]] = []
     try:
         if not ready.wait(300) or any("error" in what for what in said):
             raise SystemExit(f"[{size}, {agents} agents] the console did not get going: "
@@ -264,6 +299,7 @@ def run(size: str, agents: int, minutes: float) -> dict:
         events0 = last_event(root)
         started = time.monotonic()
         cpu = process_cpu(child.pid)
+        threads_before = thread_cpu(child.pid)
         minute_start = started
         next_cross = started + CROSS_EVERY
         n = 0
@@ -277,6 +313,16 @@ def run(size: str, agents: int, minutes: float) -> dict:
             if now - minute_start >= 60 or now - started >= minutes * 60:
                 spent = process_cpu(child.pid)
                 cpu_per_minute.append((spent - cpu) / (now - minute_start))
+                threads_now = thread_cpu(child.pid)
+                names = {}
+                for what in said:
+                    names.update(what.get("threads", {}))
+                shares: dict[str, float] = {}
+                for tid, seconds in threads_now.items():
+                    group = thread_group(names.get(str(tid)), tid, child.pid)
+                    shares[group] = shares.get(group, 0.0) + (seconds - threads_before.get(tid, 0.0))
+                threads_per_minute.append({group: used / (now - minute_start) for group, used in shares.items()})
+                threads_before = threads_now
                 loads.append(os.getloadavg()[0])
                 rss_per_minute.append(process_rss_mb(child.pid))
                 cpu, minute_start = spent, now
@@ -303,6 +349,7 @@ def run(size: str, agents: int, minutes: float) -> dict:
         "missed": missed,
         "cpu": cpu_per_minute,
         "rss": rss_per_minute,
+        "threads": threads_per_minute,
         "plan_keys": plan_keys,
         "log_keys": log_keys,
         "cross": cross,
@@ -335,6 +382,8 @@ def summary(result: dict) -> dict[str, str]:
         "agents' output": f"{result['lines_per_second']:,.0f} lines/s, {result['kb_per_second']:,.0f} KB/s",
         "events written": f"{result['events_per_second']:,.1f}/s",
         "console CPU per minute": " ".join(f"{share * 100:.0f}%" for share in cpu),
+        **{f"  of it, {group}": " ".join(f"{minute.get(group, 0) * 100:.0f}%" for minute in result["threads"])
+           for group in ("console loop", "console workers", "engine loop", "engine calls", "other")},
         "console RSS per minute": " ".join(f"{mb:.0f}" for mb in result["rss"]) + " MB",
         "CPU last minute / first": f"{cpu[-1] / cpu[0]:.2f}" if len(cpu) > 1 and cpu[0] else "—",
         "Plan key to frame": f"p50 {statistics.median(plan):.0f} ms, p95 {percentile(plan, 0.95):.0f} ms ({len(plan)})"

@@ -379,13 +379,21 @@ class VirtualList(ScrollView, can_focus=True):
         key = (row_key, width, selected, self.has_focus, self._generation)
         strip = self._cache.get(key) if row_key is not None else None
         if strip is None:
-            strip = Strip(self.render_row(index, width)).crop_extend(0, width, None)
+            # One Strip a row (each costs Textual a handful of caches): the
+            # row's segments fitted, then the list's style (and the cursor's)
+            # put under each segment's own.
+            segments = self.render_row(index, width)
+            if Segment.get_line_length(segments) != width:
+                segments = list(Strip(segments).crop_extend(0, width, None))
+            under = base
             if selected:
                 cursor_style = self.get_component_rich_style(
                     "virtual-list--cursor" if self.has_focus else "virtual-list--cursor-blurred"
                 )
-                strip = Strip(readable_on(strip, cursor_style), strip.cell_length).apply_style(cursor_style)
-            strip = strip.apply_style(base)
+                segments = readable_on(segments, cursor_style)
+                under = base + cursor_style
+            strip = Strip([Segment(text, under + style if style is not None else under)
+                           for text, style, _ in segments], width)
             if row_key is not None:
                 self._cache[key] = strip
         return strip
