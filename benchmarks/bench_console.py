@@ -212,10 +212,10 @@ while True:
 
 
 async def measure_paging(base: FactoryBase, pages: int, rate: float) -> tuple[list[float], int]:
-    """ms from a page-down key reaching the app to the frame after the new
-    page's rows all have their events, starting at the oldest event (no page
-    cached), while another process streams notes. Pilot.press is not used
-    for timing: it waits for idle and adds ~60 ms of its own."""
+    """ms from a page-down key reaching the app to the first frame that
+    shows the new page's rows all with their events, starting at the oldest
+    event (no page cached), while another process streams notes. Pilot.press
+    is not used for timing: it waits for idle and adds ~60 ms of its own."""
     from textual import events
 
     from factory_tui.app import FactoryApp
@@ -233,17 +233,27 @@ async def measure_paging(base: FactoryBase, pages: int, rate: float) -> tuple[li
                 await pilot.pause(0.005)
             await pilot.pause(0.1)
             rng = random.Random(7)
+            # The first frame that shows the new page with its events, read
+            # as the frame is written (from the screen's timer or from the
+            # key's own handler).
+            display = app._display
+            waiting: list[tuple[float, asyncio.Future]] = []
+
+            def displayed(screen, update) -> None:
+                display(screen, update)
+                for before, drawn in list(waiting):
+                    if log_view.scroll_offset.y != before and not log_view.rows_missing() and not drawn.done():
+                        drawn.set_result(time.perf_counter())
+
+            app._display = displayed
             for _ in range(pages):
                 # Keys arrive at any moment, not in step with the 60 Hz frames.
                 await asyncio.sleep(rng.uniform(0, 1 / 60))
-                before = log_view.scroll_offset.y
+                drawn = asyncio.get_running_loop().create_future()
+                waiting[:] = [(log_view.scroll_offset.y, drawn)]
                 started = time.perf_counter()
                 app.post_message(events.Key("pagedown", None))
-                while log_view.scroll_offset.y == before:
-                    await asyncio.sleep(0.0002)
-                while log_view.rows_missing():
-                    await asyncio.sleep(0.0002)
-                timings.append((await next_frame() - started) * 1000)
+                timings.append((await drawn - started) * 1000)
             rows = log_view.event_count
     finally:
         writer.terminate()

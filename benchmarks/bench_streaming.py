@@ -55,7 +55,7 @@ AGENT_SECONDS = 40
 CROSS_EVERY = 5.0
 
 CHILD = r"""
-import asyncio, json, random, sys, threading, time
+import asyncio, json, os, random, sys, threading, time
 from pathlib import Path
 from textual import events
 from factory_tui.app import FactoryApp
@@ -75,15 +75,42 @@ async def frame(app):
     return await drawn
 
 
+# Frames as they go out: each waiting key is checked against what the
+# frame drew (its condition read as the frame is written), so a key's time
+# ends at the first frame that shows its effect, whether that frame came
+# from the screen's timer or from the key's own handler.
+waiting = []
+
+
+def watch_frames(app):
+    display = app._display
+
+    def displayed(screen, update):
+        display(screen, update)
+        now = time.perf_counter()
+        for entry in list(waiting):
+            moved, drawn = entry
+            if not drawn.done() and moved():
+                drawn.set_result(now)
+                waiting.remove(entry)
+
+    app._display = displayed
+
+
 async def key(app, name, moved, limit=2.0):
-    # ms from posting the key to the frame after moved() holds.
+    # ms from posting the key to the first frame that shows moved().
+    drawn = asyncio.get_running_loop().create_future()
+    entry = (moved, drawn)
+    waiting.append(entry)
     sent = time.perf_counter()
     app.post_message(events.Key(name, name if len(name) == 1 else None))
-    while not moved():
-        if time.perf_counter() - sent > limit:
-            return limit * 1000
-        await asyncio.sleep(0.0002)
-    return (await frame(app) - sent) * 1000
+    try:
+        return (await asyncio.wait_for(drawn, limit) - sent) * 1000
+    except asyncio.TimeoutError:
+        return limit * 1000
+    finally:
+        if entry in waiting:
+            waiting.remove(entry)
 
 
 async def shown(app, task_id):
@@ -117,6 +144,7 @@ def thread_names():
 async def main():
     app = FactoryApp(FactoryBase(Path(sys.argv[1])))
     async with app.run_test(size=(160, 48)) as pilot:
+        watch_frames(app)
         threading.Thread(target=commands, args=(asyncio.get_running_loop(), app), daemon=True).start()
         while not (app.plan_ready and app.worktree_table.loaded):
             await pilot.pause(0.05)
@@ -132,7 +160,21 @@ async def main():
         plan_keys, log_keys = [], []
         phase, phase_start, last_report = "plan", time.monotonic(), time.monotonic()
         plan.focus()
+        # STREAM_PROFILE=DIR: the console loop's profile, a file a minute
+        # (to see what grows; the profiler slows everything it measures).
+        profile_dir = os.environ.get("STREAM_PROFILE")
+        profile, minute, minute_start = None, 0, time.monotonic()
+        if profile_dir:
+            import cProfile
+            profile = cProfile.Profile()
+            profile.enable()
         while not stop.is_set():
+            if profile is not None and time.monotonic() - minute_start > 60:
+                profile.disable()
+                minute += 1
+                profile.dump_stats(f"{profile_dir}/minute-{minute}.prof")
+                profile, minute_start = cProfile.Profile(), time.monotonic()
+                profile.enable()
             # Keys come at any moment, not in step with frames or the agents.
             await asyncio.sleep(rng.uniform(0.05, 0.25))
             if time.monotonic() - phase_start > 15:
@@ -301,16 +343,23 @@ def run(size: str, agents: int, minutes: float) -> dict:
         cpu = process_cpu(child.pid)
         threads_before = thread_cpu(child.pid)
         minute_start = started
-        next_cross = started + CROSS_EVERY
-        n = 0
-        while time.monotonic() - started < minutes * 60:
+        writing = threading.Event()
+
+        def writes() -> None:
+            # A real second process every CROSS_EVERY seconds, in its own
+            # thread so that a slow one never delays the CPU readings.
+            n = 0
+            while not writing.wait(CROSS_EVERY):
+                n += 1
+                cross_process(root, n, child)
+
+        writer = threading.Thread(target=writes, daemon=True)
+        writer.start()
+        while True:
             time.sleep(0.2)
             now = time.monotonic()
-            if now >= next_cross:
-                n += 1
-                next_cross = now + CROSS_EVERY
-                cross_process(root, n, child)
-            if now - minute_start >= 60 or now - started >= minutes * 60:
+            done = now - started >= minutes * 60
+            if now - minute_start >= 60 or done:
                 spent = process_cpu(child.pid)
                 cpu_per_minute.append((spent - cpu) / (now - minute_start))
                 threads_now = thread_cpu(child.pid)
@@ -326,6 +375,10 @@ def run(size: str, agents: int, minutes: float) -> dict:
                 loads.append(os.getloadavg()[0])
                 rss_per_minute.append(process_rss_mb(child.pid))
                 cpu, minute_start = spent, now
+            if done:
+                break
+        writing.set()
+        writer.join(timeout=60)
         lines1 = output_lines(root)
         events1 = last_event(root)
         window = time.monotonic() - started

@@ -100,7 +100,7 @@ class EventLog(VirtualList):
         self._keep_recent(recent)
         self.loaded = True
         self.rows_changed()
-        self.action_last()
+        self.go_last()
 
     def load_all_ids(self, event_ids: array) -> None:
         """Every event's id, after a first look that held the newest only:
@@ -115,7 +115,7 @@ class EventLog(VirtualList):
         self._ids = event_ids
         self.rows_moved()
         if following:
-            self.action_last()
+            self.go_last()
         elif kept is not None:
             self.cursor = min(bisect_left(event_ids, kept), len(event_ids) - 1)
 
@@ -130,7 +130,7 @@ class EventLog(VirtualList):
         self._ids = ids
         self._requested.clear()
         self.rows_changed()
-        self.action_last()
+        self.go_last()
 
     def apply_filter(self, text: str) -> None:
         self.set_filter(LogFilter.parse(text))
@@ -168,7 +168,7 @@ class EventLog(VirtualList):
                 # The rows drawn stay drawn (their key is their event): a
                 # log following agents' streams draws only its new rows.
                 self.rows_moved()
-                self.action_last()
+                self.go_last()
             else:
                 # Rows added below the screen: the scrollbar changes, the
                 # rows on screen do not.

@@ -478,8 +478,14 @@ class VirtualList(ScrollView, can_focus=True):
         self.repaint_now()
 
     def action_last(self) -> None:
-        self.move_cursor(self.row_count - 1, -1)
+        self.go_last()
         self.repaint_now()
+
+    def go_last(self) -> None:
+        """The cursor to the last row, drawn at the next frame (a list
+        following a stream: its rows come ten times a second, with other
+        panes' changes that share the frame)."""
+        self.move_cursor(self.row_count - 1, -1)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
