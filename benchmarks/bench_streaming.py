@@ -15,12 +15,19 @@ after every run, since the agents change it) and each number of agents:
 * its CPU (all its threads: the console and the engine that parses the
   agents' streams) is read from /proc/<pid>/stat once a minute, for
   ``--minutes`` (``--long``: ten), and printed per minute: it should stay
-  flat, not grow with time;
+  flat, not grow with time; with it the share of each group of threads
+  (the console's loop, its workers, the engine's loop and the calls it
+  hands its executor: reading and parsing the agents' output) and the
+  resident memory;
 * inside it, keys at random moments: ``j``/``k`` in the Plan and page up or
   down in the Log pane among its oldest events, each timed from the key to
-  the frame that shows its effect;
+  the first frame written that shows its effect (a frame the key's own
+  handler drew counts);
 * ``factory plan add`` run as a real second process every few seconds,
   timed from its commit (the event's time) to the frame that shows the task.
+
+``STREAM_PROFILE=DIR``: the console loop's cProfile, a file a minute, to
+see what grows (the profiler slows what it measures).
 
 Read the figures as one machine's in one run: other work on the machine
 (the load average is printed) moves them, and the agents themselves take
@@ -262,7 +269,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(0, int(len(ordered) * fraction + 0.999999) - 1)] if ordered else float("nan")
 
 
-def stream_base(size: str, agents: int) -> Path:
+def stream_base(size: str, agents: int, minutes: float) -> Path:
     """A fresh copy of the base for a streaming run, set up for the agents."""
     sizes = BASES[size]
     root = WORK / f"stream-{size}"
@@ -281,6 +288,15 @@ def stream_base(size: str, agents: int) -> Path:
         # The builder's tasks name real agents' profiles (claude, codex):
         # here every task the engine may claim runs the streaming agent.
         conn.execute("UPDATE tasks SET profile = 'stream' WHERE state IN ('queued', 'proposed', 'held')")
+    # Ready tasks enough for every agent the whole run (the builder's
+    # blocked chains leave a small base only a dozen), first in the queue.
+    from factory_tui.backends.log import ExecutionLog
+    from factory_tui.model import NewTask
+
+    wanted = agents * (int(minutes * 60 / AGENT_SECONDS) + 2)
+    with ExecutionLog.open(root / ".factory" / "log.db") as log:
+        log.add_tasks([NewTask(title=f"streaming work {n}", priority=99, profile="stream")
+                       for n in range(wanted)], actor="bench")
     config = root / ".factory" / "factory.toml"
     text = config.read_text(encoding="utf-8")
     text = text.replace("\nmax_parallel = 2\n", f"\nmax_parallel = {agents}\n", 1)
@@ -307,7 +323,7 @@ def last_event(root: Path) -> int:
 
 
 def run(size: str, agents: int, minutes: float) -> dict:
-    root = stream_base(size, agents)
+    root = stream_base(size, agents, minutes)
     env = dict(os.environ, TEXTUAL="", PYTHONPATH=str(ROOT), STREAM_AGENT_SECONDS=str(AGENT_SECONDS),
                STREAM_AGENT_RATE="300", STREAM_AGENT_SEED="3")
     errors = (WORK / f"stream-{size}-{agents}.stderr").open("w", encoding="utf-8")

@@ -125,3 +125,11 @@ async def test_what_the_log_holds_stays_bounded_whatever_streams_in(base, log):
         await pilot.pause()
         assert events.rows_missing() == 0
         assert events.selected_event is not None and events.selected_event.note == f"progress {streamed - 1}"
+
+
+def test_a_list_not_on_a_screen_draws_nothing_at_once():
+    # A key handled as its screen goes away (a dialog closing): nothing to
+    # draw, and no error.
+    from factory_tui.widgets.event_log import EventLog
+
+    EventLog().repaint_now()

@@ -20,6 +20,7 @@ from rich.style import Style
 from textual import events
 from textual.cache import LRUCache
 from textual.color import Color
+from textual.dom import NoScreen
 from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -330,10 +331,14 @@ class VirtualList(ScrollView, can_focus=True):
         (a layout pending, a batch, a screen not on top) leaves it to the
         timer. It reaches into Textual's screen update (pinned in
         pyproject); should that change shape it falls back to the timer."""
+        if not self.is_mounted or self._closing or self._closed:
+            return
         try:
             screen = self.screen
-            if (not self.is_mounted or self._layout_required or screen._layout_required
-                    or not screen.is_current or self.app._batch_count):
+        except NoScreen:
+            return  # going away with its screen: nothing to draw
+        try:
+            if self._layout_required or screen._layout_required or not screen.is_current or self.app._batch_count:
                 return
             if self._scroll_required:
                 self._scroll_required = False
