@@ -307,13 +307,16 @@ def stream_base(size: str, agents: int, minutes: float) -> Path:
     return root
 
 
-def output_lines(root: Path) -> tuple[int, int]:
-    """Lines and bytes of every agent's raw output so far."""
+def output_lines(tally: Path) -> tuple[int, int]:
+    """Lines and bytes every agent printed so far, from their tally (the
+    engine's run retention compresses finished runs' raw output)."""
     lines = size = 0
-    for raw in (root / ".factory" / "runs").glob("*/*/output.raw"):
-        data = raw.read_bytes()
-        size += len(data)
-        lines += data.count(b"\n")
+    if tally.exists():
+        for row in tally.read_text(encoding="ascii").splitlines():
+            parts = row.split()
+            if len(parts) == 2:
+                lines += int(parts[0])
+                size += int(parts[1])
     return lines, size
 
 
@@ -324,7 +327,10 @@ def last_event(root: Path) -> int:
 
 def run(size: str, agents: int, minutes: float) -> dict:
     root = stream_base(size, agents, minutes)
+    tally = WORK / f"stream-{size}-{agents}.tally"
+    tally.unlink(missing_ok=True)
     env = dict(os.environ, TEXTUAL="", PYTHONPATH=str(ROOT), STREAM_AGENT_SECONDS=str(AGENT_SECONDS),
+               STREAM_AGENT_TALLY=str(tally),
                STREAM_AGENT_RATE="300", STREAM_AGENT_SEED="3")
     errors = (WORK / f"stream-{size}-{agents}.stderr").open("w", encoding="utf-8")
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(agents)], env=env, text=True,
@@ -353,7 +359,7 @@ def run(size: str, agents: int, minutes: float) -> dict:
         if not ready.wait(300) or any("error" in what for what in said):
             raise SystemExit(f"[{size}, {agents} agents] the console did not get going: "
                              f"{[w for w in said if 'error' in w]}; see {errors.name}")
-        lines0 = output_lines(root)
+        lines0 = output_lines(tally)
         events0 = last_event(root)
         started = time.monotonic()
         cpu = process_cpu(child.pid)
@@ -395,7 +401,7 @@ def run(size: str, agents: int, minutes: float) -> dict:
                 break
         writing.set()
         writer.join(timeout=60)
-        lines1 = output_lines(root)
+        lines1 = output_lines(tally)
         events1 = last_event(root)
         window = time.monotonic() - started
     finally:
