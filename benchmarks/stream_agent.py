@@ -14,7 +14,8 @@ with a ``result`` line carrying cost and tokens, so the task goes to review.
 
 Knobs (environment): ``STREAM_AGENT_SECONDS`` (default 30: how long it
 streams), ``STREAM_AGENT_RATE`` (default 300: lines a second on average),
-``STREAM_AGENT_SEED``. Standard library only.
+``STREAM_AGENT_SEED``, ``STREAM_AGENT_TALLY`` (a file each burst's lines
+and bytes are appended to). Standard library only.
 """
 
 from __future__ import annotations
@@ -34,8 +35,26 @@ WORDS = ("the", "test", "module", "function", "returns", "list", "empty", "case"
 PYTEST_LINE = "tests/test_{part}.py::test_{name}_{n} PASSED                                    [{pct:3d}%]"
 
 
+WRITTEN = [0]  # bytes printed so far
+
+
 def emit(event: dict) -> None:
-    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+    line = json.dumps(event, ensure_ascii=False) + "\n"
+    WRITTEN[0] += len(line.encode("utf-8"))
+    sys.stdout.write(line)
+
+
+def tally(lines: int, size: int) -> None:
+    """With STREAM_AGENT_TALLY=FILE, what a burst printed is appended to
+    FILE (one short line, atomic with O_APPEND): the benchmark's count of
+    what every agent streamed, whatever retention does to run folders."""
+    path = os.environ.get("STREAM_AGENT_TALLY")
+    if path:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, f"{lines} {size}\n".encode("ascii"))
+        finally:
+            os.close(descriptor)
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -111,7 +130,10 @@ def main() -> int:
     turn = 0
     while time.monotonic() - started < seconds:
         turn += 1
-        printed += burst(rng, session, cwd, turn)
+        before = WRITTEN[0]
+        lines = burst(rng, session, cwd, turn)
+        printed += lines
+        tally(lines, WRITTEN[0] - before)
         # Think until the average rate is back down to ``rate``.
         behind = printed / rate - (time.monotonic() - started)
         time.sleep(max(0.05, min(behind, seconds - (time.monotonic() - started))))

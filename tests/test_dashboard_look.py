@@ -50,10 +50,11 @@ async def test_the_log_writes_times_in_the_one_format_against_the_consoles_clock
             await ready(pilot)
             log_view = app.event_log
             last = log_view.event_count - 1
-            await wait_until(pilot, lambda log_view=log_view, last=last: log_view._ids[last] in log_view._events, "the row")
+            await wait_until(pilot, lambda log_view=log_view, last=last: log_view._event(log_view._ids[last]), "the row")
             line = "".join(s.text for s in log_view.render_row(last, 160))
             assert line.startswith(wanted), line
-            event = log_view._events[log_view._ids[last]]
+            event = log_view._event(log_view._ids[last])
+            assert event is not None
             assert moment(event.at, now) in line
 
 

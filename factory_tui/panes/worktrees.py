@@ -142,16 +142,21 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
             self.rows_changed()
         if not changes.tasks:
             return
-        known = {row.task_id for row in self.rows}
-        if any(task.id not in known and task.state is State.RUNNING for task in changes.tasks):
+        # The rows of the tasks that changed, found by the table's index: a
+        # change costs what changed, not the worktrees (which grow as
+        # agents' tasks wait in review).
+        rows = self.rows
+        touched = [rows[n] for task in changes.tasks if (n := self.row_of(task.id)) is not None]
+        if any(task.state is State.RUNNING and self.row_of(task.id) is None for task in changes.tasks):
             self.request_scan()  # a new worktree: git has it, the rows do not yet
         # An agent at work: its edits are not git's until it commits.
         streaming = {event.task_id for event in changes.events
-                     if event.kind == KIND_PROGRESS and event.task_id in known}
+                     if event.kind == KIND_PROGRESS and event.task_id is not None
+                     and self.row_of(event.task_id) is not None}
         if streaming:
             self.request_scan(streaming)
-        if any(task.id in known for task in changes.tasks) and self._merge_progress(self.rows):
-            self.set_rows(list(self.rows), counted=False)
+        if touched and self._merge_progress(touched):
+            self.set_rows(list(rows), counted=False)
 
     @on(WorktreesChanged)
     def _changed(self, message: WorktreesChanged) -> None:

@@ -1,11 +1,14 @@
 """The event list of the Log pane: the event stream, newest last,
 following live.
 
-It keeps only an array of event ids (8 bytes an event) and an LRU cache of
-the events it has seen; rows it has not got yet draw as a dim placeholder
+It keeps only an array of event ids (8 bytes an event), an LRU cache of
+the pages it fetched and the newest events streamed in (``RECENT``, kept
+apart so that a stream of agents' progress never pushes out the pages the
+operator is reading); rows it has not got yet draw as a dim placeholder
 while it asks for their page (``PagesWanted``, posted to itself: the Log
-pane that owns the reader answers it). So 100,000 events cost under a
-megabyte, and a page costs the 40 rows on screen.
+pane that owns the reader answers it). So 1,000,000 events cost 8 MB, a
+page costs the rows on screen, and whatever streams in, what it holds
+beside the ids stays bounded (``PAGED_EVENTS``, ``RECENT``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import time
 from array import array
 from bisect import bisect_left
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable
 
 from rich.segment import Segment
@@ -37,6 +40,11 @@ from factory_tui.widgets.virtual_list import (
 )
 
 PAGE = 200
+# Events fetched for pages, kept while they may be drawn again.
+PAGED_EVENTS = 4 * PAGE * 5
+# The newest events streamed in: the rows of a Log following the stream,
+# and what a filter's query may have missed while it ran.
+RECENT = 2000
 COLUMNS = (
     Column("time", " TIME", MOMENT_WIDTH + 1),
     Column("task", "TASK", 6),
@@ -75,9 +83,9 @@ class EventLog(VirtualList):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._ids = array("q")
-        self._events: LRUCache[int, Event] = LRUCache(4 * PAGE * 5)
+        self._events: LRUCache[int, Event] = LRUCache(PAGED_EVENTS)
         self._requested: set[int] = set()
-        self._recent: deque[Event] = deque(maxlen=2000)
+        self._recent: OrderedDict[int, Event] = OrderedDict()
         self.log_filter = LogFilter()
         self.loaded = False
         # What "now" is for the TIME column (the pane gives it the console's
@@ -89,12 +97,10 @@ class EventLog(VirtualList):
     def load(self, event_ids: array, recent: list[Event]) -> None:
         """Start from the whole log's event ids and its newest events."""
         self._ids = event_ids
-        for event in recent:
-            self._events[event.id] = event
-            self._recent.append(event)
+        self._keep_recent(recent)
         self.loaded = True
         self.rows_changed()
-        self.action_last()
+        self.go_last()
 
     def load_all_ids(self, event_ids: array) -> None:
         """Every event's id, after a first look that held the newest only:
@@ -109,7 +115,7 @@ class EventLog(VirtualList):
         self._ids = event_ids
         self.rows_moved()
         if following:
-            self.action_last()
+            self.go_last()
         elif kept is not None:
             self.cursor = min(bisect_left(event_ids, kept), len(event_ids) - 1)
 
@@ -117,14 +123,14 @@ class EventLog(VirtualList):
         if log_filter != self.log_filter:
             return  # an older query finished after a newer one was typed
         last = ids[-1] if ids else 0
-        for event in self._recent:
+        for event in self._recent.values():
             # Events written while the query ran.
             if event.id > last and log_filter.matches(event):
                 ids.append(event.id)
         self._ids = ids
         self._requested.clear()
         self.rows_changed()
-        self.action_last()
+        self.go_last()
 
     def apply_filter(self, text: str) -> None:
         self.set_filter(LogFilter.parse(text))
@@ -151,10 +157,9 @@ class EventLog(VirtualList):
     def append_events(self, events: list[Event]) -> None:
         """Events just written to the log."""
         following = not self._ids or self.cursor >= len(self._ids) - 1
+        self._keep_recent(events)
         added = False
         for event in events:
-            self._recent.append(event)
-            self._events[event.id] = event
             if self.log_filter.matches(event) and (not self._ids or event.id > self._ids[-1]):
                 self._ids.append(event.id)
                 added = True
@@ -163,11 +168,28 @@ class EventLog(VirtualList):
                 # The rows drawn stay drawn (their key is their event): a
                 # log following agents' streams draws only its new rows.
                 self.rows_moved()
-                self.action_last()
+                self.go_last()
             else:
                 # Rows added below the screen: the scrollbar changes, the
                 # rows on screen do not.
                 self.rows_grew()
+
+    def _keep_recent(self, events: list[Event]) -> None:
+        recent = self._recent
+        for event in events:
+            recent[event.id] = event
+        while len(recent) > RECENT:
+            recent.popitem(last=False)
+
+    def _event(self, event_id: int) -> Event | None:
+        event = self._events.get(event_id)
+        return event if event is not None else self._recent.get(event_id)
+
+    def held(self) -> dict[str, int]:
+        """How much the list holds beside its ids (bounded, whatever
+        streams in)."""
+        return {"paged": len(self._events), "recent": len(self._recent), "requested": len(self._requested),
+                "rows drawn": len(self._cache)}
 
     @property
     def event_count(self) -> int:
@@ -177,11 +199,11 @@ class EventLog(VirtualList):
     def selected_event(self) -> Event | None:
         if not self._ids:
             return None
-        return self._events.get(self._ids[self.cursor])
+        return self._event(self._ids[self.cursor])
 
     def rows_missing(self) -> int:
         """How many rows on screen still wait for their events."""
-        return sum(1 for i in self.visible_rows() if self._ids[i] not in self._events)
+        return sum(1 for i in self.visible_rows() if self._event(self._ids[i]) is None)
 
     # --- rendering -----------------------------------------------------------
 
@@ -191,7 +213,7 @@ class EventLog(VirtualList):
 
     def row_cache_key(self, index: int):
         event_id = self._ids[index]
-        if event_id not in self._events:
+        if self._event(event_id) is None:
             return None
         # The TIME column reads differently once the event is from another day.
         return (event_id, time.localtime(self.clock()).tm_yday)
@@ -206,7 +228,7 @@ class EventLog(VirtualList):
 
     def render_row(self, index: int, width: int) -> list[Segment]:
         event_id = self._ids[index]
-        event = self._events.get(event_id)
+        event = self._event(event_id)
         if event is None:
             self._want(index)
             return [Segment(fit(f" #{event_id} …", width), palette(self).muted)]
@@ -234,10 +256,10 @@ class EventLog(VirtualList):
         start = max(0, start) // PAGE * PAGE
         stop = -(-min(len(self._ids), stop) // PAGE) * PAGE
         wanted: list[int] = []
-        events, requested, ids = self._events, self._requested, self._ids
+        events, requested, ids, recent = self._events, self._requested, self._ids, self._recent
         for i in range(start, min(len(ids), stop)):
             event_id = ids[i]
-            if event_id not in events and event_id not in requested:
+            if event_id not in events and event_id not in requested and event_id not in recent:
                 wanted.append(event_id)
         if wanted:
             requested.update(wanted)

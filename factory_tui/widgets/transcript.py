@@ -235,7 +235,7 @@ class TranscriptView(VirtualList):
         self._file_size = message.size
         self.rows_changed()
         if following:
-            self.action_last()
+            self.go_last()
 
     @property
     def row_count(self) -> int:

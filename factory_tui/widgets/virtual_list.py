@@ -20,6 +20,7 @@ from rich.style import Style
 from textual import events
 from textual.cache import LRUCache
 from textual.color import Color
+from textual.dom import NoScreen
 from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -267,18 +268,11 @@ class VirtualList(ScrollView, can_focus=True):
 
     # --- what subclasses call ------------------------------------------------
 
-    def _set_virtual_height(self) -> None:
-        self.virtual_size = Size(self.size.width, self.row_count + self.header_lines)
-        # The scrollbar follows now, not at the next layout: until it shows,
-        # Textual ignores a scroll, and a cursor moved onto rows that arrived
-        # this frame would stay out of sight (Textual's OptionList does the same).
-        self._scroll_update(self.virtual_size)
-
     def rows_changed(self) -> None:
         """Rows were added, removed or changed: forget cached rows and resize."""
         self._generation += 1
         self._cache.clear()
-        self._set_virtual_height()
+        self._fit_rows()
         if self.row_count and self.cursor >= self.row_count:
             self.cursor = self.row_count - 1
         self.refresh()
@@ -288,7 +282,7 @@ class VirtualList(ScrollView, can_focus=True):
         what it shows (``row_cache_key``): resize and redraw, keeping the
         rows drawn already (a list following a stream, or patched in place,
         draws only what is new on screen)."""
-        self._set_virtual_height()
+        self._fit_rows()
         if self.row_count and self.cursor >= self.row_count:
             self.cursor = self.row_count - 1
         self.refresh()
@@ -297,13 +291,71 @@ class VirtualList(ScrollView, can_focus=True):
         """Rows were added after the ones on screen: resize (the scrollbar),
         and redraw only if the new rows show."""
         shown = self.visible_rows()
-        self._set_virtual_height()
+        self._fit_rows()
         if self.visible_rows() != shown:
             self.refresh()
+
+    def _fit_rows(self) -> None:
+        """The scrollable height follows the row count. The list's own
+        height is its pane's, whatever its rows: a longer list moves the
+        scrollbar, not the screen's layout, so the size is set without the
+        layout pass of the whole screen that setting ``virtual_size``
+        asks for (a Log following agents' streams grows ten times a
+        second). A scrollbar that appears or goes still asks for one
+        (``_scroll_update``)."""
+        size = Size(self.size.width, self.row_count + self.header_lines)
+        old = self.virtual_size
+        if size == old:
+            return
+        height = self.styles.height
+        if not self.is_mounted or old.width != size.width or height is None or height.is_auto:
+            self.virtual_size = size
+            if self.is_mounted:
+                # The scrollbar follows now, not at the next layout: until
+                # it shows, Textual ignores a scroll, and a cursor moved onto
+                # rows that arrived this frame would stay out of sight.
+                self._scroll_update(size)
+            return
+        self.set_reactive(VirtualList.virtual_size, size)
+        self._scroll_update(size)
 
     @property
     def page_height(self) -> int:
         return max(1, self.scrollable_content_region.height - self.header_lines)
+
+    def repaint_now(self) -> None:
+        """Draw this list's change now, in the key's own handler.
+
+        Textual draws what changed on its screen's 60 Hz timer: a change
+        waits for the widget's idle, then the screen's, then the timer's
+        next tick (up to 17 ms later, on a fixed grid, while other panes
+        keep the screen busy: agents streaming), so a key's effect reached
+        the screen 10 to 30 ms after the key. Here the list hands the
+        screen its scroll and its repaint and the screen draws at once (what
+        its timer would do); the next tick finds nothing left. Anything else
+        (a layout pending, a batch, a screen not on top) leaves it to the
+        timer. It reaches into Textual's screen update (pinned in
+        pyproject); should that change shape it falls back to the timer."""
+        if not self.is_mounted or self._closing or self._closed:
+            return
+        try:
+            screen = self.screen
+        except NoScreen:
+            return  # going away with its screen: nothing to draw
+        try:
+            if self._layout_required or screen._layout_required or not screen.is_current or self.app._batch_count:
+                return
+            if self._scroll_required:
+                self._scroll_required = False
+                screen._scroll_required = True
+            dirty = [widget for widget in (self, self._vertical_scrollbar)
+                     if widget is not None and widget._repaint_required]
+            for widget in dirty:
+                widget._repaint_required = False
+                screen._dirty_widgets.add(widget)
+            screen._on_timer_update()
+        except AttributeError:  # pragma: no cover - another Textual
+            self.refresh()
 
     def visible_rows(self) -> range:
         top = round(self.scroll_offset.y)
@@ -337,13 +389,21 @@ class VirtualList(ScrollView, can_focus=True):
         key = (row_key, width, selected, self.has_focus, self._generation)
         strip = self._cache.get(key) if row_key is not None else None
         if strip is None:
-            strip = Strip(self.render_row(index, width)).crop_extend(0, width, None)
+            # One Strip a row (each costs Textual a handful of caches): the
+            # row's segments fitted, then the list's style (and the cursor's)
+            # put under each segment's own.
+            segments = self.render_row(index, width)
+            if Segment.get_line_length(segments) != width:
+                segments = list(Strip(segments).crop_extend(0, width, None))
+            under = base
             if selected:
                 cursor_style = self.get_component_rich_style(
                     "virtual-list--cursor" if self.has_focus else "virtual-list--cursor-blurred"
                 )
-                strip = Strip(readable_on(strip, cursor_style), strip.cell_length).apply_style(cursor_style)
-            strip = strip.apply_style(base)
+                segments = readable_on(segments, cursor_style)
+                under = base + cursor_style
+            strip = Strip([Segment(text, under + style if style is not None else under)
+                           for text, style, _ in segments], width)
             if row_key is not None:
                 self._cache[key] = strip
         return strip
@@ -403,26 +463,38 @@ class VirtualList(ScrollView, can_focus=True):
 
     def action_cursor_up(self) -> None:
         self.move_cursor(self.cursor - 1, -1)
+        self.repaint_now()
 
     def action_cursor_down(self) -> None:
         self.move_cursor(self.cursor + 1, +1)
+        self.repaint_now()
 
     def action_page_up(self) -> None:
         step = self.page_height
         self.scroll_to(y=max(0, round(self.scroll_offset.y) - step), animate=False, immediate=True)
         self.move_cursor(self.cursor - step, -1)
+        self.repaint_now()
 
     def action_page_down(self) -> None:
         step = self.page_height
         self.scroll_to(y=round(self.scroll_offset.y) + step, animate=False, immediate=True)
         self.move_cursor(self.cursor + step, +1)
+        self.repaint_now()
 
     def action_first(self) -> None:
         self.move_cursor(0, +1)
         # Show the heading above the first row too.
         self.scroll_to(y=0, animate=False, immediate=True)
+        self.repaint_now()
 
     def action_last(self) -> None:
+        self.go_last()
+        self.repaint_now()
+
+    def go_last(self) -> None:
+        """The cursor to the last row, drawn at the next frame (a list
+        following a stream: its rows come ten times a second, with other
+        panes' changes that share the frame)."""
         self.move_cursor(self.row_count - 1, -1)
 
     def on_click(self, event: events.Click) -> None:
