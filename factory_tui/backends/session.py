@@ -165,14 +165,15 @@ class FactorySession:
         its commits or index moved (``Worktrees.diff_stat``'s ``settled``);
         with ``fresh_for``, only those tasks' worktrees are counted again
         whatever their state, the others only if their commits or index
-        moved (the Worktrees pane, told what changed). Without changes,
-        the list comes from git's files (backends/worktree_list.py): no git
-        process, no GitPython (a console's first frame)."""
-        infos = None
-        if not with_changes:
-            from factory_tui.backends.worktree_list import list_from_files
+        moved (the Worktrees pane, told what changed). The list comes from
+        git's files (backends/worktree_list.py): no git process for it, and
+        without changes no GitPython either (a console's first frame)."""
+        from factory_tui.backends.worktree_list import list_from_files
 
-            infos = list_from_files(self.base.root)
+        # git's list read from its own files: a look every few seconds
+        # while agents stream costs no git process (git is asked where only
+        # it can say).
+        infos = list_from_files(self.base.root)
         if infos is None:
             infos = self.worktrees.list()
         tasks = {t.id: t for t in self.log.get_tasks([i.task_id for i in infos if i.task_id])}

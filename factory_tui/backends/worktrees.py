@@ -316,6 +316,9 @@ class Worktrees:
         # The last diff stat of each task, with what it was read from (see
         # diff_stat's ``settled``).
         self._diff_stats: dict[str, tuple[tuple, DiffStat]] = {}
+        # Each worktree's administrative folder, by the text of its .git
+        # file: a pane's look at hundreds of worktrees resolves none again.
+        self._admin_dirs: dict[Path, tuple[str, Path | None]] = {}
         # Whether one commit is an ancestor of another, by their ids: commits
         # never change, so the answer holds for good (an approval asks it
         # twice: before the operator lock and again under it).
@@ -626,7 +629,16 @@ class Worktrees:
     def _stat_key(self, task_id: str) -> tuple:
         """What a worktree's diff stat is read from, found without running
         git: the refs' and the administrative folder's files."""
-        admin = self._admin_dir(self.path_for(task_id))
+        path = self.path_for(task_id)
+        pointer = _read_text(path / ".git")
+        cached = self._admin_dirs.get(path)
+        if cached is not None and cached[0] == pointer:
+            admin = cached[1]
+        else:
+            admin = self._admin_dir(path)
+            if len(self._admin_dirs) >= MERGE_CHECK_CACHE:
+                self._admin_dirs.clear()
+            self._admin_dirs[path] = (pointer, admin)
         index = None
         head = None
         if admin is not None:
