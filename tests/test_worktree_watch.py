@@ -184,5 +184,9 @@ async def test_a_running_agents_progress_recounts_its_worktree(base, busy):
             agent.add_progress(token, "⚙ Edit: edit.py")
         await wait_until(pilot, lambda: row(app, "T-2").added == 3, "T-2's edit counted")
         assert row(app, "T-2").progress == "⚙ Edit: edit.py"
-        # T-1, which nobody touched, was not counted again: its figure stands.
+        # The look was for T-2's row alone (a console with hundreds of
+        # worktrees in review looks at the one being worked in): T-1's
+        # row stands as it was, figure and all.
+        assert app.worktree_table.looked == 1
         assert row(app, "T-1").added == 2
+        assert [r.task_id for r in app.worktree_table.rows] == ["T-2", "T-1"]

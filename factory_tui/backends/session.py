@@ -157,6 +157,7 @@ class FactorySession:
 
     def worktree_report(
         self, *, with_changes: bool = True, reuse: bool = False, fresh_for: Collection[str] | None = None,
+        only: Collection[str] | None = None,
     ) -> list[WorktreeReport]:
         """Every task worktree (git's list, and folders git does not know),
         what it is for by its task's state, and, with ``with_changes``, the
@@ -165,7 +166,8 @@ class FactorySession:
         its commits or index moved (``Worktrees.diff_stat``'s ``settled``);
         with ``fresh_for``, only those tasks' worktrees are counted again
         whatever their state, the others only if their commits or index
-        moved (the Worktrees pane, told what changed). The list comes from
+        moved (the Worktrees pane, told what changed); with ``only``, those
+        tasks' worktrees alone. The list comes from
         git's files (backends/worktree_list.py): no git process for it, and
         without changes no GitPython either (a console's first frame)."""
         from factory_tui.backends.worktree_list import list_from_files
@@ -176,6 +178,9 @@ class FactorySession:
         infos = list_from_files(self.base.root)
         if infos is None:
             infos = self.worktrees.list()
+        if only is not None:
+            # Those tasks' worktrees alone (a pane told which changed).
+            infos = [info for info in infos if info.task_id in only]
         tasks = {t.id: t for t in self.log.get_tasks([i.task_id for i in infos if i.task_id])}
         report = []
         for info in infos:

@@ -62,11 +62,24 @@ class Wanted:
     everything: bool = False
     # Asked for by an action: no waiting for the gap.
     now: bool = False
+    # git's list read again (a worktree may be new or gone, the base branch
+    # moved): every row is looked at. Without it only ``tasks``' rows are:
+    # an agent streaming in one worktree costs that worktree's look, not
+    # one of every worktree waiting in review (git's files, watched, say
+    # when any of theirs moves).
+    listing: bool = False
 
     def add(self, tasks=(), *, everything: bool = False, now: bool = False) -> None:
+        tasks = set(tasks)
         self.tasks.update(tasks)
         self.everything |= everything
+        self.listing |= everything or not tasks
         self.now |= now
+
+    @property
+    def only(self) -> frozenset[str] | None:
+        """The only tasks whose rows the look is for, or None: all."""
+        return None if self.listing else frozenset(self.tasks)
 
 
 class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
@@ -75,6 +88,8 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         rows: list[WorktreeReport]
         # The review rows' dry-run merges into the base branch, by task.
         merges: dict[str, MergeLook] = field(default_factory=dict)
+        # The look was for these tasks' rows only (None: every row).
+        only: frozenset[str] | None = None
 
     @dataclass
     class QaFetched(Message):
@@ -106,6 +121,8 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         # How many looks at git this pane has taken (tests and benchmarks
         # read it: none while nothing changes).
         self.scans = 0
+        # How many rows the last look counted (all, or those asked for).
+        self.looked = 0
         self._stop = threading.Event()
         # The first frame lists them, from git's files: now, beside the
         # first look at the log, while the screen has little to do (a
@@ -251,16 +268,17 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
         self._scanning = True
         self._last_scan = time.monotonic()
         self.scans += 1
-        self.scan(None if wanted.everything else frozenset(wanted.tasks))
+        self.scan(None if wanted.everything else frozenset(wanted.tasks), only=wanted.only)
 
     @work(thread=True, group="worktrees", exit_on_error=False)
-    def scan(self, fresh_for: frozenset[str] | None = None) -> None:
+    def scan(self, fresh_for: frozenset[str] | None = None, only: frozenset[str] | None = None) -> None:
         """Worktrees and their changes, from git (a worker: git is slow),
-        and whether each review row's branch still merges cleanly."""
+        and whether each review row's branch still merges cleanly
+        (``only``: those tasks' rows alone)."""
         try:
             session = console(self).session
-            rows = session.worktree_report(fresh_for=fresh_for)
-            self.post_message(self.Scanned(rows, self._merge_checks(session, rows)))
+            rows = session.worktree_report(fresh_for=fresh_for, only=only)
+            self.post_message(self.Scanned(rows, self._merge_checks(session, rows), only))
         finally:
             self.post_message(self.ScanEnded())  # thread-safe, and after Scanned
 
@@ -289,8 +307,17 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
 
     @on(Scanned)
     def _scanned(self, message: Scanned) -> None:
+        self.looked = len(message.rows)
         self._merge_progress(message.rows)
-        self.set_rows(message.rows, message.merges)
+        if message.only is None:
+            self.set_rows(message.rows, message.merges)
+            return
+        # Those tasks' rows anew (a worktree gone since leaves its row), the
+        # others as they were.
+        rows = [row for row in self.rows if row.task_id not in message.only] + message.rows
+        merges = {task: look for task, look in self.merges.items() if task not in message.only}
+        merges.update(message.merges)
+        self.set_rows(rows, merges, counted=self.loaded)
 
     def _merge_progress(self, rows: list[WorktreeReport]) -> bool:
         """The log feed holds the newest state and progress: prefer them.
