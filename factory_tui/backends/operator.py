@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from factory_tui.artifacts_model import Landing
 from factory_tui.backends import qa_checks
+from factory_tui.backends.aside import Aside
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.locks import OperatorLock
 from factory_tui.backends.log import ExecutionLog
@@ -293,7 +293,7 @@ class Operator:
         # the history is written from the log: neither needs the other, and
         # the log is used by this thread alone (a failed removal's warning
         # is written once both are done).
-        removal = _Aside(lambda: self._try_remove(task_id, delete_branch=True))
+        removal = Aside(lambda: self._try_remove(task_id, delete_branch=True), name="operator-aside")
         try:
             after = self._after_landing(actor=actor)
         finally:
@@ -502,33 +502,6 @@ class Operator:
         except FactoryError:
             pass  # the log is unwell; the outcome still says it
         return warning
-
-
-T = TypeVar("T")
-
-
-class _Aside(Generic[T]):
-    """A call run in a thread of its own; ``result`` waits for it (and
-    raises what it raised)."""
-
-    def __init__(self, call: Callable[[], T]) -> None:
-        self._value: T | None = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = call()
-            except BaseException as error:  # handed to whoever asks for the result
-                self._error = error
-
-        self._thread = threading.Thread(target=run, name="operator-aside", daemon=True)
-        self._thread.start()
-
-    def result(self) -> T | None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _merge_message(task: Task) -> str:

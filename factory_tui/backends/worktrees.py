@@ -51,6 +51,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, overload
 
+from factory_tui.backends.aside import Aside
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
 from factory_tui.backends.git_objects import descends_through_loose_commits
 from factory_tui.backends.locks import worktree_admin
@@ -135,28 +136,9 @@ class MergeStatus(StrEnum):
     UNKNOWN = "unknown"        # this git is older than 2.38 (no merge-tree --write-tree)
 
 
-class UncommittedLook:
-    """``git status`` of a worktree running in a thread of its own; its
-    answer (or the error it raised) waits in ``result``."""
-
-    def __init__(self, look: Callable[[], bool]) -> None:
-        self._answer: bool | None = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._answer = look()
-            except BaseException as error:  # handed to whoever asks for the answer
-                self._error = error
-
-        self._thread = threading.Thread(target=run, name="uncommitted-look", daemon=True)
-        self._thread.start()
-
-    def result(self) -> bool:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return bool(self._answer)
+# ``git status`` of a worktree running in a thread of its own; its answer
+# (or the error it raised) waits in ``result``.
+UncommittedLook = Aside[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -735,7 +717,7 @@ class Worktrees:
         path = self.path_for(task_id)
         if self._admin_dir(path) is None:
             return None
-        return UncommittedLook(lambda: self._is_dirty(path))
+        return Aside(lambda: self._is_dirty(path), name="uncommitted-look")
 
     def merge(self, task_id: str, message: str, *, check: Callable[[str, str], str | None] | None = None,
               looked: UncommittedLook | None = None) -> str:
