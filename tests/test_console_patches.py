@@ -97,8 +97,7 @@ async def test_a_note_leaves_the_plan_as_it_was_and_the_log_where_it_is(base, lo
         plan.update_tasks = lambda tasks: (calls.append(tasks), real(tasks))  # counted, then done
         events.focus()
         await pilot.press("g")
-        await pilot.pause()
-        assert events.cursor == 0
+        await wait_until(pilot, lambda: events.cursor == 0, "the Log pane at its oldest event")
         count = events.event_count
         with ExecutionLog.open(base.log_path) as writer:
             for n in range(5):

@@ -176,9 +176,7 @@ async def test_listed_worktrees_never_hide_their_counts(base, log):
         # A listing that lands late (its worker was slow) changes nothing.
         listed = [WorktreeReport(task_id=row.task_id, status=row.status, branch=row.branch, path=row.path)
                   for row in table.rows]
-        table.post_message(table.Listed(listed))
-        await pilot.pause()
-        await pilot.pause()
+        table._listed(table.Listed(listed))  # as the message's handler takes it
         assert {row.task_id: (row.added, row.removed) for row in table.rows} == counted
         assert counted["T-1"] == (2, 0)
 
@@ -269,10 +267,9 @@ async def test_the_whole_plan_made_ready_off_screen_is_the_plan_rebuilt(base, lo
         finally:
             feed.close()
         plan.apply_filter("task 1")
-        await pilot.pause()
+        held = plan.tasks
         app.post_message(LogCompleted(rest, prepare_plan(rest.tasks)))
-        await pilot.pause()
-        await pilot.pause()
+        await wait_until(pilot, lambda: plan.tasks is not held, "the prepared plan taken over")
         shown = {plan._plan.row(i) for i in range(plan.row_count)} - set(State)
         assert shown == {task_id for task_id, task in plan.tasks.items() if plan_matches(task, "task 1")}
         assert len(shown) < len(plan.tasks)

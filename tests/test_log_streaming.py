@@ -82,7 +82,9 @@ async def test_events_streamed_while_reading_old_ones_leave_the_layout_and_the_p
                 writer.add_note("T-2", f"streamed {n}", actor="agent:test")
         assert factory(base, "note", "--task", "T-3", "from another process").returncode == 0
         await wait_until(pilot, lambda: events.event_count == count + 61, "the streamed events")
-        await pilot.pause()
+        # A frame drawn after them: whatever layout they asked for is done.
+        events.refresh()
+        await wait_until(pilot, lambda: not app.screen._dirty_widgets, "a frame after the streamed events")
         # The same rows, the same place, and no layout of the whole screen
         # (a scroll's reflow at most): the scrollbar alone took the rows.
         assert [events._ids[i] for i in events.visible_rows()] == shown
@@ -122,9 +124,8 @@ async def test_what_the_log_holds_stays_bounded_whatever_streams_in(base, log):
         assert events.rows_missing() == 0
         # Following again: the newest rows come from what was streamed.
         await pilot.press("G")
-        await pilot.pause()
-        assert events.rows_missing() == 0
-        assert events.selected_event is not None and events.selected_event.note == f"progress {streamed - 1}"
+        await wait_until(pilot, lambda: events.rows_missing() == 0 and events.selected_event is not None
+                         and events.selected_event.note == f"progress {streamed - 1}", "the newest event selected")
 
 
 def test_a_list_not_on_a_screen_draws_nothing_at_once():
