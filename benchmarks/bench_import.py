@@ -75,30 +75,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lock_prober import PROBER  # noqa: E402
+
 TARGET_SECONDS = 10.0
 # Half the busy timeout other writers wait by default (5 s): a writer beside
 # the largest import is kept waiting, never turned away.
 TARGET_HOLD_SECONDS = 2.5
 PROBE_PAUSE = 0.002
-
-PROBER = r"""
-import json, sqlite3, sys, time
-from pathlib import Path
-
-log, stop, pause = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
-conn = sqlite3.connect(log, isolation_level=None, timeout=120)
-waits = []
-print("ready", flush=True)
-while not stop.exists():
-    start = time.perf_counter()
-    conn.execute("BEGIN IMMEDIATE")
-    waits.append(time.perf_counter() - start)
-    conn.execute("COMMIT")
-    time.sleep(pause)
-conn.close()
-print(json.dumps({"probes": len(waits), "max_wait": max(waits, default=0.0),
-                  "over_100ms": sum(w > 0.1 for w in waits)}), flush=True)
-"""
 
 
 def chain_plan(n: int) -> str:

@@ -39,26 +39,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from big_base import cached_big_base  # noqa: E402
+from lock_prober import PROBER  # noqa: E402
 
 from factory_tui.backends.log import ExecutionLog  # noqa: E402
 from factory_tui.engine import PRUNE_PAUSE  # noqa: E402
-
-PROBER = r"""
-import json, sqlite3, sys, time
-from pathlib import Path
-log, stop, pause = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
-conn = sqlite3.connect(log, isolation_level=None, timeout=120)
-waits = []
-print("ready", flush=True)
-while not stop.exists():
-    start = time.perf_counter()
-    conn.execute("BEGIN IMMEDIATE")
-    waits.append(time.perf_counter() - start)
-    conn.execute("COMMIT")
-    time.sleep(pause)
-conn.close()
-print(json.dumps({"probes": len(waits), "max_wait": max(waits, default=0.0)}), flush=True)
-"""
 
 WRITER = r"""
 import json, sys, time
