@@ -23,14 +23,22 @@ def seed(log: ExecutionLog, notes: int) -> None:
         log.add_note(f"T-{n % 20 + 1}", f"old note {n}", actor="agent:seed")
 
 
+async def log_at_oldest(pilot, *keys: str):
+    """The console ready, its Log pane focused at its oldest event (and
+    ``keys`` pressed there), with the page shown read: the Log pane."""
+    app = pilot.app
+    await ready(pilot)
+    events = app.event_log
+    await pilot.press("6", "g", *keys)
+    await wait_until(pilot, lambda: events.rows_missing() == 0, "the page")
+    return events
+
+
 async def test_a_page_key_is_drawn_before_its_handler_returns(base, log):
     seed(log, 300)
     app = FactoryApp(base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        events = app.event_log
-        await pilot.press("6", "g")
-        await wait_until(pilot, lambda: events.rows_missing() == 0, "the first page")
+        events = await log_at_oldest(pilot)
         drawn: list[float] = []
         display = app._display
 
@@ -61,10 +69,7 @@ async def test_events_streamed_while_reading_old_ones_leave_the_layout_and_the_p
     seed(log, 400)
     app = FactoryApp(base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        events = app.event_log
-        await pilot.press("6", "g", "pagedown")
-        await wait_until(pilot, lambda: events.rows_missing() == 0, "the page")
+        events = await log_at_oldest(pilot, "pagedown")
         await pilot.pause()
         shown = [events._ids[i] for i in events.visible_rows()]
         layouts: list[bool] = []
@@ -102,10 +107,7 @@ async def test_what_the_log_holds_stays_bounded_whatever_streams_in(base, log):
     seed(log, 600)
     app = FactoryApp(base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        events = app.event_log
-        await pilot.press("6", "g")
-        await wait_until(pilot, lambda: events.rows_missing() == 0, "the first page")
+        events = await log_at_oldest(pilot)
         first_page = [events._ids[i] for i in events.visible_rows()]
         streamed = 2 * RECENT + 500
         count = events.event_count
