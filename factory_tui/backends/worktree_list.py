@@ -13,11 +13,10 @@ a worktree itself) gets None: ask git.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from factory_tui.backends.base import BRANCH_PREFIX
-from factory_tui.backends.worktrees import WORKTREES_SUBDIR, WorktreeInfo
+from factory_tui.backends.worktrees import WORKTREES_SUBDIR, WorktreeInfo, linked_worktrees
 
 
 def common_dir_of(root: Path) -> Path | None:
@@ -44,22 +43,11 @@ def list_from_files(root: Path) -> list[WorktreeInfo] | None:
         return None
     worktrees_dir = root / WORKTREES_SUBDIR
     found: dict[Path, WorktreeInfo] = {}
-    registry = common / "worktrees"
     try:
-        names = sorted(entry.name for entry in os.scandir(registry) if entry.is_dir())
-    except FileNotFoundError:
-        names = []
+        linked = linked_worktrees(common)
     except OSError:
         return None
-    for name in names:
-        admin = registry / name
-        recorded = _read(admin / "gitdir")
-        if not recorded:
-            continue  # being made or removed: git's own list skips it too
-        dot_git = Path(recorded)
-        if not dot_git.is_absolute():  # worktree.useRelativePaths
-            dot_git = admin / dot_git
-        path = Path(os.path.abspath(dot_git)).parent
+    for path, admin in linked.items():
         head = _read(admin / "HEAD") or ""
         branch = head.removeprefix("ref: refs/heads/") if head.startswith("ref: refs/heads/") else None
         inside = path.parent == worktrees_dir

@@ -1359,21 +1359,8 @@ class Worktrees:
         return admin
 
     def _registrations(self) -> dict[Path, Path]:
-        """Registered linked worktrees: folder → administrative folder, from
-        .git/worktrees/*/gitdir (gitrepository-layout(5))."""
-        found: dict[Path, Path] = {}
-        registry = self._common_dir / "worktrees"
-        if not registry.is_dir():
-            return found
-        for admin in registry.iterdir():
-            text = _read_text(admin / "gitdir").strip()
-            if not text:
-                continue
-            dot_git = Path(text)
-            if not dot_git.is_absolute():  # worktree.useRelativePaths
-                dot_git = (admin / dot_git)
-            found[Path(os.path.abspath(dot_git)).parent] = admin
-        return found
+        """Registered linked worktrees: folder → administrative folder."""
+        return linked_worktrees(self._common_dir)
 
     def _checked_out_at(self, refname: str) -> Path | None:
         """The checkout (main or linked, whose folder exists) that has
@@ -1438,6 +1425,26 @@ def _module_gitdirs(folder: Path) -> Iterator[Path]:
 
 def _fallback_identity() -> list[str]:
     return [f"user.name={FALLBACK_NAME}", f"user.email={FALLBACK_EMAIL}"]
+
+
+def linked_worktrees(common: Path) -> dict[Path, Path]:
+    """The linked worktrees registered in the git folder ``common``: each
+    one's folder → its administrative folder, from
+    ``<common>/worktrees/*/gitdir`` (gitrepository-layout(5)). One being
+    made or removed (no gitdir yet) is left out, as git's own list does."""
+    found: dict[Path, Path] = {}
+    registry = common / "worktrees"
+    if not registry.is_dir():
+        return found
+    for admin in sorted(registry.iterdir()):
+        text = _read_text(admin / "gitdir").strip()
+        if not text:
+            continue
+        dot_git = Path(text)
+        if not dot_git.is_absolute():  # worktree.useRelativePaths
+            dot_git = admin / dot_git
+        found[Path(os.path.abspath(dot_git)).parent] = admin
+    return found
 
 
 def _read_text(path: Path) -> str:
