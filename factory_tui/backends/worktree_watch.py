@@ -24,7 +24,6 @@ its progress events in the log.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from factory_tui.backends.base import BRANCH_PREFIX
 from factory_tui.backends.watcher import watch
+from factory_tui.backends.worktrees import registered_folder
 
 # How often the watch comes back with nothing, so that its thread can see
 # it was asked to stop.
@@ -65,16 +65,11 @@ class WorktreeNames:
         known = self._known.get(name)
         if known is not None:
             return known
-        try:
-            text = (self.registry / name / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
-        except OSError:
+        folder = registered_folder(self.registry / name)
+        if folder is None:
             return None  # being made or removed: the listing says so
-        dot_git = Path(text)
-        if not dot_git.is_absolute():  # worktree.useRelativePaths
-            dot_git = self.registry / name / dot_git
-        task_id = Path(os.path.abspath(dot_git)).parent.name
-        self._known[name] = task_id
-        return task_id
+        self._known[name] = folder.name
+        return folder.name
 
     def forget(self, name: str) -> None:
         self._known.pop(name, None)

@@ -1437,14 +1437,23 @@ def linked_worktrees(common: Path) -> dict[Path, Path]:
     if not registry.is_dir():
         return found
     for admin in sorted(registry.iterdir()):
-        text = _read_text(admin / "gitdir").strip()
-        if not text:
-            continue
-        dot_git = Path(text)
-        if not dot_git.is_absolute():  # worktree.useRelativePaths
-            dot_git = admin / dot_git
-        found[Path(os.path.abspath(dot_git)).parent] = admin
+        folder = registered_folder(admin)
+        if folder is not None:
+            found[folder] = admin
     return found
+
+
+def registered_folder(admin: Path) -> Path | None:
+    """The worktree folder an administrative folder records (its
+    ``gitdir`` file names the worktree's ``.git``), or None while it is
+    being made or removed."""
+    text = _read_text(admin / "gitdir").strip()
+    if not text:
+        return None
+    dot_git = Path(text)
+    if not dot_git.is_absolute():  # worktree.useRelativePaths
+        dot_git = admin / dot_git
+    return Path(os.path.abspath(dot_git)).parent
 
 
 def _read_text(path: Path) -> str:
