@@ -190,3 +190,19 @@ async def test_a_running_agents_progress_recounts_its_worktree(base, busy):
         assert app.worktree_table.looked == 1
         assert row(app, "T-1").added == 2
         assert [r.task_id for r in app.worktree_table.rows] == ["T-2", "T-1"]
+
+
+async def test_the_base_branch_moving_beside_a_task_looks_at_every_row(base, busy):
+    """An approval moves the base branch and deletes the task's branch in
+    one go: git's files say both, and every review row's merge is looked
+    at again, not only the task's row."""
+    app = FactoryApp(base, engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot)
+        table = app.worktree_table
+        await wait_until(pilot, lambda: table.loaded and not table._scanning and table._wanted is None,
+                         "the first look to end")
+        looks = table.scans
+        table.post_message(table.GitMoved(Touched(frozenset({"T-2"}), base=True)))
+        await wait_until(pilot, lambda: table.scans > looks and not table._scanning, "the look it asked for")
+        assert table.looked == 2

@@ -227,9 +227,13 @@ class WorktreesPane(ActsOnMarked, WorktreeTable, FeedListener):
 
     @on(GitMoved)
     def _git_moved(self, message: GitMoved) -> None:
-        # The base branch moving changes the review rows' merges, which are
-        # checked on every look (cached per pair of commits).
-        self.request_scan(message.touched.tasks)
+        touched = message.touched
+        self.request_scan(touched.tasks)
+        if touched.base or touched.listing:
+            # The base branch moving changes every review row's merge (and
+            # the lines each row counts from it); a worktree added or
+            # removed changes the list: every row is looked at.
+            self.request_scan()
 
     # --- from git --------------------------------------------------------------------
 
