@@ -34,12 +34,12 @@ from factory_tui.model import (
     check_labels,
     normalize_task_id,
 )
-from factory_tui.text import dumps_json, literal, one_line
+from factory_tui.text import dumps_json, literal, needs_literal, one_line
 
 if TYPE_CHECKING:
     # Imported when used: a command that needs no base loads none of them.
     from factory_tui.backends.base import FactoryBase
-    from factory_tui.backends.log import ExecutionLog
+    from factory_tui.backends.log import ExecutionLog, ListedTask
     from factory_tui.backends.session import FactorySession
 
 # Set in the context's meta (shared by every nested context) when the
@@ -521,23 +521,34 @@ AGENT_PROPOSES = "an agent's tasks wait for the operator's approval (see [agents
     type=click.Choice([s.value for s in State]),
     help="Only tasks in this state (repeatable).",
 )
+@click.option("--all", "-a", "everything", is_flag=True,
+              help="Done and cancelled tasks too (listed without --json, they are only counted).")
 @json_option
 @pass_ctx
 @needs(Need.READ)
-def plan_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
-    """List the plan, grouped by state."""
+def plan_list(ctx: Context, states: tuple[str, ...], everything: bool, as_json: bool) -> None:
+    """List the plan, grouped by state: the open tasks, and how many are
+    done or cancelled (--all lists those too; --json holds every task)."""
     wanted = [State(s) for s in dict.fromkeys(states)] if states else None
     # A page of tasks at a time (memory stays flat however big the plan
     # is); with --json still one JSON array, written as it is read.
     if as_json:
         _stream_json_array(task.to_json() for page in ctx.log.task_pages(wanted) for task in page)
         return
-    order = [state for state in STATE_ORDER if wanted is None or state in wanted]
-    pages = ctx.log.task_pages(order, bodies=False, by_priority=True)
+    if wanted is not None:
+        order = [state for state in STATE_ORDER if state in wanted]
+    else:
+        # A plan's finished tasks are most of it after a while: shown by
+        # default they would bury the work that is still open.
+        order = [state for state in STATE_ORDER if everything or state not in FINISHED]
+    pages = ctx.log.plan_listing(order)
     first = next(pages, None)
+    hidden = "" if len(order) == len(STATE_ORDER) or wanted is not None else _finished_line(ctx.log.counts())
     if first is None:
         if states:
             click.echo(f"No tasks are {' or '.join(dict.fromkeys(states))}.")
+        elif hidden:
+            click.echo(f"No open tasks; {hidden}")
         else:
             click.echo("The plan is empty. Add a task with `factory plan add TITLE`.")
         return
@@ -549,15 +560,51 @@ def plan_list(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
             bold=True,
         )
     )
+    # Coloured only for a terminal (or when click is told to): the lines
+    # are then written as they are made, with no pass to strip colours.
+    color = click.get_current_context().color
+    cells = state_cells(sys.stdout.isatty() if color is None else color)
+    line = f"T-%-{width - 2}d  %s  %3d  %5d  %-14s  %s"
     for page in itertools.chain([first], pages):
-        lines = []
-        for task in page:
-            blocked = ",".join(task.blocked_by) if task.state in (State.QUEUED, State.HELD, State.PROPOSED) else ""
-            lines.append(
-                f"{task.id:<{width}}  {_styled_state(task.state):<9}  {task.priority:>3}  "
-                f"{task.attempts:>5}  {one_line(blocked, 14):<14}  {one_line(task.title, 200)}"
-            )
-        click.echo("\n".join(lines))
+        click.echo("\n".join(listing_lines(page, line, cells)), color=True)
+    if hidden:
+        click.echo(hidden)
+
+
+# The states `plan list` counts rather than lists unless asked (--all).
+FINISHED = (State.DONE, State.CANCELLED)
+
+
+def _finished_line(counts: dict[State, int]) -> str:
+    """What `plan list` left out, or "" when nothing: "68,600 done and
+    2,400 cancelled not listed (--all lists them)"."""
+    parts = [f"{counts.get(state, 0):,} {state.value}" for state in FINISHED if counts.get(state, 0)]
+    if not parts:
+        return ""
+    return f"{' and '.join(parts)} not listed (--all lists them)."
+
+
+# How much of a title a line of `plan list` shows.
+LISTED_TITLE = 200
+
+
+def listing_lines(rows: Sequence[ListedTask], line: str, cells: dict[str, str]) -> list[str]:
+    """The lines of ``plan list`` for rows of ``ExecutionLog.plan_listing``:
+    ``line`` the %-format of one (id number, state cell, priority, tries,
+    blocked by, title), ``cells`` each state's cell."""
+    titles = [row[5] for row in rows]
+    # Most pages hold no title that needs making literal or cutting: one
+    # look at the page's titles together instead of one per title.
+    if not needs_literal(" ".join(titles)) and max(map(len, titles), default=0) <= LISTED_TITLE:
+        return [
+            line % (seq, cells[state], priority, attempts, one_line(blocked, 14) if blocked else "", title)
+            for seq, state, priority, attempts, blocked, title in rows
+        ]
+    return [
+        line % (seq, cells[state], priority, attempts, one_line(blocked, 14) if blocked else "",
+                one_line(title, LISTED_TITLE))
+        for seq, state, priority, attempts, blocked, title in rows
+    ]
 
 
 def _stream_json_array(items: Iterable[Any], chunk: int = 500) -> None:
@@ -595,6 +642,12 @@ STATE_COLOURS = {
 def _styled_state(state: State) -> str:
     # Pad before styling so that the colour codes do not break the columns.
     return click.style(f"{state.value:<9}", fg=STATE_COLOURS[state])
+
+
+@functools.cache
+def state_cells(coloured: bool) -> dict[str, str]:
+    """Each state's column, made once: a listing has few states and many rows."""
+    return {state.value: _styled_state(state) if coloured else f"{state.value:<9}" for state in State}
 
 
 @plan.command("show")

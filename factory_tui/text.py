@@ -39,6 +39,11 @@ def _escape(match: re.Match) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+def needs_literal(text: str) -> bool:
+    """Whether ``literal`` would change ``text`` (apart from cutting it)."""
+    return _NEEDS_WORK.search(text) is not None
+
+
 def literal(text: str, *, multiline: bool = False, tab: int = 4) -> str:
     """``text`` with every control character made visible.
 

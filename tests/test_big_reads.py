@@ -295,3 +295,35 @@ def test_plan_list_streams_the_same_plan_it_listed_whole(two_tasks: FactoryBase)
     rank = {state: n for n, state in enumerate(STATE_ORDER)}
     expected = sorted(whole, key=lambda t: (rank[t.state], -t.priority, t.seq))
     assert rows == [t.id for t in expected]
+
+
+def test_plan_listing_says_what_the_tasks_say(two_tasks: FactoryBase) -> None:
+    # The listing's rows are read without building tasks: they must say what
+    # the tasks do (state order, priority, tries, the blockers not yet done,
+    # in the order they were declared), page after page.
+    with ExecutionLog.open(two_tasks.log_path) as log:
+        made = log.add_tasks([NewTask(title=f"t{n}", priority=n % 3) for n in range(8)], actor="t")
+        made += log.add_tasks(
+            [NewTask(title=f"t{n}", priority=n % 3, state=State.PROPOSED if n % 7 == 0 else State.QUEUED,
+                     after=(f"T-{n % 5 + 3}", f"T-{n % 2 + 1}")[: 1 + n % 2])
+             for n in range(8, 60)],
+            actor="t",
+        )
+        for task in made[10:20]:
+            if task.state is State.QUEUED:
+                log.apply(task.id, Action.HOLD, actor="op")
+        claim = log.claim_next("w")
+        assert claim is not None
+        log.finish(claim.token, State.REVIEW)
+        log.apply(claim.task.id, Action.APPROVE, actor="op")
+        whole = log.list_tasks()
+        rank = {state: n for n, state in enumerate(STATE_ORDER)}
+        expected = [
+            (t.seq, t.state.value, t.priority, t.attempts,
+             ",".join(t.blocked_by) if t.blocked_by and t.state in (State.QUEUED, State.HELD, State.PROPOSED) else None,
+             t.title)
+            for t in sorted(whole, key=lambda t: (rank[t.state], -t.priority, t.seq))
+        ]
+        listed = [row for page in log.plan_listing(STATE_ORDER, page=7) for row in page]
+        assert listed == expected
+        assert any(row[4] and "," in row[4] for row in listed)  # several blockers, in their order

@@ -384,7 +384,7 @@ def mixed_plan(base: FactoryBase) -> FactoryBase:
 
 
 def test_plan_list_is_grouped_by_state(mixed_plan) -> None:
-    out = ok(mixed_plan, "plan", "list").stdout.splitlines()
+    out = ok(mixed_plan, "plan", "list", "--all").stdout.splitlines()
     header, rows = out[0], out[1:]
     assert header.split() == ["ID", "STATE", "PRI", "TRIES", "BLOCKED", "BY", "TITLE"]
     states = [row.split()[1] for row in rows]
@@ -392,6 +392,28 @@ def test_plan_list_is_grouped_by_state(mixed_plan) -> None:
     by_id = {row.split()[0]: row for row in rows}
     assert by_id["T-5"].split()[-2:] == ["T-4", "waiting"]  # blocked by T-4
     assert by_id["T-8"].endswith("busy")
+
+
+def test_plan_list_counts_the_finished_tasks_unless_asked_for_all(mixed_plan) -> None:
+    # A plan's done and cancelled tasks are most of it after a while: the
+    # listing shows the open ones and says how many it left out.
+    out = ok(mixed_plan, "plan", "list").stdout.splitlines()
+    rows, footer = out[1:-1], out[-1]
+    assert [row.split()[1] for row in rows] == [s.value for s in STATE_ORDER if s not in (State.DONE, State.CANCELLED)]
+    assert footer == "1 done and 1 cancelled not listed (--all lists them)."
+    # Asked for by state, they are listed, and nothing is said to be left out.
+    done = ok(mixed_plan, "plan", "list", "-s", "done", "-s", "cancelled").stdout.splitlines()
+    assert [row.split()[0] for row in done[1:]] == ["T-3", "T-7"]
+    # --json holds every task, as before: it is for scripts.
+    assert len(ok_json(mixed_plan, "plan", "list")) == 9
+
+
+def test_plan_list_with_nothing_open(base) -> None:
+    for title in ("one", "two"):
+        task = add(base, title)
+        ok(base, "task", "cancel", task)
+    assert ok(base, "plan", "list").stdout == "No open tasks; 2 cancelled not listed (--all lists them).\n"
+    assert [row.split()[0] for row in ok(base, "plan", "list", "-a").stdout.splitlines()[1:]] == ["T-1", "T-2"]
 
 
 def test_plan_list_filters_by_state(mixed_plan) -> None:
@@ -1144,3 +1166,24 @@ def test_unknown_options_and_commands_get_one_line(base) -> None:
     assert "No such option '--bogus'" in line and "(see `factory --help`)" in line
     assert "No such command 'frobnicate'" in refused(base, "frobnicate", code=2)
     assert "No such option" in refused(base, "plan", "list", "--nope", code=2)
+
+
+def test_listing_lines_make_each_page_literal_however_it_is_read() -> None:
+    from factory_tui.cli import LISTED_TITLE, listing_lines, state_cells
+
+    line = "T-%-3d  %s  %3d  %5d  %-14s  %s"
+    plain = [(1, "queued", 0, 0, None, "plain"), (2, "held", 1, 2, "T-1,T-22,T-333,T-4444", "also plain")]
+    hostile = [*plain, (3, "review", 0, 1, None, "\x1b[31mred\x1b[0m\n[bold]x[/]"), (4, "done", 0, 0, None, "y" * 500)]
+    cells = state_cells(False)
+    # A page with nothing to make literal is written as it is read.
+    assert listing_lines(plain, line, cells) == [
+        "T-1    queued       0      0                  plain",
+        "T-2    held         1      2  T-1,T-22,T-33…  also plain",
+    ]
+    # One title that needs it in a page: every title goes through the same rule.
+    lines = listing_lines(hostile, line, cells)
+    assert lines[:2] == listing_lines(plain, line, cells)
+    assert lines[2].endswith("␛[31mred␛[0m⏎[bold]x[/]") and "\x1b" not in lines[2]
+    assert lines[3].endswith("y" * (LISTED_TITLE - 1) + "…")
+    # Coloured cells only when asked for (a terminal).
+    assert "\x1b[" in listing_lines(plain, line, state_cells(True))[0]

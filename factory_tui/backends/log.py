@@ -88,6 +88,10 @@ from factory_tui.model import (
 # --- The queue's statements, shared with benchmarks/bench_queue.py so that its
 # raw-sqlite3 baseline runs exactly what we run. -------------------------------
 
+# A row of ``ExecutionLog.plan_listing``: seq, state, priority, attempts,
+# the ids of the dependencies not yet done ("T-3,T-4", or None), title.
+ListedTask = tuple[int, str, int, int, "str | None", str]
+
 TASK_COLUMNS = (
     "seq, title, state, priority, attempts, profile, source, feedback, "
     "created_at, updated_at, started_at, progress, branch_start, labels"
@@ -1548,48 +1552,59 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
 
     def task_pages(
         self, states: Iterable[State] | None = None, *, bodies: bool = True, page: int = 1000,
-        by_priority: bool = False,
     ) -> Iterator[list[Task]]:
-        """The tasks of ``list_tasks(states)`` a page at a time, with their
-        dependencies, so that memory stays flat however big the plan is:
-        in id order, or with ``by_priority`` as the plan is listed (state
-        by state in ``states``' order, highest priority first, then by
-        id). Each page is one short read."""
+        """The tasks of ``list_tasks(states)`` a page at a time, in id
+        order, with their dependencies, so that memory stays flat however
+        big the plan is. Each page is one short read."""
         body = "coalesce(b.body, '')" if bodies else "''"
         join = "LEFT JOIN task_bodies AS b USING (seq)" if bodies else ""
         select = f"SELECT {TASK_COLUMNS}, {body} FROM tasks {join}"
         wanted = [State(s).value for s in states] if states is not None else None
-        if not by_priority:
-            state_filter = f" AND state IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
-            after = 0
-            while True:
-                with self._read() as conn:
-                    rows = conn.execute(
-                        f"{select} WHERE seq > ?{state_filter} ORDER BY seq LIMIT ?",
-                        [after, *(wanted or ()), page],
-                    ).fetchall()
-                    if not rows:
-                        return
-                    tasks = self._with_dependencies(conn, [task_from_row(row, row[EXTRA]) for row in rows])
-                after = rows[-1][0]
-                yield tasks
-                if len(rows) < page:
-                    return
-            return
-        for state in wanted if wanted is not None else [s.value for s in State]:
-            # One statement per state, read a page at a time: SQLite sorts
-            # the state's tasks in its own sorter (no index orders them),
-            # once, in bounded memory. The lock is taken per page only.
+        state_filter = f" AND state IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
+        after = 0
+        while True:
             with self._read() as conn:
-                reading = conn.execute(f"{select} WHERE state = ? ORDER BY priority DESC, seq", (state,))
+                rows = conn.execute(
+                    f"{select} WHERE seq > ?{state_filter} ORDER BY seq LIMIT ?",
+                    [after, *(wanted or ()), page],
+                ).fetchall()
+                if not rows:
+                    return
+                tasks = self._with_dependencies(conn, [task_from_row(row, row[EXTRA]) for row in rows])
+            after = rows[-1][0]
+            yield tasks
+            if len(rows) < page:
+                return
+
+    def plan_listing(self, states: Iterable[State], *, page: int = 2000) -> Iterator[list[ListedTask]]:
+        """The plan as ``factory plan list`` prints it, a page at a time:
+        state by state in ``states``' order, highest priority first, then
+        by id; each row only what a line shows (``ListedTask``), no Task
+        built. ``blocked_by`` is filled for the tasks whose state a
+        dependency can hold back (queued, held, proposed), from the
+        blocker count the schema keeps, so that a task without blockers
+        costs no look at its dependencies."""
+        sql = (
+            "SELECT t.seq, t.state, t.priority, t.attempts, "
+            "CASE WHEN t.blockers > 0 AND t.state IN ('queued', 'held', 'proposed') THEN ("
+            "  SELECT group_concat(id, ',') FROM ("
+            "    SELECT 'T-' || d.depends_on AS id FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on "
+            "    WHERE d.task = t.seq AND u.state <> 'done' ORDER BY d.rowid)"
+            ") END, t.title "
+            "FROM tasks AS t WHERE t.state = ? ORDER BY t.priority DESC, t.seq"
+        )
+        for state in states:
+            with self._read() as conn:
+                reading = conn.execute(sql, (State(state).value,))
             try:
                 while True:
-                    with self._read() as conn:
+                    # The lock is taken per page only: writers are never
+                    # kept out for the whole listing.
+                    with self._read():
                         rows = reading.fetchmany(page)
-                        if not rows:
-                            break
-                        tasks = self._with_dependencies(conn, [task_from_row(row, row[EXTRA]) for row in rows])
-                    yield tasks
+                    if not rows:
+                        break
+                    yield rows
             finally:
                 reading.close()
 

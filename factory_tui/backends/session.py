@@ -22,11 +22,6 @@ from typing import TYPE_CHECKING
 
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.log import ExecutionLog, LogReader
-from factory_tui.backends.new_file import write_new_file
-from factory_tui.backends.operator import Operator, Outcome
-from factory_tui.backends.qa_checks import OnDemand, run_on_demand
-from factory_tui.backends.qa_log import QaRun, ScenarioStats
-from factory_tui.backends.worktrees import Worktrees
 from factory_tui.config import FactoryConfig, LogConfig
 from factory_tui.errors import FactoryError, InvalidInput
 from factory_tui.mail_model import Importance, MessageKind
@@ -45,9 +40,9 @@ from factory_tui.model import (
     WorktreeStatus,
     worktree_status,
 )
-from factory_tui.qa_model import Gate, InvalidScenario, QaKind, Scenario, Verdict
-from factory_tui.qa_scenarios import load_scenarios, template, valid_name
 
+# The operator, git and QA are imported where first used: a command that
+# only reads the log (``factory plan list``) starts without them.
 if TYPE_CHECKING:
     from factory_tui.artifacts_model import DocumentInfo, DocumentVersion, Landing, PromptDocument, RunRecord
     from factory_tui.backends.mail_git import SyncReport
@@ -55,11 +50,16 @@ if TYPE_CHECKING:
     from factory_tui.backends.mail_log import MailCounts, MailItem, Rejected, ThreadPage
     from factory_tui.backends.mail_post import Handed, Sent
     from factory_tui.backends.mail_thread import RefusedFile, ThreadDetail
+    from factory_tui.backends.operator import Operator, Outcome
+    from factory_tui.backends.qa_checks import OnDemand
+    from factory_tui.backends.qa_log import QaRun, ScenarioStats
     from factory_tui.backends.refresh import Refresh
     from factory_tui.backends.run_reader import RunFileReader
     from factory_tui.backends.run_retention import GcReport
     from factory_tui.backends.worktree_watch import Touched
+    from factory_tui.backends.worktrees import Worktrees
     from factory_tui.mail_model import RequestState
+    from factory_tui.qa_model import Gate, InvalidScenario, QaKind, Scenario, Verdict
 
 
 @dataclass
@@ -112,6 +112,8 @@ class FactorySession:
         log = self.log
         with self._lock:
             if self._operator is None:
+                from factory_tui.backends.operator import Operator
+
                 self._operator = Operator(self.base, log, worktrees=self._new_worktrees())
             return self._operator
 
@@ -120,6 +122,8 @@ class FactorySession:
         return self.operator.worktrees
 
     def _new_worktrees(self) -> Worktrees:
+        from factory_tui.backends.worktrees import Worktrees
+
         return Worktrees.for_config(self.base.root, self.config)
 
     def open(self) -> None:
@@ -255,6 +259,8 @@ class FactorySession:
         """Run QA now on the task's branch head (or the base branch's head
         without a task), recorded; blocks for as long as the scenarios take:
         call it off the event loop."""
+        from factory_tui.backends.qa_checks import run_on_demand
+
         done = run_on_demand(self.base, self.log, self.worktrees, task_id=task_id, names=names, actor=actor)
         if task_id is not None and done.results:
             self._index_qa_outputs(task_id)
@@ -301,6 +307,7 @@ class FactorySession:
         """Every scenario file (read with the base's profiles; the invalid
         ones with why) and each scenario's record over its last runs."""
         from factory_tui.backends.agents import load_profiles
+        from factory_tui.qa_scenarios import load_scenarios
 
         found = load_scenarios(self.base.qa_dir, root=self.base.root, profiles=load_profiles(self.config))
         return found, self.log.qa_stats()
@@ -335,6 +342,8 @@ class FactorySession:
         return latest
 
     def scenario_path(self, name: str) -> Path:
+        from factory_tui.qa_scenarios import valid_name
+
         if not valid_name(name):
             raise InvalidInput(f"not a scenario name: {name!r}")
         return self.base.qa_dir / f"{name.removesuffix('.md')}.md"
@@ -351,6 +360,9 @@ class FactorySession:
         """Write ``.factory/qa/NAME.md`` from the commented template of
         ``kind``, whole or not at all; refuses a name that exists."""
         from factory_tui.backends.agents import default_profile_name, load_profiles
+        from factory_tui.backends.new_file import write_new_file
+        from factory_tui.qa_model import QaKind
+        from factory_tui.qa_scenarios import template, valid_name
 
         stem = name.strip().removesuffix(".md")
         if not valid_name(stem):
