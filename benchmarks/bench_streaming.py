@@ -27,7 +27,9 @@ after every run, since the agents change it) and each number of agents:
   timed from its commit (the event's time) to the frame that shows the task.
 
 ``STREAM_PROFILE=DIR``: the console loop's cProfile, a file a minute, to
-see what grows (the profiler slows what it measures).
+see what grows (the profiler slows what it measures); ``STREAM_TRACEMALLOC=DIR``:
+a tracemalloc snapshot of the console's process a minute, to see what it
+keeps.
 
 Read the figures as one machine's in one run: other work on the machine
 (the load average is printed) moves them, and the agents themselves take
@@ -175,7 +177,19 @@ async def main():
             import cProfile
             profile = cProfile.Profile()
             profile.enable()
+        # STREAM_TRACEMALLOC=DIR: what the process holds, a snapshot a minute
+        # (compare two with tracemalloc to see what grows; it slows everything).
+        memory_dir = os.environ.get("STREAM_TRACEMALLOC")
+        memory_minute, memory_start = 0, time.monotonic()
+        if memory_dir:
+            import gc, tracemalloc
+            tracemalloc.start(12)
         while not stop.is_set():
+            if memory_dir and time.monotonic() - memory_start > 60:
+                memory_minute += 1
+                gc.collect()
+                tracemalloc.take_snapshot().dump(f"{memory_dir}/minute-{memory_minute}.snap")
+                memory_start = time.monotonic()
             if profile is not None and time.monotonic() - minute_start > 60:
                 profile.disable()
                 minute += 1

@@ -28,7 +28,6 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from factory_tui.actions import TaskActions
@@ -65,6 +64,7 @@ from factory_tui.screens.dialogs import ChoiceDialog
 from factory_tui.screens.help import HelpScreen
 from factory_tui.startup import FrameReport, hold_whole_plan, read_whole_plan, use_worker_threads
 from factory_tui.text import literal
+from factory_tui.widgets.footer import ConsoleFooter
 from factory_tui.widgets.header import FactoryHeader
 
 POLL_SECONDS = 0.1
@@ -148,7 +148,7 @@ class FactoryApp(App[None]):
                     yield from self._area(Area.RIGHT_MIDDLE)
                 yield from self._area(Area.RIGHT_BOTTOM)
         yield from self._area(Area.BOTTOM)
-        yield Footer()
+        yield ConsoleFooter()
 
     def _body(self, kind: type[Widget]):
         return next(pane.body for pane in self.panes.values() if isinstance(pane.body, kind))

@@ -392,3 +392,27 @@ async def test_the_footer_shows_at_most_six_keys(demo_base):
         seen.append(footer_keys(app))
     assert all(len(keys) <= 6 for keys in seen), seen
     assert {"command('approve')", "filter", "help"} <= seen[0]
+
+
+async def test_moving_the_focus_keeps_no_footer_keys_behind(demo_base):
+    # Textual's Footer bound every key it ever made to its `compact` and
+    # forgot them only when that changed: each focus move kept the old keys.
+    import gc
+
+    from textual.widgets._footer import FooterKey
+
+    app = FactoryApp(demo_base)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        panes = [app.plan, app.event_log, app.worktree_table]
+        for n in range(30):
+            panes[n % 3].focus()
+            await wait_until(pilot, lambda n=n: app.focused is panes[n % 3], "the focus to move")
+            await pilot.pause()
+
+        def none_kept() -> bool:
+            gc.collect()
+            kept = [key for key in gc.get_objects() if isinstance(key, FooterKey) and not key.is_attached]
+            return len(kept) <= len(app.query(FooterKey))
+
+        await wait_until(pilot, none_kept, "the footer's old keys to be let go")

@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from factory_tui.artifacts_model import DocumentInfo, DocumentVersion, RunFile, RunRecord, size_text
 from factory_tui.context import console
@@ -31,6 +31,7 @@ from factory_tui.screens.editor import edit_file
 from factory_tui.text import literal
 from factory_tui.times import full_moment, moment
 from factory_tui.widgets.diff_view import PatchView
+from factory_tui.widgets.footer import ConsoleFooter
 from factory_tui.widgets.run_file_view import RunFileView
 from factory_tui.widgets.styles import palette
 from factory_tui.widgets.task_body import TaskBody
@@ -90,7 +91,7 @@ class DocumentScreen(Screen):
         yield Static(title, id="document-title")
         yield Static("", id="document-facts", markup=False)
         yield TaskBody(id="document-body")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.load()
@@ -199,7 +200,7 @@ class DocumentHistoryScreen(Screen):
             yield VersionTable(now=console(self).clock(), id="history-versions")
             with Vertical(id="history-diff-box"):
                 yield PatchView(id="history-diff")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one("#history-versions").border_title = "Versions"
@@ -273,7 +274,7 @@ class RunFileScreen(Screen):
         yield Static(title, id="run-file-title")
         yield Static("Opening the file…", id="run-file-note", markup=False)
         yield RunFileView(id="run-file-view")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one(RunFileView).focus()

@@ -27,7 +27,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from factory_tui.context import console
 from factory_tui.errors import FactoryError
@@ -38,6 +38,7 @@ from factory_tui.panes.feed import FeedListener
 from factory_tui.screens.dialogs import FormDialog, NoteDialog, write_in_editor
 from factory_tui.text import literal
 from factory_tui.times import full_moment
+from factory_tui.widgets.footer import ConsoleFooter
 from factory_tui.widgets.transcript import TranscriptPane
 
 if TYPE_CHECKING:
@@ -338,7 +339,7 @@ class ThreadScreen(Screen, FeedListener):
     def compose(self) -> ComposeResult:
         yield Static(self._title(None), id="mail-title")
         yield ThreadScroll(Static("Reading the thread…", id="mail-empty", markup=False), id="mail-thread")
-        yield Footer()
+        yield ConsoleFooter()
 
     def _title(self, detail: ThreadDetail | None) -> Text:
         title = Text(no_wrap=True, overflow="ellipsis")
@@ -454,7 +455,7 @@ class RefusedFileScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(self._title(None), id="mail-refused-title")
         yield Vertical(Static("Looking for the file…", id="mail-refused-empty", markup=False), id="mail-refused-body")
-        yield Footer()
+        yield ConsoleFooter()
 
     def _title(self, refused: RefusedFile | None) -> Text:
         rejected = self.rejected

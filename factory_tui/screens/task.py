@@ -27,7 +27,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from factory_tui.context import console
 from factory_tui.keys import bindings
@@ -38,6 +38,7 @@ from factory_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, counted
 from factory_tui.screens.qa import run_qa_for
 from factory_tui.text import literal, one_line
 from factory_tui.times import moment
+from factory_tui.widgets.footer import ConsoleFooter
 from factory_tui.widgets.qa_table import VERDICT_MARK, verdict_style
 from factory_tui.widgets.styles import STATE_SYMBOL, Palette, palette
 from factory_tui.widgets.task_body import TaskBody
@@ -98,7 +99,7 @@ class TaskScreen(Screen):
                 yield VerticalScroll(Static("", id="task-qa-report"), id="task-qa", classes="task-box")
                 yield Static("", id="task-deps", classes="task-box")
                 yield VerticalScroll(Static("", id="task-events"), id="task-events-scroll", classes="task-box")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one("#task-deps").border_title = "Dependencies"
