@@ -252,7 +252,7 @@ class Operator:
         # the approval from being recorded.
         landing = self._landing(task, actor=actor)
         try:
-            sha = worktrees.merge(task_id, _merge_message(task), check=check, looked=looked)
+            landed = worktrees.land(task_id, _merge_message(task), check=check, looked=looked)
         except (RecheckFailed, MergeMoved):
             raise  # its report is a warning event already / checked again outside the lock
         except MergeConflict as conflict:
@@ -273,6 +273,7 @@ class Operator:
             # in the way, a rebase in progress …): the task stays in review,
             # and the log says why, not only the one who pressed the key.
             raise self._refused(task_id, actor, error) from None
+        sha = landed.sha
         try:
             done = self.log.apply(
                 task_id, Action.APPROVE, actor=actor,
@@ -293,12 +294,18 @@ class Operator:
         # the history is written from the log: neither needs the other, and
         # the log is used by this thread alone (a failed removal's warning
         # is written once both are done).
-        removal = Aside(lambda: self._try_remove(task_id, delete_branch=True), name="operator-aside")
-        try:
+        if landed.kept is not None:
+            # What was found in the worktree did not land with the rest:
+            # the worktree and the branch stay, and the log says why.
             after = self._after_landing(actor=actor)
-        finally:
-            failed = removal.result()
-        warning = self._removal_warning(task_id, failed, actor=actor) if failed is not None else None
+            warning: str | None = self._removal_warning(task_id, FactoryError(landed.kept), actor=actor)
+        else:
+            removal = Aside(lambda: self._try_remove(task_id, delete_branch=True), name="operator-aside")
+            try:
+                after = self._after_landing(actor=actor)
+            finally:
+                failed = removal.result()
+            warning = self._removal_warning(task_id, failed, actor=actor) if failed is not None else None
         return self._told(Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha),
                           after)
 
