@@ -40,7 +40,9 @@ from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
+from factory_tui.backends.git_objects import loose_parents
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
+from factory_tui.backends.loose_refs import plain_repository
 from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
 from factory_tui.backends.mail_log import MailItem
 from factory_tui.backends.prompt import (
@@ -52,6 +54,7 @@ from factory_tui.backends.prompt import (
     TaskMail,
     build_prompt,
 )
+from factory_tui.backends.run_diff import DiffSummary, parse_numstat, summarise
 from factory_tui.backends.run_index import RunEnd, index_ended_run, index_run_files
 from factory_tui.backends.run_retention import CollectionBusy, collect
 from factory_tui.backends.runs import (
@@ -169,6 +172,8 @@ class Job:
     # Merge conflicts the run was given to resolve first (the base branch
     # was merged into its branch before it began).
     conflicts: Conflicts | None = None
+    # The run's diff summary, counted while its work was committed.
+    diff: DiffSummary | None = None
     last_progress_at: float = 0.0
     # Wall-clock time, as leases are: a suspended machine's monotonic clock
     # stands still while the lease runs out.
@@ -983,7 +988,7 @@ class Engine:
         closing.failure, closing.cause = failure, cause
         if reason in ("lost", "shutdown"):
             return closing  # the rest is the caller's (_conclude_stopped)
-        committed = self._commit_left_work(task_id, f"factory: work left by {task_id}'s agent", closing.reports)
+        committed = self._commit_counted(job, f"factory: work left by {task_id}'s agent", closing.reports)
         markers: list[str] = []
         if failure is None and job.conflicts is not None:
             # The conflicts it was given must be resolved, or the branch
@@ -1033,6 +1038,37 @@ class Engine:
         except LeaseLost as error:
             closing.lost = error
         return closing
+
+    def _commit_counted(self, job: Job, message: str, reports: list[str]) -> bool:
+        """``_commit_left_work`` at a run's end, with the run's diff summary
+        counted by git while the commit is made (``job.diff``, for the run's
+        index), when the branch grew from the base branch's commit and no
+        hook may change what the commit holds; True if a commit was made."""
+        task_id = job.task_id
+        worktrees = self.worktrees
+        if not worktrees.is_worktree(task_id):
+            return False
+        before = worktrees.branch_head(task_id)
+        try:
+            tip: str | None = worktrees.base_head()
+        except FactoryError:
+            tip = None
+        if (before is None or tip is None or not worktrees.descends_without_git(tip, before)
+                or not plain_repository(worktrees.common_dir, hook="post-commit")):
+            return self._commit_left_work(task_id, message, reports)
+        try:
+            committed, numstat = worktrees.commit_all_counted(task_id, message, tip)
+        except FactoryError as error:
+            reports.append(f"{task_id}: could not commit the work left: {error}")
+            return False
+        head = worktrees.branch_head(task_id)
+        # The count is the commit's when the commit is the one made on top
+        # of the branch as it was (or, with nothing to commit, the branch).
+        made = head is not None and (
+            loose_parents(worktrees.common_dir / "objects", head) == [before] if committed else head == before)
+        if numstat is not None and made and head is not None:
+            job.diff = summarise(parse_numstat(numstat), tip, head)
+        return committed
 
     def _commit_left_work(self, task_id: str, message: str, reports: list[str]) -> bool:
         """``_save_work`` in the worker thread: True if a commit was made;
@@ -1155,10 +1191,13 @@ class Engine:
                 tip = None
             if tip is not None and worktrees.descends_without_git(tip, head):
                 since = tip
+        # Counted while the run's work was committed, if the branch is
+        # still where that left it.
+        diff = job.diff if job.diff is not None and head == job.diff.head else None
         index_ended_run(
             self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
             base_branch=worktrees.base_branch, branch=worktrees.branch_for(job.task_id),
-            branch_start=job.task.branch_start, head=head, since=since,
+            branch_start=job.task.branch_start, head=head, since=since, diff=diff,
         )
 
     def _collect_runs(self) -> None:

@@ -55,6 +55,7 @@ from factory_tui.backends.aside import Aside
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
 from factory_tui.backends.git_objects import descends_through_loose_commits
 from factory_tui.backends.locks import worktree_admin
+from factory_tui.backends.loose_refs import delete_loose_branch
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import (
     ConfigError,
@@ -560,8 +561,29 @@ class Worktrees:
         path = self._existing_worktree(task_id)
         return self._commit_all(path, message)
 
+    def commit_all_counted(self, task_id: str, message: str, since: str) -> tuple[bool, bytes | None]:
+        """``commit_all``, and while the commit is made (git, in a thread of
+        its own) the ``--numstat -z --no-renames`` of what it commits against
+        ``since``: the staged work, which is the commit's tree (HEAD's, when
+        there was nothing to commit). None in its place when that diff failed.
+        (git reads the attributes that say what is binary from the task's
+        worktree here.)"""
+        path = self._existing_worktree(task_id)
+        self._check(path, "add", "-A", what=f"stage the work in {path}")
+        counting = Aside(lambda: self._run(
+            path, "diff", "--cached", "--numstat", "-z", "--no-renames", "--no-color", "--no-ext-diff", since,
+            raw=True, read_only=True), name="numstat")
+        try:
+            committed = self._commit_staged(path, message)
+        finally:
+            status, out, _ = counting.result()
+        return committed, (out if status == 0 else None)
+
     def _commit_all(self, path: Path, message: str) -> bool:
         self._check(path, "add", "-A", what=f"stage the work in {path}")
+        return self._commit_staged(path, message)
+
+    def _commit_staged(self, path: Path, message: str) -> bool:
         # `commit` itself finds out whether there is anything to commit: one
         # process instead of a status or diff check first. Hooks are skipped
         # so that a hook can never keep work uncommitted.
@@ -1201,6 +1223,8 @@ class Worktrees:
             return
         base_ref = f"refs/heads/{self.base_branch}"
         if _read_text(self._git_dir / "HEAD").strip() == f"ref: {base_ref}":
+            if self._delete_merged_loose_ref(branch, sha):
+                return
             # `git branch -d` judges "merged" against the main checkout's HEAD,
             # which is the base here (task branches have no upstream): git's
             # own check, in one process.
@@ -1214,6 +1238,24 @@ class Worktrees:
         if base_sha is None or not self._is_ancestor(sha, base_sha):
             return
         self._check(None, "branch", "-D", branch, what=f"delete {branch}")
+
+    def _delete_merged_loose_ref(self, branch: str, sha: str) -> bool:
+        """Delete the branch without a git process when it is known merged
+        without one (at the base branch's commit, or below it through loose
+        commits) and its ref is a plain loose file (backends/loose_refs.py
+        says when); False: ask git."""
+        base_sha = self._ref(f"refs/heads/{self.base_branch}")
+        if base_sha is None or not _FULL_SHA.fullmatch(sha):
+            return False
+        if sha != base_sha and not self.descends_without_git(sha, base_sha):
+            return False
+        # Every checkout's folder, those being made or removed too.
+        registry = self._common_dir / "worktrees"
+        try:
+            admins = [self._common_dir, *(folder for folder in registry.iterdir() if folder.is_dir())]
+        except OSError:
+            admins = [self._common_dir]
+        return delete_loose_branch(self._common_dir, branch, sha, admins)
 
     # --- list --------------------------------------------------------------
 
