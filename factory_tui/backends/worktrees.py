@@ -1217,6 +1217,11 @@ class Worktrees:
                 f"push {'it' if unique == 1 else 'them'} first; {kept}"
             )
 
+    def delete_merged_branch(self, task_id: str) -> None:
+        """Delete the task's branch if the base branch holds all of it
+        (``remove``'s ``delete_branch``, for a worktree removed already)."""
+        self._delete_branch_if_merged(self.branch_for(task_id))
+
     def _delete_branch_if_merged(self, branch: str) -> None:
         sha = self._ref(f"refs/heads/{branch}")
         if sha is None:
