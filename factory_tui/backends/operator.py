@@ -249,11 +249,15 @@ class Operator:
         base_branch = worktrees.base_branch
         branch = worktrees.branch_for(task_id)
         check = self._qa_before_merge(task, actor=actor, note=note, force=force, checked=checked)
-        # Gathered before the merge: once it has landed, nothing may keep
-        # the approval from being recorded.
-        landing = self._landing(task, actor=actor)
+        # Gathered from the log while git merges (never raising: a log that
+        # cannot say more gives the title alone), so that once the merge
+        # has landed, nothing may keep the approval from being recorded.
+        gathering = Aside(lambda: self._landing(task, actor=actor), name="landing")
         try:
-            landed = worktrees.land(task_id, _merge_message(task), check=check, looked=looked)
+            try:
+                landed = worktrees.land(task_id, _merge_message(task), check=check, looked=looked)
+            finally:
+                landing = gathering.result()
         except (RecheckFailed, MergeMoved):
             raise  # its report is a warning event already / checked again outside the lock
         except MergeConflict as conflict:
@@ -371,6 +375,9 @@ class Operator:
         it (RecheckFailed if one blocks); the commit checked, or None when
         nothing was (no check needed, or what refuses it is found again
         under the lock: a conflict, QA not passed, a task not in review)."""
+        scenarios = qa_checks.valid_scenarios(self.base)
+        if not scenarios:
+            return None  # no QA here: nothing to check before the lock (the usual case, a folder's look)
         try:
             task = self.log.get_task(task_id)
         except FactoryError:
@@ -378,7 +385,7 @@ class Operator:
         worktrees = self.worktrees
         if task.state is not State.REVIEW or not self._has_branch(task_id) or not self._owned(task):
             return None
-        found = self._qa_standing(task_id)
+        found = self._qa_standing(task_id, scenarios)
         if found is None:
             return None
         head, scenarios, standing = found
@@ -396,13 +403,14 @@ class Operator:
         self._recheck(task, tests, merge_commit=merge_commit, base_sha=base_sha, actor=actor)
         return merge_commit
 
-    def _qa_standing(self, task_id: str):
-        """The task's branch head, the valid scenarios, and where its QA
-        stands on that head; None when it has no branch head."""
+    def _qa_standing(self, task_id: str, scenarios: list | None = None):
+        """The task's branch head, the valid scenarios (read unless given),
+        and where its QA stands on that head; None when it has no branch head."""
         head = self.worktrees.branch_head(task_id)
         if head is None:
             return None
-        scenarios = qa_checks.valid_scenarios(self.base)
+        if scenarios is None:
+            scenarios = qa_checks.valid_scenarios(self.base)
         return head, scenarios, qa_checks.standing(self.log, self.base, task_id, head=head,
                                                    base_branch=self.worktrees.base_branch, scenarios=scenarios)
 
