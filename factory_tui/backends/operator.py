@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -279,28 +278,8 @@ class Operator:
             # and the log says why, not only the one who pressed the key.
             raise self._refused(task_id, actor, error) from None
         sha = landed.sha
-        # The worktree goes (git, in a thread of its own) while the log
-        # records the landing and the history is written from it: neither
-        # needs the other, and the log is used by this thread alone (a
-        # failed removal's warning is written once both are done). The
-        # branch goes after the worktree, once the log has the landing: an
-        # approval the log could not record finds the branch again.
-        recorded = threading.Event()
-        landing_recorded = False
 
-        def remove() -> FactoryError | None:
-            failed = self._try_remove(task_id, delete_branch=False)
-            recorded.wait()
-            if failed is not None or not landing_recorded:
-                return failed
-            try:
-                worktrees.delete_merged_branch(task_id)
-            except FactoryError as error:
-                return error
-            return None
-
-        removal = Aside(remove, name="operator-aside") if landed.kept is None else None
-        try:
+        def record() -> tuple[Task, AfterLanding]:
             done = self.log.apply(
                 task_id, Action.APPROVE, actor=actor,
                 note=note or f"merged {branch} into {base_branch} at {sha[:10]}",
@@ -309,30 +288,35 @@ class Operator:
                 data={"merge_commit": sha, "base_branch": base_branch},
                 landing=dataclasses.replace(landing, commit=sha),
             )
-            landing_recorded = True
+            return done, self._after_landing(actor=actor)
+
+        # The log records the landing and the history is written from it
+        # (a thread of their own) while git removes the worktree here:
+        # neither needs the other, and git's process is started first. The
+        # branch goes once the landing is recorded: an approval the log
+        # could not record finds the branch again. A failed removal's
+        # warning is written once both are done.
+        recording = Aside(record, name="landing")
+        failed = self._try_remove(task_id, delete_branch=False) if landed.kept is None else None
+        try:
+            done, after = recording.result()
         except FactoryError as error:
-            recorded.set()
-            if removal is not None:
-                removal.result()  # never left running after the lock is gone
             # The merge stands; approving again finds it made and records it.
             raise FactoryError(
                 f"{task_id} was merged into {base_branch} at {sha[:10]} but the log could not "
                 f"record it ({error}); approve {task_id} again to record it"
             ) from None
-        finally:
-            recorded.set()
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
-        if removal is None:
+        if landed.kept is not None:
             # What was found in the worktree did not land with the rest:
             # the worktree and the branch stay, and the log says why.
-            after = self._after_landing(actor=actor)
-            warning: str | None = self._removal_warning(task_id, FactoryError(str(landed.kept)), actor=actor)
-        else:
+            failed = FactoryError(landed.kept)
+        elif failed is None:
             try:
-                after = self._after_landing(actor=actor)
-            finally:
-                failed = removal.result()
-            warning = self._removal_warning(task_id, failed, actor=actor) if failed is not None else None
+                worktrees.delete_merged_branch(task_id)
+            except FactoryError as error:
+                failed = error
+        warning = self._removal_warning(task_id, failed, actor=actor) if failed is not None else None
         return self._told(Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha),
                           after)
 
