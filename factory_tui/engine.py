@@ -1537,8 +1537,13 @@ class Engine:
 
         def follow() -> None:
             # A batch of writes (every page SQLite writes is an event) comes
-            # as one set: one turn of the loop, not one each.
-            for changes in watch(path.parent, stop=stop, step=CHECK_SECONDS, wake_ms=LOG_WAKE_MS, debounce_ms=LOG_WAKE_MS):
+            # as one set: one turn of the loop, not one each. The folder's
+            # own files only: the worktrees and run folders under it change
+            # with every run (a checkout, a commit, a transcript), and
+            # watching them made every file git or an agent wrote an event
+            # for this thread.
+            for changes in watch(path.parent, stop=stop, step=CHECK_SECONDS, wake_ms=LOG_WAKE_MS,
+                                 debounce_ms=LOG_WAKE_MS, recursive=False):
                 if any(one.name in names for one in changes):
                     loop.call_soon_threadsafe(changed.set)
 
