@@ -509,9 +509,15 @@ class Engine:
         only postpones a heartbeat to the next round."""
         if not self.jobs:
             return
-        live = await self._try_log(self.log.live_tokens, [job.token for job in self.jobs.values()])
+        # The jobs whose tokens are asked about, and only those: a run that
+        # starts while the log answers (a claim made with another run's end)
+        # is not in the answer, and is looked at in the next round.
+        asked = list(self.jobs.values())
+        live = await self._try_log(self.log.live_tokens, [job.token for job in asked])
         now = time.time()
-        for job in list(self.jobs.values()):
+        for job in asked:
+            if self.jobs.get(job.task_id) is not job:
+                continue  # ended meanwhile
             if live is not BUSY and job.token not in live:
                 if job.stop_reason is None:
                     job.stop_reason = "lost"
