@@ -40,7 +40,9 @@ from factory_tui.backends import faults, processes
 from factory_tui.backends.agents import AgentProfile, profile_for
 from factory_tui.backends.base import FactoryBase
 from factory_tui.backends.engine_lock import EngineBusy, EngineLock, describe_holder
+from factory_tui.backends.git_objects import loose_parents
 from factory_tui.backends.locks import OperatorBusy, OperatorLock
+from factory_tui.backends.loose_refs import plain_repository
 from factory_tui.backends.mail_git import SyncLoop, start_sync_loop
 from factory_tui.backends.mail_log import MailItem
 from factory_tui.backends.prompt import (
@@ -52,6 +54,7 @@ from factory_tui.backends.prompt import (
     TaskMail,
     build_prompt,
 )
+from factory_tui.backends.run_diff import DiffSummary, parse_numstat, summarise
 from factory_tui.backends.run_index import RunEnd, index_ended_run, index_run_files
 from factory_tui.backends.run_retention import CollectionBusy, collect
 from factory_tui.backends.runs import (
@@ -66,7 +69,7 @@ from factory_tui.backends.runs import (
 )
 from factory_tui.backends.session import FactorySession
 from factory_tui.backends.watcher import watch
-from factory_tui.backends.worktrees import BranchCollision, MergeStatus
+from factory_tui.backends.worktrees import BranchCollision, MergeStatus, Prepared
 from factory_tui.errors import FactoryError, LeaseLost, LogBusy, LogError, UnknownMessage, os_error_text
 from factory_tui.model import FAILURE_TEXT_LIMIT, Action, Claim, State, Task, task_seq
 
@@ -169,6 +172,8 @@ class Job:
     # Merge conflicts the run was given to resolve first (the base branch
     # was merged into its branch before it began).
     conflicts: Conflicts | None = None
+    # The run's diff summary, counted while its work was committed.
+    diff: DiffSummary | None = None
     last_progress_at: float = 0.0
     # Wall-clock time, as leases are: a suspended machine's monotonic clock
     # stands still while the lease runs out.
@@ -191,6 +196,26 @@ class Job:
         if self.run is None or self.output is None:
             raise RuntimeError(f"{self.task_id}: its run has not started")
         return StartedRun(self.run, self.output)
+
+
+@dataclass
+class _Closing:
+    """What ``Engine._close_run`` found and did at a run's end."""
+
+    failure: str | None
+    cause: str | None
+    broken: str | None = None
+    # The task goes to QA's gate (the caller writes it to the log).
+    qa: bool = False
+    # (outcome, note, data, report) of the log write that ends the run.
+    finish: tuple[State, str, dict, str] | None = None
+    # What that write returned (the task, and the next claim made with
+    # it), BUSY when the log was busy (the caller writes it then), None
+    # when there was none.
+    ended: tuple[Task, Claim | None] | _Busy | None = None
+    # The run's lease was gone when its end was written: nothing changed.
+    lost: LeaseLost | None = None
+    reports: list[str] = field(default_factory=list)
 
 
 def run_dir_for(base: FactoryBase, task_id: str, attempt: int) -> Path:
@@ -484,9 +509,15 @@ class Engine:
         only postpones a heartbeat to the next round."""
         if not self.jobs:
             return
-        live = await self._try_log(self.log.live_tokens, [job.token for job in self.jobs.values()])
+        # The jobs whose tokens are asked about, and only those: a run that
+        # starts while the log answers (a claim made with another run's end)
+        # is not in the answer, and is looked at in the next round.
+        asked = list(self.jobs.values())
+        live = await self._try_log(self.log.live_tokens, [job.token for job in asked])
         now = time.time()
-        for job in list(self.jobs.values()):
+        for job in asked:
+            if self.jobs.get(job.task_id) is not job:
+                continue  # ended meanwhile
             if live is not BUSY and job.token not in live:
                 if job.stop_reason is None:
                     job.stop_reason = "lost"
@@ -619,29 +650,21 @@ class Engine:
         task = job.task
         job.profile = profile_for(task.profile, self.config)
         job.output = RunOutput(job.run_dir, job.profile.output)
-        # Nothing of an earlier attempt may still work in the worktree this
-        # one is about to use (an engine killed while starting it, a run
-        # whose supervisor died): found by FACTORY_RUN, stopped.
-        stopped = await self._call(self._stop_earlier_runs, task.id)
-        if stopped:
-            self._report(f"{task.id}: stopped what an earlier attempt left running ({stopped})")
-        # A branch or worktree that this plan did not make (an earlier
-        # plan's T-1) is never taken over: BranchCollision fails the task
-        # with what to do, and nothing of it is touched.
-        # A task without a branch gets a new one, and nothing to resolve
-        # first: its prompt is written from the log while git makes the
-        # worktree (taken only if a new branch was indeed made).
+        # The prompt of a task without a branch is written from the log
+        # while git makes the worktree: taken only if a new branch was
+        # indeed made (a branch that ran before may have conflicts to
+        # resolve first, which the prompt names).
         early: asyncio.Future[Prompt] | None = None
-        if not await self._call(self.worktrees.has_branch, task.id):
+        if task.branch_start is None:
+            # The plan never made a branch for it: the usual first run.
             early = asyncio.ensure_future(self._log(self._prompt_for, task, job.attempt, None))
         try:
-            prepared = await self._call(
-                self._locked, self.worktrees.prepare_for, task.id, owned=task.branch_start is not None)
+            stopped, prepared = await self._call(self._open_worktree, task)
         except BaseException:
             _drop(early)
             raise
-        if prepared.start is not None:
-            await self._log(self.log.record_branch_start, task.id, prepared.start)
+        if stopped:
+            self._report(f"{task.id}: stopped what an earlier attempt left running ({stopped})")
         worktree = prepared.path
         if prepared.start is None:
             _drop(early)
@@ -649,21 +672,13 @@ class Engine:
             # A branch that ran before: if it no longer merges into the
             # base, the base is merged into it now, for the agent to resolve.
             job.conflicts = await self._conflicts_first(task)
-        job.start_head = await self._call(self.worktrees.branch_head, task.id)
         if early is not None:
             built = await early
         else:
             built = await self._log(self._prompt_for, task, job.attempt, job.conflicts)
         prompt = built.text
-        await self._call(self._prepare_run_dir, job.run_dir)
         prompt_file = job.run_dir / "prompt.md"
-        await self._call(write_private, prompt_file, prompt)
-        # What the agent will know: each document's version and how much of it.
-        await self._log(self.log.record_prompt_documents, task.id, job.attempt, built_documents(built))
         argv = job.profile.render_argv(prompt=prompt, prompt_file=prompt_file, task_id=task.id, worktree=worktree)
-        missing = program_missing(argv)
-        if missing:
-            raise FactoryError(missing)
         env = dict(os.environ)
         env.update(job.profile.env)
         for key in ("FACTORY_TASK", "FACTORY_TOKEN", "FACTORY_RUN", "FACTORY_FAULTS"):
@@ -676,17 +691,53 @@ class Engine:
             env["FACTORY_TOKEN"] = job.secret
         # The agent can call `factory` itself: put this installation first.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        record = {
-            "task": task.id, "attempt": job.attempt, "token": job.token,
-            "profile": job.profile.name, "output": job.profile.output,
-            "start_head": job.start_head,
-            "conflicts": list(job.conflicts.files) if job.conflicts else [],
-        }
-        job.run = await self._call(
-            AgentRun.start, job.run_dir, argv, cwd=worktree, env=env,
-            timeout=job.profile.timeout, record=record,
+
+        def start_head() -> None:
+            job.start_head = self.worktrees.branch_head(task.id)
+
+        def write_prompt() -> None:
+            self._prepare_run_dir(job.run_dir)
+            write_private(prompt_file, prompt)
+
+        def start_agent() -> None:
+            missing = program_missing(argv)
+            if missing:
+                raise FactoryError(missing)
+            assert job.profile is not None
+            record = {
+                "task": task.id, "attempt": job.attempt, "token": job.token,
+                "profile": job.profile.name, "output": job.profile.output,
+                "start_head": job.start_head,
+                "conflicts": list(job.conflicts.files) if job.conflicts else [],
+            }
+            job.run = AgentRun.start(job.run_dir, argv, cwd=worktree, env=env,
+                                     timeout=job.profile.timeout, record=record)
+
+        # One after the other in one worker call: the branch's start
+        # recorded (from then on the branch is this plan's), the prompt
+        # written, what the agent will know recorded (each document's
+        # version and how much of it), and the agent started.
+        await self._in_order(
+            *([_LogWrite(self.log.record_branch_start, (task.id, prepared.start))]
+              if prepared.start is not None else []),
+            start_head,
+            write_prompt,
+            _LogWrite(self.log.record_prompt_documents, (task.id, job.attempt, built_documents(built))),
+            start_agent,
         )
         self._report(f"{task.id}: {job.profile.name} started in {worktree.relative_to(self.base.root)}")
+
+    def _open_worktree(self, task: Task) -> tuple[str, Prepared]:
+        """The task's worktree, made if needed (worker thread). Nothing of
+        an earlier attempt may still work in it (an engine killed while
+        starting it, a run whose supervisor died): found by FACTORY_RUN and
+        stopped first; returns which runs those were, for the report. A
+        branch or worktree that this plan did not make (an earlier plan's
+        T-1) is never taken over: BranchCollision fails the task with what
+        to do, and nothing of it is touched."""
+        stopped = self._stop_earlier_runs(task.id)
+        prepared = self._locked(self.worktrees.prepare_for, task.id, owned=task.branch_start is not None)
+        return stopped, prepared
 
     async def _conflicts_first(self, task: Task) -> Conflicts | None:
         """Before a re-run of a branch: the conflicts its agent must resolve
@@ -826,6 +877,8 @@ class Engine:
             if run.ended():
                 break
             await self._wait_for_exit(job, PUMP_SECONDS)
+            if run.ended() and job.stop_reason != "detached":
+                break  # what is left to read, finish reads
         await self._call(output.finish)
         await self._flush_progress(job, force=True)
 
@@ -865,10 +918,6 @@ class Engine:
             # The agent ended on its own before the stop reached it: its
             # result stands, rather than the task running all over again.
             reason = None
-        # What the agent started and left behind goes with it; a run whose
-        # supervisor was killed may even leave the agent itself at work.
-        if await self._call(run.stop) and code is None and reason is None:
-            self._report(f"{task_id}: its supervisor was gone; the agent it left was stopped")
         failure = describe_exit(code)
         # What kind of failure it is (model.FAILURE_CAUSES), for the log.
         cause = "exit" if failure else None
@@ -882,19 +931,167 @@ class Engine:
             timeout = job.profile.timeout if job.profile else run.timeout
             failure = f"timed out after {timeout:g} s"
             cause = "timeout"
+        # The run's end, up to its log write, in one worker call.
+        try:
+            closing = await self._call(self._close_run, job, code, reason, failure, cause)
+        except LogError as error:
+            self._fail_engine(str(error))  # not busy: the log cannot be written at all
+            raise
+        for line in closing.reports:
+            self._report(line)
+        failure, cause = closing.failure, closing.cause
+        if reason in ("lost", "shutdown"):
+            await self._conclude_stopped(job, reason, code, closing.broken)
+            return
+        try:
+            if closing.lost is not None:
+                raise closing.lost
+            if closing.qa:
+                await self._hand_to_qa(job, output.totals, output.summary)
+            elif isinstance(closing.ended, tuple):
+                assert closing.finish is not None
+                if self._busy_since is not None:
+                    self._log_free(self.log.finish)
+                await self._after_finish(closing.ended, closing.finish[3])
+            else:
+                assert closing.finish is not None
+                await self._finish(job, *closing.finish)
+            if failure is not None:
+                self.failures += 1
+        except LeaseLost as error:
+            self._report(f"{task_id}: {error}")
+        if failure is None:
+            outcome = RunOutcome.FINISHED
+        else:
+            outcome = RunOutcome.TIMED_OUT if cause == "timeout" else RunOutcome.FAILED
+        await self._index_run(job, outcome, code)
+
+    def _close_run(self, job: Job, code: int | None, reason: str | None, failure: str | None,
+                   cause: str | None) -> _Closing:
+        """The run's end up to its log write (worker thread): what the agent
+        started and left behind stopped, the worktree looked at, exit.json
+        written, the work committed, and then, for a run that ended on its
+        own and needs no QA, the log told (review or failed) with the next
+        ready task claimed in the same transaction when its slot frees. A
+        busy log leaves that write to the caller (``ended`` is BUSY)."""
+        task_id = job.task_id
+        run, output = job.started()
+        closing = _Closing(failure=failure, cause=cause)
+        # What the agent started and left behind goes with it; a run whose
+        # supervisor was killed may even leave the agent itself at work.
+        if run.stop() and code is None and reason is None:
+            closing.reports.append(f"{task_id}: its supervisor was gone; the agent it left was stopped")
         faults.point("conclude.begin")
-        broken = await self._call(self._broken_worktree, task_id)
+        closing.broken = broken = self._broken_worktree(task_id)
         if broken and reason is None and failure is None:
-            failure = broken
-            cause = "worktree"
-        await self._call(write_json, job.run_dir / "exit.json", {
+            failure, cause = broken, "worktree"
+        write_json(job.run_dir / "exit.json", {
             "exit_code": code, "timed_out": reason == "timeout",
             "stopped": reason in ("lost", "shutdown"), "failure": failure,
             "started": run.started, "agent_started": _mtime(job.run_dir / "agent.pid"),
             "agent_ended": _mtime(job.run_dir / "exit.code"), "ended": time.time(),
         })
+        closing.failure, closing.cause = failure, cause
         if reason in ("lost", "shutdown"):
-            await self._save_work(task_id, f"factory: work left when {task_id}'s agent was stopped")
+            return closing  # the rest is the caller's (_conclude_stopped)
+        committed = self._commit_counted(job, f"factory: work left by {task_id}'s agent", closing.reports)
+        markers: list[str] = []
+        if failure is None and job.conflicts is not None:
+            # The conflicts it was given must be resolved, or the branch
+            # would land with git's markers in it.
+            markers = self.worktrees.files_with_markers(task_id, job.conflicts.files)
+            if markers:
+                shown = ", ".join(markers[:10]) + (", …" if len(markers) > 10 else "")
+                failure = (f"conflict markers remain in {shown}: the merge of "
+                           f"{job.conflicts.base_branch} is not resolved")
+                cause = "markers"
+        if failure is None and not committed and job.start_head is not None:
+            # Nothing new from this run, and nothing from earlier ones either:
+            # there would be nothing to review.
+            head = self.worktrees.branch_head(task_id)
+            if head == job.start_head and not self.worktrees.branch_has_work(task_id):
+                failure = "the agent finished without changing anything: there is no work to review"
+                cause = "no-work"
+        closing.failure, closing.cause = failure, cause
+        if failure is None and self._qa_wanted():
+            closing.qa = True  # the gate: the caller hands the task to QA
+            return closing
+        totals = output.totals
+        data = {"run": str(job.run_dir.relative_to(self.base.root)), **totals}
+        if output.summary:
+            data["summary"] = output.summary
+        if failure is None:
+            note = "agent finished" + _summary(totals)
+            closing.finish = (State.REVIEW, note, data, f"{task_id}: review ({note})")
+        else:
+            tail = " | ".join(output.last_lines)
+            note = f"{failure}" + (f"; last output: {tail}" if tail else "")
+            data.update({"failure": cause, "reason": failure[:FAILURE_TEXT_LIMIT * 2]})
+            if cause == "exit":
+                data["exit_code"] = code
+            if markers:
+                data["conflicts"] = markers
+            closing.finish = (State.FAILED, note[:2000], data, f"{task_id}: failed ({failure})")
+        outcome, note, data, _ = closing.finish
+        try:
+            if self._next_with_finish(job):
+                closing.ended = self.log.finish_and_claim_next(
+                    job.token, outcome, self.worker, note=note, data=data, lease_seconds=self.lease_seconds)
+            else:
+                closing.ended = (self.log.finish(job.token, outcome, note=note, data=data), None)
+        except LogBusy:
+            closing.ended = BUSY
+        except LeaseLost as error:
+            closing.lost = error
+        return closing
+
+    def _commit_counted(self, job: Job, message: str, reports: list[str]) -> bool:
+        """``_commit_left_work`` at a run's end, with the run's diff summary
+        counted by git while the commit is made (``job.diff``, for the run's
+        index), when the branch grew from the base branch's commit and no
+        hook may change what the commit holds; True if a commit was made."""
+        task_id = job.task_id
+        worktrees = self.worktrees
+        if not worktrees.is_worktree(task_id):
+            return False
+        before = worktrees.branch_head(task_id)
+        try:
+            tip: str | None = worktrees.base_head()
+        except FactoryError:
+            tip = None
+        if (before is None or tip is None or not worktrees.descends_without_git(tip, before)
+                or not plain_repository(worktrees.common_dir, hook="post-commit")):
+            return self._commit_left_work(task_id, message, reports)
+        try:
+            committed, numstat = worktrees.commit_all_counted(task_id, message, tip)
+        except FactoryError as error:
+            reports.append(f"{task_id}: could not commit the work left: {error}")
+            return False
+        head = worktrees.branch_head(task_id)
+        # The count is the commit's when the commit is the one made on top
+        # of the branch as it was (or, with nothing to commit, the branch).
+        made = head is not None and (
+            loose_parents(worktrees.common_dir / "objects", head) == [before] if committed else head == before)
+        if numstat is not None and made and head is not None:
+            job.diff = summarise(parse_numstat(numstat), tip, head)
+        return committed
+
+    def _commit_left_work(self, task_id: str, message: str, reports: list[str]) -> bool:
+        """``_save_work`` in the worker thread: True if a commit was made;
+        a failure to commit goes to ``reports``."""
+        if not self.worktrees.is_worktree(task_id):
+            return False
+        try:
+            return self.worktrees.commit_all(task_id, message)
+        except FactoryError as error:
+            reports.append(f"{task_id}: could not commit the work left: {error}")
+            return False
+
+    async def _conclude_stopped(self, job: Job, reason: str, code: int | None, broken: str | None) -> None:
+        """The end of a run the engine stopped: its task cancelled or its
+        lease lost (``lost``), or the engine stopping (``shutdown``)."""
+        task_id = job.task_id
+        await self._save_work(task_id, f"factory: work left when {task_id}'s agent was stopped")
         if reason == "lost":
             task = await self._log(self.log.get_task, task_id)
             if task.state is State.CANCELLED and self.worktrees.path_for(task_id).exists() and not broken:
@@ -906,72 +1103,32 @@ class Engine:
                 self._report(f"{task_id}: lease lost; agent stopped")
             await self._index_run(job, RunOutcome.STOPPED, code)
             return
-        if reason == "shutdown":
-            await self._give_back(job, "the engine stopped; the agent's work is committed")
-            self._report(f"{task_id}: agent stopped, back to queued")
-            return
-        committed = await self._save_work(task_id, f"factory: work left by {task_id}'s agent")
-        markers: list[str] = []
-        if failure is None and job.conflicts is not None:
-            # The conflicts it was given must be resolved, or the branch
-            # would land with git's markers in it.
-            markers = await self._call(self.worktrees.files_with_markers, task_id, job.conflicts.files)
-            if markers:
-                shown = ", ".join(markers[:10]) + (", …" if len(markers) > 10 else "")
-                failure = (f"conflict markers remain in {shown}: the merge of "
-                           f"{job.conflicts.base_branch} is not resolved")
-                cause = "markers"
-        if failure is None and not committed and job.start_head is not None:
-            # Nothing new from this run, and nothing from earlier ones either:
-            # there would be nothing to review.
-            head = await self._call(self.worktrees.branch_head, task_id)
-            if head == job.start_head and not await self._call(self.worktrees.branch_has_work, task_id):
-                failure = "the agent finished without changing anything: there is no work to review"
-                cause = "no-work"
-        totals = output.totals
+        await self._give_back(job, "the engine stopped; the agent's work is committed")
+        self._report(f"{task_id}: agent stopped, back to queued")
+
+    async def _hand_to_qa(self, job: Job, totals: dict, summary: str | None) -> None:
+        """The gate: the task waits in checking, under the same lease, while
+        its QA runs (and counts in the slots)."""
+        task_id = job.task_id
         data = {"run": str(job.run_dir.relative_to(self.base.root)), **totals}
-        if output.summary:
-            data["summary"] = output.summary
-        try:
-            if failure is None and await self._call(self._qa_wanted):
-                # The gate: the task waits in checking, under the same lease,
-                # while its QA runs (and counts in the slots).
-                note = "agent finished" + _summary(totals) + "; QA checks it"
-                await self._log(self.log.finish, job.token, State.CHECKING, note=note, data=data)
-                self._report(f"{task_id}: checking ({note})")
-                # Sharing the engine's slots, the check takes its run's.
-                limit = self.config.qa.max_parallel
-                if limit is None or len(self.checks) < limit:
-                    self._begin_check(Check(task=job.task, token=job.token, attempt=job.attempt,
-                                            summary=output.summary or ""))
-                else:
-                    # [qa] max_parallel checks run already: this one waits
-                    # in checking without a lease, taken up (claim_check)
-                    # when a QA slot is free.
-                    await self._log(self.log.stop_check, job.token,
-                                    note="waiting for a QA slot ([qa] max_parallel)")
-                    self._checks_to_claim = True
-                    self._report(f"{task_id}: waits for a QA slot")
-            elif failure is None:
-                note = "agent finished" + _summary(totals)
-                await self._finish(job, State.REVIEW, note, data, f"{task_id}: review ({note})")
-            else:
-                tail = " | ".join(output.last_lines)
-                note = f"{failure}" + (f"; last output: {tail}" if tail else "")
-                data.update({"failure": cause, "reason": failure[:FAILURE_TEXT_LIMIT * 2]})
-                if cause == "exit":
-                    data["exit_code"] = code
-                if markers:
-                    data["conflicts"] = markers
-                await self._finish(job, State.FAILED, note[:2000], data, f"{task_id}: failed ({failure})")
-                self.failures += 1
-        except LeaseLost as error:
-            self._report(f"{task_id}: {error}")
-        if failure is None:
-            outcome = RunOutcome.FINISHED
+        if summary:
+            data["summary"] = summary
+        note = "agent finished" + _summary(totals) + "; QA checks it"
+        await self._log(self.log.finish, job.token, State.CHECKING, note=note, data=data)
+        self._report(f"{task_id}: checking ({note})")
+        # Sharing the engine's slots, the check takes its run's.
+        limit = self.config.qa.max_parallel
+        if limit is None or len(self.checks) < limit:
+            self._begin_check(Check(task=job.task, token=job.token, attempt=job.attempt,
+                                    summary=summary or ""))
         else:
-            outcome = RunOutcome.TIMED_OUT if cause == "timeout" else RunOutcome.FAILED
-        await self._index_run(job, outcome, code)
+            # [qa] max_parallel checks run already: this one waits
+            # in checking without a lease, taken up (claim_check)
+            # when a QA slot is free.
+            await self._log(self.log.stop_check, job.token,
+                            note="waiting for a QA slot ([qa] max_parallel)")
+            self._checks_to_claim = True
+            self._report(f"{task_id}: waits for a QA slot")
 
     async def _finish(self, job: Job, outcome: State, note: str, data: dict, report: str) -> None:
         """End the run in review or failed. When its slot is the one that
@@ -981,9 +1138,15 @@ class Engine:
             await self._log(self.log.finish, job.token, outcome, note=note, data=data)
             self._report(report)
             return
-        _, claim = await self._log(self.log.finish_and_claim_next, job.token, outcome, self.worker,
-                                   note=note, data=data, lease_seconds=self.lease_seconds)
+        ended = await self._log(self.log.finish_and_claim_next, job.token, outcome, self.worker,
+                                note=note, data=data, lease_seconds=self.lease_seconds)
+        await self._after_finish(ended, report)
+
+    async def _after_finish(self, ended: tuple[Task, Claim | None], report: str) -> None:
+        """A run's end is in the log: say so, and start the task claimed
+        with it, if any (given back when the engine began to stop meanwhile)."""
         self._report(report)
+        claim = ended[1]
         if claim is None:
             return
         faults.point("claim.made")
@@ -1034,10 +1197,13 @@ class Engine:
                 tip = None
             if tip is not None and worktrees.descends_without_git(tip, head):
                 since = tip
+        # Counted while the run's work was committed, if the branch is
+        # still where that left it.
+        diff = job.diff if job.diff is not None and head == job.diff.head else None
         index_ended_run(
             self.base, self.log, task_id=job.task_id, run_dir=job.run_dir, end=end,
             base_branch=worktrees.base_branch, branch=worktrees.branch_for(job.task_id),
-            branch_start=job.task.branch_start, head=head, since=since,
+            branch_start=job.task.branch_start, head=head, since=since, diff=diff,
         )
 
     def _collect_runs(self) -> None:
@@ -1377,8 +1543,13 @@ class Engine:
 
         def follow() -> None:
             # A batch of writes (every page SQLite writes is an event) comes
-            # as one set: one turn of the loop, not one each.
-            for changes in watch(path.parent, stop=stop, step=CHECK_SECONDS, wake_ms=LOG_WAKE_MS, debounce_ms=LOG_WAKE_MS):
+            # as one set: one turn of the loop, not one each. The folder's
+            # own files only: the worktrees and run folders under it change
+            # with every run (a checkout, a commit, a transcript), and
+            # watching them made every file git or an agent wrote an event
+            # for this thread.
+            for changes in watch(path.parent, stop=stop, step=CHECK_SECONDS, wake_ms=LOG_WAKE_MS,
+                                 debounce_ms=LOG_WAKE_MS, recursive=False):
                 if any(one.name in names for one in changes):
                     loop.call_soon_threadsafe(changed.set)
 
@@ -1450,6 +1621,29 @@ class Engine:
     async def _call(self, function, *args, **kwargs):
         """Backend work (SQLite, git, waiting on processes) off the loop."""
         return await asyncio.to_thread(function, *args, **kwargs)
+
+    async def _in_order(self, *steps: Callable[[], object] | _LogWrite) -> None:
+        """``steps`` one after the other in one worker call, rather than a
+        hop off the loop and back for each. A log write among them that
+        finds the log busy is waited out as ``_log`` does, and the steps
+        after it go on in another call; a log that cannot be written at all
+        stops the engine, as ``_log`` does."""
+        remaining = list(steps)
+        while remaining:
+            try:
+                done, wrote = await self._call(_run_until_busy, remaining)
+            except LogError as error:
+                if not isinstance(error, LogBusy):
+                    self._fail_engine(str(error))
+                raise
+            if wrote is not None:
+                self._log_free(wrote)
+            if done == len(remaining):
+                return
+            busy = remaining[done]
+            assert isinstance(busy, _LogWrite)
+            await self._log(busy.function, *busy.args)
+            remaining = remaining[done + 1:]
 
     async def _log(self, function, *args, **kwargs):
         """A log operation that must happen (a run's end, a release): a busy
@@ -1560,6 +1754,29 @@ def _set_aside(run_dir: Path) -> None:
         except OSError:
             pass  # a read-only disk: the next run sets it aside (_prepare_run_dir)
         return
+
+
+class _LogWrite(NamedTuple):
+    """A log write that must happen, as a step of ``Engine._in_order``."""
+
+    function: Callable[..., object]
+    args: tuple = ()
+
+
+def _run_until_busy(steps: list[Callable[[], object] | _LogWrite]) -> tuple[int, Callable[..., object] | None]:
+    """Run ``steps`` in order (worker thread) until a log write finds the
+    log busy: how many ran, and the last log write that did."""
+    wrote = None
+    for done, step in enumerate(steps):
+        if isinstance(step, _LogWrite):
+            try:
+                step.function(*step.args)
+            except LogBusy:
+                return done, wrote
+            wrote = step.function
+        else:
+            step()
+    return len(steps), wrote
 
 
 def _drop(pending: asyncio.Future | None) -> None:

@@ -984,6 +984,51 @@ def test_approving_over_an_overlapping_uncommitted_change_is_refused(base: Facto
     assert (base.worktrees_dir / task_id).is_dir()
 
 
+def test_work_left_in_the_worktree_at_approval_lands_with_the_branch(base: FactoryBase) -> None:
+    configure(base)
+    task_id = add(base, "Write the notes")
+    assert factory(base, "run", "--once").returncode == 0
+    branch = git(base.root, "rev-parse", f"factory/{task_id}")
+    # The operator finished the work by hand in the worktree, not committed.
+    (base.worktrees_dir / task_id / "fixed-by-hand.txt").write_text("the operator's fix\n")
+
+    outcome = apply(base, task_id, Action.APPROVE)
+
+    assert outcome.task.state is State.DONE and outcome.warning is None
+    main = git(base.root, "rev-parse", "main")
+    assert git(base.root, "rev-parse", "main^") == branch  # the fix, committed on top
+    assert outcome.merge_commit == main
+    assert (base.root / "fixed-by-hand.txt").read_text() == "the operator's fix\n"
+    assert not (base.worktrees_dir / task_id).exists()
+    assert not has_branch(base.root, f"factory/{task_id}")
+
+
+def test_work_left_in_the_worktree_that_cannot_land_stays_on_the_branch_and_the_worktree(
+    base: FactoryBase,
+) -> None:
+    configure(base)
+    task_id = add(base, "Write the notes")
+    assert factory(base, "run", "--once").returncode == 0
+    branch = git(base.root, "rev-parse", f"factory/{task_id}")
+    (base.worktrees_dir / task_id / "fix.txt").write_text("the operator's fix\n")
+    # The user's own uncommitted file of the same name in the main checkout.
+    (base.root / "fix.txt").write_text("the user's own file\n")
+
+    outcome = apply(base, task_id, Action.APPROVE)
+
+    # The branch as it was committed landed; the fix is committed on the
+    # branch, which stays with its worktree, and the warning says so.
+    assert outcome.task.state is State.DONE
+    assert git(base.root, "rev-parse", "main") == branch == outcome.merge_commit
+    assert outcome.warning is not None and "did not land on main" in outcome.warning, outcome.warning
+    assert [event.kind for event in events(base, task_id, "warning")] == ["warning"]
+    tip = git(base.root, "rev-parse", f"factory/{task_id}")
+    assert git(base.root, "rev-parse", f"{tip}^") == branch
+    assert git(base.root, "show", f"{tip}:fix.txt") == "the operator's fix"
+    assert (base.worktrees_dir / task_id / "fix.txt").read_text() == "the operator's fix\n"
+    assert (base.root / "fix.txt").read_text() == "the user's own file\n"
+
+
 # --- 10. one engine per base ------------------------------------------------------------
 
 

@@ -284,3 +284,35 @@ def test_an_empty_or_zeroed_history_left_by_a_power_loss_is_written_over(base: F
         assert outcome.warning is None
         assert f"## {task_id}: Land it" in session.document_text("history.md")
     assert f"## {task_id}: Land it" in history(base)
+
+
+def test_the_history_is_rendered_once_per_landing_however_often_it_is_shown(
+    base: FactoryBase, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from factory_tui.backends import landings
+
+    rendered: list[int] = []
+    real = landings.render_history
+
+    def counted(items, total, **kwargs):
+        rendered.append(total)
+        return real(items, total, **kwargs)
+
+    monkeypatch.setattr(landings, "render_history", counted)
+    [first] = in_review(base, "Write the notes")
+    with ExecutionLog.open(base.log_path) as log:
+        from factory_tui.backends.operator import Operator
+
+        Operator(base, log).apply(first, Action.APPROVE, actor="operator")
+        written = (base.artifacts_dir / "history.md").read_text()
+        shown = landings.history_document(log)
+        assert shown is not None and landings.history_document(log) is shown
+        assert landings.history_text(log) == written and "Write the notes" in written
+        assert rendered == [1]  # the approval's file, and every look after it: one rendering
+        # Another landing, written by another connection (as another
+        # process would): rendered anew, once.
+        with FactorySession(base) as session:
+            second = review_without_runs(session.log, "Another one")
+            session.apply(second, Action.APPROVE, actor="console:op")
+        assert rendered == [1, 2]
+        assert "Another one" in landings.history_text(log) and rendered == [1, 2]

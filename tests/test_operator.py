@@ -308,6 +308,37 @@ def test_two_approvals_at_once_both_land(base: FactoryBase, tmp_path: Path, star
 # --- §7: a branch the plan did not make is never merged -------------------------------
 
 
+def test_an_approval_the_log_cannot_record_keeps_the_branch_and_approving_again_records_it(
+    base: FactoryBase,
+) -> None:
+    import sqlite3
+
+    [task_id] = in_review(base, "Write the notes")
+    branch = git(base.root, "rev-parse", f"factory/{task_id}")
+    # The log refuses to record the landing (as a failing disk would).
+    with sqlite3.connect(base.log_path) as connection:
+        connection.execute("CREATE TRIGGER refuse BEFORE UPDATE OF state ON tasks WHEN NEW.state = 'done' "
+                           "BEGIN SELECT RAISE(ABORT, 'the disk said no'); END")
+
+    with ExecutionLog.open(base.log_path) as log, pytest.raises(FactoryError, match="again to record it"):
+        Operator(base, log).apply(task_id, Action.APPROVE, actor=ACTOR)
+
+    assert git(base.root, "rev-parse", "main") == branch  # the merge stands
+    assert has_branch(base.root, f"factory/{task_id}")  # and so does the branch, for the next try
+    assert task(base, task_id).state is State.REVIEW
+    with sqlite3.connect(base.log_path) as connection:
+        connection.execute("DROP TRIGGER refuse")
+
+    with ExecutionLog.open(base.log_path) as log:
+        outcome = Operator(base, log).apply(task_id, Action.APPROVE, actor=ACTOR)
+
+    assert outcome.task.state is State.DONE and outcome.merge_commit == branch
+    [approved] = events(base, task_id, "approved")
+    assert approved.data["merge_commit"] == branch
+    assert not has_branch(base.root, f"factory/{task_id}")
+    assert not (base.worktrees_dir / task_id).exists()
+
+
 def test_approve_refuses_a_branch_the_plan_does_not_own(base: FactoryBase) -> None:
     [task_id] = in_review(base, "Write the notes")
     main = git(base.root, "rev-parse", "main")

@@ -361,3 +361,55 @@ def test_a_diff_summary_from_a_head_read_already_is_the_same(base: FactoryBase) 
     assert (given.files, given.added, given.removed) == (1, 2, 0)
     # Not a commit id: read from git as before.
     assert branch_summary(base.root, "main", "factory/T-9", None, head="factory/T-9") == asked
+
+
+# --- the summary counted while the run's work is committed ----------------------------
+
+
+def test_the_summary_counted_while_committing_is_the_one_git_gives_for_the_commit(base: FactoryBase) -> None:
+    from factory_tui.backends.run_diff import branch_summary, summarise
+    from factory_tui.backends.worktrees import Worktrees
+
+    trees = Worktrees(base.root, base_branch="main")
+    (base.root / "gone.txt").write_text("soon deleted\n")
+    (base.root / "moved.txt").write_text("".join(f"row {n}\n" for n in range(20)))
+    git(base.root, "add", "-A")
+    git(base.root, "commit", "-q", "-m", "files to change")
+    start = git(base.root, "rev-parse", "main")
+    path = trees.create_for("T-1")
+    (path / "README.md").write_text("# changed\nand more\n")
+    (path / "gone.txt").unlink()
+    (path / "moved.txt").rename(path / "renamed.txt")
+    (path / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    (path / "new.txt").write_text("one\ntwo\nthree\n")
+
+    committed, numstat = trees.commit_all_counted("T-1", "the work", start)
+
+    assert committed and numstat is not None
+    head = git(base.root, "rev-parse", "factory/T-1")
+    counted = summarise(parse_numstat(numstat), start, head)
+    asked = branch_summary(base.root, "main", "factory/T-1", None)
+    assert asked is not None and counted == asked and counted.per_file == asked.per_file
+    assert render_stat(counted) == render_stat(asked)
+    # Nothing left to commit: the count is the branch's as it stands.
+    again, numstat = trees.commit_all_counted("T-1", "nothing new", start)
+    assert not again and numstat is not None
+    assert summarise(parse_numstat(numstat), start, head).per_file == asked.per_file
+
+
+def test_a_post_commit_hook_leaves_the_summary_to_git_after_the_commit(base: FactoryBase) -> None:
+    # A hook that amends the commit it follows: the count taken while
+    # committing would not be the branch's; the summary is git's own.
+    hook = base.root / ".git" / "hooks" / "post-commit"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\n[ -e hooked.txt ] && exit 0\necho by the hook > hooked.txt\n"
+                    "git add hooked.txt && git commit -q --amend --no-edit --no-verify\n")
+    hook.chmod(0o755)
+    task_id = add(base, "Write the notes")
+
+    assert factory(base, "run", "--once").returncode == 0
+
+    [run] = indexed(base, task_id)
+    numstat = git(base.root, "diff", "--numstat", "main", f"factory/{task_id}").splitlines()
+    assert "hooked.txt" in " ".join(numstat)
+    assert run.files_changed == len(numstat) == 2

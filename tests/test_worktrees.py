@@ -1110,8 +1110,11 @@ def test_a_look_for_uncommitted_work_started_before_the_merge_is_what_the_merge_
 
 
 def test_there_is_no_look_without_a_worktree_and_a_failed_look_is_the_merges_error(
-    root: Path, trees: Worktrees,
+    root: Path,
 ) -> None:
+    # A merge commit (merge mode) is made in the worktree, so the look's
+    # answer comes first: a failed look is the merge's error, nothing landed.
+    trees = Worktrees(root, base_branch="main", merge="merge")
     assert trees.look_for_uncommitted("T-9") is None
     path = trees.create_for("T-1")
     commit_file(path, "feature.txt", "feature\n")
@@ -1125,3 +1128,68 @@ def test_there_is_no_look_without_a_worktree_and_a_failed_look_is_the_merges_err
     with pytest.raises(FactoryError, match="cannot read the state"):
         trees.merge("T-1", "merge T-1", looked=looked)
     assert sha(root, "main") == before
+
+
+def test_a_fast_forward_made_while_the_look_failed_lands_the_branch_and_keeps_the_worktree(
+    root: Path, trees: Worktrees,
+) -> None:
+    # ff mode: the fast-forward does not wait for the look. The branch's
+    # committed work lands; the worktree that could not be looked at stays.
+    path = trees.create_for("T-1")
+    tip = commit_file(path, "feature.txt", "feature\n")
+    (path / "leftover.txt").write_text("left uncommitted\n")
+    admin = root / ".git" / "worktrees" / "T-1"
+    (admin / "index").write_bytes(b"DIRC not an index")
+    looked = trees.look_for_uncommitted("T-1")
+    assert looked is not None
+
+    landed = trees.land("T-1", "merge T-1", looked=looked)
+
+    assert landed.sha == tip == sha(root, "main")
+    assert landed.kept is not None and "cannot read the state" in landed.kept
+    assert (path / "leftover.txt").read_text() == "left uncommitted\n"
+
+
+def test_work_left_uncommitted_lands_by_a_second_fast_forward_after_the_first(
+    root: Path, trees: Worktrees,
+) -> None:
+    path = trees.create_for("T-1")
+    tip = commit_file(path, "feature.txt", "feature\n")
+    (path / "leftover.txt").write_text("left uncommitted\n")
+    (path / "feature.txt").write_text("feature, edited by hand\n")
+    looked = trees.look_for_uncommitted("T-1")
+    assert looked is not None
+
+    landed = trees.land("T-1", "merge T-1", looked=looked)
+
+    assert landed.kept is None
+    main = sha(root, "main")
+    assert landed.sha == main == sha(root, "factory/T-1")
+    # One commit of the leftovers on top of the branch's own, landed whole.
+    assert git(root, "rev-parse", f"{main}^").strip() == tip
+    assert git(root, "show", "main:leftover.txt") == "left uncommitted"
+    assert git(root, "show", "main:feature.txt") == "feature, edited by hand"
+    assert status(path) == ""
+    assert git(root, "diff", "--name-only", "HEAD") == ""  # the main checkout moved with main
+
+
+def test_leftovers_that_cannot_land_stay_committed_on_the_branch_and_the_worktree_is_kept(
+    root: Path, trees: Worktrees,
+) -> None:
+    path = trees.create_for("T-1")
+    tip = commit_file(path, "feature.txt", "feature\n")
+    (path / "notes.txt").write_text("left uncommitted in the worktree\n")
+    # The user's own uncommitted file in the main checkout is in the way of
+    # the leftovers (not of the branch's committed work).
+    (root / "notes.txt").write_text("the user's own notes\n")
+    looked = trees.look_for_uncommitted("T-1")
+    assert looked is not None
+
+    landed = trees.land("T-1", "merge T-1", looked=looked)
+
+    assert landed.sha == tip == sha(root, "main")
+    assert landed.kept is not None and "did not land on main" in landed.kept
+    branch_tip = sha(root, "factory/T-1")
+    assert branch_tip != tip and git(root, "show", f"{branch_tip}:notes.txt") == "left uncommitted in the worktree"
+    assert (root / "notes.txt").read_text() == "the user's own notes\n"
+    assert status(path) == ""

@@ -109,13 +109,16 @@ def document_paths(folder: Path) -> list[Path]:
             and not (entry.is_dir() and not entry.is_symlink())]
 
 
-def read_documents(folder: Path, *, root: Path) -> list[LivingDocument]:
+def read_documents(folder: Path, *, root: Path, skip: frozenset[str] = frozenset()) -> list[LivingDocument]:
     """Every document of ``folder``, by name; ``root``: the repository,
     which no document may lead out of (a link to ``~/.ssh`` is refused, a
-    FIFO never opened). Never raises for what a file holds."""
+    FIFO never opened). Never raises for what a file holds. ``skip``:
+    names whose documents the caller has from elsewhere (left out)."""
     found: list[LivingDocument] = []
     inside = os.path.realpath(root)
     for index, path in enumerate(document_paths(folder)):
+        if path.name in skip:
+            continue
         if index >= MAX_DOCUMENTS:
             found.append(_refused(path.name, f"not read: the folder holds more than {MAX_DOCUMENTS} documents"))
             continue

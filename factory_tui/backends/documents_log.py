@@ -163,6 +163,13 @@ class DocumentRecords:
                 return conn.execute("SELECT count(*) FROM landings").fetchone()[0]
             return conn.execute("SELECT count(*) FROM landings WHERE at > ?", (since,)).fetchone()[0]
 
+    def landing_mark(self) -> tuple[int, int]:
+        """(landings in all, the newest one's id), in one read: landings
+        are only ever added, so the two say whether any came since."""
+        with self._read() as conn:
+            count, newest = conn.execute("SELECT count(*), max(id) FROM landings").fetchone()
+        return count, newest or 0
+
     def landing_counts_since(self, times: Sequence[float]) -> list[int]:
         """For each time, the landings later than it (a document's last
         change: how many landed since), in one read."""

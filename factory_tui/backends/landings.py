@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,8 +114,30 @@ def _config(base: FactoryBase) -> FactoryConfig | None:
 
 def history_text(log: ExecutionLog, *, budget: int = HISTORY_BUDGET) -> str:
     """history.md's text, from the log: the newest landings that fit."""
-    total = log.landing_count()
-    return render_history(_newest(log, total), total, budget=budget)
+    return _history(log, budget)[1]
+
+
+def _history(log: ExecutionLog, budget: int) -> tuple[int, str]:
+    """(landings in all, history.md's text). Landings are only ever added,
+    so the text rendered for the same count and newest landing of the same
+    log is taken again: an approval writes the file, and the next prompt
+    shows the same history."""
+    total, newest = log.landing_mark()
+    key = (str(log.path), total, newest, budget)
+    with _RENDERED_LOCK:
+        if _RENDERED.get("key") == key:
+            return total, str(_RENDERED["text"])
+    text = render_history(_newest(log, total), total, budget=budget)
+    with _RENDERED_LOCK:
+        _RENDERED.update(key=key, text=text, document=None)
+    return total, text
+
+
+# The history rendered last, by (log, landings, newest landing, budget), and
+# its parsed document once asked for: one log's history is rendered once per
+# landing, however often it is shown.
+_RENDERED: dict[str, object] = {}
+_RENDERED_LOCK = threading.Lock()
 
 
 def _newest(log: ExecutionLog, total: int):
@@ -133,9 +156,18 @@ def _newest(log: ExecutionLog, total: int):
 def history_document(log: ExecutionLog) -> LivingDocument | None:
     """The session history as a living document (None before the first
     landing), rendered from the log."""
-    if log.landing_count() == 0:
+    total, text = _history(log, HISTORY_BUDGET)
+    if total == 0:
         return None
-    return parse_document(HISTORY_NAME, history_text(log).encode("utf-8"))
+    with _RENDERED_LOCK:
+        known = _RENDERED.get("document")
+        if _RENDERED.get("text") is text and isinstance(known, LivingDocument):
+            return known
+    document = parse_document(HISTORY_NAME, text.encode("utf-8"))
+    with _RENDERED_LOCK:
+        if _RENDERED.get("text") is text:
+            _RENDERED["document"] = document
+    return document
 
 
 def ours(path: Path, root: Path) -> bool:

@@ -11,6 +11,7 @@ ask for.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -32,16 +33,20 @@ def current_documents(base: FactoryBase, log: ExecutionLog) -> list[LivingDocume
     """The folder's documents, by name, with ``history.md`` as the log has
     it now (the file may lag or be missing; a ``history.md`` that is not
     the factory's is left as the operator's own document)."""
-    documents = read_documents(base.artifacts_dir, root=base.root)
     path = base.artifacts_dir / HISTORY_NAME
     if not ours(path, base.root):
-        return documents
+        return read_documents(base.artifacts_dir, root=base.root)
+    # The file is the log's rendering: its text is taken from the log (not
+    # read and parsed again), its time from the file.
+    others = read_documents(base.artifacts_dir, root=base.root, skip=frozenset({HISTORY_NAME}))
     history = history_document(log)
-    others = [document for document in documents if document.name != HISTORY_NAME]
     if history is None:
         return others
-    on_disk = next((document for document in documents if document.name == HISTORY_NAME), None)
-    history = replace(history, mtime=on_disk.mtime if on_disk else None)
+    try:
+        mtime: float | None = os.stat(path).st_mtime
+    except OSError:
+        mtime = None
+    history = replace(history, mtime=mtime)
     return sorted([*others, history], key=lambda document: document.name)
 
 

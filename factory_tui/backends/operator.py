@@ -248,11 +248,15 @@ class Operator:
         base_branch = worktrees.base_branch
         branch = worktrees.branch_for(task_id)
         check = self._qa_before_merge(task, actor=actor, note=note, force=force, checked=checked)
-        # Gathered before the merge: once it has landed, nothing may keep
-        # the approval from being recorded.
-        landing = self._landing(task, actor=actor)
+        # Gathered from the log while git merges (never raising: a log that
+        # cannot say more gives the title alone), so that once the merge
+        # has landed, nothing may keep the approval from being recorded.
+        gathering = Aside(lambda: self._landing(task, actor=actor), name="landing")
         try:
-            sha = worktrees.merge(task_id, _merge_message(task), check=check, looked=looked)
+            try:
+                landed = worktrees.land(task_id, _merge_message(task), check=check, looked=looked)
+            finally:
+                landing = gathering.result()
         except (RecheckFailed, MergeMoved):
             raise  # its report is a warning event already / checked again outside the lock
         except MergeConflict as conflict:
@@ -273,7 +277,9 @@ class Operator:
             # in the way, a rebase in progress …): the task stays in review,
             # and the log says why, not only the one who pressed the key.
             raise self._refused(task_id, actor, error) from None
-        try:
+        sha = landed.sha
+
+        def record() -> tuple[Task, AfterLanding]:
             done = self.log.apply(
                 task_id, Action.APPROVE, actor=actor,
                 note=note or f"merged {branch} into {base_branch} at {sha[:10]}",
@@ -282,6 +288,18 @@ class Operator:
                 data={"merge_commit": sha, "base_branch": base_branch},
                 landing=dataclasses.replace(landing, commit=sha),
             )
+            return done, self._after_landing(actor=actor)
+
+        # The log records the landing and the history is written from it
+        # (a thread of their own) while git removes the worktree here:
+        # neither needs the other, and git's process is started first. The
+        # branch goes once the landing is recorded: an approval the log
+        # could not record finds the branch again. A failed removal's
+        # warning is written once both are done.
+        recording = Aside(record, name="landing")
+        failed = self._try_remove(task_id, delete_branch=False) if landed.kept is None else None
+        try:
+            done, after = recording.result()
         except FactoryError as error:
             # The merge stands; approving again finds it made and records it.
             raise FactoryError(
@@ -289,15 +307,15 @@ class Operator:
                 f"record it ({error}); approve {task_id} again to record it"
             ) from None
         message = f"{task_id}: review → done, merged into {base_branch} at {sha[:10]}"
-        # The worktree and the branch go (git, in a thread of its own) while
-        # the history is written from the log: neither needs the other, and
-        # the log is used by this thread alone (a failed removal's warning
-        # is written once both are done).
-        removal = Aside(lambda: self._try_remove(task_id, delete_branch=True), name="operator-aside")
-        try:
-            after = self._after_landing(actor=actor)
-        finally:
-            failed = removal.result()
+        if landed.kept is not None:
+            # What was found in the worktree did not land with the rest:
+            # the worktree and the branch stay, and the log says why.
+            failed = FactoryError(landed.kept)
+        elif failed is None:
+            try:
+                worktrees.delete_merged_branch(task_id)
+            except FactoryError as error:
+                failed = error
         warning = self._removal_warning(task_id, failed, actor=actor) if failed is not None else None
         return self._told(Outcome(done, message + (f"; {warning}" if warning else ""), warning, merge_commit=sha),
                           after)
@@ -341,6 +359,9 @@ class Operator:
         it (RecheckFailed if one blocks); the commit checked, or None when
         nothing was (no check needed, or what refuses it is found again
         under the lock: a conflict, QA not passed, a task not in review)."""
+        scenarios = qa_checks.valid_scenarios(self.base)
+        if not scenarios:
+            return None  # no QA here: nothing to check before the lock (the usual case, a folder's look)
         try:
             task = self.log.get_task(task_id)
         except FactoryError:
@@ -348,7 +369,7 @@ class Operator:
         worktrees = self.worktrees
         if task.state is not State.REVIEW or not self._has_branch(task_id) or not self._owned(task):
             return None
-        found = self._qa_standing(task_id)
+        found = self._qa_standing(task_id, scenarios)
         if found is None:
             return None
         head, scenarios, standing = found
@@ -366,13 +387,14 @@ class Operator:
         self._recheck(task, tests, merge_commit=merge_commit, base_sha=base_sha, actor=actor)
         return merge_commit
 
-    def _qa_standing(self, task_id: str):
-        """The task's branch head, the valid scenarios, and where its QA
-        stands on that head; None when it has no branch head."""
+    def _qa_standing(self, task_id: str, scenarios: list | None = None):
+        """The task's branch head, the valid scenarios (read unless given),
+        and where its QA stands on that head; None when it has no branch head."""
         head = self.worktrees.branch_head(task_id)
         if head is None:
             return None
-        scenarios = qa_checks.valid_scenarios(self.base)
+        if scenarios is None:
+            scenarios = qa_checks.valid_scenarios(self.base)
         return head, scenarios, qa_checks.standing(self.log, self.base, task_id, head=head,
                                                    base_branch=self.worktrees.base_branch, scenarios=scenarios)
 

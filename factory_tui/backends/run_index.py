@@ -300,15 +300,18 @@ def run_record(base: FactoryBase, log, task_id: str, attempt: int) -> list[RunRe
 
 def index_ended_run(base: FactoryBase, log, *, task_id: str, run_dir: Path, end: RunEnd,
                     base_branch: str, branch: str, branch_start: str | None,
-                    head: str | None = None, since: str | None = None) -> RunRecord:
+                    head: str | None = None, since: str | None = None,
+                    diff: DiffSummary | None = None) -> RunRecord:
     """The engine's word on a run that ended: its diff summary computed
     (git) and kept as ``diff.stat``, its record written to the index.
     ``head``, ``since``: the branch's commit and its merge base with the
-    base branch, if the caller knows them (run_diff.branch_summary)."""
+    base branch, if the caller knows them (run_diff.branch_summary);
+    ``diff``: the summary itself, when the caller has it already."""
     from factory_tui.backends.run_diff import branch_summary
     from factory_tui.backends.runs import write_private
 
-    diff = branch_summary(base.root, base_branch, branch, branch_start, head=head, since=since)
+    if diff is None:
+        diff = branch_summary(base.root, base_branch, branch, branch_start, head=head, since=since)
     if diff is not None:
         write_private(run_dir / DIFF_STAT, render_stat(diff))
     run = RunFolder(task_id, run_dir.name, attempt_of(run_dir.name) or 0, str(run_dir))

@@ -38,12 +38,14 @@ def nearest_existing(path: Path) -> Path:
 
 def watch(
     path: Path | Sequence[Path], *, stop: threading.Event, step: float = 0.5,
-    wake_ms: int = WAKE_MS, debounce_ms: int = DEBOUNCE_MS,
+    wake_ms: int = WAKE_MS, debounce_ms: int = DEBOUNCE_MS, recursive: bool = True,
 ) -> Iterator[set[Path]]:
     """The paths changed under ``path`` (a file or a folder, or several),
     a set at a time, until ``stop`` is set. ``wake_ms`` and ``debounce_ms``:
     how soon a change is told (a watch that starts work at once, the
-    engine's on the log, wakes more often than one that redraws)."""
+    engine's on the log, wakes more often than one that redraws).
+    ``recursive=False``: a folder's own entries only, not what its
+    sub-folders hold."""
     paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(one) for one in path]
     wanted = [one if one.is_dir() else one.parent for one in paths]
     while not stop.is_set():
@@ -53,7 +55,7 @@ def watch(
             for changes in watchfiles.watch(
                 *folders, stop_event=stop, debounce=debounce_ms, step=wake_ms,
                 rust_timeout=int(step * 1000), yield_on_timeout=True, raise_interrupt=False,
-                watch_filter=None,
+                watch_filter=None, recursive=recursive,
             ):
                 yield {Path(changed) for _, changed in changes}
                 if any(folder.is_dir() for folder in missing):

@@ -55,6 +55,7 @@ from factory_tui.backends.aside import Aside
 from factory_tui.backends.base import BRANCH_PREFIX, task_branch
 from factory_tui.backends.git_objects import descends_through_loose_commits
 from factory_tui.backends.locks import worktree_admin
+from factory_tui.backends.loose_refs import delete_loose_branch
 from factory_tui.config import FactoryConfig
 from factory_tui.errors import (
     ConfigError,
@@ -189,6 +190,19 @@ _CONFLICT_MARKER = re.compile(rb"^(?:<{7}|>{7})(?: |$)", re.MULTILINE)
 # Files larger than this are not searched for markers (git does not merge
 # what it takes for binary anyway).
 MARKER_SCAN_BYTES = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Landed:
+    """A task branch landed on the base branch (``Worktrees.land``): the
+    base branch's new commit, and, when the task's worktree must stay
+    where it is after all, why (``kept``): the look for uncommitted work
+    in it failed, or the work found there could not land with the rest.
+    That work is never lost either way: it is in the worktree, or
+    committed to the task's branch."""
+
+    sha: str
+    kept: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,8 +561,29 @@ class Worktrees:
         path = self._existing_worktree(task_id)
         return self._commit_all(path, message)
 
+    def commit_all_counted(self, task_id: str, message: str, since: str) -> tuple[bool, bytes | None]:
+        """``commit_all``, and while the commit is made (git, in a thread of
+        its own) the ``--numstat -z --no-renames`` of what it commits against
+        ``since``: the staged work, which is the commit's tree (HEAD's, when
+        there was nothing to commit). None in its place when that diff failed.
+        (git reads the attributes that say what is binary from the task's
+        worktree here.)"""
+        path = self._existing_worktree(task_id)
+        self._check(path, "add", "-A", what=f"stage the work in {path}")
+        counting = Aside(lambda: self._run(
+            path, "diff", "--cached", "--numstat", "-z", "--no-renames", "--no-color", "--no-ext-diff", since,
+            raw=True, read_only=True), name="numstat")
+        try:
+            committed = self._commit_staged(path, message)
+        finally:
+            status, out, _ = counting.result()
+        return committed, (out if status == 0 else None)
+
     def _commit_all(self, path: Path, message: str) -> bool:
         self._check(path, "add", "-A", what=f"stage the work in {path}")
+        return self._commit_staged(path, message)
+
+    def _commit_staged(self, path: Path, message: str) -> bool:
         # `commit` itself finds out whether there is anything to commit: one
         # process instead of a status or diff check first. Hooks are skipped
         # so that a hook can never keep work uncommitted.
@@ -721,6 +756,11 @@ class Worktrees:
 
     def merge(self, task_id: str, message: str, *, check: Callable[[str, str], str | None] | None = None,
               looked: UncommittedLook | None = None) -> str:
+        """``land``, for a caller that needs only the base branch's new commit."""
+        return self.land(task_id, message, check=check, looked=looked).sha
+
+    def land(self, task_id: str, message: str, *, check: Callable[[str, str], str | None] | None = None,
+             looked: UncommittedLook | None = None) -> Landed:
         """Land the task branch on the base branch and return the base
         branch's new sha. Fast-forward when allowed and possible, else a merge
         commit made in the task's worktree; the base branch then moves by a
@@ -739,7 +779,14 @@ class Worktrees:
 
         ``looked``: the answer of ``look_for_uncommitted``, started by the
         caller under the same operator lock, taken instead of asking git
-        again (on the first try only: a later one looks afresh).
+        again (on the first try only: a later one looks afresh). In ``ff``
+        mode with the base branch checked out, the fast-forward is made
+        while git still looks (it does not touch the task's worktree), and
+        work found left uncommitted is committed then and landed by a
+        second fast-forward: the base branch ends where committing it first
+        would have put it. Should that second step fail (or the look
+        itself), the branch's committed work has landed and ``kept`` says
+        why the worktree must stay.
 
         Raises MergeConflict (branch and main checkout unchanged) or
         MergeRefused (nothing changed at all)."""
@@ -756,12 +803,15 @@ class Worktrees:
         )
 
     def _merge(self, task_id: str, message: str, check: Callable[[str, str], str | None] | None = None,
-               looked: UncommittedLook | None = None) -> str:
+               looked: UncommittedLook | None = None) -> Landed:
         path = self.path_for(task_id)
         branch = self.branch_for(task_id)
         branch_ref = f"refs/heads/{branch}"
         base_sha = self._base_sha()
         admin = self._admin_dir(path)
+        # The look for uncommitted work, when its answer can wait until
+        # after a fast-forward (see ``land``).
+        pending: UncommittedLook | None = None
         if admin is not None:
             head = _read_text(admin / "HEAD").strip()
             if head != f"ref: {branch_ref}":
@@ -772,25 +822,36 @@ class Worktrees:
             # Work the agent left uncommitted belongs in the merge. It was
             # usually committed when the agent finished, so look first: one
             # `status` costs less than an `add -A` plus an empty `commit`.
-            if looked.result() if looked is not None else self._is_dirty(path):
+            if looked is not None and self.merge_mode == "ff":
+                pending = looked
+            elif looked.result() if looked is not None else self._is_dirty(path):
                 self._commit_all(path, f"{task_id}: work left uncommitted before the merge")
         branch_sha = self._ref(branch_ref)
         if branch_sha is None:
             raise FactoryError(f"{task_id} has no branch {branch} to merge")
+        checkout = self._checked_out_at(f"refs/heads/{self.base_branch}") if self.merge_mode == "ff" else None
+        if pending is not None and (branch_sha == base_sha or checkout is None):
+            # Nothing to fast-forward while git looks: its answer first.
+            if pending.result():
+                self._commit_all(path, f"{task_id}: work left uncommitted before the merge")
+                branch_sha = self._ref(branch_ref) or branch_sha
+            pending = None
         if branch_sha == base_sha:
-            return base_sha  # nothing to land
+            return Landed(base_sha)  # nothing to land
 
         if self.merge_mode == "ff":
-            checkout = self._checked_out_at(f"refs/heads/{self.base_branch}")
             if checkout is not None:
                 # Try the fast-forward first: when it works (the usual case)
                 # no ancestry check is needed, and git refuses it without
                 # touching a file when it cannot be done.
-                status, out, err = self._run(checkout, "merge", "--ff-only", "--no-autostash", "-q", branch_sha)
+                status, out, err = self._fast_forward(checkout, branch_sha)
                 if status == 0:
                     # The base may have moved to a descendant of the branch
                     # meanwhile ("already up to date"): say where it is.
-                    return self._base_sha()
+                    landed = self._base_sha()
+                    if pending is None:
+                        return Landed(landed)
+                    return self._land_left_work(task_id, path, checkout, landed, pending)
                 self._raise_if_moved(base_sha)
                 if self._is_ancestor(base_sha, branch_sha):
                     # It was a fast-forward, so git refused for another reason:
@@ -799,9 +860,13 @@ class Worktrees:
                         f"cannot fast-forward {self.base_branch} in {checkout}; nothing changed: "
                         f"{_one_line(err or out)}"
                     )
+                if pending is not None and pending.result():
+                    # A merge commit is made in the worktree: what is left
+                    # there is committed to the branch first.
+                    self._commit_all(path, f"{task_id}: work left uncommitted before the merge")
             elif self._is_ancestor(base_sha, branch_sha):
                 self._land(base_sha, branch_sha, message)
-                return branch_sha
+                return Landed(branch_sha)
 
         # A merge commit is needed. It is made in the task's worktree on a
         # detached HEAD at the base, so its first parent is the base branch
@@ -838,7 +903,34 @@ class Worktrees:
         # without touching a file: HEAD is that commit already. This must not
         # raise: the base branch has already moved.
         self._run(path, "checkout", "-q", "-B", branch)
-        return merged_sha
+        return Landed(merged_sha)
+
+    def _fast_forward(self, checkout: Path, commit: str) -> tuple[int, str, str]:
+        return self._run(checkout, "merge", "--ff-only", "--no-autostash", "-q", commit)
+
+    def _land_left_work(self, task_id: str, path: Path, checkout: Path, landed: str,
+                        looked: UncommittedLook) -> Landed:
+        """After the fast-forward: the look's answer, and work it found left
+        uncommitted in the worktree committed and landed by a second
+        fast-forward. Whatever fails here, the branch's committed work has
+        landed (``landed``), and the worktree stays (``kept`` says why)."""
+        branch = self.branch_for(task_id)
+        try:
+            if not looked.result():
+                return Landed(landed)
+            self._commit_all(path, f"{task_id}: work left uncommitted before the merge")
+        except FactoryError as error:
+            return Landed(landed, kept=f"its worktree could not be looked at or committed ({error})")
+        tip = self._ref(f"refs/heads/{branch}")
+        if tip is None or tip == landed:
+            return Landed(landed)
+        status, out, err = self._fast_forward(checkout, tip)
+        if status != 0:
+            return Landed(landed, kept=(
+                f"the work left uncommitted in its worktree is committed to {branch} ({tip[:10]}) but "
+                f"did not land on {self.base_branch}: {_one_line(err or out)}"
+            ))
+        return Landed(self._base_sha())
 
     def _raise_if_moved(self, base_sha: str) -> None:
         """_BaseMoved if the base branch is no longer at ``base_sha``: a
@@ -1125,12 +1217,19 @@ class Worktrees:
                 f"push {'it' if unique == 1 else 'them'} first; {kept}"
             )
 
+    def delete_merged_branch(self, task_id: str) -> None:
+        """Delete the task's branch if the base branch holds all of it
+        (``remove``'s ``delete_branch``, for a worktree removed already)."""
+        self._delete_branch_if_merged(self.branch_for(task_id))
+
     def _delete_branch_if_merged(self, branch: str) -> None:
         sha = self._ref(f"refs/heads/{branch}")
         if sha is None:
             return
         base_ref = f"refs/heads/{self.base_branch}"
         if _read_text(self._git_dir / "HEAD").strip() == f"ref: {base_ref}":
+            if self._delete_merged_loose_ref(branch, sha):
+                return
             # `git branch -d` judges "merged" against the main checkout's HEAD,
             # which is the base here (task branches have no upstream): git's
             # own check, in one process.
@@ -1144,6 +1243,24 @@ class Worktrees:
         if base_sha is None or not self._is_ancestor(sha, base_sha):
             return
         self._check(None, "branch", "-D", branch, what=f"delete {branch}")
+
+    def _delete_merged_loose_ref(self, branch: str, sha: str) -> bool:
+        """Delete the branch without a git process when it is known merged
+        without one (at the base branch's commit, or below it through loose
+        commits) and its ref is a plain loose file (backends/loose_refs.py
+        says when); False: ask git."""
+        base_sha = self._ref(f"refs/heads/{self.base_branch}")
+        if base_sha is None or not _FULL_SHA.fullmatch(sha):
+            return False
+        if sha != base_sha and not self.descends_without_git(sha, base_sha):
+            return False
+        # Every checkout's folder, those being made or removed too.
+        registry = self._common_dir / "worktrees"
+        try:
+            admins = [self._common_dir, *(folder for folder in registry.iterdir() if folder.is_dir())]
+        except OSError:
+            admins = [self._common_dir]
+        return delete_loose_branch(self._common_dir, branch, sha, admins)
 
     # --- list --------------------------------------------------------------
 
