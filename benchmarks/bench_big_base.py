@@ -63,10 +63,11 @@ TARGET_SECONDS = 0.3
 
 # Runs the CLI as ``python -m factory_tui`` would, and says on stderr how
 # long the command itself took: from after the imports that every command
-# pays (the interpreter, click, the log's modules) to the process's exit.
+# pays (the interpreter, click, the CLI's own modules) to the process's
+# exit. What a command imports beyond them (the log, the operator, git) is
+# its own cost.
 RUNNER = r"""
 import atexit, os, sys, time
-import factory_tui.backends.log, factory_tui.backends.session, factory_tui.backends.operator
 from factory_tui.cli import main
 start = time.perf_counter()
 atexit.register(lambda: os.write(2, f"\nbench-seconds {time.perf_counter() - start:.6f}\n".encode()))
