@@ -594,17 +594,27 @@ def listing_lines(rows: Sequence[ListedTask], line: str, cells: dict[str, str]) 
     blocked by, title), ``cells`` each state's cell."""
     titles = [row[5] for row in rows]
     # Most pages hold no title that needs making literal or cutting: one
-    # look at the page's titles together instead of one per title.
+    # look at the page's titles together instead of one per title. The
+    # blockers are task ids the log made ("T-3,T-14"): only ever cut.
     if not needs_literal(" ".join(titles)) and max(map(len, titles), default=0) <= LISTED_TITLE:
         return [
-            line % (seq, cells[state], priority, attempts, one_line(blocked, 14) if blocked else "", title)
+            line % (seq, cells[state], priority, attempts, _cut(blocked, BLOCKERS_CELL), title)
             for seq, state, priority, attempts, blocked, title in rows
         ]
     return [
-        line % (seq, cells[state], priority, attempts, one_line(blocked, 14) if blocked else "",
-                one_line(title, LISTED_TITLE))
+        line % (seq, cells[state], priority, attempts, _cut(blocked, BLOCKERS_CELL), one_line(title, LISTED_TITLE))
         for seq, state, priority, attempts, blocked, title in rows
     ]
+
+
+# The width of `plan list`'s BLOCKED BY column.
+BLOCKERS_CELL = 14
+
+
+def _cut(text: str | None, width: int) -> str:
+    if not text:
+        return ""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _stream_json_array(items: Iterable[Any], chunk: int = 500) -> None:

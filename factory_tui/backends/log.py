@@ -1584,9 +1584,16 @@ class ExecutionLog(QaRecords, MailRecords, PlanRecords, RunRecords, SourceRecord
         dependency can hold back (queued, held, proposed), from the
         blocker count the schema keeps, so that a task without blockers
         costs no look at its dependencies."""
+        # The count is of the dependencies not done: with one, it is the
+        # one found (no order to keep, no sorter); with more, in the order
+        # they were declared.
         sql = (
             "SELECT t.seq, t.state, t.priority, t.attempts, "
-            "CASE WHEN t.blockers > 0 AND t.state IN ('queued', 'held', 'proposed') THEN ("
+            "CASE WHEN t.blockers = 0 OR t.state NOT IN ('queued', 'held', 'proposed') THEN NULL "
+            "WHEN t.blockers = 1 THEN ("
+            "  SELECT 'T-' || d.depends_on FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on "
+            "  WHERE d.task = t.seq AND u.state <> 'done' LIMIT 1"
+            ") ELSE ("
             "  SELECT group_concat(id, ',') FROM ("
             "    SELECT 'T-' || d.depends_on AS id FROM deps AS d JOIN tasks AS u ON u.seq = d.depends_on "
             "    WHERE d.task = t.seq AND u.state <> 'done' ORDER BY d.rowid)"
