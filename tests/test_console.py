@@ -404,11 +404,15 @@ async def test_moving_the_focus_keeps_no_footer_keys_behind(demo_base):
     app = FactoryApp(demo_base)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        panes = [app.plan, app.event_log, app.worktree_table]
+        assert app.focused is app.plan
+        panes = [app.event_log, app.worktree_table, app.plan]
         for n in range(30):
+            shown = {id(key) for key in app.query(FooterKey)}
             panes[n % 3].focus()
-            await wait_until(pilot, lambda n=n: app.focused is panes[n % 3], "the focus to move")
-            await pilot.pause()
+            # Each move's keys made anew (a set of old ones left behind each time).
+            await wait_until(pilot, lambda n=n, shown=shown: app.focused is panes[n % 3]
+                             and bool(app.query(FooterKey)) and not shown & {id(key) for key in app.query(FooterKey)},
+                             "the footer's keys for the focused pane")
 
         def none_kept() -> bool:
             gc.collect()

@@ -245,12 +245,15 @@ def test_the_engine_renews_its_leases_while_agents_run(base: FactoryBase, agent:
         # Whoever reaps meanwhile (another engine starting) finds nothing
         # expired: the engine keeps renewing the lease, past its first term.
         renewals = set()
-        while len(renewals) < 4:
+
+        def renewed_again() -> bool:
             assert log.reap_expired(actor="test:reaper") == []
             [(_, _, _, expiry)] = log.live_leases()
             if expiry > first_expiry:
                 renewals.add(expiry)
-            time.sleep(0.05)
+            return len(renewals) >= 4
+
+        wait_for(renewed_again, "four renewals of the lease")
         assert log.reap_expired(actor="test:reaper") == []
     gate.touch()
     wait_for(lambda: task(base, task_id).state is State.REVIEW, "the task to reach review")

@@ -70,7 +70,8 @@ async def test_events_streamed_while_reading_old_ones_leave_the_layout_and_the_p
     app = FactoryApp(base, engine=False)
     async with app.run_test(size=SIZE) as pilot:
         events = await log_at_oldest(pilot, "pagedown")
-        await pilot.pause()
+        # The page drawn where the key left it: no frame still owed.
+        await wait_until(pilot, lambda: events.scroll_offset.y > 0 and not app.screen._dirty_widgets, "the page drawn")
         shown = [events._ids[i] for i in events.visible_rows()]
         layouts: list[bool] = []
         screen = app.screen
@@ -115,7 +116,9 @@ async def test_what_the_log_holds_stays_bounded_whatever_streams_in(base, log):
             for start in range(0, streamed, 250):
                 for n in range(start, start + 250):
                     writer.add_note(f"T-{n % 20 + 1}", f"progress {n}", actor="agent:test")
-                await pilot.pause(0.05)
+                # Each burst taken in before the next: the stream comes in
+                # many polls, not one.
+                await wait_until(pilot, lambda start=start: events.event_count >= count + start + 250, "the burst")
         await wait_until(pilot, lambda: events.event_count == count + streamed, "the streamed events", limit=30)
         held = events.held()
         assert held["recent"] <= RECENT
