@@ -344,9 +344,11 @@ def payload(i: int) -> str:
     return f"task {i}"
 
 
-def open_ours(tmp: Path, sync: str) -> Opened:
+def open_ours(tmp: Path, sync: str, *, loop: bool = False) -> Opened:
     # Ours takes its durability from [log] synchronous; the others are set
     # by PRAGMA on their connections below (and every one is checked).
+    # ``loop``: what our worker does with a backlog, the finish of its task
+    # and the claim of the next in one transaction (finish_and_claim_next).
     log = ExecutionLog.open(tmp / "log.db", create=True, synchronous=sync.lower())
     return Opened(
         enqueue=lambda i: log.add_task(NewTask(title=payload(i)), actor=WORKER),
@@ -354,21 +356,12 @@ def open_ours(tmp: Path, sync: str) -> Opened:
         ack=lambda claim: log.finish(claim.token, State.REVIEW),
         close=log.close,
         conns=[log._conn],  # only to check its settings
+        ack_and_take=(lambda claim: log.finish_and_claim_next(claim.token, State.REVIEW, WORKER)[1]) if loop else None,
     )
 
 
 def open_ours_loop(tmp: Path, sync: str) -> Opened:
-    # What our worker does with a backlog: the finish of its task and the
-    # claim of the next in one transaction (finish_and_claim_next).
-    log = ExecutionLog.open(tmp / "log.db", create=True, synchronous=sync.lower())
-    return Opened(
-        enqueue=lambda i: log.add_task(NewTask(title=payload(i)), actor=WORKER),
-        take=lambda: log.claim_next(WORKER),
-        ack=lambda claim: log.finish(claim.token, State.REVIEW),
-        close=log.close,
-        conns=[log._conn],  # only to check its settings
-        ack_and_take=lambda claim: log.finish_and_claim_next(claim.token, State.REVIEW, WORKER)[1],
-    )
+    return open_ours(tmp, sync, loop=True)
 
 
 def open_litequeue(tmp: Path, sync: str) -> Opened:

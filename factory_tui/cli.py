@@ -34,7 +34,7 @@ from factory_tui.model import (
     check_labels,
     normalize_task_id,
 )
-from factory_tui.text import dumps_json, literal, needs_literal, one_line
+from factory_tui.text import cut, dumps_json, literal, needs_literal, one_line
 
 if TYPE_CHECKING:
     # Imported when used: a command that needs no base loads none of them.
@@ -598,11 +598,11 @@ def listing_lines(rows: Sequence[ListedTask], line: str, cells: dict[str, str]) 
     # blockers are task ids the log made ("T-3,T-14"): only ever cut.
     if not needs_literal(" ".join(titles)) and max(map(len, titles), default=0) <= LISTED_TITLE:
         return [
-            line % (seq, cells[state], priority, attempts, _cut(blocked, BLOCKERS_CELL), title)
+            line % (seq, cells[state], priority, attempts, cut(blocked or "", BLOCKERS_CELL), title)
             for seq, state, priority, attempts, blocked, title in rows
         ]
     return [
-        line % (seq, cells[state], priority, attempts, _cut(blocked, BLOCKERS_CELL), one_line(title, LISTED_TITLE))
+        line % (seq, cells[state], priority, attempts, cut(blocked or "", BLOCKERS_CELL), one_line(title, LISTED_TITLE))
         for seq, state, priority, attempts, blocked, title in rows
     ]
 
@@ -610,11 +610,6 @@ def listing_lines(rows: Sequence[ListedTask], line: str, cells: dict[str, str]) 
 # The width of `plan list`'s BLOCKED BY column.
 BLOCKERS_CELL = 14
 
-
-def _cut(text: str | None, width: int) -> str:
-    if not text:
-        return ""
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _stream_json_array(items: Iterable[Any], chunk: int = 500) -> None:

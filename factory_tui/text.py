@@ -66,7 +66,12 @@ def literal(text: str, *, multiline: bool = False, tab: int = 4) -> str:
 
 def one_line(text: str, width: int) -> str:
     """``literal`` text cut to ``width`` characters with an ellipsis."""
-    text = literal(text)
+    return cut(literal(text), width)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` (already fit to show) cut to ``width`` characters with an
+    ellipsis."""
     if len(text) <= width:
         return text
     if width <= 0:
