@@ -241,8 +241,9 @@ def test_an_engine_killed_during_qa_leaves_the_check_to_the_next_engine_counted_
 
     first = start_factory(base, "run", output=tmp_path / "first.out", env=env)
     tidy.append(first)
-    wait_for(mark.exists, "the slow QA command to start")
-    tidy.append(int(mark.read_text()))
+    # The file is made, then its pid written: wait for the pid, not the file.
+    pid = wait_for(lambda: mark.exists() and mark.read_text().strip(), "the slow QA command to start")
+    tidy.append(int(pid))
     assert task(base, task_id).state is State.CHECKING
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
